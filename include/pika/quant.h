@@ -1,0 +1,57 @@
+/* quant.h — ggml tensor types: sizes, dequantization and dot-product kernels.
+ *
+ * Block layouts are those of ggml (llama.cpp); see src/quant.c for each struct.
+ * Every row length n passed here must be a multiple of the type's block size.
+ * Kernels have an AVX2/AVX-512 path chosen at run time and a portable path; the
+ * *_ref functions are plain scalar code written independently, used by tests.
+ */
+#ifndef PIKA_QUANT_H
+#define PIKA_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum pika_type {
+    PIKA_TYPE_F32 = 0, PIKA_TYPE_F16 = 1, PIKA_TYPE_Q4_0 = 2, PIKA_TYPE_Q4_1 = 3,
+    PIKA_TYPE_Q5_0 = 6, PIKA_TYPE_Q5_1 = 7, PIKA_TYPE_Q8_0 = 8, PIKA_TYPE_Q8_1 = 9,
+    PIKA_TYPE_Q2_K = 10, PIKA_TYPE_Q3_K = 11, PIKA_TYPE_Q4_K = 12, PIKA_TYPE_Q5_K = 13,
+    PIKA_TYPE_Q6_K = 14, PIKA_TYPE_Q8_K = 15, PIKA_TYPE_BF16 = 30,
+    PIKA_TYPE_COUNT = 40
+};
+
+/* "F32", "Q4_K", ... or "type<N>" for unknown ids (static buffer for unknown ones is not used:
+ * unknown ids return "unknown"). */
+const char *pika_type_name(uint32_t type);
+/* Elements per block (1 for F32/F16/BF16); 0 for unknown types. */
+int pika_type_block_elems(uint32_t type);
+/* Bytes per block; 0 for unknown types. */
+size_t pika_type_block_bytes(uint32_t type);
+/* 1 when pika can dequantize and multiply this type. */
+int pika_type_supported(uint32_t type);
+/* Bytes taken by a row of n elements (n multiple of the block size). */
+size_t pika_row_bytes(uint32_t type, int64_t n);
+
+/* dst[0..n) = dequantized src row. Fast path (SIMD when available). */
+void pika_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+/* Same, scalar reference code written independently of the fast kernels (tests only). */
+void pika_dequantize_row_ref(uint32_t type, const void *src, float *dst, int64_t n);
+
+/* Dot product of one weight row (type) with an F32 vector x, n elements, computed in F32 as
+ * if the row had been dequantized first (exact-F32 semantics, up to summation order). */
+float pika_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n);
+
+/* y[r] = dot(row r of W, x) for r in [r0, r1): W has rows of n elements of the given type,
+ * row stride pika_row_bytes(type, n). The matvec used by decode. */
+void pika_matvec(uint32_t type, const void *W, const float *x, float *y, int64_t n, int64_t r0, int64_t r1);
+
+/* Quantize a float row into the given type (round-to-nearest like ggml's reference quantizers).
+ * Supported targets: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Returns 0, or -1
+ * + error for an unsupported type. Used by the GGUF writer (tests, benchmarks, trainer). */
+int pika_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+
+/* Name of the SIMD path selected at run time: "avx512", "avx2" or "scalar". */
+const char *pika_simd_path(void);
+/* Force the portable path (tests compare paths). 0 = auto. */
+void pika_simd_force_scalar(int on);
+
+#endif

@@ -1,0 +1,79 @@
+/* util.h — errors, memory, files, timing and progress shared by every pika module.
+ *
+ * Error convention: library functions return 0 (or a valid pointer) on success and
+ * -1 (or NULL) on failure after recording a one-line message with pika_set_error().
+ * The CLI prints pika_last_error() and exits with status 2.
+ */
+#ifndef PIKA_UTIL_H
+#define PIKA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define PIKA_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PIKA_PRINTF(a, b)
+#endif
+
+/* Record the current error (thread-local, overwrites the previous one). Always returns -1. */
+int pika_set_error(const char *fmt, ...) PIKA_PRINTF(1, 2);
+/* The last recorded error message of this thread ("" when none). */
+const char *pika_last_error(void);
+/* Print "pika: <msg>" to stderr and exit(2). For the CLI only. */
+void pika_die(const char *fmt, ...) PIKA_PRINTF(1, 2) __attribute__((noreturn));
+
+/* malloc/calloc/realloc that abort with a message on out-of-memory. */
+void *pika_malloc(size_t n);
+void *pika_calloc(size_t count, size_t size);
+void *pika_realloc(void *p, size_t n);
+char *pika_strdup(const char *s);
+char *pika_strndup(const char *s, size_t n);
+
+/* Read a whole file into a NUL-terminated buffer. Returns NULL + error on failure. */
+char *pika_read_file(const char *path, size_t *len_out);
+/* Write buf to path atomically (write to path.tmp, fsync, rename). */
+int pika_write_file_atomic(const char *path, const void *buf, size_t len);
+/* mkdir -p. */
+int pika_mkdir_p(const char *path);
+
+/* Read-only memory map of a whole file. */
+typedef struct {
+    void *data;   /* NULL for an empty file */
+    size_t size;  /* bytes */
+} pika_mmap;
+int pika_mmap_open(pika_mmap *m, const char *path);
+void pika_mmap_close(pika_mmap *m);
+
+/* Monotonic time in seconds. */
+double pika_now(void);
+
+/* Number of online CPU cores (>= 1). */
+int pika_n_cores(void);
+
+/* Progress line for long jobs: "label  done/total  rate/s  ETA". Printed (with \r) only when
+ * stderr is a TTY; silent otherwise. Call pika_progress_update as often as you like. */
+typedef struct {
+    const char *label;
+    int64_t total;
+    int64_t start_done; /* items already done at start (resume) */
+    double t_start;
+    double t_last;
+    int tty;
+} pika_progress;
+void pika_progress_begin(pika_progress *p, const char *label, int64_t total, int64_t already_done);
+void pika_progress_update(pika_progress *p, int64_t done);
+void pika_progress_end(pika_progress *p, int64_t done);
+
+/* Parse a whitespace/comma separated list of integers ("1 2 3"). Returns count, -1 on error.
+ * *out is malloc'ed. */
+int pika_parse_int_list(const char *s, int32_t **out);
+
+/* Half-precision and bfloat16 conversions (exact, round-to-nearest-even for the narrowing ones). */
+float pika_fp16_to_fp32(uint16_t h);
+uint16_t pika_fp32_to_fp16(float f);
+float pika_bf16_to_fp32(uint16_t h);
+uint16_t pika_fp32_to_bf16(float f);
+
+#endif

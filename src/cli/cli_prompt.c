@@ -1,0 +1,10 @@
+/* cli_prompt.c — placeholder: the subcommands below are not implemented yet. */
+#include <stdio.h>
+
+#include "cli/commands.h"
+
+int cmd_prompt(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
+    return 2;
+}

@@ -1,0 +1,16 @@
+/* cli_tokenize.c — placeholder: the subcommands below are not implemented yet. */
+#include <stdio.h>
+
+#include "cli/commands.h"
+
+int cmd_tokenize(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
+    return 2;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
+    return 2;
+}

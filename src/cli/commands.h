@@ -1,0 +1,25 @@
+/* commands.h — one entry point per `pika` subcommand. Each takes the arguments after the
+ * subcommand name (argv[0] = subcommand) and returns the process exit status:
+ * 0 success, 1 a negative result where the command defines one, 2 usage or input error. */
+#ifndef PIKA_CLI_COMMANDS_H
+#define PIKA_CLI_COMMANDS_H
+
+/* engine (cli_engine.c) */
+int cmd_info(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+/* tokenizer and chat templates (cli_tokenize.c, cli_prompt.c) */
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_prompt(int argc, char **argv);
+/* probes, baselines, metrics (cli_probe.c) */
+int cmd_probe(int argc, char **argv);
+int cmd_baseline(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_difficulty(int argc, char **argv);
+/* datasets, grading and labels (cli_grade.c) */
+int cmd_data(int argc, char **argv);
+int cmd_grade(int argc, char **argv);
+int cmd_labels(int argc, char **argv);
+
+#endif

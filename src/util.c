@@ -1,0 +1,278 @@
+/* util.c — errors, checked allocation, file I/O, mmap, timing, progress and
+ * fp16/bf16 conversion helpers used by every other module. */
+#include "pika/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local char g_err[1024];
+
+int pika_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *pika_last_error(void) { return g_err; }
+
+void pika_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("pika: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static void oom(size_t n) {
+    fprintf(stderr, "pika: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *pika_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *pika_calloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) oom(count * size);
+    return p;
+}
+
+void *pika_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *pika_strdup(const char *s) { return pika_strndup(s, strlen(s)); }
+
+char *pika_strndup(const char *s, size_t n) {
+    char *d = pika_malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+char *pika_read_file(const char *path, size_t *len_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { pika_set_error("cannot open %s: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = pika_malloc(cap);
+    for (;;) {
+        if (len + 1 >= cap) { cap *= 2; buf = pika_realloc(buf, cap); }
+        size_t r = fread(buf + len, 1, cap - len - 1, f);
+        len += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) { free(buf); pika_set_error("error reading %s", path); return NULL; }
+    buf[len] = 0;
+    if (len_out) *len_out = len;
+    return buf;
+}
+
+int pika_write_file_atomic(const char *path, const void *buf, size_t len) {
+    size_t n = strlen(path) + 8;
+    char *tmp = pika_malloc(n);
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { pika_set_error("cannot write %s: %s", tmp, strerror(errno)); free(tmp); return -1; }
+    int ok = fwrite(buf, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+    if (ok) fsync(fileno(f));
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        pika_set_error("cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+int pika_mkdir_p(const char *path) {
+    char *p = pika_strdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
+            *s = '/';
+        }
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) goto fail;
+    free(p);
+    return 0;
+fail:
+    pika_set_error("cannot create directory %s: %s", p, strerror(errno));
+    free(p);
+    return -1;
+}
+
+int pika_mmap_open(pika_mmap *m, const char *path) {
+    m->data = NULL;
+    m->size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return pika_set_error("cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return pika_set_error("cannot stat %s: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) { close(fd); return pika_set_error("%s is not a regular file", path); }
+    m->size = (size_t)st.st_size;
+    if (m->size > 0) {
+        void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return pika_set_error("cannot mmap %s: %s", path, strerror(errno));
+        }
+        m->data = p;
+    }
+    close(fd);
+    return 0;
+}
+
+void pika_mmap_close(pika_mmap *m) {
+    if (m->data) munmap(m->data, m->size);
+    m->data = NULL;
+    m->size = 0;
+}
+
+double pika_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int pika_n_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void pika_progress_begin(pika_progress *p, const char *label, int64_t total, int64_t already_done) {
+    p->label = label;
+    p->total = total;
+    p->start_done = already_done;
+    p->t_start = pika_now();
+    p->t_last = 0;
+    p->tty = isatty(STDERR_FILENO);
+}
+
+static void progress_print(pika_progress *p, int64_t done, int final) {
+    double t = pika_now(), el = t - p->t_start;
+    double rate = el > 0 ? (double)(done - p->start_done) / el : 0;
+    char eta[32] = "?";
+    if (rate > 0 && p->total > 0) {
+        double s = (double)(p->total - done) / rate;
+        snprintf(eta, sizeof eta, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    }
+    fprintf(stderr, "\r%s %lld/%lld  %.1f/s  ETA %s   %s", p->label, (long long)done, (long long)p->total,
+            rate, final ? "0m00s" : eta, final ? "\n" : "");
+    fflush(stderr);
+}
+
+void pika_progress_update(pika_progress *p, int64_t done) {
+    if (!p->tty) return;
+    double t = pika_now();
+    if (t - p->t_last < 0.2) return;
+    p->t_last = t;
+    progress_print(p, done, 0);
+}
+
+void pika_progress_end(pika_progress *p, int64_t done) {
+    if (p->tty) progress_print(p, done, 1);
+}
+
+int pika_parse_int_list(const char *s, int32_t **out) {
+    int cap = 16, n = 0;
+    int32_t *v = pika_malloc(sizeof(int32_t) * (size_t)cap);
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || errno || x < INT32_MIN || x > INT32_MAX) {
+            free(v);
+            return pika_set_error("not an integer list: '%s'", s);
+        }
+        if (n == cap) { cap *= 2; v = pika_realloc(v, sizeof(int32_t) * (size_t)cap); }
+        v[n++] = (int32_t)x;
+        p = end;
+    }
+    *out = v;
+    return n;
+}
+
+float pika_fp16_to_fp32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do { e++; mant <<= 1; } while (!(mant & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t pika_fp32_to_fp16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t exp = (x >> 23) & 0xff, mant = x & 0x7fffff;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00);
+    if (e <= 0) {
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        int shift = 14 - e;
+        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into exponent: correct */
+    return (uint16_t)(sign | h);
+}
+
+float pika_bf16_to_fp32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t pika_fp32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 64); /* quiet NaN */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
