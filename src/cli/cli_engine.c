@@ -1,22 +1,196 @@
-/* cli_engine.c — placeholder: the subcommands below are not implemented yet. */
+/* cli_engine.c — `pika info`, `pika forward`, `pika generate`: thin wrappers over model.h. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
+#include "pika/gguf.h"
+#include "pika/model.h"
+#include "pika/npy.h"
+#include "pika/quant.h"
+#include "pika/util.h"
+
+/* Value of option argv[*i] ("--name VALUE"); dies when the value is missing. */
+static const char *opt_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) pika_die("%s: option %s needs a value", argv[0], argv[*i]);
+    return argv[++*i];
+}
+
+static long opt_long(const char *cmd, const char *name, const char *v, long lo, long hi) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) pika_die("%s: %s must be an integer in [%ld, %ld], got '%s'", cmd, name, lo, hi, v);
+    return x;
+}
+
+static double opt_double(const char *cmd, const char *name, const char *v) {
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end) pika_die("%s: %s must be a number, got '%s'", cmd, name, v);
+    return x;
+}
+
+/* ------------------------------------------------------------------ info */
 
 int cmd_info(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            printf("usage: pika info MODEL.gguf\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--model")) path = opt_value(argc, argv, &i);
+        else if (argv[i][0] == '-') pika_die("info: unknown option %s", argv[i]);
+        else path = argv[i];
+    }
+    if (!path) pika_die("info: usage: pika info MODEL.gguf");
+    pika_gguf *g = pika_gguf_open(path);
+    if (!g) pika_die("%s", pika_last_error());
+    char *arch = pika_gguf_get_string(g, "general.architecture");
+    char *name = pika_gguf_get_string(g, "general.name");
+    printf("file:          %s\n", path);
+    printf("size:          %.2f MiB (GGUF v%u, %llu metadata keys, %llu tensors)\n", g->map.size / 1048576.0, g->version,
+           (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors);
+    printf("name:          %s\n", name ? name : "-");
+    printf("architecture:  %s\n", arch ? arch : "-");
+    /* tensor types histogram + parameter count */
+    long long count[PIKA_TYPE_COUNT] = {0}, bytes[PIKA_TYPE_COUNT] = {0}, params = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        uint32_t t = g->tensors[i].type;
+        if (t < PIKA_TYPE_COUNT) { count[t]++; bytes[t] += (long long)g->tensors[i].nbytes; }
+        params += g->tensors[i].n_elements;
+    }
+    printf("parameters:    %lld (%.2f M)\n", params, params / 1e6);
+    printf("tensor types: ");
+    for (int t = 0; t < PIKA_TYPE_COUNT; t++)
+        if (count[t]) printf(" %s×%lld (%.1f MiB)", pika_type_name((uint32_t)t), count[t], bytes[t] / 1048576.0);
+    printf("\n");
+    pika_model *m = arch ? pika_model_load(path) : NULL;
+    if (m) {
+        const pika_hparams *hp = pika_model_hparams(m);
+        printf("layers:        %d\n", hp->n_layer);
+        printf("n_embd:        %d\n", hp->n_embd);
+        printf("heads:         %d (kv %d, head_dim %d)\n", hp->n_head, hp->n_head_kv, hp->head_dim);
+        printf("n_ff:          %d\n", hp->n_ff);
+        printf("n_vocab:       %d\n", hp->n_vocab);
+        printf("context:       %d (trained)\n", hp->n_ctx_train);
+        printf("rope:          %s, base %g%s\n", hp->rope_neox ? "neox" : "normal", hp->rope_base,
+               hp->rope_freq_scale != 1.0f ? ", linear scaling" : "");
+        printf("rms eps:       %g\n", hp->rms_eps);
+        printf("output:        %s\n", hp->tied_output ? "tied to token_embd" : "output.weight");
+        printf("fingerprint:   %s\n", pika_model_fingerprint(m));
+        pika_model_free(m);
+    } else if (arch) {
+        printf("runnable:      no (%s)\n", pika_last_error());
+    }
+    char *tm = pika_gguf_get_string(g, "tokenizer.ggml.model");
+    char *pre = pika_gguf_get_string(g, "tokenizer.ggml.pre");
+    const pika_gguf_value *toks = pika_gguf_get_array(g, "tokenizer.ggml.tokens");
+    printf("tokenizer:     %s%s%s, %llu tokens\n", tm ? tm : "none", pre ? " / pre " : "", pre ? pre : "",
+           toks ? (unsigned long long)toks->v.arr.n : 0ull);
+    printf("chat template: %s\n", pika_gguf_get(g, "tokenizer.chat_template") ? "present" : "absent");
+    free(tm); free(pre); free(arch); free(name);
+    pika_gguf_close(g);
+    return 0;
 }
+
+/* --------------------------------------------------------------- forward */
 
 int cmd_forward(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    const char *model = NULL, *ids_s = NULL, *out = NULL;
+    int threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            printf("usage: pika forward --model M.gguf --ids \"ID ID ...\" --out DIR [--threads N]\n"
+                   "writes DIR/hidden.npy float32 [n_layer+1, n_tokens, n_embd] and DIR/logits.npy float32 [n_vocab]\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--model")) model = opt_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--ids")) ids_s = opt_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--out")) out = opt_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--threads")) threads = (int)opt_long("forward", "--threads", opt_value(argc, argv, &i), 1, 1024);
+        else pika_die("forward: unknown option %s", argv[i]);
+    }
+    if (!model || !ids_s || !out) pika_die("forward: usage: pika forward --model M.gguf --ids \"ID ...\" --out DIR");
+    int32_t *ids;
+    int n = pika_parse_int_list(ids_s, &ids);
+    if (n < 0) pika_die("forward: --ids: %s", pika_last_error());
+    if (n == 0) pika_die("forward: --ids is empty");
+    pika_model *m = pika_model_load(model);
+    if (!m) pika_die("%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    pika_ctx *c = pika_ctx_new(m, threads);
+    float *hidden = pika_malloc(sizeof(float) * (size_t)(hp->n_layer + 1) * (size_t)n * (size_t)hp->n_embd);
+    float *logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
+    pika_forward_req req = {-1, NULL, -1, NULL, hidden, logits};
+    if (pika_forward(c, ids, n, &req)) pika_die("forward: %s", pika_last_error());
+    if (pika_mkdir_p(out)) pika_die("%s", pika_last_error());
+    char path[4096];
+    int64_t hshape[3] = {hp->n_layer + 1, n, hp->n_embd}, lshape[1] = {hp->n_vocab};
+    snprintf(path, sizeof path, "%s/hidden.npy", out);
+    if (pika_npy_write_f32(path, hidden, 3, hshape)) pika_die("%s", pika_last_error());
+    snprintf(path, sizeof path, "%s/logits.npy", out);
+    if (pika_npy_write_f32(path, logits, 1, lshape)) pika_die("%s", pika_last_error());
+    free(hidden); free(logits); free(ids);
+    pika_ctx_free(c);
+    pika_model_free(m);
+    return 0;
 }
 
+/* -------------------------------------------------------------- generate */
+
 int cmd_generate(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    const char *model = NULL, *ids_s = NULL;
+    int n_gen = 32, threads = 0, print_ids = 0, ignore_eos = 0;
+    pika_sampling sp;
+    pika_sampling_default(&sp);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: pika generate --model M.gguf --ids \"ID ...\" [-n N] [--temperature T] [--top-k K]\n"
+                   "       [--top-p P] [--min-p P] [--seed S] [--threads N] [--print-ids] [--ignore-eos]\n");
+            return 0;
+        }
+        if (!strcmp(a, "--model")) model = opt_value(argc, argv, &i);
+        else if (!strcmp(a, "--ids")) ids_s = opt_value(argc, argv, &i);
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) n_gen = (int)opt_long("generate", a, opt_value(argc, argv, &i), 0, 1 << 20);
+        else if (!strcmp(a, "--temperature") || !strcmp(a, "--temp")) sp.temperature = (float)opt_double("generate", a, opt_value(argc, argv, &i));
+        else if (!strcmp(a, "--top-k")) sp.top_k = (int)opt_long("generate", a, opt_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--top-p")) sp.top_p = (float)opt_double("generate", a, opt_value(argc, argv, &i));
+        else if (!strcmp(a, "--min-p")) sp.min_p = (float)opt_double("generate", a, opt_value(argc, argv, &i));
+        else if (!strcmp(a, "--seed")) sp.seed = (uint64_t)opt_long("generate", a, opt_value(argc, argv, &i), 0, 0x7fffffffL);
+        else if (!strcmp(a, "--threads")) threads = (int)opt_long("generate", a, opt_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(a, "--print-ids")) print_ids = 1;
+        else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
+        else pika_die("generate: unknown option %s", a);
+    }
+    if (!model || !ids_s) pika_die("generate: usage: pika generate --model M.gguf --ids \"ID ...\" -n N");
+    if (sp.top_p <= 0 || sp.top_p > 1 || sp.min_p < 0 || sp.min_p > 1) pika_die("generate: --top-p and --min-p must be in (0, 1] and [0, 1]");
+    (void)print_ids; /* ids are the only output form until text decoding is wired in */
+    int32_t *ids;
+    int n = pika_parse_int_list(ids_s, &ids);
+    if (n < 0) pika_die("generate: --ids: %s", pika_last_error());
+    if (n == 0) pika_die("generate: --ids is empty");
+    pika_model *m = pika_model_load(model);
+    if (!m) pika_die("%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    int64_t eos = pika_gguf_get_int(pika_model_gguf(m), "tokenizer.ggml.eos_token_id", -1);
+    pika_ctx *c = pika_ctx_new(m, threads);
+    pika_sampler *s = pika_sampler_new(&sp, hp->n_vocab);
+    float *logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
+    pika_forward_req req = {0, NULL, 0, NULL, NULL, logits};
+    if (pika_forward(c, ids, n, &req)) pika_die("generate: %s", pika_last_error());
+    for (int k = 0; k < n_gen; k++) {
+        int32_t tok = pika_sample(s, logits);
+        if (!ignore_eos && tok == eos) break;
+        printf(k ? " %d" : "%d", tok);
+        fflush(stdout);
+        if (k + 1 < n_gen && pika_forward(c, &tok, 1, &req)) pika_die("generate: %s", pika_last_error());
+    }
+    printf("\n");
+    free(logits); free(ids);
+    pika_sampler_free(s);
+    pika_ctx_free(c);
+    pika_model_free(m);
+    return 0;
 }

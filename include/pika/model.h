@@ -1,0 +1,86 @@
+/* model.h — load a GGUF transformer (llama, qwen2, qwen3 families) and run it on the CPU.
+ *
+ * Conventions (as llama.cpp):
+ *   hidden state h_0 = token embedding rows (no scaling); h_i = residual stream after block i
+ *   (x + attn(norm(x)) + ffn(norm(.))), before any final norm; logits = output_norm(h_L) · W_outᵀ.
+ * Weights stay mmapped in their file type; matmuls run in F32 (weights dequantized on the fly),
+ * so results match llama.cpp's exact-F32 references to ~1e-4.
+ */
+#ifndef PIKA_MODEL_H
+#define PIKA_MODEL_H
+
+#include <stdint.h>
+
+#include "pika/gguf.h"
+
+enum pika_arch { PIKA_ARCH_LLAMA, PIKA_ARCH_QWEN2, PIKA_ARCH_QWEN3 };
+
+typedef struct {
+    int arch;            /* enum pika_arch */
+    char arch_name[32];  /* general.architecture */
+    int n_vocab;
+    int n_embd;          /* residual width E */
+    int n_layer;         /* L */
+    int n_head;
+    int n_head_kv;
+    int head_dim;        /* attention.key_length, default E / n_head */
+    int n_ff;
+    int n_ctx_train;
+    float rms_eps;
+    float rope_base;
+    float rope_freq_scale; /* 1 / linear scaling factor (1 = none) */
+    int rope_neox;       /* 1: rotate (x[i], x[i+d/2]) (qwen); 0: adjacent pairs (llama) */
+    int tied_output;     /* output weights are token_embd.weight */
+} pika_hparams;
+
+typedef struct pika_model pika_model;
+
+/* Load and validate (architecture, shapes, tensor types). NULL + error on failure. */
+pika_model *pika_model_load(const char *path);
+void pika_model_free(pika_model *m);
+const pika_hparams *pika_model_hparams(const pika_model *m);
+const pika_gguf *pika_model_gguf(const pika_model *m);
+/* Short fingerprint of the model file (architecture, shapes and a hash of metadata + tensor
+ * infos), used to tie activations and probes to the model that produced them. 16 hex digits. */
+const char *pika_model_fingerprint(const pika_model *m);
+
+/* An inference context: KV cache (grows as tokens are added) + scratch + thread pool. */
+typedef struct pika_ctx pika_ctx;
+pika_ctx *pika_ctx_new(pika_model *m, int n_threads); /* n_threads <= 0: all cores */
+void pika_ctx_free(pika_ctx *c);
+void pika_ctx_reset(pika_ctx *c);   /* forget all tokens (empty KV cache) */
+int pika_ctx_n_past(const pika_ctx *c);
+
+/* What a forward call should hand back. Hidden states: for each requested layer index l in
+ * [0, n_layer] (0 = embeddings) and each requested position p (index into this call's tokens,
+ * negative = from the end), hidden[(li * n_pos + pi) * n_embd + e]. The pass stops after the last
+ * block needed when no logits are wanted. */
+typedef struct {
+    int n_layers;
+    const int *layers;    /* NULL with n_layers = -1 means all n_layer+1 */
+    int n_pos;
+    const int *positions; /* NULL with n_pos = -1 means all tokens of this call */
+    float *hidden;        /* [n_layers, n_pos, n_embd] or NULL */
+    float *logits;        /* [n_vocab] logits of the last token, or NULL (skips norm + lm_head) */
+} pika_forward_req;
+
+/* Append tokens to the context (positions n_past .. n_past+n-1) and run them in one batch.
+ * Returns 0, or -1 + error (bad token id, context overflow). */
+int pika_forward(pika_ctx *c, const int32_t *tokens, int n_tokens, const pika_forward_req *req);
+
+/* Sampling. temperature <= 0 means greedy (argmax, ties to the lowest id). */
+typedef struct {
+    float temperature; /* default 1 */
+    int top_k;         /* 0 = off */
+    float top_p;       /* 1 = off */
+    float min_p;       /* 0 = off */
+    uint64_t seed;
+} pika_sampling;
+void pika_sampling_default(pika_sampling *s);
+
+typedef struct pika_sampler pika_sampler;
+pika_sampler *pika_sampler_new(const pika_sampling *s, int n_vocab);
+void pika_sampler_free(pika_sampler *s);
+int32_t pika_sample(pika_sampler *s, const float *logits);
+
+#endif

@@ -1,0 +1,555 @@
+/* model.c — transformer forward pass for GGUF llama / qwen2 / qwen3 models.
+ *
+ * Shapes (E = n_embd, H = n_head, Hkv = n_head_kv, D = head_dim, F = n_ff, V = n_vocab,
+ * n = tokens in this batch, T = n_past + n):
+ *   x      [n, E]        residual stream
+ *   xn     [n, E]        normed input of a sub-block
+ *   q      [n, H*D]      k, v [n, Hkv*D] (then copied into the KV cache [T, Hkv*D] per layer)
+ *   att    [n, H*D]      attention output before Wo
+ *   gate   [n, F]        up [n, F]
+ * A weight matrix W with GGUF ne = [in, out] is out rows of in elements; y = x · Wᵀ.
+ * Matmuls: n >= MATVEC_MAX_N → each thread dequantizes its slice of W's rows to F32 and calls
+ * OpenBLAS sgemm (single-threaded inside); smaller n → fused dequant-dot matvec per token.
+ */
+#include "pika/model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pika/quant.h"
+#include "pika/threadpool.h"
+
+#define MATVEC_MAX_N 4   /* batches smaller than this use matvec instead of dequant + sgemm */
+#define ATT_Q_BLOCK 128  /* query rows per attention block (bounds the score buffer) */
+
+typedef struct {
+    const pika_gguf_tensor *wq, *wk, *wv, *wo, *w_gate, *w_up, *w_down;
+    float *attn_norm, *ffn_norm;  /* [E] */
+    float *bq, *bk, *bv;          /* [H*D], [Hkv*D], [Hkv*D] or NULL */
+    float *q_norm, *k_norm;       /* [D] or NULL (qwen3) */
+} layer_weights;
+
+struct pika_model {
+    pika_gguf *g;
+    pika_hparams hp;
+    const pika_gguf_tensor *tok_embd; /* ne = [E, V] */
+    const pika_gguf_tensor *output;   /* ne = [E, V] (tok_embd when tied) */
+    float *output_norm;               /* [E] */
+    layer_weights *layers;            /* [L] */
+    double *rope_inv_freq;            /* [D/2] angle per position for pair i */
+    char fingerprint[17];
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static const char *arch_names[] = {"llama", "qwen2", "qwen3"};
+
+static int load_err(pika_model *m, const char *fmt, const char *a, const char *b) {
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    return pika_set_error("%s: %s", m->g->path, msg);
+}
+
+/* Find tensor `name` with ne = [ne0, ne1] (ne1 = 0: 1-D). Missing + required → error. */
+static int get_tensor(pika_model *m, const char *name, int64_t ne0, int64_t ne1, int required,
+                      const pika_gguf_tensor **out) {
+    const pika_gguf_tensor *t = pika_gguf_find_tensor(m->g, name);
+    *out = NULL;
+    if (!t) return required ? load_err(m, "missing tensor %s%s", name, "") : 0;
+    int ok = ne1 ? (t->n_dims == 2 && t->ne[0] == ne0 && t->ne[1] == ne1) : (t->n_elements == ne0);
+    if (!ok) {
+        char want[64], got[64];
+        if (ne1) snprintf(want, sizeof want, "[%lld, %lld]", (long long)ne0, (long long)ne1);
+        else snprintf(want, sizeof want, "[%lld]", (long long)ne0);
+        snprintf(got, sizeof got, "[%lld, %lld, %lld, %lld] (%u dims)", (long long)t->ne[0], (long long)t->ne[1],
+                 (long long)t->ne[2], (long long)t->ne[3], t->n_dims);
+        return pika_set_error("%s: tensor %s has shape %s, expected %s", m->g->path, name, got, want);
+    }
+    if (!pika_type_supported(t->type))
+        return pika_set_error("%s: tensor %s has type %s, which pika does not support yet", m->g->path, name,
+                              pika_type_name(t->type));
+    *out = t;
+    return 0;
+}
+
+/* A small vector tensor (norm weight, bias) copied out as F32. */
+static int get_vector(pika_model *m, const char *name, int64_t n, int required, float **out) {
+    const pika_gguf_tensor *t;
+    *out = NULL;
+    if (get_tensor(m, name, n, 0, required, &t)) return -1;
+    if (!t) return 0;
+    *out = pika_malloc(sizeof(float) * (size_t)n);
+    pika_dequantize_row(t->type, t->data, *out, n);
+    return 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ull; }
+    return h;
+}
+
+static int load_hparams(pika_model *m) {
+    pika_hparams *hp = &m->hp;
+    char *arch = pika_gguf_get_string(m->g, "general.architecture");
+    if (!arch) return pika_set_error("%s: no general.architecture key (is this a model GGUF?)", m->g->path);
+    hp->arch = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(arch, arch_names[i])) hp->arch = i;
+    snprintf(hp->arch_name, sizeof hp->arch_name, "%s", arch);
+    if (hp->arch < 0) {
+        pika_set_error("%s: unsupported architecture '%s' (supported: llama, qwen2, qwen3)", m->g->path, arch);
+        free(arch);
+        return -1;
+    }
+    free(arch);
+    char key[128];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", hp->arch_name, suffix), key)
+    hp->n_embd = (int)pika_gguf_get_int(m->g, KEY("embedding_length"), 0);
+    hp->n_layer = (int)pika_gguf_get_int(m->g, KEY("block_count"), 0);
+    hp->n_head = (int)pika_gguf_get_int(m->g, KEY("attention.head_count"), 0);
+    hp->n_head_kv = (int)pika_gguf_get_int(m->g, KEY("attention.head_count_kv"), hp->n_head);
+    hp->n_ff = (int)pika_gguf_get_int(m->g, KEY("feed_forward_length"), 0);
+    hp->n_ctx_train = (int)pika_gguf_get_int(m->g, KEY("context_length"), 0);
+    hp->rms_eps = (float)pika_gguf_get_float(m->g, KEY("attention.layer_norm_rms_epsilon"), 1e-5);
+    hp->rope_base = (float)pika_gguf_get_float(m->g, KEY("rope.freq_base"), 10000.0);
+    double scale = pika_gguf_get_float(m->g, KEY("rope.scaling.factor"), 1.0);
+    char *stype = pika_gguf_get_string(m->g, KEY("rope.scaling.type"));
+    hp->rope_freq_scale = (stype && !strcmp(stype, "linear") && scale > 0) ? (float)(1.0 / scale) : 1.0f;
+    free(stype);
+    if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_ff <= 0 || hp->n_head_kv <= 0 ||
+        hp->n_embd > (1 << 20) || hp->n_layer > 4096 || hp->n_head > 4096 || hp->n_ff > (1 << 22) ||
+        hp->n_head % hp->n_head_kv != 0)
+        return pika_set_error("%s: missing or inconsistent hyperparameters (embedding_length %d, block_count %d, "
+                              "head_count %d, head_count_kv %d, feed_forward_length %d)",
+                              m->g->path, hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff);
+    hp->head_dim = (int)pika_gguf_get_int(m->g, KEY("attention.key_length"), hp->n_embd / hp->n_head);
+    int vdim = (int)pika_gguf_get_int(m->g, KEY("attention.value_length"), hp->head_dim);
+#undef KEY
+    if (hp->head_dim <= 0 || hp->head_dim % 2 || hp->head_dim > 4096 || vdim != hp->head_dim)
+        return pika_set_error("%s: unsupported head dimensions (key_length %d, value_length %d)", m->g->path,
+                              hp->head_dim, vdim);
+    hp->rope_neox = hp->arch != PIKA_ARCH_LLAMA;
+    return 0;
+}
+
+pika_model *pika_model_load(const char *path) {
+    pika_model *m = pika_calloc(1, sizeof *m);
+    m->g = pika_gguf_open(path);
+    if (!m->g) { free(m); return NULL; }
+    if (load_hparams(m)) goto fail;
+    pika_hparams *hp = &m->hp;
+    const int E = hp->n_embd, D = hp->head_dim, H = hp->n_head, Hkv = hp->n_head_kv, F = hp->n_ff;
+
+    const pika_gguf_tensor *te = pika_gguf_find_tensor(m->g, "token_embd.weight");
+    if (!te) { pika_set_error("%s: missing tensor token_embd.weight", path); goto fail; }
+    hp->n_vocab = (int)te->ne[1];
+    if (get_tensor(m, "token_embd.weight", E, hp->n_vocab, 1, &m->tok_embd)) goto fail;
+    if (get_tensor(m, "output.weight", E, hp->n_vocab, 0, &m->output)) goto fail;
+    hp->tied_output = m->output == NULL;
+    if (!m->output) m->output = m->tok_embd;
+    if (get_vector(m, "output_norm.weight", E, 1, &m->output_norm)) goto fail;
+
+    m->layers = pika_calloc((size_t)hp->n_layer, sizeof(layer_weights));
+    for (int l = 0; l < hp->n_layer; l++) {
+        layer_weights *w = &m->layers[l];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+        if (get_vector(m, NAME("attn_norm.weight"), E, 1, &w->attn_norm) ||
+            get_vector(m, NAME("ffn_norm.weight"), E, 1, &w->ffn_norm) ||
+            get_tensor(m, NAME("attn_q.weight"), E, (int64_t)H * D, 1, &w->wq) ||
+            get_tensor(m, NAME("attn_k.weight"), E, (int64_t)Hkv * D, 1, &w->wk) ||
+            get_tensor(m, NAME("attn_v.weight"), E, (int64_t)Hkv * D, 1, &w->wv) ||
+            get_tensor(m, NAME("attn_output.weight"), (int64_t)H * D, E, 1, &w->wo) ||
+            get_tensor(m, NAME("ffn_gate.weight"), E, F, 1, &w->w_gate) ||
+            get_tensor(m, NAME("ffn_up.weight"), E, F, 1, &w->w_up) ||
+            get_tensor(m, NAME("ffn_down.weight"), F, E, 1, &w->w_down))
+            goto fail;
+        int biases = hp->arch == PIKA_ARCH_QWEN2;
+        if (get_vector(m, NAME("attn_q.bias"), (int64_t)H * D, biases, &w->bq) ||
+            get_vector(m, NAME("attn_k.bias"), (int64_t)Hkv * D, biases, &w->bk) ||
+            get_vector(m, NAME("attn_v.bias"), (int64_t)Hkv * D, biases, &w->bv))
+            goto fail;
+        int qk_norm = hp->arch == PIKA_ARCH_QWEN3;
+        if (get_vector(m, NAME("attn_q_norm.weight"), D, qk_norm, &w->q_norm) ||
+            get_vector(m, NAME("attn_k_norm.weight"), D, qk_norm, &w->k_norm))
+            goto fail;
+#undef NAME
+    }
+
+    /* RoPE: angle(pos, i) = pos * freq_scale * base^(-2i/D) / freq_factor[i] (llama3 rope_freqs). */
+    const pika_gguf_tensor *rf = NULL;
+    if (get_tensor(m, "rope_freqs.weight", D / 2, 0, 0, &rf)) goto fail;
+    float *factors = NULL;
+    if (rf) {
+        factors = pika_malloc(sizeof(float) * (size_t)(D / 2));
+        pika_dequantize_row(rf->type, rf->data, factors, D / 2);
+    }
+    m->rope_inv_freq = pika_malloc(sizeof(double) * (size_t)(D / 2));
+    for (int i = 0; i < D / 2; i++) {
+        double f = pow((double)hp->rope_base, -2.0 * i / D) * hp->rope_freq_scale;
+        if (factors) f /= factors[i];
+        m->rope_inv_freq[i] = f;
+    }
+    free(factors);
+
+    uint64_t h = 1469598103934665603ull;
+    for (uint64_t i = 0; i < m->g->n_kv; i++) h = fnv1a(h, m->g->kv[i].key.ptr, (size_t)m->g->kv[i].key.len);
+    for (uint64_t i = 0; i < m->g->n_tensors; i++) {
+        const pika_gguf_tensor *t = &m->g->tensors[i];
+        h = fnv1a(h, t->name, strlen(t->name));
+        h = fnv1a(h, t->ne, sizeof t->ne);
+        h = fnv1a(h, &t->type, sizeof t->type);
+        /* a sample of the weights themselves: first 64 bytes of every tensor */
+        h = fnv1a(h, t->data, t->nbytes < 64 ? (size_t)t->nbytes : 64);
+    }
+    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
+    return m;
+fail:
+    pika_model_free(m);
+    return NULL;
+}
+
+void pika_model_free(pika_model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int l = 0; l < m->hp.n_layer; l++) {
+            layer_weights *w = &m->layers[l];
+            free(w->attn_norm); free(w->ffn_norm); free(w->bq); free(w->bk); free(w->bv);
+            free(w->q_norm); free(w->k_norm);
+        }
+        free(m->layers);
+    }
+    free(m->output_norm);
+    free(m->rope_inv_freq);
+    pika_gguf_close(m->g);
+    free(m);
+}
+
+const pika_hparams *pika_model_hparams(const pika_model *m) { return &m->hp; }
+const pika_gguf *pika_model_gguf(const pika_model *m) { return m->g; }
+const char *pika_model_fingerprint(const pika_model *m) { return m->fingerprint; }
+
+/* ---------------------------------------------------------------- context */
+
+struct pika_ctx {
+    pika_model *m;
+    pika_pool *pool;
+    int n_past;
+    int cap;          /* KV capacity in tokens */
+    float **k_cache;  /* [L][cap, Hkv*D] */
+    float **v_cache;
+    int scratch_n;    /* batch size the scratch buffers fit */
+    float *x, *xn, *q, *k, *v, *att, *gate, *up;
+    float **wbuf;     /* per thread: dequantized weight slice */
+    size_t wbuf_elems;
+    float **scores;   /* per thread: [ATT_Q_BLOCK, cap] */
+    size_t scores_elems;
+};
+
+pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
+    pika_ctx *c = pika_calloc(1, sizeof *c);
+    c->m = m;
+    if (n_threads <= 0) n_threads = pika_n_cores();
+    c->pool = pika_pool_new(n_threads);
+    /* our threads split the work; each sgemm call runs single-threaded inside OpenBLAS */
+    openblas_set_num_threads(1);
+    c->k_cache = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
+    c->v_cache = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
+    int nth = pika_pool_size(c->pool);
+    c->wbuf = pika_calloc((size_t)nth, sizeof(float *));
+    c->scores = pika_calloc((size_t)nth, sizeof(float *));
+    return c;
+}
+
+void pika_ctx_free(pika_ctx *c) {
+    if (!c) return;
+    int nth = pika_pool_size(c->pool);
+    for (int l = 0; l < c->m->hp.n_layer; l++) { free(c->k_cache[l]); free(c->v_cache[l]); }
+    for (int i = 0; i < nth; i++) { free(c->wbuf[i]); free(c->scores[i]); }
+    free(c->k_cache); free(c->v_cache); free(c->wbuf); free(c->scores);
+    free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->gate); free(c->up);
+    pika_pool_free(c->pool);
+    free(c);
+}
+
+void pika_ctx_reset(pika_ctx *c) { c->n_past = 0; }
+int pika_ctx_n_past(const pika_ctx *c) { return c->n_past; }
+
+static void ensure_capacity(pika_ctx *c, int n) {
+    const pika_hparams *hp = &c->m->hp;
+    const size_t kvw = (size_t)hp->n_head_kv * hp->head_dim;
+    int need = c->n_past + n;
+    if (need > c->cap) {
+        int cap = c->cap ? c->cap : 64;
+        while (cap < need) cap *= 2;
+        for (int l = 0; l < hp->n_layer; l++) {
+            c->k_cache[l] = pika_realloc(c->k_cache[l], sizeof(float) * kvw * (size_t)cap);
+            c->v_cache[l] = pika_realloc(c->v_cache[l], sizeof(float) * kvw * (size_t)cap);
+        }
+        c->cap = cap;
+    }
+    if (n > c->scratch_n) {
+        size_t qw = (size_t)hp->n_head * hp->head_dim;
+        size_t wide = qw > (size_t)hp->n_embd ? qw : (size_t)hp->n_embd;
+#define GROW(p, w) (p = pika_realloc(p, sizeof(float) * (size_t)n * (w)))
+        GROW(c->x, (size_t)hp->n_embd); GROW(c->xn, wide); GROW(c->q, qw); GROW(c->k, kvw); GROW(c->v, kvw);
+        GROW(c->att, qw); GROW(c->gate, (size_t)hp->n_ff); GROW(c->up, (size_t)hp->n_ff);
+#undef GROW
+        c->scratch_n = n;
+    }
+    int nth = pika_pool_size(c->pool);
+    size_t se = (size_t)ATT_Q_BLOCK * (size_t)c->cap;
+    if (se > c->scores_elems) {
+        for (int i = 0; i < nth; i++) c->scores[i] = pika_realloc(c->scores[i], sizeof(float) * se);
+        c->scores_elems = se;
+    }
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+typedef struct {
+    pika_ctx *c;
+    const pika_gguf_tensor *W; /* ne = [in, out] */
+    const float *X;            /* [n, in] */
+    float *Y;                  /* [n, out] */
+    int n;
+} matmul_job;
+
+static void matmul_worker(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    const int64_t in = j->W->ne[0], out = j->W->ne[1];
+    const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
+    if (r1 <= r0) return;
+    const size_t row_bytes = pika_row_bytes(j->W->type, in);
+    const uint8_t *base = (const uint8_t *)j->W->data + (size_t)r0 * row_bytes;
+    if (j->n < MATVEC_MAX_N) {
+        for (int t = 0; t < j->n; t++) {
+            float *y = j->Y + (size_t)t * out;
+            pika_matvec(j->W->type, j->W->data, j->X + (size_t)t * in, y, in, r0, r1);
+        }
+        return;
+    }
+    const float *w;
+    if (j->W->type == PIKA_TYPE_F32) {
+        w = (const float *)base;
+    } else {
+        float *buf = j->c->wbuf[ith];
+        for (int64_t r = r0; r < r1; r++)
+            pika_dequantize_row(j->W->type, base + (size_t)(r - r0) * row_bytes, buf + (size_t)(r - r0) * in, in);
+        w = buf;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(r1 - r0), (int)in, 1.0f, j->X, (int)in, w,
+                (int)in, 0.0f, j->Y + r0, (int)out);
+}
+
+/* Y[n, out] = X[n, in] · Wᵀ */
+static void matmul(pika_ctx *c, const pika_gguf_tensor *W, const float *X, float *Y, int n) {
+    if (n >= MATVEC_MAX_N && W->type != PIKA_TYPE_F32) {
+        int nth = pika_pool_size(c->pool);
+        size_t need = (size_t)((W->ne[1] + nth - 1) / nth + 1) * (size_t)W->ne[0];
+        if (need > c->wbuf_elems) {
+            for (int i = 0; i < nth; i++) c->wbuf[i] = pika_realloc(c->wbuf[i], sizeof(float) * need);
+            c->wbuf_elems = need;
+        }
+    }
+    matmul_job j = {c, W, X, Y, n};
+    pika_pool_run(c->pool, matmul_worker, &j);
+}
+
+/* ---------------------------------------------------------------- small ops */
+
+/* out[i] = x[i] / sqrt(mean(x²) + eps) * w[i], for one row of n. */
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+static void add_bias(float *y, const float *b, int n_rows, int width) {
+    if (!b) return;
+    for (int t = 0; t < n_rows; t++)
+        for (int i = 0; i < width; i++) y[(size_t)t * width + i] += b[i];
+}
+
+/* Rotate one head vector v[D] for absolute position pos. */
+static void rope(float *v, int D, int pos, const double *inv_freq, int neox) {
+    for (int i = 0; i < D / 2; i++) {
+        double a = (double)pos * inv_freq[i];
+        float cs = (float)cos(a), sn = (float)sin(a);
+        int i0 = neox ? i : 2 * i, i1 = neox ? i + D / 2 : 2 * i + 1;
+        float x0 = v[i0], x1 = v[i1];
+        v[i0] = x0 * cs - x1 * sn;
+        v[i1] = x0 * sn + x1 * cs;
+    }
+}
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct {
+    pika_ctx *c;
+    int layer, n;
+} attn_job;
+
+/* For each head (split across threads): S = Q_h · K_gᵀ · scale, causal mask, softmax, att_h = P · V_g. */
+static void attn_worker(void *arg, int ith, int nth) {
+    attn_job *j = arg;
+    pika_ctx *c = j->c;
+    const pika_hparams *hp = &c->m->hp;
+    const int H = hp->n_head, D = hp->head_dim, group = H / hp->n_head_kv;
+    const int qw = H * D, kvw = hp->n_head_kv * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *K = c->k_cache[j->layer], *V = c->v_cache[j->layer];
+    float *S = c->scores[ith];
+    for (int h = ith; h < H; h += nth) {
+        const int g = h / group;
+        for (int q0 = 0; q0 < j->n; q0 += ATT_Q_BLOCK) {
+            int nq = j->n - q0 < ATT_Q_BLOCK ? j->n - q0 : ATT_Q_BLOCK;
+            int tk = c->n_past + q0 + nq; /* keys visible to the last query of the block */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, tk, D, scale, c->q + (size_t)q0 * qw + h * D,
+                        qw, K + g * D, kvw, 0.0f, S, tk);
+            for (int i = 0; i < nq; i++) {
+                float *s = S + (size_t)i * tk;
+                int visible = c->n_past + q0 + i + 1;
+                float mx = -INFINITY;
+                for (int t = 0; t < visible; t++) mx = s[t] > mx ? s[t] : mx;
+                double sum = 0;
+                for (int t = 0; t < visible; t++) { s[t] = expf(s[t] - mx); sum += s[t]; }
+                float inv = (float)(1.0 / sum);
+                for (int t = 0; t < visible; t++) s[t] *= inv;
+                for (int t = visible; t < tk; t++) s[t] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, tk, 1.0f, S, tk, V + g * D, kvw, 0.0f,
+                        c->att + (size_t)q0 * qw + h * D, qw);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static void capture(const pika_ctx *c, const pika_forward_req *req, int layer, int n, const int *layers, int n_layers,
+                    const int *pos, int n_pos) {
+    const int E = c->m->hp.n_embd;
+    for (int li = 0; li < n_layers; li++) {
+        if (layers[li] != layer) continue;
+        for (int pi = 0; pi < n_pos; pi++) {
+            int p = pos[pi] < 0 ? n + pos[pi] : pos[pi];
+            memcpy(req->hidden + ((size_t)li * n_pos + pi) * E, c->x + (size_t)p * E, sizeof(float) * (size_t)E);
+        }
+    }
+}
+
+int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req) {
+    const pika_model *m = c->m;
+    const pika_hparams *hp = &m->hp;
+    const int E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim, F = hp->n_ff;
+    const int qw = H * D, kvw = Hkv * D;
+    if (n <= 0) return pika_set_error("forward: no tokens");
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return pika_set_error("token id %d at position %d is out of range [0, %d)", tokens[i], i, hp->n_vocab);
+    if (c->n_past + n > (1 << 24)) return pika_set_error("context too long (%d tokens)", c->n_past + n);
+
+    /* which layers / positions to capture */
+    int n_layers = 0, n_pos = 0, *all_layers = NULL, *all_pos = NULL;
+    const int *layers = NULL, *pos = NULL;
+    if (req && req->hidden) {
+        if (req->n_layers < 0) {
+            n_layers = hp->n_layer + 1;
+            all_layers = pika_malloc(sizeof(int) * (size_t)n_layers);
+            for (int i = 0; i < n_layers; i++) all_layers[i] = i;
+            layers = all_layers;
+        } else {
+            n_layers = req->n_layers;
+            layers = req->layers;
+        }
+        if (req->n_pos < 0) {
+            n_pos = n;
+            all_pos = pika_malloc(sizeof(int) * (size_t)n);
+            for (int i = 0; i < n; i++) all_pos[i] = i;
+            pos = all_pos;
+        } else {
+            n_pos = req->n_pos;
+            pos = req->positions;
+        }
+        for (int i = 0; i < n_layers; i++)
+            if (layers[i] < 0 || layers[i] > hp->n_layer) {
+                free(all_layers); free(all_pos);
+                return pika_set_error("requested layer %d is outside [0, %d]", layers[i], hp->n_layer);
+            }
+        for (int i = 0; i < n_pos; i++)
+            if (pos[i] >= n || pos[i] < -n) {
+                free(all_layers); free(all_pos);
+                return pika_set_error("requested position %d is outside a batch of %d tokens", pos[i], n);
+            }
+    }
+    int last_layer = hp->n_layer; /* blocks to run */
+    if (!(req && req->logits)) {
+        last_layer = 0;
+        for (int i = 0; i < n_layers; i++) last_layer = layers[i] > last_layer ? layers[i] : last_layer;
+    }
+
+    ensure_capacity(c, n);
+    /* embeddings */
+    const size_t erow = pika_row_bytes(m->tok_embd->type, E);
+    for (int t = 0; t < n; t++)
+        pika_dequantize_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * erow,
+                            c->x + (size_t)t * E, E);
+    if (n_layers) capture(c, req, 0, n, layers, n_layers, pos, n_pos);
+
+    for (int l = 0; l < last_layer; l++) {
+        const layer_weights *w = &m->layers[l];
+        /* attention */
+        for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->attn_norm, E, hp->rms_eps);
+        matmul(c, w->wq, c->xn, c->q, n);
+        matmul(c, w->wk, c->xn, c->k, n);
+        matmul(c, w->wv, c->xn, c->v, n);
+        add_bias(c->q, w->bq, n, qw);
+        add_bias(c->k, w->bk, n, kvw);
+        add_bias(c->v, w->bv, n, kvw);
+        for (int t = 0; t < n; t++) {
+            int p = c->n_past + t;
+            for (int h = 0; h < H; h++) {
+                float *qh = c->q + (size_t)t * qw + h * D;
+                if (w->q_norm) rmsnorm(qh, qh, w->q_norm, D, hp->rms_eps);
+                rope(qh, D, p, m->rope_inv_freq, hp->rope_neox);
+            }
+            for (int h = 0; h < Hkv; h++) {
+                float *kh = c->k + (size_t)t * kvw + h * D;
+                if (w->k_norm) rmsnorm(kh, kh, w->k_norm, D, hp->rms_eps);
+                rope(kh, D, p, m->rope_inv_freq, hp->rope_neox);
+            }
+        }
+        memcpy(c->k_cache[l] + (size_t)c->n_past * kvw, c->k, sizeof(float) * (size_t)n * kvw);
+        memcpy(c->v_cache[l] + (size_t)c->n_past * kvw, c->v, sizeof(float) * (size_t)n * kvw);
+        attn_job aj = {c, l, n};
+        pika_pool_run(c->pool, attn_worker, &aj);
+        matmul(c, w->wo, c->att, c->xn, n);
+        for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->xn[i];
+        /* feed-forward: down(silu(gate(xn)) * up(xn)) */
+        for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->ffn_norm, E, hp->rms_eps);
+        matmul(c, w->w_gate, c->xn, c->gate, n);
+        matmul(c, w->w_up, c->xn, c->up, n);
+        for (size_t i = 0; i < (size_t)n * F; i++) {
+            float g = c->gate[i];
+            c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
+        }
+        matmul(c, w->w_down, c->gate, c->xn, n);
+        for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->xn[i];
+        if (n_layers) capture(c, req, l + 1, n, layers, n_layers, pos, n_pos);
+    }
+    /* An early stop leaves the KV cache of the skipped blocks unfilled: the context then starts
+     * over (n_past = 0) instead of continuing from a half-filled cache. */
+    c->n_past = last_layer < hp->n_layer ? 0 : c->n_past + n;
+    if (req && req->logits) {
+        float *last = c->xn; /* reuse: normed last row */
+        rmsnorm(last, c->x + (size_t)(n - 1) * E, m->output_norm, E, hp->rms_eps);
+        matmul(c, m->output, last, req->logits, 1);
+    }
+    free(all_layers);
+    free(all_pos);
+    return 0;
+}

@@ -1,0 +1,1182 @@
+/* quant.c — owns the ggml tensor types: block layouts and sizes, dequantization (fast path with
+ * AVX2/AVX-512 kernels chosen at run time, a portable scalar path, and an independent scalar
+ * reference), quantization (ggml's reference algorithms), dot products and the decode matvec.
+ *
+ * Layouts (ggml-common.h; all little-endian, fp16 = IEEE half):
+ *   Q4_0  32 elems, 18 B: d(f16) qs[16]            x = (nibble - 8) * d; elem j<16 low nibble of qs[j], j>=16 high
+ *   Q4_1  32 elems, 20 B: d m(f16) qs[16]          x = nibble * d + m
+ *   Q5_0  32 elems, 22 B: d qh[4] qs[16]           5th bit of elem j = bit j of qh; x = (q - 16) * d
+ *   Q5_1  32 elems, 24 B: d m qh[4] qs[16]         x = q * d + m
+ *   Q8_0  32 elems, 34 B: d qs[32] (int8)          x = q * d
+ *   Q4_K 256 elems, 144 B: d dmin scales[12] qs[128]       8 sub-blocks of 32 with 6-bit scale/min
+ *   Q5_K 256 elems, 176 B: d dmin scales[12] qh[32] qs[128]
+ *   Q6_K 256 elems, 210 B: ql[128] qh[64] scales[16](int8) d   16 sub-blocks of 16
+ * The fast and reference dequantizers perform the same float operations in the same order
+ * (e.g. Q4_K: (d*sc)*q - (dmin*m), no FMA), so their outputs are bit-identical. Dot products
+ * are computed in F32 from the same values, with a different summation order.
+ */
+#include "pika/quant.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "pika/util.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PIKA_X86 1
+#include <immintrin.h>
+#endif
+
+/* ---------------------------------------------------------------- block structs */
+
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
+typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } blk_q5_K;
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_K;
+
+_Static_assert(sizeof(blk_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(blk_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(blk_q5_0) == 22, "q5_0");
+_Static_assert(sizeof(blk_q5_1) == 24, "q5_1");
+_Static_assert(sizeof(blk_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(blk_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(blk_q5_K) == 176, "q5_K");
+_Static_assert(sizeof(blk_q6_K) == 210, "q6_K");
+
+/* ---------------------------------------------------------------- type table */
+
+typedef struct {
+    const char *name;
+    int blck;     /* elements per block */
+    size_t bytes; /* bytes per block */
+    int supported;
+} type_info;
+
+static const type_info TYPES[PIKA_TYPE_COUNT] = {
+    [0] = {"F32", 1, 4, 1},        [1] = {"F16", 1, 2, 1},        [2] = {"Q4_0", 32, 18, 1},
+    [3] = {"Q4_1", 32, 20, 1},     [6] = {"Q5_0", 32, 22, 1},     [7] = {"Q5_1", 32, 24, 1},
+    [8] = {"Q8_0", 32, 34, 1},     [9] = {"Q8_1", 32, 36, 0},     [10] = {"Q2_K", 256, 84, 0},
+    [11] = {"Q3_K", 256, 110, 0},  [12] = {"Q4_K", 256, 144, 1},  [13] = {"Q5_K", 256, 176, 1},
+    [14] = {"Q6_K", 256, 210, 1},  [15] = {"Q8_K", 256, 292, 0},  [16] = {"IQ2_XXS", 256, 66, 0},
+    [17] = {"IQ2_XS", 256, 74, 0}, [18] = {"IQ3_XXS", 256, 98, 0}, [19] = {"IQ1_S", 256, 50, 0},
+    [20] = {"IQ4_NL", 32, 18, 0},  [21] = {"IQ3_S", 256, 110, 0}, [22] = {"IQ2_S", 256, 82, 0},
+    [23] = {"IQ4_XS", 256, 136, 0}, [24] = {"I8", 1, 1, 0},       [25] = {"I16", 1, 2, 0},
+    [26] = {"I32", 1, 4, 0},       [27] = {"I64", 1, 8, 0},       [28] = {"F64", 1, 8, 0},
+    [29] = {"IQ1_M", 256, 56, 0},  [30] = {"BF16", 1, 2, 1},      [34] = {"TQ1_0", 256, 54, 0},
+    [35] = {"TQ2_0", 256, 66, 0},  [39] = {"MXFP4", 32, 17, 0},
+};
+
+const char *pika_type_name(uint32_t type) {
+    return type < PIKA_TYPE_COUNT && TYPES[type].name ? TYPES[type].name : "unknown";
+}
+int pika_type_block_elems(uint32_t type) { return type < PIKA_TYPE_COUNT ? TYPES[type].blck : 0; }
+size_t pika_type_block_bytes(uint32_t type) { return type < PIKA_TYPE_COUNT ? TYPES[type].bytes : 0; }
+int pika_type_supported(uint32_t type) { return type < PIKA_TYPE_COUNT && TYPES[type].supported; }
+size_t pika_row_bytes(uint32_t type, int64_t n) {
+    if (type >= PIKA_TYPE_COUNT || !TYPES[type].blck) return 0;
+    return (size_t)(n / TYPES[type].blck) * TYPES[type].bytes;
+}
+
+/* ---------------------------------------------------------------- run-time path selection */
+
+enum { PATH_SCALAR = 0, PATH_AVX2 = 1, PATH_AVX512 = 2 };
+static int g_force_scalar;
+static int g_detected = -1;
+
+static int detect_path(void) {
+    int p = __atomic_load_n(&g_detected, __ATOMIC_RELAXED);
+    if (p >= 0) return p;
+    p = PATH_SCALAR;
+#ifdef PIKA_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) p = PATH_AVX2;
+    if (p == PATH_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        p = PATH_AVX512;
+#endif
+    __atomic_store_n(&g_detected, p, __ATOMIC_RELAXED);
+    return p;
+}
+
+static int cur_path(void) {
+    if (__atomic_load_n(&g_force_scalar, __ATOMIC_RELAXED)) return PATH_SCALAR;
+    return detect_path();
+}
+
+void pika_simd_force_scalar(int on) { __atomic_store_n(&g_force_scalar, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+const char *pika_simd_path(void) {
+    switch (cur_path()) {
+    case PATH_AVX512: return "avx512";
+    case PATH_AVX2: return "avx2";
+    default: return "scalar";
+    }
+}
+
+static inline float h2f(uint16_t h) { return pika_fp16_to_fp32(h); }
+
+/* ================================================================ reference dequantization
+ * Written element by element straight from the layout descriptions above, independently of the
+ * block loops below. Slow; tests use it as the oracle. */
+
+static float rd_f16(const uint8_t *p) { return pika_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8))); }
+
+/* Scale and min of sub-block k (0..7) of Q4_K/Q5_K from the 12 packed bytes s:
+ * bytes 0-3: bits 0-5 = scale k (k<4), bits 6-7 = bits 4-5 of scale k+4;
+ * bytes 4-7: bits 0-5 = min k (k<4), bits 6-7 = bits 4-5 of min k+4;
+ * bytes 8-11: low nibble = bits 0-3 of scale k+4, high nibble = bits 0-3 of min k+4. */
+static void ref_k_scale(const uint8_t *s, int k, int *sc, int *mn) {
+    if (k < 4) {
+        *sc = s[k] % 64;
+        *mn = s[4 + k] % 64;
+    } else {
+        int i = k - 4;
+        *sc = s[8 + i] % 16 + 16 * (s[i] / 64);
+        *mn = s[8 + i] / 16 + 16 * (s[4 + i] / 64);
+    }
+}
+
+/* Element e of the block starting at b. */
+static float ref_elem(uint32_t type, const uint8_t *b, int e) {
+    switch (type) {
+    case PIKA_TYPE_F32: { float f; memcpy(&f, b, 4); return f; }
+    case PIKA_TYPE_F16: return rd_f16(b);
+    case PIKA_TYPE_BF16: return pika_bf16_to_fp32((uint16_t)(b[0] | (b[1] << 8)));
+    case PIKA_TYPE_Q4_0: {
+        int byte = b[2 + e % 16], q = e < 16 ? byte % 16 : byte / 16;
+        return (float)(q - 8) * rd_f16(b);
+    }
+    case PIKA_TYPE_Q4_1: {
+        int byte = b[4 + e % 16], q = e < 16 ? byte % 16 : byte / 16;
+        return (float)q * rd_f16(b) + rd_f16(b + 2);
+    }
+    case PIKA_TYPE_Q5_0: {
+        uint32_t qh = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 | (uint32_t)b[5] << 24;
+        int byte = b[6 + e % 16], q = (e < 16 ? byte % 16 : byte / 16) + 16 * (int)((qh >> e) & 1);
+        return (float)(q - 16) * rd_f16(b);
+    }
+    case PIKA_TYPE_Q5_1: {
+        uint32_t qh = (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
+        int byte = b[8 + e % 16], q = (e < 16 ? byte % 16 : byte / 16) + 16 * (int)((qh >> e) & 1);
+        return (float)q * rd_f16(b) + rd_f16(b + 2);
+    }
+    case PIKA_TYPE_Q8_0: return (float)(int8_t)b[2 + e] * rd_f16(b);
+    case PIKA_TYPE_Q4_K:
+    case PIKA_TYPE_Q5_K: {
+        /* 4 chunks of 64: elems 0-31 of a chunk are the low nibbles of its 32 qs bytes, 32-63 the high. */
+        int chunk = e / 64, r = e % 64, sub = e / 32, sc, mn;
+        ref_k_scale(b + 4, sub, &sc, &mn);
+        const uint8_t *qs = b + (type == PIKA_TYPE_Q4_K ? 16 : 48);
+        int byte = qs[32 * chunk + r % 32], q = r < 32 ? byte % 16 : byte / 16;
+        if (type == PIKA_TYPE_Q5_K) q += 16 * ((b[16 + r % 32] >> sub) & 1); /* qh bit `sub` */
+        float d1 = rd_f16(b) * (float)sc, m1 = rd_f16(b + 2) * (float)mn;
+        return d1 * (float)q - m1;
+    }
+    case PIKA_TYPE_Q6_K: {
+        /* 2 halves of 128; in a half, group g (0..3) of 32: g0 = low nibble of ql[l], g1 = low of
+         * ql[l+32], g2 = high of ql[l], g3 = high of ql[l+32]; 2 high bits from qh[l] bits 2g..2g+1. */
+        int half = e / 128, r = e % 128, g = r / 32, l = r % 32;
+        const uint8_t *ql = b + 64 * half, *qh = b + 128 + 32 * half;
+        int byte = ql[l + (g % 2) * 32], lo = g < 2 ? byte % 16 : byte / 16;
+        int hi = (qh[l] >> (2 * g)) & 3, q = lo + 16 * hi - 32;
+        int sc = (int8_t)b[192 + 8 * half + l / 16 + 2 * g];
+        float d = rd_f16(b + 208);
+        return d * (float)sc * (float)q;
+    }
+    default: return 0.0f;
+    }
+}
+
+void pika_dequantize_row_ref(uint32_t type, const void *src, float *dst, int64_t n) {
+    if (!pika_type_supported(type)) { memset(dst, 0, (size_t)n * sizeof(float)); return; }
+    int bl = TYPES[type].blck;
+    size_t bb = TYPES[type].bytes;
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = ref_elem(type, p + (size_t)(i / bl) * bb, (int)(i % bl));
+}
+
+/* ================================================================ portable block dequantizers */
+
+static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+static void dq_q4_0(const blk_q4_0 *b, float *y) {
+    float d = h2f(b->d);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)((b->qs[j] & 0xF) - 8) * d;
+        y[j + 16] = (float)((b->qs[j] >> 4) - 8) * d;
+    }
+}
+static void dq_q4_1(const blk_q4_1 *b, float *y) {
+    float d = h2f(b->d), m = h2f(b->m);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(b->qs[j] & 0xF) * d + m;
+        y[j + 16] = (float)(b->qs[j] >> 4) * d + m;
+    }
+}
+static void dq_q5_0(const blk_q5_0 *b, float *y) {
+    float d = h2f(b->d);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    for (int j = 0; j < 16; j++) {
+        int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
+        y[j] = (float)(((b->qs[j] & 0xF) | h0) - 16) * d;
+        y[j + 16] = (float)(((b->qs[j] >> 4) | h1) - 16) * d;
+    }
+}
+static void dq_q5_1(const blk_q5_1 *b, float *y) {
+    float d = h2f(b->d), m = h2f(b->m);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    for (int j = 0; j < 16; j++) {
+        int h0 = ((qh >> j) << 4) & 0x10, h1 = (qh >> (j + 12)) & 0x10;
+        y[j] = (float)((b->qs[j] & 0xF) | h0) * d + m;
+        y[j + 16] = (float)((b->qs[j] >> 4) | h1) * d + m;
+    }
+}
+static void dq_q8_0(const blk_q8_0 *b, float *y) {
+    float d = h2f(b->d);
+    for (int j = 0; j < 32; j++) y[j] = (float)b->qs[j] * d;
+}
+static void dq_q4_K(const blk_q4_K *b, float *y) {
+    float d = h2f(b->d), dmin = h2f(b->dmin);
+    const uint8_t *q = b->qs;
+    for (int j = 0, is = 0; j < 256; j += 64, is += 2, q += 32) {
+        uint8_t sc, m;
+        get_scale_min_k4(is, b->scales, &sc, &m);
+        float d1 = d * sc, m1 = dmin * m;
+        get_scale_min_k4(is + 1, b->scales, &sc, &m);
+        float d2 = d * sc, m2 = dmin * m;
+        for (int l = 0; l < 32; l++) y[j + l] = d1 * (float)(q[l] & 0xF) - m1;
+        for (int l = 0; l < 32; l++) y[j + 32 + l] = d2 * (float)(q[l] >> 4) - m2;
+    }
+}
+static void dq_q5_K(const blk_q5_K *b, float *y) {
+    float d = h2f(b->d), dmin = h2f(b->dmin);
+    const uint8_t *ql = b->qs;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0, is = 0; j < 256; j += 64, is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+        uint8_t sc, m;
+        get_scale_min_k4(is, b->scales, &sc, &m);
+        float d1 = d * sc, m1 = dmin * m;
+        get_scale_min_k4(is + 1, b->scales, &sc, &m);
+        float d2 = d * sc, m2 = dmin * m;
+        for (int l = 0; l < 32; l++) y[j + l] = d1 * (float)((ql[l] & 0xF) + (b->qh[l] & u1 ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; l++) y[j + 32 + l] = d2 * (float)((ql[l] >> 4) + (b->qh[l] & u2 ? 16 : 0)) - m2;
+    }
+}
+static void dq_q6_K(const blk_q6_K *b, float *y) {
+    float d = h2f(b->d);
+    const uint8_t *ql = b->ql, *qh = b->qh;
+    const int8_t *sc = b->scales;
+    for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
+        for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[l] = d * sc[is] * (float)q1;
+            y[l + 32] = d * sc[is + 2] * (float)q2;
+            y[l + 64] = d * sc[is + 4] * (float)q3;
+            y[l + 96] = d * sc[is + 6] * (float)q4;
+        }
+    }
+}
+
+/* Dequantize nb blocks (portable). */
+static void dequant_scalar(uint32_t type, const void *src, float *y, int64_t n) {
+    int64_t nb = n / TYPES[type].blck;
+    switch (type) {
+    case PIKA_TYPE_F32: memcpy(y, src, (size_t)n * 4); break;
+    case PIKA_TYPE_F16: { const uint16_t *s = src; for (int64_t i = 0; i < n; i++) y[i] = h2f(s[i]); } break;
+    case PIKA_TYPE_BF16: { const uint16_t *s = src; for (int64_t i = 0; i < n; i++) y[i] = pika_bf16_to_fp32(s[i]); } break;
+    case PIKA_TYPE_Q4_0: for (int64_t i = 0; i < nb; i++) dq_q4_0((const blk_q4_0 *)src + i, y + 32 * i); break;
+    case PIKA_TYPE_Q4_1: for (int64_t i = 0; i < nb; i++) dq_q4_1((const blk_q4_1 *)src + i, y + 32 * i); break;
+    case PIKA_TYPE_Q5_0: for (int64_t i = 0; i < nb; i++) dq_q5_0((const blk_q5_0 *)src + i, y + 32 * i); break;
+    case PIKA_TYPE_Q5_1: for (int64_t i = 0; i < nb; i++) dq_q5_1((const blk_q5_1 *)src + i, y + 32 * i); break;
+    case PIKA_TYPE_Q8_0: for (int64_t i = 0; i < nb; i++) dq_q8_0((const blk_q8_0 *)src + i, y + 32 * i); break;
+    case PIKA_TYPE_Q4_K: for (int64_t i = 0; i < nb; i++) dq_q4_K((const blk_q4_K *)src + i, y + 256 * i); break;
+    case PIKA_TYPE_Q5_K: for (int64_t i = 0; i < nb; i++) dq_q5_K((const blk_q5_K *)src + i, y + 256 * i); break;
+    case PIKA_TYPE_Q6_K: for (int64_t i = 0; i < nb; i++) dq_q6_K((const blk_q6_K *)src + i, y + 256 * i); break;
+    default: memset(y, 0, (size_t)n * sizeof(float)); break;
+    }
+}
+
+/* Portable dot: dequantize 256-element chunks into a stack buffer, then multiply-add. */
+static float dot_f32_scalar(const float *a, const float *x, int64_t n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * x[i];
+        s1 += a[i + 1] * x[i + 1];
+        s2 += a[i + 2] * x[i + 2];
+        s3 += a[i + 3] * x[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static float vec_dot_scalar(uint32_t type, const void *row, const float *x, int64_t n) {
+    if (type == PIKA_TYPE_F32) return dot_f32_scalar(row, x, n);
+    float buf[256];
+    int64_t chunk = 256; /* multiple of every block size */
+    size_t cb = pika_row_bytes(type, chunk);
+    const uint8_t *p = row;
+    float s = 0;
+    for (int64_t i = 0; i < n; i += chunk, p += cb) {
+        int64_t m = n - i < chunk ? n - i : chunk;
+        dequant_scalar(type, p, buf, m);
+        s += dot_f32_scalar(buf, x + i, m);
+    }
+    return s;
+}
+
+#ifdef PIKA_X86
+/* ================================================================ AVX2 + FMA + F16C */
+#define T256 __attribute__((target("avx2,fma,f16c")))
+
+static inline T256 float hsum256(__m256 v) {
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+static inline T256 float f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+static inline T256 __m256i u8x8i(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+static inline T256 __m256i i8x8i(const int8_t *p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+
+static T256 void dequant_avx2(uint32_t type, const void *src, float *y, int64_t n) {
+    int64_t nb = n / TYPES[type].blck;
+    switch (type) {
+    case PIKA_TYPE_F16: {
+        const uint16_t *s = src;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+        for (; i < n; i++) y[i] = f16_avx2(s[i]);
+        return;
+    }
+    case PIKA_TYPE_BF16: {
+        const uint16_t *s = src;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+            _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+        for (; i < n; i++) y[i] = pika_bf16_to_fp32(s[i]);
+        return;
+    }
+    case PIKA_TYPE_Q8_0:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q8_0 *b = (const blk_q8_0 *)src + i;
+            __m256 d = _mm256_set1_ps(f16_avx2(b->d));
+            for (int k = 0; k < 32; k += 8)
+                _mm256_storeu_ps(y + 32 * i + k, _mm256_mul_ps(_mm256_cvtepi32_ps(i8x8i(b->qs + k)), d));
+        }
+        return;
+    case PIKA_TYPE_Q4_K:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q4_K *b = (const blk_q4_K *)src + i;
+            float d = f16_avx2(b->d), dmin = f16_avx2(b->dmin);
+            float *yb = y + 256 * i;
+            const __m256i m4 = _mm256_set1_epi32(0xF);
+            for (int j = 0; j < 4; j++) {
+                uint8_t sc, m;
+                get_scale_min_k4(2 * j, b->scales, &sc, &m);
+                __m256 d1 = _mm256_set1_ps(d * sc), m1 = _mm256_set1_ps(dmin * m);
+                get_scale_min_k4(2 * j + 1, b->scales, &sc, &m);
+                __m256 d2 = _mm256_set1_ps(d * sc), m2 = _mm256_set1_ps(dmin * m);
+                for (int l = 0; l < 32; l += 8) {
+                    __m256i q = u8x8i(b->qs + 32 * j + l);
+                    __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(q, m4));
+                    __m256 hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(q, 4));
+                    _mm256_storeu_ps(yb + 64 * j + l, _mm256_sub_ps(_mm256_mul_ps(d1, lo), m1));
+                    _mm256_storeu_ps(yb + 64 * j + 32 + l, _mm256_sub_ps(_mm256_mul_ps(d2, hi), m2));
+                }
+            }
+        }
+        return;
+    case PIKA_TYPE_Q6_K:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q6_K *b = (const blk_q6_K *)src + i;
+            float d = f16_avx2(b->d);
+            const __m256i m4 = _mm256_set1_epi32(0xF), m3 = _mm256_set1_epi32(3), o32 = _mm256_set1_epi32(32);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+                const int8_t *sc = b->scales + 8 * h;
+                float *yb = y + 256 * i + 128 * h;
+                for (int l = 0; l < 32; l += 8) {
+                    int is = l / 16;
+                    __m256i a = u8x8i(ql + l), c = u8x8i(ql + 32 + l), hb = u8x8i(qh + l);
+                    __m256i q1 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi32(_mm256_and_si256(hb, m3), 4));
+                    __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), m3), 4));
+                    __m256i q3 = _mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), m3), 4));
+                    __m256i q4 = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4));
+                    _mm256_storeu_ps(yb + l, _mm256_mul_ps(_mm256_set1_ps(d * sc[is]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, o32))));
+                    _mm256_storeu_ps(yb + l + 32, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 2]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q2, o32))));
+                    _mm256_storeu_ps(yb + l + 64, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 4]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q3, o32))));
+                    _mm256_storeu_ps(yb + l + 96, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 6]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q4, o32))));
+                }
+            }
+        }
+        return;
+    default: dequant_scalar(type, src, y, n); return;
+    }
+}
+
+static T256 float dot_f32_avx2(const float *a, const float *x, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(x + i), s0);
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += a[i] * x[i];
+    return s;
+}
+
+static T256 float vec_dot_avx2(uint32_t type, const void *row, const float *x, int64_t n) {
+    int64_t nb = n / TYPES[type].blck;
+    switch (type) {
+    case PIKA_TYPE_F32: return dot_f32_avx2(row, x, n);
+    case PIKA_TYPE_F16: {
+        const uint16_t *s = row;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))), _mm256_loadu_ps(x + i), s0);
+            s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i + 8))), _mm256_loadu_ps(x + i + 8), s1);
+            s2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i + 16))), _mm256_loadu_ps(x + i + 16), s2);
+            s3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i + 24))), _mm256_loadu_ps(x + i + 24), s3);
+        }
+        for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))), _mm256_loadu_ps(x + i), s0);
+        float r = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        for (; i < n; i++) r += f16_avx2(s[i]) * x[i];
+        return r;
+    }
+    case PIKA_TYPE_Q8_0: {
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        const blk_q8_0 *b = row;
+        for (int64_t i = 0; i < nb; i++, b++, x += 32) {
+            __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(i8x8i(b->qs)), _mm256_loadu_ps(x));
+            p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8x8i(b->qs + 8)), _mm256_loadu_ps(x + 8), p);
+            p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8x8i(b->qs + 16)), _mm256_loadu_ps(x + 16), p);
+            p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8x8i(b->qs + 24)), _mm256_loadu_ps(x + 24), p);
+            if (i & 1) acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(b->d)), p, acc1);
+            else acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(b->d)), p, acc0);
+        }
+        return hsum256(_mm256_add_ps(acc0, acc1));
+    }
+    case PIKA_TYPE_Q4_K: {
+        /* sum over sub-blocks s: (d*sc_s) * sum(q*x) - (dmin*m_s) * sum(x) */
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+        const __m256i m4 = _mm256_set1_epi32(0xF);
+        const blk_q4_K *b = row;
+        for (int64_t i = 0; i < nb; i++, b++, x += 256) {
+            float d = f16_avx2(b->d), dmin = f16_avx2(b->dmin);
+            for (int j = 0; j < 4; j++) {
+                const float *xj = x + 64 * j;
+                __m256 plo = _mm256_setzero_ps(), phi = _mm256_setzero_ps(), sxlo = _mm256_setzero_ps(), sxhi = _mm256_setzero_ps();
+                for (int l = 0; l < 32; l += 8) {
+                    __m256i q = u8x8i(b->qs + 32 * j + l);
+                    __m256 xa = _mm256_loadu_ps(xj + l), xb = _mm256_loadu_ps(xj + 32 + l);
+                    plo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(q, m4)), xa, plo);
+                    phi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(q, 4)), xb, phi);
+                    sxlo = _mm256_add_ps(sxlo, xa);
+                    sxhi = _mm256_add_ps(sxhi, xb);
+                }
+                uint8_t sc, m;
+                get_scale_min_k4(2 * j, b->scales, &sc, &m);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc), plo, acc);
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * m), sxlo, accm);
+                get_scale_min_k4(2 * j + 1, b->scales, &sc, &m);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc), phi, acc);
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * m), sxhi, accm);
+            }
+        }
+        return hsum256(_mm256_sub_ps(acc, accm));
+    }
+    case PIKA_TYPE_Q6_K: {
+        __m256 acc = _mm256_setzero_ps();
+        const __m256i m4 = _mm256_set1_epi32(0xF), m3 = _mm256_set1_epi32(3), o32 = _mm256_set1_epi32(32);
+        const blk_q6_K *b = row;
+        for (int64_t i = 0; i < nb; i++, b++) {
+            float d = f16_avx2(b->d);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+                const int8_t *sc = b->scales + 8 * h;
+                const float *xh = x + 256 * i + 128 * h;
+                for (int l0 = 0; l0 < 32; l0 += 16) {
+                    __m256 p1 = _mm256_setzero_ps(), p2 = _mm256_setzero_ps(), p3 = _mm256_setzero_ps(), p4 = _mm256_setzero_ps();
+                    for (int l = l0; l < l0 + 16; l += 8) {
+                        __m256i a = u8x8i(ql + l), c = u8x8i(ql + 32 + l), hb = u8x8i(qh + l);
+                        __m256i q1 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi32(_mm256_and_si256(hb, m3), 4));
+                        __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), m3), 4));
+                        __m256i q3 = _mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), m3), 4));
+                        __m256i q4 = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4));
+                        p1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q1, o32)), _mm256_loadu_ps(xh + l), p1);
+                        p2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q2, o32)), _mm256_loadu_ps(xh + l + 32), p2);
+                        p3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q3, o32)), _mm256_loadu_ps(xh + l + 64), p3);
+                        p4 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q4, o32)), _mm256_loadu_ps(xh + l + 96), p4);
+                    }
+                    int is = l0 / 16;
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is]), p1, acc);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is + 2]), p2, acc);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is + 4]), p3, acc);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is + 6]), p4, acc);
+                }
+            }
+        }
+        return hsum256(acc);
+    }
+    default: {
+        float buf[256];
+        size_t cb = pika_row_bytes(type, 256);
+        const uint8_t *p = row;
+        float s = 0;
+        for (int64_t i = 0; i < n; i += 256, p += cb) {
+            int64_t m = n - i < 256 ? n - i : 256;
+            dequant_scalar(type, p, buf, m);
+            s += dot_f32_avx2(buf, x + i, m);
+        }
+        return s;
+    }
+    }
+}
+
+/* ================================================================ AVX-512 (F, BW, VL, DQ) */
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+static inline T512 float hsum512(__m512 v) {
+    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+static inline T512 float f16_512(uint16_t h) { return _cvtsh_ss(h); }
+static inline T512 __m512i u8x16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+static inline T512 __m512i i8x16(const int8_t *p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+
+static T512 void dequant_avx512(uint32_t type, const void *src, float *y, int64_t n) {
+    int64_t nb = n / TYPES[type].blck;
+    switch (type) {
+    case PIKA_TYPE_F16: {
+        const uint16_t *s = src;
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+        for (; i < n; i++) y[i] = f16_512(s[i]);
+        return;
+    }
+    case PIKA_TYPE_BF16: {
+        const uint16_t *s = src;
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+            _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+        }
+        for (; i < n; i++) y[i] = pika_bf16_to_fp32(s[i]);
+        return;
+    }
+    case PIKA_TYPE_Q8_0:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q8_0 *b = (const blk_q8_0 *)src + i;
+            __m512 d = _mm512_set1_ps(f16_512(b->d));
+            _mm512_storeu_ps(y + 32 * i, _mm512_mul_ps(_mm512_cvtepi32_ps(i8x16(b->qs)), d));
+            _mm512_storeu_ps(y + 32 * i + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(i8x16(b->qs + 16)), d));
+        }
+        return;
+    case PIKA_TYPE_Q4_K:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q4_K *b = (const blk_q4_K *)src + i;
+            float d = f16_512(b->d), dmin = f16_512(b->dmin);
+            float *yb = y + 256 * i;
+            const __m512i m4 = _mm512_set1_epi32(0xF);
+            for (int j = 0; j < 4; j++) {
+                uint8_t sc, m;
+                get_scale_min_k4(2 * j, b->scales, &sc, &m);
+                __m512 d1 = _mm512_set1_ps(d * sc), m1 = _mm512_set1_ps(dmin * m);
+                get_scale_min_k4(2 * j + 1, b->scales, &sc, &m);
+                __m512 d2 = _mm512_set1_ps(d * sc), m2 = _mm512_set1_ps(dmin * m);
+                for (int l = 0; l < 32; l += 16) {
+                    __m512i q = u8x16(b->qs + 32 * j + l);
+                    __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(q, m4));
+                    __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4));
+                    _mm512_storeu_ps(yb + 64 * j + l, _mm512_sub_ps(_mm512_mul_ps(d1, lo), m1));
+                    _mm512_storeu_ps(yb + 64 * j + 32 + l, _mm512_sub_ps(_mm512_mul_ps(d2, hi), m2));
+                }
+            }
+        }
+        return;
+    case PIKA_TYPE_Q6_K:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q6_K *b = (const blk_q6_K *)src + i;
+            float d = f16_512(b->d);
+            const __m512i m4 = _mm512_set1_epi32(0xF), m3 = _mm512_set1_epi32(3), o32 = _mm512_set1_epi32(32);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+                const int8_t *sc = b->scales + 8 * h;
+                float *yb = y + 256 * i + 128 * h;
+                for (int l = 0; l < 32; l += 16) {
+                    int is = l / 16;
+                    __m512i a = u8x16(ql + l), c = u8x16(ql + 32 + l), hb = u8x16(qh + l);
+                    __m512i q1 = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_slli_epi32(_mm512_and_si512(hb, m3), 4));
+                    __m512i q2 = _mm512_or_si512(_mm512_and_si512(c, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2), m3), 4));
+                    __m512i q3 = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 4), m3), 4));
+                    __m512i q4 = _mm512_or_si512(_mm512_srli_epi32(c, 4), _mm512_slli_epi32(_mm512_srli_epi32(hb, 6), 4));
+                    _mm512_storeu_ps(yb + l, _mm512_mul_ps(_mm512_set1_ps(d * sc[is]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q1, o32))));
+                    _mm512_storeu_ps(yb + l + 32, _mm512_mul_ps(_mm512_set1_ps(d * sc[is + 2]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q2, o32))));
+                    _mm512_storeu_ps(yb + l + 64, _mm512_mul_ps(_mm512_set1_ps(d * sc[is + 4]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q3, o32))));
+                    _mm512_storeu_ps(yb + l + 96, _mm512_mul_ps(_mm512_set1_ps(d * sc[is + 6]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q4, o32))));
+                }
+            }
+        }
+        return;
+    default: dequant_scalar(type, src, y, n); return;
+    }
+}
+
+static T512 float dot_f32_avx512(const float *a, const float *x, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(x + i), s0);
+    float s = hsum512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (; i < n; i++) s += a[i] * x[i];
+    return s;
+}
+
+/* Q4_K dot; xs[k] = sum of x over sub-block k (32 elements) when the caller precomputed it, else NULL. */
+static T512 float dot_q4_K_avx512(const blk_q4_K *b, const float *x, const float *xs, int64_t nb) {
+    __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    float macc = 0;
+    const __m512i m4 = _mm512_set1_epi32(0xF);
+    for (int64_t i = 0; i < nb; i++, b++, x += 256) {
+        float d = f16_512(b->d), dmin = f16_512(b->dmin);
+        for (int j = 0; j < 4; j++) {
+            const float *xj = x + 64 * j;
+            __m512i q0 = u8x16(b->qs + 32 * j), q1 = u8x16(b->qs + 32 * j + 16);
+            __m512 xa = _mm512_loadu_ps(xj), xb = _mm512_loadu_ps(xj + 16);
+            __m512 xc = _mm512_loadu_ps(xj + 32), xd = _mm512_loadu_ps(xj + 48);
+            __m512 plo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q0, m4)), xa);
+            plo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q1, m4)), xb, plo);
+            __m512 phi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q0, 4)), xc);
+            phi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q1, 4)), xd, phi);
+            uint8_t sc, m, sc2, m2;
+            get_scale_min_k4(2 * j, b->scales, &sc, &m);
+            get_scale_min_k4(2 * j + 1, b->scales, &sc2, &m2);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * sc), plo, acc);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * sc2), phi, acc);
+            if (xs) {
+                macc += dmin * m * xs[8 * i + 2 * j] + dmin * m2 * xs[8 * i + 2 * j + 1];
+            } else {
+                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmin * m), _mm512_add_ps(xa, xb), accm);
+                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmin * m2), _mm512_add_ps(xc, xd), accm);
+            }
+        }
+    }
+    return hsum512(_mm512_sub_ps(acc, accm)) - macc;
+}
+
+static T512 float dot_q6_K_avx512(const blk_q6_K *b, const float *x, int64_t nb) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi32(0xF), m3 = _mm512_set1_epi32(3), o32 = _mm512_set1_epi32(32);
+    for (int64_t i = 0; i < nb; i++, b++) {
+        float d = f16_512(b->d);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+            const int8_t *sc = b->scales + 8 * h;
+            const float *xh = x + 256 * i + 128 * h;
+            for (int l = 0; l < 32; l += 16) {
+                int is = l / 16;
+                __m512i a = u8x16(ql + l), c = u8x16(ql + 32 + l), hb = u8x16(qh + l);
+                __m512i q1 = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_slli_epi32(_mm512_and_si512(hb, m3), 4));
+                __m512i q2 = _mm512_or_si512(_mm512_and_si512(c, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2), m3), 4));
+                __m512i q3 = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 4), m3), 4));
+                __m512i q4 = _mm512_or_si512(_mm512_srli_epi32(c, 4), _mm512_slli_epi32(_mm512_srli_epi32(hb, 6), 4));
+                __m512 p1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q1, o32)), _mm512_loadu_ps(xh + l));
+                __m512 p2 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q2, o32)), _mm512_loadu_ps(xh + l + 32));
+                __m512 p3 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q3, o32)), _mm512_loadu_ps(xh + l + 64));
+                __m512 p4 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q4, o32)), _mm512_loadu_ps(xh + l + 96));
+                acc0 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is]), p1, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is + 2]), p2, acc1);
+                acc0 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is + 4]), p3, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is + 6]), p4, acc1);
+            }
+        }
+    }
+    return hsum512(_mm512_add_ps(acc0, acc1));
+}
+
+static T512 float vec_dot_avx512(uint32_t type, const void *row, const float *x, int64_t n) {
+    int64_t nb = n / TYPES[type].blck;
+    switch (type) {
+    case PIKA_TYPE_F32: return dot_f32_avx512(row, x, n);
+    case PIKA_TYPE_F16: {
+        const uint16_t *s = row;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+        int64_t i = 0;
+        for (; i + 64 <= n; i += 64) {
+            s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))), _mm512_loadu_ps(x + i), s0);
+            s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i + 16))), _mm512_loadu_ps(x + i + 16), s1);
+            s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i + 32))), _mm512_loadu_ps(x + i + 32), s2);
+            s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i + 48))), _mm512_loadu_ps(x + i + 48), s3);
+        }
+        for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))), _mm512_loadu_ps(x + i), s0);
+        float r = hsum512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+        for (; i < n; i++) r += f16_512(s[i]) * x[i];
+        return r;
+    }
+    case PIKA_TYPE_BF16: {
+        const uint16_t *s = row;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        int64_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            __m512i v0 = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i))), 16);
+            __m512i v1 = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i + 16))), 16);
+            s0 = _mm512_fmadd_ps(_mm512_castsi512_ps(v0), _mm512_loadu_ps(x + i), s0);
+            s1 = _mm512_fmadd_ps(_mm512_castsi512_ps(v1), _mm512_loadu_ps(x + i + 16), s1);
+        }
+        float r = hsum512(_mm512_add_ps(s0, s1));
+        for (; i < n; i++) r += pika_bf16_to_fp32(s[i]) * x[i];
+        return r;
+    }
+    case PIKA_TYPE_Q8_0: {
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        const blk_q8_0 *b = row;
+        int64_t i = 0;
+        for (; i + 2 <= nb; i += 2, b += 2, x += 64) {
+            __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(i8x16(b[0].qs)), _mm512_loadu_ps(x));
+            p = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i8x16(b[0].qs + 16)), _mm512_loadu_ps(x + 16), p);
+            __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(i8x16(b[1].qs)), _mm512_loadu_ps(x + 32));
+            r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i8x16(b[1].qs + 16)), _mm512_loadu_ps(x + 48), r);
+            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(f16_512(b[0].d)), p, acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_set1_ps(f16_512(b[1].d)), r, acc1);
+        }
+        for (; i < nb; i++, b++, x += 32) {
+            __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(i8x16(b->qs)), _mm512_loadu_ps(x));
+            p = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i8x16(b->qs + 16)), _mm512_loadu_ps(x + 16), p);
+            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(f16_512(b->d)), p, acc0);
+        }
+        return hsum512(_mm512_add_ps(acc0, acc1));
+    }
+    case PIKA_TYPE_Q4_K: return dot_q4_K_avx512(row, x, NULL, nb);
+    case PIKA_TYPE_Q6_K: return dot_q6_K_avx512(row, x, nb);
+    default: {
+        float buf[256];
+        size_t cb = pika_row_bytes(type, 256);
+        const uint8_t *p = row;
+        float s = 0;
+        for (int64_t i = 0; i < n; i += 256, p += cb) {
+            int64_t m = n - i < 256 ? n - i : 256;
+            dequant_avx512(type, p, buf, m);
+            s += dot_f32_avx512(buf, x + i, m);
+        }
+        return s;
+    }
+    }
+}
+
+/* Q4_K matvec with the per-sub-block sums of x computed once for all rows. */
+static T512 void matvec_q4_K_avx512(const uint8_t *W, const float *x, float *y, int64_t n, int64_t r0, int64_t r1, float *xs) {
+    int64_t nsub = n / 32, nb = n / 256;
+    for (int64_t k = 0; k < nsub; k++) {
+        __m512 s = _mm512_add_ps(_mm512_loadu_ps(x + 32 * k), _mm512_loadu_ps(x + 32 * k + 16));
+        xs[k] = hsum512(s);
+    }
+    size_t rb = (size_t)nb * sizeof(blk_q4_K);
+    for (int64_t r = r0; r < r1; r++) y[r] = dot_q4_K_avx512((const blk_q4_K *)(W + (size_t)r * rb), x, xs, nb);
+}
+#endif /* PIKA_X86 */
+
+/* ================================================================ public kernels */
+
+void pika_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
+    if (!pika_type_supported(type)) { memset(dst, 0, (size_t)n * sizeof(float)); return; }
+#ifdef PIKA_X86
+    switch (cur_path()) {
+    case PATH_AVX512: dequant_avx512(type, src, dst, n); return;
+    case PATH_AVX2: dequant_avx2(type, src, dst, n); return;
+    default: break;
+    }
+#endif
+    dequant_scalar(type, src, dst, n);
+}
+
+float pika_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n) {
+    if (!pika_type_supported(type)) return 0.0f;
+#ifdef PIKA_X86
+    switch (cur_path()) {
+    case PATH_AVX512: return vec_dot_avx512(type, row, x, n);
+    case PATH_AVX2: return vec_dot_avx2(type, row, x, n);
+    default: break;
+    }
+#endif
+    return vec_dot_scalar(type, row, x, n);
+}
+
+void pika_matvec(uint32_t type, const void *W, const float *x, float *y, int64_t n, int64_t r0, int64_t r1) {
+    if (!pika_type_supported(type)) {
+        for (int64_t r = r0; r < r1; r++) y[r] = 0.0f;
+        return;
+    }
+    size_t rb = pika_row_bytes(type, n);
+    const uint8_t *w = W;
+    int path = cur_path();
+#ifdef PIKA_X86
+    if (path == PATH_AVX512 && type == PIKA_TYPE_Q4_K && n <= 65536) {
+        float xs[2048];
+        matvec_q4_K_avx512(w, x, y, n, r0, r1, xs);
+        return;
+    }
+    if (path == PATH_AVX512) {
+        for (int64_t r = r0; r < r1; r++) y[r] = vec_dot_avx512(type, w + (size_t)r * rb, x, n);
+        return;
+    }
+    if (path == PATH_AVX2) {
+        for (int64_t r = r0; r < r1; r++) y[r] = vec_dot_avx2(type, w + (size_t)r * rb, x, n);
+        return;
+    }
+#endif
+    (void)path;
+    for (int64_t r = r0; r < r1; r++) y[r] = vec_dot_scalar(type, w + (size_t)r * rb, x, n);
+}
+
+/* ================================================================ quantization (ggml reference algorithms) */
+
+/* Round to nearest, ties to even (ggml's nearest_int; valid for |f| < 2^22). */
+static inline int nearest_int(float f) {
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static void q_q4_0(const float *x, blk_q4_0 *y) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+        if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+    float d = max / -8, id = d ? 1.0f / d : 0.0f;
+    y->d = pika_fp32_to_fp16(d);
+    for (int j = 0; j < 16; j++) {
+        int a = (int)(int8_t)(x[j] * id + 8.5f), b = (int)(int8_t)(x[j + 16] * id + 8.5f);
+        a = a > 15 ? 15 : a;
+        b = b > 15 ? 15 : b;
+        y->qs[j] = (uint8_t)(a | (b << 4));
+    }
+}
+static void q_q4_1(const float *x, blk_q4_1 *y) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < 32; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    float d = (max - min) / 15, id = d ? 1.0f / d : 0.0f;
+    y->d = pika_fp32_to_fp16(d);
+    y->m = pika_fp32_to_fp16(min);
+    for (int j = 0; j < 16; j++) {
+        int a = (int)(int8_t)((x[j] - min) * id + 0.5f), b = (int)(int8_t)((x[j + 16] - min) * id + 0.5f);
+        a = a > 15 ? 15 : a;
+        b = b > 15 ? 15 : b;
+        y->qs[j] = (uint8_t)(a | (b << 4));
+    }
+}
+static void q_q5_0(const float *x, blk_q5_0 *y) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+        if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+    float d = max / -16, id = d ? 1.0f / d : 0.0f;
+    y->d = pika_fp32_to_fp16(d);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        int a = (int)(int8_t)(x[j] * id + 16.5f), b = (int)(int8_t)(x[j + 16] * id + 16.5f);
+        a = a > 31 ? 31 : a;
+        b = b > 31 ? 31 : b;
+        y->qs[j] = (uint8_t)((a & 0xF) | ((b & 0xF) << 4));
+        qh |= (uint32_t)((a >> 4) & 1) << j;
+        qh |= (uint32_t)((b >> 4) & 1) << (j + 16);
+    }
+    memcpy(y->qh, &qh, 4);
+}
+static void q_q5_1(const float *x, blk_q5_1 *y) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < 32; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    float d = (max - min) / 31, id = d ? 1.0f / d : 0.0f;
+    y->d = pika_fp32_to_fp16(d);
+    y->m = pika_fp32_to_fp16(min);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        int a = (int)(uint8_t)((x[j] - min) * id + 0.5f), b = (int)(uint8_t)((x[j + 16] - min) * id + 0.5f);
+        y->qs[j] = (uint8_t)((a & 0xF) | ((b & 0xF) << 4));
+        qh |= (uint32_t)((a >> 4) & 1) << j;
+        qh |= (uint32_t)((b >> 4) & 1) << (j + 16);
+    }
+    memcpy(y->qh, &qh, 4);
+}
+static void q_q8_0(const float *x, blk_q8_0 *y) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) amax = fabsf(x[j]);
+    float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+    y->d = pika_fp32_to_fp16(d);
+    for (int j = 0; j < 32; j++) y->qs[j] = (int8_t)roundf(x[j] * id);
+}
+
+/* ggml make_qkx2_quants: asymmetric quantization of n values to [0, nmax] with a scale and a
+ * min, searching nstep+1 candidate scales for the lowest weighted error. Returns the scale;
+ * *the_min receives -min (>= 0). */
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                              uint8_t *Laux, float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.0f;
+    }
+    float iscale = nmax / (max - min), scale = 1 / iscale, best = 0;
+    for (int i = 0; i < n; i++) {
+        int l = nearest_int(iscale * (x[i] - min));
+        l = l < 0 ? 0 : l > nmax ? nmax : l;
+        L[i] = (uint8_t)l;
+        float diff = scale * l + min - x[i];
+        best += w[i] * diff * diff;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = nearest_int(iscale * (x[i] - min));
+            l = l < 0 ? 0 : l > nmax ? nmax : l;
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * l;
+            sum_l2 += w[i] * l * l;
+            sum_xl += w[i] * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float err = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                err += w[i] * diff * diff;
+            }
+            if (err < best) {
+                memcpy(L, Laux, (size_t)n);
+                best = err;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* Shared by Q4_K (nmax 15) and Q5_K (nmax 31): per-sub-block scales/mins, packed 6-bit, then
+ * the final levels L[256] recomputed from the rounded scales. Writes d, dmin, scales[12]. */
+static void quant_k_scales(const float *x, int nmax, uint16_t *yd, uint16_t *ydmin, uint8_t *ysc, uint8_t *L) {
+    uint8_t Laux[32];
+    float w[32], mins[8], scales[8], max_scale = 0, max_min = 0;
+    float rmin = nmax == 15 ? -1.0f : -0.5f;
+    int nstep = nmax == 15 ? 20 : 15;
+    for (int j = 0; j < 8; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    memset(ysc, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        int ls = nearest_int(inv_scale * scales[j]), lm = nearest_int(inv_min * mins[j]);
+        ls = ls > 63 ? 63 : ls < 0 ? 0 : ls;
+        lm = lm > 63 ? 63 : lm < 0 ? 0 : lm;
+        if (j < 4) {
+            ysc[j] = (uint8_t)ls;
+            ysc[j + 4] = (uint8_t)lm;
+        } else {
+            ysc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            ysc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            ysc[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    *yd = pika_fp32_to_fp16(max_scale / 63.f);
+    *ydmin = pika_fp32_to_fp16(max_min / 63.f);
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        get_scale_min_k4(j, ysc, &sc, &m);
+        float d = h2f(*yd) * sc;
+        if (!d) continue;
+        float dm = h2f(*ydmin) * m;
+        for (int ii = 0; ii < 32; ii++) {
+            int l = nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
+        }
+    }
+}
+
+static void q_q4_K(const float *x, blk_q4_K *y) {
+    uint8_t L[256];
+    quant_k_scales(x, 15, &y->d, &y->dmin, y->scales, L);
+    for (int j = 0; j < 256; j += 64)
+        for (int l = 0; l < 32; l++) y->qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+}
+
+static void q_q5_K(const float *x, blk_q5_K *y) {
+    uint8_t L[256];
+    quant_k_scales(x, 31, &y->d, &y->dmin, y->scales, L);
+    memset(y->qh, 0, 32);
+    uint8_t m1 = 1, m2 = 2;
+    for (int n = 0; n < 256; n += 64, m1 <<= 2, m2 <<= 2) {
+        for (int j = 0; j < 32; j++) {
+            int l1 = L[n + j], l2 = L[n + j + 32];
+            if (l1 > 15) { l1 -= 16; y->qh[j] |= m1; }
+            if (l2 > 15) { l2 -= 16; y->qh[j] |= m2; }
+            y->qs[n / 2 + j] = (uint8_t)(l1 | (l2 << 4));
+        }
+    }
+}
+
+/* ggml make_qx_quants with rmse_type 1 (weights x^2): symmetric levels in [-nmax, nmax-1],
+ * stored as L = level + nmax; returns the scale. */
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        float ax = fabsf(x[i]);
+        if (ax > amax) { amax = ax; max = x[i]; }
+    }
+    if (amax < 1e-15f) {
+        memset(L, 0, (size_t)n);
+        return 0.0f;
+    }
+    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = nearest_int(iscale * x[i]);
+        l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+        L[i] = (int8_t)(l + nmax);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = nearest_int(iscale * x[i]);
+            l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++) {
+                int l = nearest_int(iscale * x[i]);
+                L[i] = (int8_t)(nmax + (l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l));
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+static void q_q6_K(const float *x, blk_q6_K *y) {
+    int8_t L[256];
+    float scales[16], max_scale = 0, max_abs = 0;
+    for (int ib = 0; ib < 16; ib++) {
+        scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+        if (fabsf(scales[ib]) > max_abs) { max_abs = fabsf(scales[ib]); max_scale = scales[ib]; }
+    }
+    if (max_abs < 1e-15f) {
+        memset(y, 0, sizeof *y);
+        return;
+    }
+    float iscale = -128.f / max_scale;
+    y->d = pika_fp32_to_fp16(1 / iscale);
+    for (int ib = 0; ib < 16; ib++) {
+        int s = nearest_int(iscale * scales[ib]);
+        y->scales[ib] = (int8_t)(s > 127 ? 127 : s < -128 ? -128 : s);
+    }
+    for (int j = 0; j < 16; j++) {
+        float d = h2f(y->d) * y->scales[j];
+        if (!d) continue;
+        for (int ii = 0; ii < 16; ii++) {
+            int l = nearest_int(x[16 * j + ii] / d);
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            L[16 * j + ii] = (int8_t)(l + 32);
+        }
+    }
+    for (int j = 0; j < 256; j += 128) {
+        uint8_t *ql = y->ql + j / 2, *qh = y->qh + j / 4;
+        for (int l = 0; l < 32; l++) {
+            int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+            ql[l] = (uint8_t)(q1 | (q3 << 4));
+            ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
+            qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                              ((L[j + l + 96] >> 4) << 6));
+        }
+    }
+}
+
+int pika_quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
+    if (!pika_type_supported(type)) return pika_set_error("cannot quantize to type %s (%u)", pika_type_name(type), type);
+    int bl = TYPES[type].blck;
+    if (n % bl) return pika_set_error("row of %lld elements is not a multiple of the %s block size %d", (long long)n, TYPES[type].name, bl);
+    int64_t nb = n / bl;
+    switch (type) {
+    case PIKA_TYPE_F32: memcpy(dst, src, (size_t)n * 4); break;
+    case PIKA_TYPE_F16: { uint16_t *d = dst; for (int64_t i = 0; i < n; i++) d[i] = pika_fp32_to_fp16(src[i]); } break;
+    case PIKA_TYPE_BF16: { uint16_t *d = dst; for (int64_t i = 0; i < n; i++) d[i] = pika_fp32_to_bf16(src[i]); } break;
+    case PIKA_TYPE_Q4_0: for (int64_t i = 0; i < nb; i++) q_q4_0(src + 32 * i, (blk_q4_0 *)dst + i); break;
+    case PIKA_TYPE_Q4_1: for (int64_t i = 0; i < nb; i++) q_q4_1(src + 32 * i, (blk_q4_1 *)dst + i); break;
+    case PIKA_TYPE_Q5_0: for (int64_t i = 0; i < nb; i++) q_q5_0(src + 32 * i, (blk_q5_0 *)dst + i); break;
+    case PIKA_TYPE_Q5_1: for (int64_t i = 0; i < nb; i++) q_q5_1(src + 32 * i, (blk_q5_1 *)dst + i); break;
+    case PIKA_TYPE_Q8_0: for (int64_t i = 0; i < nb; i++) q_q8_0(src + 32 * i, (blk_q8_0 *)dst + i); break;
+    case PIKA_TYPE_Q4_K: for (int64_t i = 0; i < nb; i++) q_q4_K(src + 256 * i, (blk_q4_K *)dst + i); break;
+    case PIKA_TYPE_Q5_K: for (int64_t i = 0; i < nb; i++) q_q5_K(src + 256 * i, (blk_q5_K *)dst + i); break;
+    case PIKA_TYPE_Q6_K: for (int64_t i = 0; i < nb; i++) q_q6_K(src + 256 * i, (blk_q6_K *)dst + i); break;
+    default: return pika_set_error("cannot quantize to type %s", pika_type_name(type));
+    }
+    return 0;
+}

@@ -1,0 +1,445 @@
+/* test_model.c — the forward pass against llama.cpp's reference outputs for every fixture model
+ * (hidden states at every layer and position, last logits, greedy tokens), plus KV-cache decode,
+ * early stop, threads, the CLI contract, and corrupt GGUF files. */
+#include <cJSON.h>
+#include <unistd.h>
+
+#include "pika/gguf.h"
+#include "pika/model.h"
+#include "pika/npy.h"
+#include "pika/util.h"
+#include "test.h"
+
+static cJSON *load_json(const char *path) {
+    char *s = pika_read_file(path, NULL);
+    if (!s) return NULL;
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    return j;
+}
+
+static int32_t *json_ids(const cJSON *arr, int *n) {
+    *n = cJSON_GetArraySize(arr);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) ids[i] = (int32_t)cJSON_GetArrayItem(arr, i)->valuedouble;
+    return ids;
+}
+
+/* max |a-b| and relative RMS (||a-b|| / ||b||) over n values */
+static void diff_stats(const float *a, const float *b, size_t n, double *maxabs, double *relrms) {
+    double m = 0, se = 0, sb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+        se += d * d;
+        sb += (double)b[i] * b[i];
+    }
+    *maxabs = m;
+    *relrms = sb > 0 ? sqrt(se / sb) : sqrt(se);
+}
+
+static void check_model(const char *name) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "fixtures/models/%s.json", name);
+    const char *jpath = test_shared_path(rel);
+    if (!jpath) SKIP_TEST("*** ../shared fixture %s is ABSENT: test skipped ***", rel);
+    cJSON *j = load_json(jpath);
+    REQUIRE(j, "cannot parse %s", jpath);
+    snprintf(path, sizeof path, "%s/fixtures/models/%s.gguf", test_shared_dir(), name);
+    pika_model *m = pika_model_load(path);
+    REQUIRE(m, "load %s: %s", name, pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    int quantized = strstr(name, "llama-q-") != NULL;
+    int f16 = !quantized && (strstr(name, "qwen") != NULL);
+    pika_ctx *c = pika_ctx_new(m, 2);
+    const cJSON *prompts = cJSON_GetObjectItem(j, "prompts");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, prompts) {
+        const char *pid = cJSON_GetObjectItem(p, "id")->valuestring;
+        int n;
+        int32_t *ids = json_ids(cJSON_GetObjectItem(p, "token_ids"), &n);
+        size_t hsz = (size_t)(hp->n_layer + 1) * n * hp->n_embd;
+        float *hidden = malloc(sizeof(float) * hsz), *logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
+        pika_forward_req req = {-1, NULL, -1, NULL, hidden, logits};
+        pika_ctx_reset(c);
+        int rc = pika_forward(c, ids, n, &req);
+        CHECK(rc == 0, "%s/%s forward: %s", name, pid, pika_last_error());
+        /* native reference */
+        snprintf(path, sizeof path, "%s/fixtures/models/%s", test_shared_dir(),
+                 cJSON_GetObjectItem(cJSON_GetObjectItem(p, "files"), "hidden")->valuestring);
+        int nd;
+        int64_t shape[8];
+        float *ref = pika_npy_load_f32(path, &nd, shape);
+        CHECK(ref && nd == 3 && shape[0] == hp->n_layer + 1 && shape[1] == n && shape[2] == hp->n_embd,
+              "%s/%s reference hidden shape", name, pid);
+        for (int l = 0; ref && l <= hp->n_layer; l++) {
+            double mx, rr;
+            size_t off = (size_t)l * n * hp->n_embd, cnt = (size_t)n * hp->n_embd;
+            diff_stats(hidden + off, ref + off, cnt, &mx, &rr);
+            if (!quantized && !f16) CHECK(mx <= 1e-4, "%s/%s layer %d native hidden maxabs %.3g > 1e-4", name, pid, l, mx);
+            else if (f16) CHECK(mx <= 3e-2 && rr <= 5e-3, "%s/%s layer %d F16 native hidden maxabs %.3g relrms %.3g", name, pid, l, mx, rr);
+            else CHECK(rr <= 0.1, "%s/%s layer %d quantized native hidden relrms %.3g > 0.1", name, pid, l, rr);
+        }
+        free(ref);
+        snprintf(path, sizeof path, "%s/fixtures/models/%s", test_shared_dir(),
+                 cJSON_GetObjectItem(cJSON_GetObjectItem(p, "files"), "logits_last")->valuestring);
+        ref = pika_npy_load_f32(path, NULL, NULL);
+        if (ref) {
+            double mx, rr;
+            diff_stats(logits, ref, (size_t)hp->n_vocab, &mx, &rr);
+            double tol = quantized ? 2.0 : f16 ? 3e-2 : 5e-4;
+            CHECK(mx <= tol, "%s/%s native logits maxabs %.3g > %.3g", name, pid, mx, tol);
+            free(ref);
+        }
+        /* exact-F32 reference (non-F32 models): the tight check */
+        const cJSON *fw = cJSON_GetObjectItem(p, "f32_weights");
+        const cJSON *greedy = cJSON_GetObjectItem(p, "greedy");
+        if (fw) {
+            greedy = cJSON_GetObjectItem(fw, "greedy");
+            snprintf(path, sizeof path, "%s/fixtures/models/%s", test_shared_dir(),
+                     cJSON_GetObjectItem(cJSON_GetObjectItem(fw, "files"), "hidden")->valuestring);
+            ref = pika_npy_load_f32(path, NULL, NULL);
+            CHECK(ref != NULL, "%s/%s f32w hidden missing", name, pid);
+            for (int l = 0; ref && l <= hp->n_layer; l++) {
+                double mx, rr;
+                size_t off = (size_t)l * n * hp->n_embd, cnt = (size_t)n * hp->n_embd;
+                diff_stats(hidden + off, ref + off, cnt, &mx, &rr);
+                CHECK(mx <= 1e-4, "%s/%s layer %d f32w hidden maxabs %.3g > 1e-4", name, pid, l, mx);
+            }
+            free(ref);
+            const cJSON *fl = cJSON_GetObjectItem(cJSON_GetObjectItem(fw, "files"), "logits_last");
+            if (fl) {
+                snprintf(path, sizeof path, "%s/fixtures/models/%s", test_shared_dir(), fl->valuestring);
+                ref = pika_npy_load_f32(path, NULL, NULL);
+                double mx = 1e9, rr;
+                if (ref) diff_stats(logits, ref, (size_t)hp->n_vocab, &mx, &rr);
+                CHECK(mx <= 5e-4, "%s/%s f32w logits maxabs %.3g > 5e-4", name, pid, mx);
+                free(ref);
+            }
+            const cJSON *top, *top20 = cJSON_GetObjectItem(fw, "logits_last_top20");
+            cJSON_ArrayForEach(top, top20) {
+                int id = (int)cJSON_GetArrayItem(top, 0)->valuedouble;
+                double v = cJSON_GetArrayItem(top, 1)->valuedouble;
+                CHECK(fabs(logits[id] - v) <= 5e-4, "%s/%s f32w top-20 logit of %d: %.6f vs %.6f", name, pid, id, logits[id], v);
+            }
+        }
+        /* greedy decode with the KV cache, compared up to the first low-margin step */
+        int n_cmp = (int)cJSON_GetObjectItem(cJSON_GetObjectItem(greedy, "first_step_with_margin_below"), "1e-3")->valuedouble;
+        int ng;
+        int32_t *gids = json_ids(cJSON_GetObjectItem(greedy, "token_ids"), &ng);
+        pika_sampling sp;
+        pika_sampling_default(&sp);
+        sp.temperature = 0;
+        pika_sampler *s = pika_sampler_new(&sp, hp->n_vocab);
+        pika_forward_req lreq = {0, NULL, 0, NULL, NULL, logits};
+        for (int k = 0; k < n_cmp && k < ng; k++) {
+            int32_t tok = pika_sample(s, logits);
+            CHECK(tok == gids[k], "%s/%s greedy step %d: got %d, want %d", name, pid, k, tok, gids[k]);
+            if (tok != gids[k]) break;
+            if (pika_forward(c, &tok, 1, &lreq)) { CHECK(0, "decode: %s", pika_last_error()); break; }
+        }
+        pika_sampler_free(s);
+        free(gids);
+        free(hidden);
+        free(logits);
+        free(ids);
+    }
+    pika_ctx_free(c);
+    pika_model_free(m);
+    cJSON_Delete(j);
+}
+
+static void test_llama_tiny(void) { check_model("llama-tiny"); }
+static void test_qwen2_tiny(void) { check_model("qwen2-tiny"); }
+static void test_qwen3_tiny(void) { check_model("qwen3-tiny"); }
+static void test_llama_q8_0(void) { check_model("llama-q-Q8_0"); }
+static void test_llama_q4_k(void) { check_model("llama-q-Q4_K_M"); }
+static void test_stories260k(void) { check_model("stories260K"); }
+
+/* Decoding token by token through the KV cache must give the same hidden states as one batch;
+ * an early stop must give the same layers as the full pass; 1 and 2 threads agree. */
+static void test_kv_cache_and_early_stop(void) {
+    REQUIRE_SHARED(path, "fixtures/models/qwen3-tiny.gguf");
+    pika_model *m = pika_model_load(path);
+    REQUIRE(m, "%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    const int n = 12, E = hp->n_embd, L = hp->n_layer;
+    int32_t ids[12] = {785, 6722, 315, 9625, 374, 12095, 13, 576, 6722, 315, 9856, 374};
+    float *full = malloc(sizeof(float) * (size_t)(L + 1) * n * E), *logits1 = malloc(sizeof(float) * hp->n_vocab);
+    pika_ctx *c1 = pika_ctx_new(m, 1), *c2 = pika_ctx_new(m, 2);
+    pika_forward_req req = {-1, NULL, -1, NULL, full, logits1};
+    REQUIRE(pika_forward(c1, ids, n, &req) == 0, "%s", pika_last_error());
+    /* one token at a time, capturing the last layer of each */
+    float *step = malloc(sizeof(float) * (size_t)E), *logits2 = malloc(sizeof(float) * hp->n_vocab);
+    int last = L, pos0 = 0;
+    double worst = 0;
+    for (int t = 0; t < n; t++) {
+        pika_forward_req r1 = {1, &last, 1, &pos0, step, t == n - 1 ? logits2 : NULL};
+        REQUIRE(pika_forward(c2, ids + t, 1, &r1) == 0, "%s", pika_last_error());
+        for (int e = 0; e < E; e++) {
+            double d = fabs(step[e] - full[((size_t)L * n + t) * E + e]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    CHECK(worst < 1e-4, "token-by-token vs batch: max diff %.3g", worst);
+    double lw = 0;
+    for (int v = 0; v < hp->n_vocab; v++) lw = fmax(lw, fabs(logits1[v] - logits2[v]));
+    CHECK(lw < 1e-4, "token-by-token vs batch logits: max diff %.3g", lw);
+    /* early stop: layer 1 only, last 2 positions, no logits */
+    int lay = 1, pos[2] = {-2, -1};
+    float two[2 * 64];
+    REQUIRE(E <= 64, "E");
+    pika_ctx_reset(c1);
+    pika_forward_req r2 = {1, &lay, 2, pos, two, NULL};
+    REQUIRE(pika_forward(c1, ids, n, &r2) == 0, "%s", pika_last_error());
+    double es = 0;
+    for (int k = 0; k < 2; k++)
+        for (int e = 0; e < E; e++) es = fmax(es, fabs(two[k * E + e] - full[((size_t)1 * n + (n - 2 + k)) * E + e]));
+    CHECK(es < 1e-6, "early stop differs from the full pass by %.3g", es);
+    CHECK(pika_ctx_n_past(c1) == 0, "an early-stopped pass must leave the context empty");
+    /* bad requests */
+    int bad_layer = L + 1, bad_pos = n;
+    pika_forward_req r3 = {1, &bad_layer, 1, &pos0, two, NULL};
+    CHECK(pika_forward(c1, ids, n, &r3) != 0, "layer out of range accepted");
+    pika_forward_req r4 = {1, &lay, 1, &bad_pos, two, NULL};
+    CHECK(pika_forward(c1, ids, n, &r4) != 0, "position out of range accepted");
+    int32_t bad_id = hp->n_vocab;
+    CHECK(pika_forward(c1, &bad_id, 1, NULL) != 0 && strstr(pika_last_error(), "out of range"), "bad token id accepted");
+    free(full); free(step); free(logits1); free(logits2);
+    pika_ctx_free(c1);
+    pika_ctx_free(c2);
+    pika_model_free(m);
+}
+
+/* Sampling: same seed -> same tokens; temperature 0 = argmax; top-k 1 = argmax. */
+static void test_sampling(void) {
+    float logits[6] = {0.1f, 2.0f, 1.9f, -1.0f, 2.0f, 0.5f};
+    pika_sampling sp;
+    pika_sampling_default(&sp);
+    sp.temperature = 0;
+    pika_sampler *g = pika_sampler_new(&sp, 6);
+    CHECK(pika_sample(g, logits) == 1, "greedy ties must go to the lowest id");
+    pika_sampler_free(g);
+    sp.temperature = 1;
+    sp.top_k = 1;
+    g = pika_sampler_new(&sp, 6);
+    for (int i = 0; i < 20; i++) CHECK(pika_sample(g, logits) == 1, "top-k 1 must be the argmax");
+    pika_sampler_free(g);
+    sp.top_k = 0;
+    sp.seed = 7;
+    pika_sampler *a = pika_sampler_new(&sp, 6), *b = pika_sampler_new(&sp, 6);
+    int counts[6] = {0}, same = 1;
+    for (int i = 0; i < 2000; i++) {
+        int x = pika_sample(a, logits), y = pika_sample(b, logits);
+        same &= x == y;
+        counts[x]++;
+    }
+    CHECK(same, "same seed must give the same tokens");
+    CHECK(counts[1] > 400 && counts[4] > 400 && counts[3] < 100, "sampled frequencies do not follow softmax: %d %d %d",
+          counts[1], counts[4], counts[3]);
+    pika_sampler_free(a);
+    pika_sampler_free(b);
+    /* top-p 0.5 keeps only the two top tokens (1 and 4 at p≈0.31 each) */
+    sp.top_p = 0.5f;
+    a = pika_sampler_new(&sp, 6);
+    for (int i = 0; i < 200; i++) {
+        int x = pika_sample(a, logits);
+        CHECK(x == 1 || x == 4, "top-p 0.5 sampled %d", x);
+    }
+    pika_sampler_free(a);
+    /* min-p 0.95 keeps tokens within 5% of the best: 1 and 4 */
+    sp.top_p = 1;
+    sp.min_p = 0.95f;
+    a = pika_sampler_new(&sp, 6);
+    for (int i = 0; i < 200; i++) {
+        int x = pika_sample(a, logits);
+        CHECK(x == 1 || x == 4, "min-p sampled %d", x);
+    }
+    pika_sampler_free(a);
+}
+
+/* The CLI contract: forward writes hidden.npy/logits.npy; generate prints the greedy ids. */
+static void test_cli_forward_generate(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/stories260K.gguf");
+    const char *dir = test_tmpdir();
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s forward --model %s --ids '1 403 407 261 378' --out %s/fw", test_pika_bin(), mpath, dir);
+    free(test_run(cmd, &st));
+    REQUIRE(st == 0, "pika forward exited %d", st);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/fw/hidden.npy", dir);
+    pika_npy a;
+    REQUIRE(pika_npy_open(&a, p) == 0, "%s", pika_last_error());
+    CHECK(a.dtype == PIKA_NPY_F32 && a.ndim == 3 && a.shape[0] == 6 && a.shape[1] == 5 && a.shape[2] == 64,
+          "hidden.npy shape [%lld %lld %lld]", (long long)a.shape[0], (long long)a.shape[1], (long long)a.shape[2]);
+    const char *ref = test_shared_path("fixtures/models/stories260K/short.hidden.npy");
+    if (ref) {
+        float *r = pika_npy_load_f32(ref, NULL, NULL);
+        double mx, rr;
+        diff_stats(a.data, r, (size_t)a.count, &mx, &rr);
+        CHECK(mx <= 1e-4, "CLI hidden.npy differs from the reference by %.3g", mx);
+        free(r);
+    }
+    pika_npy_close(&a);
+    snprintf(p, sizeof p, "%s/fw/logits.npy", dir);
+    CHECK(pika_npy_open(&a, p) == 0 && a.ndim == 1 && a.shape[0] == 512, "logits.npy shape");
+    pika_npy_close(&a);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --ids '1 403 407 261 378' -n 8 --temperature 0 --print-ids",
+             test_pika_bin(), mpath);
+    char *out = test_run(cmd, &st);
+    CHECK(st == 0 && !strcmp(out, "432 383 286 261 376 298 315 421\n"), "generate printed '%s'", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --ids '1 403 99999' -n 2 2>&1", test_pika_bin(), mpath);
+    out = test_run(cmd, &st);
+    CHECK(st == 2 && strstr(out, "out of range"), "bad id: exit %d, '%s'", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s info %s", test_pika_bin(), mpath);
+    out = test_run(cmd, &st);
+    CHECK(st == 0 && strstr(out, "architecture:  llama") && strstr(out, "layers:        5"), "info printed '%s'", out);
+    free(out);
+}
+
+/* ---------------------------------------------------------------- corrupt files */
+
+static unsigned char *file_bytes(const char *path, size_t *n) { return (unsigned char *)pika_read_file(path, n); }
+
+static int write_bytes(const char *path, const void *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    fwrite(b, 1, n, f);
+    fclose(f);
+    return 0;
+}
+
+/* Offset of the tensor-info record of `name` (its u64 length prefix). */
+static size_t find_tensor_info(const unsigned char *b, size_t n, const char *name) {
+    size_t nl = strlen(name);
+    for (size_t i = 8; i + nl < n; i++) {
+        uint64_t len;
+        memcpy(&len, b + i - 8, 8);
+        if (len == nl && !memcmp(b + i, name, nl)) return i - 8;
+    }
+    return 0;
+}
+
+/* Opening must fail with an error mentioning `want`, and the CLI must exit 2 with one line. */
+static void expect_bad(const char *dir, const char *label, const void *bytes, size_t n, const char *want) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s.gguf", dir, label);
+    write_bytes(p, bytes, n);
+    pika_gguf *g = pika_gguf_open(p);
+    CHECK(g == NULL, "%s: corrupt file was accepted", label);
+    if (g) { pika_gguf_close(g); return; }
+    CHECK(strstr(pika_last_error(), want) != NULL, "%s: error '%s' does not mention '%s'", label, pika_last_error(), want);
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s info %s 2>&1", test_pika_bin(), p);
+    char *out = test_run(cmd, &st);
+    int lines = 0;
+    for (char *s = out; *s; s++) lines += *s == '\n';
+    CHECK(st == 2 && lines == 1 && !strncmp(out, "pika: ", 6), "%s: CLI exit %d output '%s'", label, st, out);
+    free(out);
+}
+
+static void test_corrupt_gguf(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/stories260K.gguf");
+    size_t n;
+    unsigned char *orig = file_bytes(mpath, &n);
+    REQUIRE(orig, "read");
+    unsigned char *b = malloc(n);
+    const char *dir = test_tmpdir();
+    /* truncated: header only, half the metadata, most of the data */
+    expect_bad(dir, "trunc10", orig, 10, "not a GGUF");
+    expect_bad(dir, "trunc_meta", orig, 2000, "truncated");
+    expect_bad(dir, "trunc_data", orig, n - 4096, "past the end");
+    memcpy(b, orig, n);
+    memcpy(b, "GGML", 4);
+    expect_bad(dir, "magic", b, n, "bad magic");
+    memcpy(b, orig, n);
+    b[4] = 99;
+    expect_bad(dir, "version", b, n, "version");
+    memcpy(b, orig, n);
+    uint64_t huge = 1ull << 60;
+    memcpy(b + 8, &huge, 8);
+    expect_bad(dir, "tensor_count", b, n, "absurd counts");
+    memcpy(b, orig, n);
+    memcpy(b + 16, &huge, 8);
+    expect_bad(dir, "kv_count", b, n, "absurd counts");
+    size_t ti = find_tensor_info(orig, n, "output_norm.weight");
+    REQUIRE(ti > 0, "tensor info not found");
+    size_t after_name = ti + 8 + strlen("output_norm.weight");
+    uint32_t ndims;
+    memcpy(&ndims, orig + after_name, 4);
+    REQUIRE(ndims == 1, "unexpected n_dims %u", ndims);
+    memcpy(b, orig, n);
+    uint64_t dim = 1ull << 45;
+    memcpy(b + after_name + 4, &dim, 8);
+    expect_bad(dir, "dims", b, n, "absurd dimension");
+    memcpy(b, orig, n);
+    uint32_t nd = 9;
+    memcpy(b + after_name, &nd, 4);
+    expect_bad(dir, "ndims", b, n, "dims");
+    memcpy(b, orig, n);
+    uint32_t badtype = 77;
+    memcpy(b + after_name + 4 + 8, &badtype, 4);
+    expect_bad(dir, "type", b, n, "unknown tensor type 77");
+    memcpy(b, orig, n);
+    uint64_t off = (uint64_t)n * 4 / 32 * 32;
+    memcpy(b + after_name + 4 + 8 + 4, &off, 8);
+    expect_bad(dir, "offset", b, n, "past the end");
+    memcpy(b, orig, n);
+    off = 3;
+    memcpy(b + after_name + 4 + 8 + 4, &off, 8);
+    expect_bad(dir, "misaligned", b, n, "aligned");
+    /* a metadata string length running past the end */
+    memcpy(b, orig, n);
+    memcpy(b + 24, &huge, 8); /* first key's length */
+    expect_bad(dir, "keylen", b, n, "truncated");
+    /* a valid GGUF whose architecture is unsupported loads as GGUF but not as a model */
+    const char *voc = test_shared_path("fixtures/tokenizer/ggml-vocab-gpt-2.gguf");
+    if (voc) {
+        pika_model *m = pika_model_load(voc);
+        CHECK(m == NULL && strstr(pika_last_error(), "unsupported architecture 'gpt2'"), "gpt2 arch: %s", pika_last_error());
+        pika_model_free(m);
+    }
+    free(b);
+    free(orig);
+}
+
+/* Metadata of a real file reads back with the right types, incl. string arrays. */
+static void test_gguf_metadata(void) {
+    REQUIRE_SHARED(path, "fixtures/models/qwen2-tiny.gguf");
+    pika_gguf *g = pika_gguf_open(path);
+    REQUIRE(g, "%s", pika_last_error());
+    CHECK(g->version == 3, "version %u", g->version);
+    char *arch = pika_gguf_get_string(g, "general.architecture");
+    CHECK(arch && !strcmp(arch, "qwen2"), "arch %s", arch ? arch : "(null)");
+    free(arch);
+    CHECK(pika_gguf_get_int(g, "qwen2.block_count", 0) == 3, "block_count");
+    CHECK(fabs(pika_gguf_get_float(g, "qwen2.rope.freq_base", 0) - 1e6) < 1, "rope base");
+    const pika_gguf_value *toks = pika_gguf_get_array(g, "tokenizer.ggml.tokens");
+    REQUIRE(toks && toks->v.arr.type == PIKA_GGUF_STRING && toks->v.arr.n == 151936, "tokens array");
+    const pika_str *s = &toks->v.arr.items[151644].v.str;
+    CHECK(s->len == 12 && !memcmp(s->ptr, "<|im_start|>", 12), "token 151644 is '%.*s'", (int)s->len, s->ptr);
+    const pika_gguf_tensor *t = pika_gguf_find_tensor(g, "blk.0.attn_q.bias");
+    CHECK(t && t->n_dims == 1 && t->ne[0] == 64 && t->type == 0, "attn_q.bias info");
+    CHECK(pika_gguf_find_tensor(g, "output.weight") == NULL, "qwen2-tiny is tied");
+    CHECK(pika_gguf_get(g, "no.such.key") == NULL && pika_gguf_get_int(g, "no.such.key", -7) == -7, "missing key");
+    pika_gguf_close(g);
+}
+
+int main(void) {
+    RUN(test_gguf_metadata);
+    RUN(test_llama_tiny);
+    RUN(test_qwen2_tiny);
+    RUN(test_qwen3_tiny);
+    RUN(test_llama_q8_0);
+    RUN(test_llama_q4_k);
+    RUN(test_stories260k);
+    RUN(test_kv_cache_and_early_stop);
+    RUN(test_sampling);
+    RUN(test_cli_forward_generate);
+    RUN(test_corrupt_gguf);
+    return test_summary("model");
+}
