@@ -310,53 +310,67 @@ static void ensure_capacity(pika_ctx *c, int n) {
 
 /* ---------------------------------------------------------------- matmul */
 
+#define MAX_FUSED 3 /* weight matrices sharing one input, multiplied in one pool job (q/k/v, gate/up) */
+
 typedef struct {
     pika_ctx *c;
-    const pika_gguf_tensor *W; /* ne = [in, out] */
-    const float *X;            /* [n, in] */
-    float *Y;                  /* [n, out] */
+    int count;
+    const pika_gguf_tensor *W[MAX_FUSED]; /* ne = [in, out_k], same in for all */
+    float *Y[MAX_FUSED];                  /* [n, out_k] */
+    const float *X;                       /* [n, in] */
     int n;
 } matmul_job;
 
+/* Thread ith takes the same share of rows of every matrix in the job. */
 static void matmul_worker(void *arg, int ith, int nth) {
     matmul_job *j = arg;
-    const int64_t in = j->W->ne[0], out = j->W->ne[1];
-    const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
-    if (r1 <= r0) return;
-    const size_t row_bytes = pika_row_bytes(j->W->type, in);
-    const uint8_t *base = (const uint8_t *)j->W->data + (size_t)r0 * row_bytes;
-    if (j->n < MATVEC_MAX_N) {
-        for (int t = 0; t < j->n; t++) {
-            float *y = j->Y + (size_t)t * out;
-            pika_matvec(j->W->type, j->W->data, j->X + (size_t)t * in, y, in, r0, r1);
+    for (int k = 0; k < j->count; k++) {
+        const pika_gguf_tensor *W = j->W[k];
+        const int64_t in = W->ne[0], out = W->ne[1];
+        const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
+        if (r1 <= r0) continue;
+        if (j->n < MATVEC_MAX_N) {
+            for (int t = 0; t < j->n; t++)
+                pika_matvec(W->type, W->data, j->X + (size_t)t * in, j->Y[k] + (size_t)t * out, in, r0, r1);
+            continue;
         }
-        return;
+        const size_t row_bytes = pika_row_bytes(W->type, in);
+        const uint8_t *base = (const uint8_t *)W->data + (size_t)r0 * row_bytes;
+        const float *w;
+        if (W->type == PIKA_TYPE_F32) {
+            w = (const float *)base;
+        } else {
+            float *buf = j->c->wbuf[ith];
+            for (int64_t r = r0; r < r1; r++)
+                pika_dequantize_row(W->type, base + (size_t)(r - r0) * row_bytes, buf + (size_t)(r - r0) * in, in);
+            w = buf;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(r1 - r0), (int)in, 1.0f, j->X, (int)in, w,
+                    (int)in, 0.0f, j->Y[k] + r0, (int)out);
     }
-    const float *w;
-    if (j->W->type == PIKA_TYPE_F32) {
-        w = (const float *)base;
-    } else {
-        float *buf = j->c->wbuf[ith];
-        for (int64_t r = r0; r < r1; r++)
-            pika_dequantize_row(j->W->type, base + (size_t)(r - r0) * row_bytes, buf + (size_t)(r - r0) * in, in);
-        w = buf;
+}
+
+/* Y_k[n, out_k] = X[n, in] · W_kᵀ for k < count (count <= MAX_FUSED), as one parallel job. */
+static void matmul_fused(pika_ctx *c, int count, const pika_gguf_tensor *const *W, float *const *Y, const float *X, int n) {
+    int nth = pika_pool_size(c->pool);
+    matmul_job j = {.c = c, .count = count, .X = X, .n = n};
+    for (int k = 0; k < count; k++) {
+        j.W[k] = W[k];
+        j.Y[k] = Y[k];
+        if (n >= MATVEC_MAX_N && W[k]->type != PIKA_TYPE_F32) {
+            size_t need = (size_t)((W[k]->ne[1] + nth - 1) / nth + 1) * (size_t)W[k]->ne[0];
+            if (need > c->wbuf_elems) {
+                for (int i = 0; i < nth; i++) c->wbuf[i] = pika_realloc(c->wbuf[i], sizeof(float) * need);
+                c->wbuf_elems = need;
+            }
+        }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(r1 - r0), (int)in, 1.0f, j->X, (int)in, w,
-                (int)in, 0.0f, j->Y + r0, (int)out);
+    pika_pool_run(c->pool, matmul_worker, &j);
 }
 
 /* Y[n, out] = X[n, in] · Wᵀ */
 static void matmul(pika_ctx *c, const pika_gguf_tensor *W, const float *X, float *Y, int n) {
-    if (n >= MATVEC_MAX_N && W->type != PIKA_TYPE_F32) {
-        int nth = pika_pool_size(c->pool);
-        size_t need = (size_t)((W->ne[1] + nth - 1) / nth + 1) * (size_t)W->ne[0];
-        if (need > c->wbuf_elems) {
-            for (int i = 0; i < nth; i++) c->wbuf[i] = pika_realloc(c->wbuf[i], sizeof(float) * need);
-            c->wbuf_elems = need;
-        }
-    }
-    matmul_job j = {c, W, X, Y, n};
-    pika_pool_run(c->pool, matmul_worker, &j);
+    matmul_fused(c, 1, &W, &Y, X, n);
 }
 
 /* ---------------------------------------------------------------- small ops */
@@ -504,9 +518,9 @@ int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_r
         const layer_weights *w = &m->layers[l];
         /* attention */
         for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->attn_norm, E, hp->rms_eps);
-        matmul(c, w->wq, c->xn, c->q, n);
-        matmul(c, w->wk, c->xn, c->k, n);
-        matmul(c, w->wv, c->xn, c->v, n);
+        const pika_gguf_tensor *qkv_w[3] = {w->wq, w->wk, w->wv};
+        float *qkv_y[3] = {c->q, c->k, c->v};
+        matmul_fused(c, 3, qkv_w, qkv_y, c->xn, n);
         add_bias(c->q, w->bq, n, qw);
         add_bias(c->k, w->bk, n, kvw);
         add_bias(c->v, w->bv, n, kvw);
@@ -531,8 +545,9 @@ int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_r
         for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->xn[i];
         /* feed-forward: down(silu(gate(xn)) * up(xn)) */
         for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->ffn_norm, E, hp->rms_eps);
-        matmul(c, w->w_gate, c->xn, c->gate, n);
-        matmul(c, w->w_up, c->xn, c->up, n);
+        const pika_gguf_tensor *gu_w[2] = {w->w_gate, w->w_up};
+        float *gu_y[2] = {c->gate, c->up};
+        matmul_fused(c, 2, gu_w, gu_y, c->xn, n);
         for (size_t i = 0; i < (size_t)n * F; i++) {
             float g = c->gate[i];
             c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];

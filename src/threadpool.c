@@ -3,12 +3,13 @@
 #include "pika/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "pika/util.h"
 
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 4000
 
 struct pika_pool {
     int n;                 /* threads including the caller */
@@ -94,5 +95,9 @@ void pika_pool_run(pika_pool *p, pika_pool_fn fn, void *ctx) {
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* spin briefly, then yield: on a busy machine a descheduled worker must get the core */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
 }

@@ -21,7 +21,7 @@ for t in "$@"; do
         grep -E '^(FAIL|SKIP)' "$log.err" | head -n 40
         [ "$f" = 0 ] && { echo "  $name exited $rc"; tail -n 10 "$log.err"; failed=$((failed + 1)); }
     fi
-    grep -E '^SKIP' "$log.err" | head -n 5
+    [ "$f" = 0 ] && grep -E "^SKIP" "$log.err" | head -n 5
 done
 rm -f "$log" "$log.out" "$log.err"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -1,0 +1,20 @@
+#!/bin/sh
+# run.sh — pika's benchmarks (not tests: numbers, no pass/fail). Usage: bench/run.sh [BUILD_DIR]
+# Engine: writes random-weight GGUFs with the real shape of Qwen2.5-0.5B (F16, Q8_0, Q4_K_M) into
+# $PIKA_BENCH_DIR (default /tmp/pika-bench, ~2 GB) once, then measures pp256 / tg64 at 2 threads.
+set -e
+B=${1:-build}
+D=${PIKA_BENCH_DIR:-/tmp/pika-bench}
+mkdir -p "$D"
+echo "== engine: Qwen2.5-0.5B shape, random weights, 2 threads"
+for t in F16 Q8_0 Q4_K_M; do
+    f="$D/qwen2.5-0.5b-$t.gguf"
+    [ -f "$f" ] || "$B/tools/mkgguf" --arch qwen2 --preset qwen2.5-0.5b --type "$t" --seed 1 --out "$f"
+    "$B/bench/bench_engine" "$f" 256 64 2 3
+done
+for b in "$B"/bench/bench_*; do
+    case "$b" in */bench_engine) continue ;; esac
+    [ -x "$b" ] || continue
+    echo "== $(basename "$b")"
+    "$b"
+done
