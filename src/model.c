@@ -277,6 +277,7 @@ void pika_ctx_free(pika_ctx *c) {
 
 void pika_ctx_reset(pika_ctx *c) { c->n_past = 0; }
 int pika_ctx_n_past(const pika_ctx *c) { return c->n_past; }
+const pika_model *pika_ctx_model(const pika_ctx *c) { return c->m; }
 
 static void ensure_capacity(pika_ctx *c, int n) {
     const pika_hparams *hp = &c->m->hp;

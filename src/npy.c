@@ -32,7 +32,9 @@ static const char *dict_find(const char *h, size_t n, const char *key) {
     return NULL;
 }
 
-int pika_npy_open(pika_npy *a, const char *path) {
+/* allow_short: accept a file whose data is shorter than the header's shape says (a streaming
+ * writer killed mid-row); the caller then counts the complete rows itself. */
+static int npy_open(pika_npy *a, const char *path, int allow_short) {
     memset(a, 0, sizeof *a);
     if (pika_mmap_open(&a->map, path)) return -1;
     const unsigned char *b = a->map.data;
@@ -105,13 +107,16 @@ int pika_npy_open(pika_npy *a, const char *path) {
         p = q;
     }
     size_t need = hstart + hlen;
-    if ((uint64_t)a->count > (SIZE_MAX - need) / a->elem_size || need + (size_t)a->count * a->elem_size > size) goto trunc;
+    if ((uint64_t)a->count > (SIZE_MAX - need) / a->elem_size) goto trunc;
+    if (need > size || (!allow_short && need + (size_t)a->count * a->elem_size > size)) goto trunc;
     a->data = b + need;
     return 0;
 trunc:
     pika_mmap_close(&a->map);
     return pika_set_error("%s: truncated .npy file (%zu bytes)", path, size);
 }
+
+int pika_npy_open(pika_npy *a, const char *path) { return npy_open(a, path, 0); }
 
 void pika_npy_close(pika_npy *a) { pika_mmap_close(&a->map); memset(a, 0, sizeof *a); }
 
@@ -197,7 +202,7 @@ int pika_npy_writer_open(pika_npy_writer *w, const char *path, int dtype, int nd
 int pika_npy_writer_reopen(pika_npy_writer *w, const char *path) {
     memset(w, 0, sizeof *w);
     pika_npy a;
-    if (pika_npy_open(&a, path)) return -1;
+    if (npy_open(&a, path, 1)) return -1;
     size_t hl = (size_t)((const char *)a.data - (const char *)a.map.data);
     int dtype = a.dtype, ndim = a.ndim;
     int64_t shape[PIKA_NPY_MAX_DIMS];

@@ -12,8 +12,17 @@
  *   Q5_K 256 elems, 176 B: d dmin scales[12] qh[32] qs[128]
  *   Q6_K 256 elems, 210 B: ql[128] qh[64] scales[16](int8) d   16 sub-blocks of 16
  * The fast and reference dequantizers perform the same float operations in the same order
- * (e.g. Q4_K: (d*sc)*q - (dmin*m), no FMA), so their outputs are bit-identical. Dot products
- * are computed in F32 from the same values, with a different summation order.
+ * (e.g. Q4_K: (d*sc)*q - (dmin*m), no FMA), so their outputs are bit-identical (and equal to
+ * ggml's dequantize_row_*; tests check llama.cpp's own output). Dot products are F32 sums of
+ * weight*x computed from the same values in a different order (K-quants factor the scales out:
+ * sum_s d*sc_s*sum(q*x) - dmin*m_s*sum(x)).
+ *
+ * Quantizers follow ggml's reference code (quantize_row_*_ref): round-to-nearest for the 32-blocks,
+ * make_qkx2_quants scale/min search for Q4_K/Q5_K, make_qx_quants (rmse_type 1) for Q6_K; no
+ * importance matrix. Requantizing llama.cpp's Q8_0/Q4_K blocks reproduces them (tests).
+ *
+ * Paths: PATH_AVX512 (F+BW+VL+DQ), PATH_AVX2 (AVX2+FMA+F16C), PATH_SCALAR, chosen once with
+ * __builtin_cpu_supports; the SIMD functions carry target attributes, so no -march is needed.
  */
 #include "pika/quant.h"
 
@@ -78,14 +87,14 @@ int pika_type_block_elems(uint32_t type) { return type < PIKA_TYPE_COUNT ? TYPES
 size_t pika_type_block_bytes(uint32_t type) { return type < PIKA_TYPE_COUNT ? TYPES[type].bytes : 0; }
 int pika_type_supported(uint32_t type) { return type < PIKA_TYPE_COUNT && TYPES[type].supported; }
 size_t pika_row_bytes(uint32_t type, int64_t n) {
-    if (type >= PIKA_TYPE_COUNT || !TYPES[type].blck) return 0;
+    if (type >= PIKA_TYPE_COUNT || !TYPES[type].blck || n <= 0) return 0;
     return (size_t)(n / TYPES[type].blck) * TYPES[type].bytes;
 }
 
 /* ---------------------------------------------------------------- run-time path selection */
 
 enum { PATH_SCALAR = 0, PATH_AVX2 = 1, PATH_AVX512 = 2 };
-static int g_force_scalar;
+static int g_forced = -1; /* -1 auto, else a PATH_* */
 static int g_detected = -1;
 
 static int detect_path(void) {
@@ -104,11 +113,23 @@ static int detect_path(void) {
 }
 
 static int cur_path(void) {
-    if (__atomic_load_n(&g_force_scalar, __ATOMIC_RELAXED)) return PATH_SCALAR;
-    return detect_path();
+    int f = __atomic_load_n(&g_forced, __ATOMIC_RELAXED);
+    return f >= 0 ? f : detect_path();
 }
 
-void pika_simd_force_scalar(int on) { __atomic_store_n(&g_force_scalar, on ? 1 : 0, __ATOMIC_RELAXED); }
+void pika_simd_force_scalar(int on) { __atomic_store_n(&g_forced, on ? PATH_SCALAR : -1, __ATOMIC_RELAXED); }
+
+int pika_simd_set_path(const char *name) {
+    int p;
+    if (!name || !strcmp(name, "auto")) p = -1;
+    else if (!strcmp(name, "scalar")) p = PATH_SCALAR;
+    else if (!strcmp(name, "avx2")) p = PATH_AVX2;
+    else if (!strcmp(name, "avx512")) p = PATH_AVX512;
+    else return pika_set_error("unknown SIMD path '%s' (avx512, avx2, scalar, auto)", name);
+    if (p > detect_path()) return pika_set_error("this CPU cannot run the %s path", name);
+    __atomic_store_n(&g_forced, p, __ATOMIC_RELAXED);
+    return 0;
+}
 
 const char *pika_simd_path(void) {
     switch (cur_path()) {
@@ -118,7 +139,30 @@ const char *pika_simd_path(void) {
     }
 }
 
-static inline float h2f(uint16_t h) { return pika_fp16_to_fp32(h); }
+/* fp16 -> fp32 by bits: exact (subnormals, inf, nan payloads). Fills the table below. */
+static float f16_bits_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, em = h & 0x7fffu, bits;
+    float f;
+    if (em >= 0x400 && em < 0x7c00) {
+        bits = sign | ((em << 13) + 0x38000000u); /* rebias exponent 15 -> 127 */
+    } else if (em >= 0x7c00) {
+        bits = sign | 0x7f800000u | ((em & 0x3ffu) << 13); /* inf / nan (payload kept) */
+    } else {
+        f = (float)em * 5.9604644775390625e-8f; /* subnormal or zero: em * 2^-24, exact */
+        memcpy(&bits, &f, 4);
+        bits |= sign;
+    }
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* All 65536 halves as floats (256 KB, like ggml's table): block scales are converted with one
+ * load instead of a conversion + shuffle. Filled before main() runs. */
+static float g_f16_table[65536];
+__attribute__((constructor)) static void init_f16_table(void) {
+    for (uint32_t i = 0; i < 65536; i++) g_f16_table[i] = f16_bits_to_f32((uint16_t)i);
+}
+static inline float h2f(uint16_t h) { return g_f16_table[h]; }
 
 /* ================================================================ reference dequantization
  * Written element by element straight from the layout descriptions above, independently of the
@@ -193,6 +237,7 @@ static float ref_elem(uint32_t type, const uint8_t *b, int e) {
 }
 
 void pika_dequantize_row_ref(uint32_t type, const void *src, float *dst, int64_t n) {
+    if (n <= 0) return;
     if (!pika_type_supported(type)) { memset(dst, 0, (size_t)n * sizeof(float)); return; }
     int bl = TYPES[type].blck;
     size_t bb = TYPES[type].bytes;
@@ -354,9 +399,139 @@ static inline T256 float hsum256(__m256 v) {
     lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
     return _mm_cvtss_f32(lo);
 }
-static inline T256 float f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+static inline T256 float f16_avx2(uint16_t h) { return g_f16_table[h]; }
 static inline T256 __m256i u8x8i(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
 static inline T256 __m256i i8x8i(const int8_t *p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+
+/* Q6_K levels (q - 32, int8) of 16 consecutive l in one half: out[g] = group g (elements l,
+ * l+32, l+64, l+96), computed with 16-byte ops (cheaper than 32-bit lanes). */
+static inline T256 void q6_levels16(const uint8_t *ql, const uint8_t *qh, __m128i out[4]) {
+    const __m128i a = _mm_loadu_si128((const __m128i *)ql), c = _mm_loadu_si128((const __m128i *)(ql + 32));
+    const __m128i h = _mm_loadu_si128((const __m128i *)qh);
+    const __m128i m0f = _mm_set1_epi8(0x0F), m30 = _mm_set1_epi8(0x30), o32 = _mm_set1_epi8(32);
+    out[0] = _mm_sub_epi8(_mm_or_si128(_mm_and_si128(a, m0f), _mm_and_si128(_mm_slli_epi16(h, 4), m30)), o32);
+    out[1] = _mm_sub_epi8(_mm_or_si128(_mm_and_si128(c, m0f), _mm_and_si128(_mm_slli_epi16(h, 2), m30)), o32);
+    out[2] = _mm_sub_epi8(_mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), m0f), _mm_and_si128(h, m30)), o32);
+    out[3] = _mm_sub_epi8(_mm_or_si128(_mm_and_si128(_mm_srli_epi16(c, 4), m0f), _mm_and_si128(_mm_srli_epi16(h, 2), m30)), o32);
+}
+
+/* All 8 scales and mins of a Q4_K/Q5_K block at once: dsc[k] = d * sc_k, dmn[k] = dmin * m_k
+ * (the same float products as the scalar code), via 32-bit word masks instead of 8 calls of
+ * get_scale_min_k4. Returns dmn as a vector too. */
+static inline T256 __m256 k_scales8(const uint8_t *scales, float d, float dmin, float *dsc, float *dmn) {
+    uint32_t u[3], w[4];
+    memcpy(u, scales, 12);
+    w[0] = u[0] & 0x3f3f3f3fu;                                                  /* sc 0-3 */
+    w[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);           /* sc 4-7 */
+    w[2] = u[1] & 0x3f3f3f3fu;                                                  /* m 0-3 */
+    w[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);    /* m 4-7 */
+    __m128i v = _mm_loadu_si128((const __m128i *)w);
+    __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+    __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
+    __m256 dm = _mm256_mul_ps(_mm256_set1_ps(dmin), mn);
+    _mm256_storeu_ps(dsc, _mm256_mul_ps(_mm256_set1_ps(d), sc));
+    _mm256_storeu_ps(dmn, dm);
+    return dm;
+}
+
+/* d * scale for the 16 int8 sub-block scales of a Q6_K block (same products as the scalar code). */
+static inline T256 void q6_scales16(const int8_t *sc, float d, float *out) {
+    __m128i v = _mm_loadu_si128((const __m128i *)sc);
+    __m256 dv = _mm256_set1_ps(d);
+    _mm256_storeu_ps(out, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))));
+    _mm256_storeu_ps(out + 8, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)))));
+}
+
+/* 32-element blocks into 4 vectors of 8 (elements 0-7, 8-15, 16-23, 24-31), with the same float
+ * operations as the scalar code so results are bit-identical. */
+static inline T256 void dq8_q4_0(const blk_q4_0 *b, __m256 v[4]) {
+    const __m256 d = _mm256_set1_ps(f16_avx2(b->d));
+    const __m256i m4 = _mm256_set1_epi32(0xF), o8 = _mm256_set1_epi32(8);
+    for (int k = 0; k < 2; k++) {
+        __m256i q = u8x8i(b->qs + 8 * k);
+        v[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(q, m4), o8)), d);
+        v[k + 2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(q, 4), o8)), d);
+    }
+}
+static inline T256 void dq8_q4_1(const blk_q4_1 *b, __m256 v[4]) {
+    const __m256 d = _mm256_set1_ps(f16_avx2(b->d)), m = _mm256_set1_ps(f16_avx2(b->m));
+    const __m256i m4 = _mm256_set1_epi32(0xF);
+    for (int k = 0; k < 2; k++) {
+        __m256i q = u8x8i(b->qs + 8 * k);
+        v[k] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(q, m4)), d), m);
+        v[k + 2] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(q, 4)), d), m);
+    }
+}
+/* 5th bits of elements base..base+7 from qh, as 0 or 16 */
+static inline T256 __m256i qh_bits8(__m256i qhv, int base) {
+    const __m256i sh = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i b = _mm256_srlv_epi32(qhv, _mm256_add_epi32(sh, _mm256_set1_epi32(base)));
+    return _mm256_slli_epi32(_mm256_and_si256(b, _mm256_set1_epi32(1)), 4);
+}
+static inline T256 void dq8_q5_0(const blk_q5_0 *b, __m256 v[4]) {
+    const __m256 d = _mm256_set1_ps(f16_avx2(b->d));
+    const __m256i m4 = _mm256_set1_epi32(0xF), o16 = _mm256_set1_epi32(16);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    __m256i qhv = _mm256_set1_epi32((int)qh);
+    for (int k = 0; k < 2; k++) {
+        __m256i q = u8x8i(b->qs + 8 * k);
+        __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), qh_bits8(qhv, 8 * k));
+        __m256i hi = _mm256_or_si256(_mm256_srli_epi32(q, 4), qh_bits8(qhv, 8 * k + 16));
+        v[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(lo, o16)), d);
+        v[k + 2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(hi, o16)), d);
+    }
+}
+static inline T256 void dq8_q5_1(const blk_q5_1 *b, __m256 v[4]) {
+    const __m256 d = _mm256_set1_ps(f16_avx2(b->d)), m = _mm256_set1_ps(f16_avx2(b->m));
+    const __m256i m4 = _mm256_set1_epi32(0xF);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    __m256i qhv = _mm256_set1_epi32((int)qh);
+    for (int k = 0; k < 2; k++) {
+        __m256i q = u8x8i(b->qs + 8 * k);
+        __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), qh_bits8(qhv, 8 * k));
+        __m256i hi = _mm256_or_si256(_mm256_srli_epi32(q, 4), qh_bits8(qhv, 8 * k + 16));
+        v[k] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), d), m);
+        v[k + 2] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), d), m);
+    }
+}
+/* Q5_K: the 64 elements of chunk j (0..3) into 8 vectors; dsc/dmn from k_scales8. */
+static inline T256 void dq8_q5_K(const blk_q5_K *b, const float *dsc, const float *dmn, int j, __m256 v[8]) {
+    __m256 d1 = _mm256_set1_ps(dsc[2 * j]), m1 = _mm256_set1_ps(dmn[2 * j]);
+    __m256 d2 = _mm256_set1_ps(dsc[2 * j + 1]), m2 = _mm256_set1_ps(dmn[2 * j + 1]);
+    const __m256i m4 = _mm256_set1_epi32(0xF), one = _mm256_set1_epi32(1);
+    for (int l = 0; l < 32; l += 8) {
+        __m256i q = u8x8i(b->qs + 32 * j + l), h = u8x8i(b->qh + l);
+        __m256i hlo = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * j), one), 4);
+        __m256i hhi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * j + 1), one), 4);
+        __m256 lo = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(q, m4), hlo));
+        __m256 hi = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(q, 4), hhi));
+        v[l / 8] = _mm256_sub_ps(_mm256_mul_ps(d1, lo), m1);
+        v[4 + l / 8] = _mm256_sub_ps(_mm256_mul_ps(d2, hi), m2);
+    }
+}
+
+#define DQ8_LOOP(BT, FN)                                                                                \
+    for (int64_t i = 0; i < nb; i++) {                                                                  \
+        __m256 v_[4];                                                                                   \
+        FN((const BT *)src + i, v_);                                                                    \
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 32 * i + 8 * k, v_[k]);                        \
+    }
+#define DOT8_LOOP(BT, FN)                                                                               \
+    do {                                                                                                \
+        const BT *b_ = row;                                                                             \
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                                      \
+        for (int64_t i = 0; i < nb; i++, b_++, x += 32) {                                               \
+            __m256 v_[4];                                                                               \
+            FN(b_, v_);                                                                                 \
+            a0 = _mm256_fmadd_ps(v_[0], _mm256_loadu_ps(x), a0);                                        \
+            a1 = _mm256_fmadd_ps(v_[1], _mm256_loadu_ps(x + 8), a1);                                    \
+            a0 = _mm256_fmadd_ps(v_[2], _mm256_loadu_ps(x + 16), a0);                                   \
+            a1 = _mm256_fmadd_ps(v_[3], _mm256_loadu_ps(x + 24), a1);                                   \
+        }                                                                                               \
+        return hsum256(_mm256_add_ps(a0, a1));                                                          \
+    } while (0)
 
 static T256 void dequant_avx2(uint32_t type, const void *src, float *y, int64_t n) {
     int64_t nb = n / TYPES[type].blck;
@@ -389,15 +564,13 @@ static T256 void dequant_avx2(uint32_t type, const void *src, float *y, int64_t 
     case PIKA_TYPE_Q4_K:
         for (int64_t i = 0; i < nb; i++) {
             const blk_q4_K *b = (const blk_q4_K *)src + i;
-            float d = f16_avx2(b->d), dmin = f16_avx2(b->dmin);
+            float dsc[8], dmn[8];
+            k_scales8(b->scales, f16_avx2(b->d), f16_avx2(b->dmin), dsc, dmn);
             float *yb = y + 256 * i;
             const __m256i m4 = _mm256_set1_epi32(0xF);
             for (int j = 0; j < 4; j++) {
-                uint8_t sc, m;
-                get_scale_min_k4(2 * j, b->scales, &sc, &m);
-                __m256 d1 = _mm256_set1_ps(d * sc), m1 = _mm256_set1_ps(dmin * m);
-                get_scale_min_k4(2 * j + 1, b->scales, &sc, &m);
-                __m256 d2 = _mm256_set1_ps(d * sc), m2 = _mm256_set1_ps(dmin * m);
+                __m256 d1 = _mm256_set1_ps(dsc[2 * j]), m1 = _mm256_set1_ps(dmn[2 * j]);
+                __m256 d2 = _mm256_set1_ps(dsc[2 * j + 1]), m2 = _mm256_set1_ps(dmn[2 * j + 1]);
                 for (int l = 0; l < 32; l += 8) {
                     __m256i q = u8x8i(b->qs + 32 * j + l);
                     __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(q, m4));
@@ -411,24 +584,38 @@ static T256 void dequant_avx2(uint32_t type, const void *src, float *y, int64_t 
     case PIKA_TYPE_Q6_K:
         for (int64_t i = 0; i < nb; i++) {
             const blk_q6_K *b = (const blk_q6_K *)src + i;
-            float d = f16_avx2(b->d);
-            const __m256i m4 = _mm256_set1_epi32(0xF), m3 = _mm256_set1_epi32(3), o32 = _mm256_set1_epi32(32);
+            float ds16[16];
+            q6_scales16(b->scales, f16_avx2(b->d), ds16);
             for (int h = 0; h < 2; h++) {
-                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
-                const int8_t *sc = b->scales + 8 * h;
+                const float *dsh = ds16 + 8 * h;
                 float *yb = y + 256 * i + 128 * h;
-                for (int l = 0; l < 32; l += 8) {
+                for (int l = 0; l < 32; l += 16) {
                     int is = l / 16;
-                    __m256i a = u8x8i(ql + l), c = u8x8i(ql + 32 + l), hb = u8x8i(qh + l);
-                    __m256i q1 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi32(_mm256_and_si256(hb, m3), 4));
-                    __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), m3), 4));
-                    __m256i q3 = _mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), m3), 4));
-                    __m256i q4 = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4));
-                    _mm256_storeu_ps(yb + l, _mm256_mul_ps(_mm256_set1_ps(d * sc[is]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, o32))));
-                    _mm256_storeu_ps(yb + l + 32, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 2]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q2, o32))));
-                    _mm256_storeu_ps(yb + l + 64, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 4]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q3, o32))));
-                    _mm256_storeu_ps(yb + l + 96, _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 6]), _mm256_cvtepi32_ps(_mm256_sub_epi32(q4, o32))));
+                    __m128i q[4];
+                    q6_levels16(b->ql + 64 * h + l, b->qh + 32 * h + l, q);
+                    for (int g = 0; g < 4; g++) {
+                        __m256 ds = _mm256_set1_ps(dsh[is + 2 * g]);
+                        _mm256_storeu_ps(yb + l + 32 * g, _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q[g]))));
+                        _mm256_storeu_ps(yb + l + 32 * g + 8,
+                                         _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q[g], 8)))));
+                    }
                 }
+            }
+        }
+        return;
+    case PIKA_TYPE_Q4_0: DQ8_LOOP(blk_q4_0, dq8_q4_0); return;
+    case PIKA_TYPE_Q4_1: DQ8_LOOP(blk_q4_1, dq8_q4_1); return;
+    case PIKA_TYPE_Q5_0: DQ8_LOOP(blk_q5_0, dq8_q5_0); return;
+    case PIKA_TYPE_Q5_1: DQ8_LOOP(blk_q5_1, dq8_q5_1); return;
+    case PIKA_TYPE_Q5_K:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q5_K *b = (const blk_q5_K *)src + i;
+            float dsc[8], dmn[8];
+            k_scales8(b->scales, f16_avx2(b->d), f16_avx2(b->dmin), dsc, dmn);
+            for (int j = 0; j < 4; j++) {
+                __m256 v[8];
+                dq8_q5_K(b, dsc, dmn, j, v);
+                for (int k = 0; k < 8; k++) _mm256_storeu_ps(y + 256 * i + 64 * j + 8 * k, v[k]);
             }
         }
         return;
@@ -489,7 +676,8 @@ static T256 float vec_dot_avx2(uint32_t type, const void *row, const float *x, i
         const __m256i m4 = _mm256_set1_epi32(0xF);
         const blk_q4_K *b = row;
         for (int64_t i = 0; i < nb; i++, b++, x += 256) {
-            float d = f16_avx2(b->d), dmin = f16_avx2(b->dmin);
+            float dsc[8], dmn[8];
+            k_scales8(b->scales, f16_avx2(b->d), f16_avx2(b->dmin), dsc, dmn);
             for (int j = 0; j < 4; j++) {
                 const float *xj = x + 64 * j;
                 __m256 plo = _mm256_setzero_ps(), phi = _mm256_setzero_ps(), sxlo = _mm256_setzero_ps(), sxhi = _mm256_setzero_ps();
@@ -501,49 +689,74 @@ static T256 float vec_dot_avx2(uint32_t type, const void *row, const float *x, i
                     sxlo = _mm256_add_ps(sxlo, xa);
                     sxhi = _mm256_add_ps(sxhi, xb);
                 }
-                uint8_t sc, m;
-                get_scale_min_k4(2 * j, b->scales, &sc, &m);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc), plo, acc);
-                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * m), sxlo, accm);
-                get_scale_min_k4(2 * j + 1, b->scales, &sc, &m);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc), phi, acc);
-                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * m), sxhi, accm);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(dsc[2 * j]), plo, acc);
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmn[2 * j]), sxlo, accm);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(dsc[2 * j + 1]), phi, acc);
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmn[2 * j + 1]), sxhi, accm);
             }
         }
         return hsum256(_mm256_sub_ps(acc, accm));
     }
     case PIKA_TYPE_Q6_K: {
-        __m256 acc = _mm256_setzero_ps();
-        const __m256i m4 = _mm256_set1_epi32(0xF), m3 = _mm256_set1_epi32(3), o32 = _mm256_set1_epi32(32);
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         const blk_q6_K *b = row;
         for (int64_t i = 0; i < nb; i++, b++) {
-            float d = f16_avx2(b->d);
+            float ds16[16];
+            q6_scales16(b->scales, f16_avx2(b->d), ds16);
             for (int h = 0; h < 2; h++) {
-                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
-                const int8_t *sc = b->scales + 8 * h;
+                const float *dsh = ds16 + 8 * h;
                 const float *xh = x + 256 * i + 128 * h;
-                for (int l0 = 0; l0 < 32; l0 += 16) {
-                    __m256 p1 = _mm256_setzero_ps(), p2 = _mm256_setzero_ps(), p3 = _mm256_setzero_ps(), p4 = _mm256_setzero_ps();
-                    for (int l = l0; l < l0 + 16; l += 8) {
-                        __m256i a = u8x8i(ql + l), c = u8x8i(ql + 32 + l), hb = u8x8i(qh + l);
-                        __m256i q1 = _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi32(_mm256_and_si256(hb, m3), 4));
-                        __m256i q2 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 2), m3), 4));
-                        __m256i q3 = _mm256_or_si256(_mm256_srli_epi32(a, 4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 4), m3), 4));
-                        __m256i q4 = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(hb, 6), 4));
-                        p1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q1, o32)), _mm256_loadu_ps(xh + l), p1);
-                        p2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q2, o32)), _mm256_loadu_ps(xh + l + 32), p2);
-                        p3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q3, o32)), _mm256_loadu_ps(xh + l + 64), p3);
-                        p4 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q4, o32)), _mm256_loadu_ps(xh + l + 96), p4);
+                for (int l = 0; l < 32; l += 16) {
+                    int is = l / 16;
+                    __m128i q[4];
+                    q6_levels16(b->ql + 64 * h + l, b->qh + 32 * h + l, q);
+                    for (int g = 0; g < 4; g++) {
+                        const float *xg = xh + l + 32 * g;
+                        __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q[g])), _mm256_loadu_ps(xg));
+                        p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q[g], 8))),
+                                            _mm256_loadu_ps(xg + 8), p);
+                        if (g & 1) acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dsh[is + 2 * g]), p, acc1);
+                        else acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dsh[is + 2 * g]), p, acc0);
                     }
-                    int is = l0 / 16;
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is]), p1, acc);
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is + 2]), p2, acc);
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is + 4]), p3, acc);
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[is + 6]), p4, acc);
                 }
             }
         }
-        return hsum256(acc);
+        return hsum256(_mm256_add_ps(acc0, acc1));
+    }
+    case PIKA_TYPE_BF16: {
+        const uint16_t *s = row;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m256i v0 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i))), 16);
+            __m256i v1 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i + 8))), 16);
+            s0 = _mm256_fmadd_ps(_mm256_castsi256_ps(v0), _mm256_loadu_ps(x + i), s0);
+            s1 = _mm256_fmadd_ps(_mm256_castsi256_ps(v1), _mm256_loadu_ps(x + i + 8), s1);
+        }
+        float r = hsum256(_mm256_add_ps(s0, s1));
+        for (; i < n; i++) r += pika_bf16_to_fp32(s[i]) * x[i];
+        return r;
+    }
+    case PIKA_TYPE_Q4_0: DOT8_LOOP(blk_q4_0, dq8_q4_0);
+    case PIKA_TYPE_Q4_1: DOT8_LOOP(blk_q4_1, dq8_q4_1);
+    case PIKA_TYPE_Q5_0: DOT8_LOOP(blk_q5_0, dq8_q5_0);
+    case PIKA_TYPE_Q5_1: DOT8_LOOP(blk_q5_1, dq8_q5_1);
+    case PIKA_TYPE_Q5_K: {
+        const blk_q5_K *b = row;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (int64_t i = 0; i < nb; i++, b++, x += 256) {
+            float dsc[8], dmn[8];
+            k_scales8(b->scales, f16_avx2(b->d), f16_avx2(b->dmin), dsc, dmn);
+            for (int j = 0; j < 4; j++) {
+                __m256 v[8];
+                dq8_q5_K(b, dsc, dmn, j, v);
+                for (int k = 0; k < 8; k += 2) {
+                    a0 = _mm256_fmadd_ps(v[k], _mm256_loadu_ps(x + 64 * j + 8 * k), a0);
+                    a1 = _mm256_fmadd_ps(v[k + 1], _mm256_loadu_ps(x + 64 * j + 8 * k + 8), a1);
+                }
+            }
+        }
+        return hsum256(_mm256_add_ps(a0, a1));
     }
     default: {
         float buf[256];
@@ -570,9 +783,123 @@ static inline T512 float hsum512(__m512 v) {
     lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
     return _mm_cvtss_f32(lo);
 }
-static inline T512 float f16_512(uint16_t h) { return _cvtsh_ss(h); }
+static inline T512 float f16_512(uint16_t h) { return g_f16_table[h]; }
 static inline T512 __m512i u8x16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
 static inline T512 __m512i i8x16(const int8_t *p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+
+/* 32-element blocks into 2 vectors of 16 (elements 0-15, 16-31), same float operations as the
+ * scalar code. */
+/* Q4_0 levels (nibble - 8) of elements 0-15 and 16-31 as int32 lanes. */
+static inline T512 void lv16_q4_0(const blk_q4_0 *b, __m512i v[2]) {
+    const __m512i q = u8x16(b->qs), m4 = _mm512_set1_epi32(0xF), o8 = _mm512_set1_epi32(8);
+    v[0] = _mm512_sub_epi32(_mm512_and_si512(q, m4), o8);
+    v[1] = _mm512_sub_epi32(_mm512_srli_epi32(q, 4), o8);
+}
+static inline T512 void dq16_q4_0(const blk_q4_0 *b, __m512 v[2]) {
+    const __m512 d = _mm512_set1_ps(f16_512(b->d));
+    __m512i l[2];
+    lv16_q4_0(b, l);
+    v[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(l[0]), d);
+    v[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(l[1]), d);
+}
+static inline T512 void dq16_q4_1(const blk_q4_1 *b, __m512 v[2]) {
+    const __m512 d = _mm512_set1_ps(f16_512(b->d)), m = _mm512_set1_ps(f16_512(b->m));
+    const __m512i q = u8x16(b->qs), m4 = _mm512_set1_epi32(0xF);
+    v[0] = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, m4)), d), m);
+    v[1] = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d), m);
+}
+/* Q5_0/Q5_1: the 5th bit of element e is bit e of qh; lanes whose bit is set get +16 (one masked
+ * add per 16 lanes, using qh directly as the lane mask). */
+static inline T512 void lv16_q5_0(const blk_q5_0 *b, __m512i v[2]) {
+    const __m512i q = u8x16(b->qs), m4 = _mm512_set1_epi32(0xF), o16 = _mm512_set1_epi32(16);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_srli_epi32(q, 4);
+    /* (q | bit << 4) - 16 == bit ? q : q - 16 */
+    v[0] = _mm512_mask_sub_epi32(lo, (__mmask16)~qh, lo, o16);
+    v[1] = _mm512_mask_sub_epi32(hi, (__mmask16)~(qh >> 16), hi, o16);
+}
+static inline T512 void dq16_q5_0(const blk_q5_0 *b, __m512 v[2]) {
+    const __m512 d = _mm512_set1_ps(f16_512(b->d));
+    __m512i l[2];
+    lv16_q5_0(b, l);
+    v[0] = _mm512_mul_ps(_mm512_cvtepi32_ps(l[0]), d);
+    v[1] = _mm512_mul_ps(_mm512_cvtepi32_ps(l[1]), d);
+}
+static inline T512 void dq16_q5_1(const blk_q5_1 *b, __m512 v[2]) {
+    const __m512 d = _mm512_set1_ps(f16_512(b->d)), m = _mm512_set1_ps(f16_512(b->m));
+    const __m512i q = u8x16(b->qs), m4 = _mm512_set1_epi32(0xF), o16 = _mm512_set1_epi32(16);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_srli_epi32(q, 4);
+    lo = _mm512_mask_add_epi32(lo, (__mmask16)qh, lo, o16);
+    hi = _mm512_mask_add_epi32(hi, (__mmask16)(qh >> 16), hi, o16);
+    v[0] = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(lo), d), m);
+    v[1] = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(hi), d), m);
+}
+/* Q5_K: the 64 elements of chunk j (0..3) into 4 vectors; dsc/dmn from k_scales8. */
+static inline T512 void dq16_q5_K(const blk_q5_K *b, const float *dsc, const float *dmn, int j, __m512 v[4]) {
+    __m512 d1 = _mm512_set1_ps(dsc[2 * j]), m1 = _mm512_set1_ps(dmn[2 * j]);
+    __m512 d2 = _mm512_set1_ps(dsc[2 * j + 1]), m2 = _mm512_set1_ps(dmn[2 * j + 1]);
+    const __m512i m4 = _mm512_set1_epi32(0xF), o16 = _mm512_set1_epi32(16);
+    const __m512i blo = _mm512_set1_epi32(1 << (2 * j)), bhi = _mm512_set1_epi32(2 << (2 * j));
+    for (int l = 0; l < 32; l += 16) {
+        __m512i q = u8x16(b->qs + 32 * j + l), h = u8x16(b->qh + l);
+        __m512i ql = _mm512_and_si512(q, m4), qhi = _mm512_srli_epi32(q, 4);
+        ql = _mm512_mask_add_epi32(ql, _mm512_test_epi32_mask(h, blo), ql, o16);
+        qhi = _mm512_mask_add_epi32(qhi, _mm512_test_epi32_mask(h, bhi), qhi, o16);
+        __m512 lo = _mm512_cvtepi32_ps(ql), hi = _mm512_cvtepi32_ps(qhi);
+        v[l / 16] = _mm512_sub_ps(_mm512_mul_ps(d1, lo), m1);
+        v[2 + l / 16] = _mm512_sub_ps(_mm512_mul_ps(d2, hi), m2);
+    }
+}
+
+#define DQ16_LOOP(BT, FN)                                                                               \
+    for (int64_t i = 0; i < nb; i++) {                                                                  \
+        __m512 v_[2];                                                                                   \
+        FN((const BT *)src + i, v_);                                                                    \
+        _mm512_storeu_ps(y + 32 * i, v_[0]);                                                            \
+        _mm512_storeu_ps(y + 32 * i + 16, v_[1]);                                                       \
+    }
+#define DOT16_LOOP(BT, FN)                                                                              \
+    do {                                                                                                \
+        const BT *b_ = row;                                                                             \
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                                      \
+        for (int64_t i = 0; i < nb; i++, b_++, x += 32) {                                               \
+            __m512 v_[2];                                                                               \
+            FN(b_, v_);                                                                                 \
+            a0 = _mm512_fmadd_ps(v_[0], _mm512_loadu_ps(x), a0);                                        \
+            a1 = _mm512_fmadd_ps(v_[1], _mm512_loadu_ps(x + 16), a1);                                   \
+        }                                                                                               \
+        return hsum512(_mm512_add_ps(a0, a1));                                                          \
+    } while (0)
+
+/* Dot for the scale-only 32-blocks (Q4_0, Q5_0): sum over blocks of d * sum(level * x). */
+#define DOT16_D_LOOP(BT, LV)                                                                            \
+    do {                                                                                                \
+        const BT *b_ = row;                                                                             \
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();                                      \
+        int64_t i = 0;                                                                                  \
+        for (; i + 2 <= nb; i += 2, b_ += 2, x += 64) {                                                 \
+            __m512i l_[2], k_[2];                                                                       \
+            LV(b_, l_);                                                                                 \
+            LV(b_ + 1, k_);                                                                             \
+            __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(l_[0]), _mm512_loadu_ps(x));                    \
+            __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(k_[0]), _mm512_loadu_ps(x + 32));               \
+            p = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l_[1]), _mm512_loadu_ps(x + 16), p);                 \
+            r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(k_[1]), _mm512_loadu_ps(x + 48), r);                 \
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(f16_512(b_[0].d)), p, a0);                              \
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(f16_512(b_[1].d)), r, a1);                              \
+        }                                                                                               \
+        for (; i < nb; i++, b_++, x += 32) {                                                            \
+            __m512i l_[2];                                                                              \
+            LV(b_, l_);                                                                                 \
+            __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(l_[0]), _mm512_loadu_ps(x));                    \
+            p = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l_[1]), _mm512_loadu_ps(x + 16), p);                 \
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(f16_512(b_->d)), p, a0);                                \
+        }                                                                                               \
+        return hsum512(_mm512_add_ps(a0, a1));                                                          \
+    } while (0)
 
 static T512 void dequant_avx512(uint32_t type, const void *src, float *y, int64_t n) {
     int64_t nb = n / TYPES[type].blck;
@@ -605,15 +932,13 @@ static T512 void dequant_avx512(uint32_t type, const void *src, float *y, int64_
     case PIKA_TYPE_Q4_K:
         for (int64_t i = 0; i < nb; i++) {
             const blk_q4_K *b = (const blk_q4_K *)src + i;
-            float d = f16_512(b->d), dmin = f16_512(b->dmin);
+            float dsc[8], dmn[8];
+            k_scales8(b->scales, f16_512(b->d), f16_512(b->dmin), dsc, dmn);
             float *yb = y + 256 * i;
             const __m512i m4 = _mm512_set1_epi32(0xF);
             for (int j = 0; j < 4; j++) {
-                uint8_t sc, m;
-                get_scale_min_k4(2 * j, b->scales, &sc, &m);
-                __m512 d1 = _mm512_set1_ps(d * sc), m1 = _mm512_set1_ps(dmin * m);
-                get_scale_min_k4(2 * j + 1, b->scales, &sc, &m);
-                __m512 d2 = _mm512_set1_ps(d * sc), m2 = _mm512_set1_ps(dmin * m);
+                __m512 d1 = _mm512_set1_ps(dsc[2 * j]), m1 = _mm512_set1_ps(dmn[2 * j]);
+                __m512 d2 = _mm512_set1_ps(dsc[2 * j + 1]), m2 = _mm512_set1_ps(dmn[2 * j + 1]);
                 for (int l = 0; l < 32; l += 16) {
                     __m512i q = u8x16(b->qs + 32 * j + l);
                     __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(q, m4));
@@ -627,24 +952,35 @@ static T512 void dequant_avx512(uint32_t type, const void *src, float *y, int64_
     case PIKA_TYPE_Q6_K:
         for (int64_t i = 0; i < nb; i++) {
             const blk_q6_K *b = (const blk_q6_K *)src + i;
-            float d = f16_512(b->d);
-            const __m512i m4 = _mm512_set1_epi32(0xF), m3 = _mm512_set1_epi32(3), o32 = _mm512_set1_epi32(32);
+            float ds16[16];
+            q6_scales16(b->scales, f16_512(b->d), ds16);
             for (int h = 0; h < 2; h++) {
-                const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
-                const int8_t *sc = b->scales + 8 * h;
+                const float *dsh = ds16 + 8 * h;
                 float *yb = y + 256 * i + 128 * h;
                 for (int l = 0; l < 32; l += 16) {
                     int is = l / 16;
-                    __m512i a = u8x16(ql + l), c = u8x16(ql + 32 + l), hb = u8x16(qh + l);
-                    __m512i q1 = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_slli_epi32(_mm512_and_si512(hb, m3), 4));
-                    __m512i q2 = _mm512_or_si512(_mm512_and_si512(c, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2), m3), 4));
-                    __m512i q3 = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 4), m3), 4));
-                    __m512i q4 = _mm512_or_si512(_mm512_srli_epi32(c, 4), _mm512_slli_epi32(_mm512_srli_epi32(hb, 6), 4));
-                    _mm512_storeu_ps(yb + l, _mm512_mul_ps(_mm512_set1_ps(d * sc[is]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q1, o32))));
-                    _mm512_storeu_ps(yb + l + 32, _mm512_mul_ps(_mm512_set1_ps(d * sc[is + 2]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q2, o32))));
-                    _mm512_storeu_ps(yb + l + 64, _mm512_mul_ps(_mm512_set1_ps(d * sc[is + 4]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q3, o32))));
-                    _mm512_storeu_ps(yb + l + 96, _mm512_mul_ps(_mm512_set1_ps(d * sc[is + 6]), _mm512_cvtepi32_ps(_mm512_sub_epi32(q4, o32))));
+                    __m128i q[4];
+                    q6_levels16(b->ql + 64 * h + l, b->qh + 32 * h + l, q);
+                    for (int g = 0; g < 4; g++)
+                        _mm512_storeu_ps(yb + l + 32 * g, _mm512_mul_ps(_mm512_set1_ps(dsh[is + 2 * g]),
+                                                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q[g]))));
                 }
+            }
+        }
+        return;
+    case PIKA_TYPE_Q4_0: DQ16_LOOP(blk_q4_0, dq16_q4_0); return;
+    case PIKA_TYPE_Q4_1: DQ16_LOOP(blk_q4_1, dq16_q4_1); return;
+    case PIKA_TYPE_Q5_0: DQ16_LOOP(blk_q5_0, dq16_q5_0); return;
+    case PIKA_TYPE_Q5_1: DQ16_LOOP(blk_q5_1, dq16_q5_1); return;
+    case PIKA_TYPE_Q5_K:
+        for (int64_t i = 0; i < nb; i++) {
+            const blk_q5_K *b = (const blk_q5_K *)src + i;
+            float dsc[8], dmn[8];
+            k_scales8(b->scales, f16_512(b->d), f16_512(b->dmin), dsc, dmn);
+            for (int j = 0; j < 4; j++) {
+                __m512 v[4];
+                dq16_q5_K(b, dsc, dmn, j, v);
+                for (int k = 0; k < 4; k++) _mm512_storeu_ps(y + 256 * i + 64 * j + 16 * k, v[k]);
             }
         }
         return;
@@ -669,11 +1005,12 @@ static T512 float dot_f32_avx512(const float *a, const float *x, int64_t n) {
 
 /* Q4_K dot; xs[k] = sum of x over sub-block k (32 elements) when the caller precomputed it, else NULL. */
 static T512 float dot_q4_K_avx512(const blk_q4_K *b, const float *x, const float *xs, int64_t nb) {
-    __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
-    float macc = 0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    __m256 accm8 = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi32(0xF);
     for (int64_t i = 0; i < nb; i++, b++, x += 256) {
-        float d = f16_512(b->d), dmin = f16_512(b->dmin);
+        float dsc[8], dmn[8];
+        __m256 dm = k_scales8(b->scales, f16_512(b->d), f16_512(b->dmin), dsc, dmn);
         for (int j = 0; j < 4; j++) {
             const float *xj = x + 64 * j;
             __m512i q0 = u8x16(b->qs + 32 * j), q1 = u8x16(b->qs + 32 * j + 16);
@@ -683,46 +1020,73 @@ static T512 float dot_q4_K_avx512(const blk_q4_K *b, const float *x, const float
             plo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q1, m4)), xb, plo);
             __m512 phi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q0, 4)), xc);
             phi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q1, 4)), xd, phi);
-            uint8_t sc, m, sc2, m2;
-            get_scale_min_k4(2 * j, b->scales, &sc, &m);
-            get_scale_min_k4(2 * j + 1, b->scales, &sc2, &m2);
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * sc), plo, acc);
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * sc2), phi, acc);
-            if (xs) {
-                macc += dmin * m * xs[8 * i + 2 * j] + dmin * m2 * xs[8 * i + 2 * j + 1];
-            } else {
-                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmin * m), _mm512_add_ps(xa, xb), accm);
-                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmin * m2), _mm512_add_ps(xc, xd), accm);
+            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(dsc[2 * j]), plo, acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_set1_ps(dsc[2 * j + 1]), phi, acc1);
+            if (!xs) {
+                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmn[2 * j]), _mm512_add_ps(xa, xb), accm);
+                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmn[2 * j + 1]), _mm512_add_ps(xc, xd), accm);
             }
         }
+        if (xs) accm8 = _mm256_fmadd_ps(dm, _mm256_loadu_ps(xs + 8 * i), accm8);
     }
-    return hsum512(_mm512_sub_ps(acc, accm)) - macc;
+    return hsum512(_mm512_sub_ps(_mm512_add_ps(acc0, acc1), accm)) - hsum256(accm8);
+}
+
+/* Q5_K dot, factored like Q4_K; xs as there. */
+static T512 float dot_q5_K_avx512(const blk_q5_K *b, const float *x, const float *xs, int64_t nb) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    __m256 accm8 = _mm256_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi32(0xF), o16 = _mm512_set1_epi32(16);
+    for (int64_t i = 0; i < nb; i++, b++, x += 256) {
+        float dsc[8], dmn[8];
+        __m256 dm = k_scales8(b->scales, f16_512(b->d), f16_512(b->dmin), dsc, dmn);
+        const __m512i h0 = u8x16(b->qh), h1 = u8x16(b->qh + 16);
+        for (int j = 0; j < 4; j++) {
+            const float *xj = x + 64 * j;
+            const __m512i blo = _mm512_set1_epi32(1 << (2 * j)), bhi = _mm512_set1_epi32(2 << (2 * j));
+            __m512i q0 = u8x16(b->qs + 32 * j), q1 = u8x16(b->qs + 32 * j + 16);
+            __m512i l0 = _mm512_and_si512(q0, m4), l1 = _mm512_and_si512(q1, m4);
+            __m512i u0 = _mm512_srli_epi32(q0, 4), u1 = _mm512_srli_epi32(q1, 4);
+            l0 = _mm512_mask_add_epi32(l0, _mm512_test_epi32_mask(h0, blo), l0, o16);
+            l1 = _mm512_mask_add_epi32(l1, _mm512_test_epi32_mask(h1, blo), l1, o16);
+            u0 = _mm512_mask_add_epi32(u0, _mm512_test_epi32_mask(h0, bhi), u0, o16);
+            u1 = _mm512_mask_add_epi32(u1, _mm512_test_epi32_mask(h1, bhi), u1, o16);
+            __m512 xa = _mm512_loadu_ps(xj), xb = _mm512_loadu_ps(xj + 16);
+            __m512 xc = _mm512_loadu_ps(xj + 32), xd = _mm512_loadu_ps(xj + 48);
+            __m512 plo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l1), xb, _mm512_mul_ps(_mm512_cvtepi32_ps(l0), xa));
+            __m512 phi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(u1), xd, _mm512_mul_ps(_mm512_cvtepi32_ps(u0), xc));
+            acc0 = _mm512_fmadd_ps(_mm512_set1_ps(dsc[2 * j]), plo, acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_set1_ps(dsc[2 * j + 1]), phi, acc1);
+            if (!xs) {
+                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmn[2 * j]), _mm512_add_ps(xa, xb), accm);
+                accm = _mm512_fmadd_ps(_mm512_set1_ps(dmn[2 * j + 1]), _mm512_add_ps(xc, xd), accm);
+            }
+        }
+        if (xs) accm8 = _mm256_fmadd_ps(dm, _mm256_loadu_ps(xs + 8 * i), accm8);
+    }
+    return hsum512(_mm512_sub_ps(_mm512_add_ps(acc0, acc1), accm)) - hsum256(accm8);
 }
 
 static T512 float dot_q6_K_avx512(const blk_q6_K *b, const float *x, int64_t nb) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi32(0xF), m3 = _mm512_set1_epi32(3), o32 = _mm512_set1_epi32(32);
     for (int64_t i = 0; i < nb; i++, b++) {
-        float d = f16_512(b->d);
+        float ds16[16];
+        q6_scales16(b->scales, f16_512(b->d), ds16);
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
-            const int8_t *sc = b->scales + 8 * h;
+            const float *dsh = ds16 + 8 * h;
             const float *xh = x + 256 * i + 128 * h;
             for (int l = 0; l < 32; l += 16) {
                 int is = l / 16;
-                __m512i a = u8x16(ql + l), c = u8x16(ql + 32 + l), hb = u8x16(qh + l);
-                __m512i q1 = _mm512_or_si512(_mm512_and_si512(a, m4), _mm512_slli_epi32(_mm512_and_si512(hb, m3), 4));
-                __m512i q2 = _mm512_or_si512(_mm512_and_si512(c, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2), m3), 4));
-                __m512i q3 = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 4), m3), 4));
-                __m512i q4 = _mm512_or_si512(_mm512_srli_epi32(c, 4), _mm512_slli_epi32(_mm512_srli_epi32(hb, 6), 4));
-                __m512 p1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q1, o32)), _mm512_loadu_ps(xh + l));
-                __m512 p2 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q2, o32)), _mm512_loadu_ps(xh + l + 32));
-                __m512 p3 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q3, o32)), _mm512_loadu_ps(xh + l + 64));
-                __m512 p4 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q4, o32)), _mm512_loadu_ps(xh + l + 96));
-                acc0 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is]), p1, acc0);
-                acc1 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is + 2]), p2, acc1);
-                acc0 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is + 4]), p3, acc0);
-                acc1 = _mm512_fmadd_ps(_mm512_set1_ps(d * sc[is + 6]), p4, acc1);
+                __m128i q[4];
+                q6_levels16(b->ql + 64 * h + l, b->qh + 32 * h + l, q);
+                __m512 p1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q[0])), _mm512_loadu_ps(xh + l));
+                __m512 p2 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q[1])), _mm512_loadu_ps(xh + l + 32));
+                __m512 p3 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q[2])), _mm512_loadu_ps(xh + l + 64));
+                __m512 p4 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q[3])), _mm512_loadu_ps(xh + l + 96));
+                acc0 = _mm512_fmadd_ps(_mm512_set1_ps(dsh[is]), p1, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_set1_ps(dsh[is + 2]), p2, acc1);
+                acc0 = _mm512_fmadd_ps(_mm512_set1_ps(dsh[is + 4]), p3, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_set1_ps(dsh[is + 6]), p4, acc1);
             }
         }
     }
@@ -783,6 +1147,11 @@ static T512 float vec_dot_avx512(uint32_t type, const void *row, const float *x,
     }
     case PIKA_TYPE_Q4_K: return dot_q4_K_avx512(row, x, NULL, nb);
     case PIKA_TYPE_Q6_K: return dot_q6_K_avx512(row, x, nb);
+    case PIKA_TYPE_Q4_0: DOT16_D_LOOP(blk_q4_0, lv16_q4_0);
+    case PIKA_TYPE_Q4_1: DOT16_LOOP(blk_q4_1, dq16_q4_1);
+    case PIKA_TYPE_Q5_0: DOT16_D_LOOP(blk_q5_0, lv16_q5_0);
+    case PIKA_TYPE_Q5_1: DOT16_LOOP(blk_q5_1, dq16_q5_1);
+    case PIKA_TYPE_Q5_K: return dot_q5_K_avx512(row, x, NULL, nb);
     default: {
         float buf[256];
         size_t cb = pika_row_bytes(type, 256);
@@ -798,21 +1167,26 @@ static T512 float vec_dot_avx512(uint32_t type, const void *row, const float *x,
     }
 }
 
-/* Q4_K matvec with the per-sub-block sums of x computed once for all rows. */
-static T512 void matvec_q4_K_avx512(const uint8_t *W, const float *x, float *y, int64_t n, int64_t r0, int64_t r1, float *xs) {
+/* Q4_K/Q5_K matvec with the per-sub-block sums of x computed once for all rows. */
+static T512 void matvec_k_avx512(uint32_t type, const uint8_t *W, const float *x, float *y, int64_t n, int64_t r0,
+                                 int64_t r1, float *xs) {
     int64_t nsub = n / 32, nb = n / 256;
     for (int64_t k = 0; k < nsub; k++) {
         __m512 s = _mm512_add_ps(_mm512_loadu_ps(x + 32 * k), _mm512_loadu_ps(x + 32 * k + 16));
         xs[k] = hsum512(s);
     }
-    size_t rb = (size_t)nb * sizeof(blk_q4_K);
-    for (int64_t r = r0; r < r1; r++) y[r] = dot_q4_K_avx512((const blk_q4_K *)(W + (size_t)r * rb), x, xs, nb);
+    size_t rb = pika_row_bytes(type, n);
+    if (type == PIKA_TYPE_Q4_K)
+        for (int64_t r = r0; r < r1; r++) y[r] = dot_q4_K_avx512((const blk_q4_K *)(W + (size_t)r * rb), x, xs, nb);
+    else
+        for (int64_t r = r0; r < r1; r++) y[r] = dot_q5_K_avx512((const blk_q5_K *)(W + (size_t)r * rb), x, xs, nb);
 }
 #endif /* PIKA_X86 */
 
 /* ================================================================ public kernels */
 
 void pika_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
+    if (n <= 0) return;
     if (!pika_type_supported(type)) { memset(dst, 0, (size_t)n * sizeof(float)); return; }
 #ifdef PIKA_X86
     switch (cur_path()) {
@@ -825,7 +1199,7 @@ void pika_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) 
 }
 
 float pika_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n) {
-    if (!pika_type_supported(type)) return 0.0f;
+    if (!pika_type_supported(type) || n <= 0) return 0.0f;
 #ifdef PIKA_X86
     switch (cur_path()) {
     case PATH_AVX512: return vec_dot_avx512(type, row, x, n);
@@ -837,7 +1211,7 @@ float pika_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n
 }
 
 void pika_matvec(uint32_t type, const void *W, const float *x, float *y, int64_t n, int64_t r0, int64_t r1) {
-    if (!pika_type_supported(type)) {
+    if (!pika_type_supported(type) || n <= 0) {
         for (int64_t r = r0; r < r1; r++) y[r] = 0.0f;
         return;
     }
@@ -845,9 +1219,9 @@ void pika_matvec(uint32_t type, const void *W, const float *x, float *y, int64_t
     const uint8_t *w = W;
     int path = cur_path();
 #ifdef PIKA_X86
-    if (path == PATH_AVX512 && type == PIKA_TYPE_Q4_K && n <= 65536) {
+    if (path == PATH_AVX512 && (type == PIKA_TYPE_Q4_K || type == PIKA_TYPE_Q5_K) && n <= 65536) {
         float xs[2048];
-        matvec_q4_K_avx512(w, x, y, n, r0, r1, xs);
+        matvec_k_avx512(type, w, x, y, n, r0, r1, xs);
         return;
     }
     if (path == PATH_AVX512) {
@@ -1162,7 +1536,7 @@ static void q_q6_K(const float *x, blk_q6_K *y) {
 int pika_quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
     if (!pika_type_supported(type)) return pika_set_error("cannot quantize to type %s (%u)", pika_type_name(type), type);
     int bl = TYPES[type].blck;
-    if (n % bl) return pika_set_error("row of %lld elements is not a multiple of the %s block size %d", (long long)n, TYPES[type].name, bl);
+    if (n < 0 || n % bl) return pika_set_error("row of %lld elements is not a multiple of the %s block size %d", (long long)n, TYPES[type].name, bl);
     int64_t nb = n / bl;
     switch (type) {
     case PIKA_TYPE_F32: memcpy(dst, src, (size_t)n * 4); break;

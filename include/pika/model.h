@@ -50,6 +50,7 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads); /* n_threads <= 0: all cor
 void pika_ctx_free(pika_ctx *c);
 void pika_ctx_reset(pika_ctx *c);   /* forget all tokens (empty KV cache) */
 int pika_ctx_n_past(const pika_ctx *c);
+const pika_model *pika_ctx_model(const pika_ctx *c);
 
 /* What a forward call should hand back. Hidden states: for each requested layer index l in
  * [0, n_layer] (0 = embeddings) and each requested position p (index into this call's tokens,

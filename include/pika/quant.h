@@ -53,5 +53,9 @@ int pika_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 const char *pika_simd_path(void);
 /* Force the portable path (tests compare paths). 0 = auto. */
 void pika_simd_force_scalar(int on);
+/* Select a path by name: "avx512", "avx2", "scalar", or NULL/"auto" for the best one this CPU
+ * has. Returns 0, or -1 + error when the CPU cannot run it (tests and benchmarks loop over paths).
+ * Process-wide; not meant to be changed while other threads run kernels. */
+int pika_simd_set_path(const char *name);
 
 #endif

@@ -1,22 +1,640 @@
-/* cli_grade.c — placeholder: the subcommands below are not implemented yet. */
+/* cli_grade.c — `pika data show`, `pika grade math|code|rollouts`, `pika labels`: argument parsing and
+ * JSONL plumbing over dataset.c, math_grade.c, code_grade.c, sandbox.c and labels.c. Bad input lines are
+ * reported as "pika: FILE:LINE: ..." and skipped; every good line is still written (exit status 2 at the
+ * end when any line was bad). */
+#include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "pika/code_grade.h"
+#include "pika/dataset.h"
+#include "pika/labels.h"
+#include "pika/math_grade.h"
+#include "pika/sandbox.h"
+#include "pika/util.h"
+
+static const char DATA_FLAGS[] =
+    "data flags (SPEC is a preset math[:test|train] math500 gsm8k[:test|train] aime aime24 amc23 humaneval\n"
+    "            mbpp[:all|test|train|validation|fewshot], or a .jsonl / .jsonl.gz / .csv file):\n"
+    "  --data-dir DIR        where presets live (default $PIKA_DATA, else ../shared/data)\n"
+    "  --kind math|humaneval|mbpp|stdio   task kind of a FILE (default math)\n"
+    "  --id-field F --problem-field F --gold-field F --level-field F --subject-field F\n"
+    "  --prefix-field F --test-field F --entry-point-field F --setup-field F --tests-field F\n"
+    "                        field names of a FILE (defaults: id problem answer level subject prompt test\n"
+    "                        entry_point test_setup_code tests; a missing id means the row number)\n"
+    "  --gold-after MARK     gold = text after the last MARK (e.g. \"####\")\n";
+
+static const char DATA_USAGE[] =
+    "usage: pika data show SPEC [--row N | --id ID] [data flags]\n"
+    "  Prints the row count, fields present, gold / level statistics and one example.\n";
+
+static const char GRADE_USAGE[] =
+    "usage:\n"
+    "  pika grade math --pred TEXT --gold TEXT [--mcq] [--no-number-fallback]\n"
+    "        prints true or false (exit 0 either way; 2 on usage error)\n"
+    "  pika grade math --jsonl FILE [-o OUT] [--mcq] [--no-number-fallback]\n"
+    "        FILE lines {\"pred\":..., \"gold\":...}; writes each with \"equivalent\" and \"answer\" added\n"
+    "  pika grade code --program FILE [--data SPEC --id ID] [--stdin FILE] [sandbox flags]\n"
+    "        runs one program (alone, or against task ID's tests); prints VERDICT<TAB>DETAIL; exit 0 on pass, 1 otherwise\n"
+    "  pika grade code --data SPEC --references [-o OUT] [sandbox flags]\n"
+    "        runs every reference solution of a code dataset; one JSON line per task; exit 0 when all pass\n"
+    "  pika grade rollouts --rollouts FILE --data SPEC [-o OUT] [--mcq] [--no-number-fallback] [sandbox flags]\n"
+    "        FILE lines {id, sample, text, tokens_in, tokens_out, model}; writes each with \"correct\" and\n"
+    "        \"answer\" added (code: answer = the extracted program, plus \"verdict\" and \"detail\")\n"
+    "sandbox flags:\n"
+    "  --workers N           parallel programs (default: cores)\n"
+    "  --timeout S           wall-clock limit per program run (default 10)\n"
+    "  --mem-mb M            address-space limit (default 2048)\n"
+    "  --unsafe-no-sandbox   run WITHOUT bubblewrap (rlimits only); trusted code only\n"
+    "  env PIKA_BWRAP / PIKA_PYTHON override /usr/bin/bwrap and /usr/bin/python3\n";
+
+static const char LABELS_USAGE[] =
+    "usage: pika labels --rollouts GRADED.jsonl [-o OUT] [--k LIST] [--prices FILE] [--data SPEC [data flags]]\n"
+    "                   [--exact-answers]\n"
+    "  One JSON line per (model, id): n, n_correct, success_rate, pass@K for each K in LIST (default 1;\n"
+    "  null where K > n), pass_at_n, majority_answer, majority_count, majority_vote_is_correct, tokens_in,\n"
+    "  total_tokens_in, total_tokens_out, mean_tokens_out, and with --prices input_cost_usd_once,\n"
+    "  total_output_cost_usd, total_cost_usd. --data adds the human difficulty `level` when the dataset has one.\n"
+    "  Majority vote clusters math-equivalent answers; --exact-answers compares answer text exactly.\n"
+    "  Price file lines: MODEL IN_USD_PER_1M OUT_USD_PER_1M ('#' comments).\n";
+
+typedef struct {
+    const char *data, *data_dir, *out, *rollouts, *jsonl, *pred, *gold, *program, *id, *stdin_file, *prices, *klist;
+    int row, mcq, no_fallback, references, unsafe, workers, exact_answers, has_pred, has_gold;
+    double timeout, mem_mb;
+    pika_field_map fm;
+    int kind_set;
+} args_t;
+
+static int parse_args(int argc, char **argv, int first, args_t *a, const char *usage) {
+    memset(a, 0, sizeof *a);
+    a->row = -1;
+    a->fm = (pika_field_map){.id = "id", .problem = "problem", .gold = "answer", .level = "level", .subject = "subject"};
+    int positional = 0;
+    for (int i = first; i < argc; i++) {
+        const char *f = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define TAKE(field)                                                               \
+    do {                                                                          \
+        if (!v) { fprintf(stderr, "pika: %s needs a value\n%s", f, usage); return -1; } \
+        field = v;                                                                \
+        i++;                                                                      \
+    } while (0)
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(usage, stdout); fputs(DATA_FLAGS, stdout); exit(0); }
+        else if (!strcmp(f, "--data")) TAKE(a->data);
+        else if (!strcmp(f, "--data-dir")) TAKE(a->data_dir);
+        else if (!strcmp(f, "-o") || !strcmp(f, "--out")) TAKE(a->out);
+        else if (!strcmp(f, "--rollouts")) TAKE(a->rollouts);
+        else if (!strcmp(f, "--jsonl")) TAKE(a->jsonl);
+        else if (!strcmp(f, "--pred")) { TAKE(a->pred); a->has_pred = 1; }
+        else if (!strcmp(f, "--gold")) { TAKE(a->gold); a->has_gold = 1; }
+        else if (!strcmp(f, "--program")) TAKE(a->program);
+        else if (!strcmp(f, "--id")) TAKE(a->id);
+        else if (!strcmp(f, "--stdin")) TAKE(a->stdin_file);
+        else if (!strcmp(f, "--prices")) TAKE(a->prices);
+        else if (!strcmp(f, "--k")) TAKE(a->klist);
+        else if (!strcmp(f, "--id-field")) TAKE(a->fm.id);
+        else if (!strcmp(f, "--problem-field")) TAKE(a->fm.problem);
+        else if (!strcmp(f, "--gold-field")) TAKE(a->fm.gold);
+        else if (!strcmp(f, "--level-field")) TAKE(a->fm.level);
+        else if (!strcmp(f, "--subject-field")) TAKE(a->fm.subject);
+        else if (!strcmp(f, "--prefix-field")) TAKE(a->fm.prefix);
+        else if (!strcmp(f, "--test-field")) TAKE(a->fm.test);
+        else if (!strcmp(f, "--entry-point-field")) TAKE(a->fm.entry_point);
+        else if (!strcmp(f, "--setup-field")) TAKE(a->fm.setup);
+        else if (!strcmp(f, "--tests-field")) TAKE(a->fm.tests);
+        else if (!strcmp(f, "--gold-after")) TAKE(a->fm.gold_after);
+        else if (!strcmp(f, "--kind")) {
+            const char *k = NULL;
+            TAKE(k);
+            a->kind_set = 1;
+            if (!strcmp(k, "math")) a->fm.kind = PIKA_TASK_MATH;
+            else if (!strcmp(k, "humaneval")) a->fm.kind = PIKA_TASK_HUMANEVAL;
+            else if (!strcmp(k, "mbpp")) a->fm.kind = PIKA_TASK_MBPP;
+            else if (!strcmp(k, "stdio")) a->fm.kind = PIKA_TASK_STDIO;
+            else { fprintf(stderr, "pika: --kind must be math, humaneval, mbpp or stdio\n"); return -1; }
+        } else if (!strcmp(f, "--row")) { const char *s = NULL; TAKE(s); a->row = atoi(s); }
+        else if (!strcmp(f, "--workers")) { const char *s = NULL; TAKE(s); a->workers = atoi(s); if (a->workers < 1) { fprintf(stderr, "pika: --workers must be >= 1\n"); return -1; } }
+        else if (!strcmp(f, "--timeout")) { const char *s = NULL; TAKE(s); a->timeout = atof(s); if (!(a->timeout > 0)) { fprintf(stderr, "pika: --timeout must be > 0\n"); return -1; } }
+        else if (!strcmp(f, "--mem-mb")) { const char *s = NULL; TAKE(s); a->mem_mb = atof(s); if (!(a->mem_mb >= 64)) { fprintf(stderr, "pika: --mem-mb must be >= 64\n"); return -1; } }
+        else if (!strcmp(f, "--mcq")) a->mcq = 1;
+        else if (!strcmp(f, "--no-number-fallback")) a->no_fallback = 1;
+        else if (!strcmp(f, "--references")) a->references = 1;
+        else if (!strcmp(f, "--unsafe-no-sandbox")) a->unsafe = 1;
+        else if (!strcmp(f, "--exact-answers")) a->exact_answers = 1;
+        else if (f[0] == '-' && f[1]) { fprintf(stderr, "pika: unknown flag %s\n%s", f, usage); return -1; }
+        else if (!positional && !a->data) { a->data = f; positional = 1; }
+        else { fprintf(stderr, "pika: unexpected argument '%s'\n%s", f, usage); return -1; }
+#undef TAKE
+    }
+    /* code kinds: default field names of the HumanEval / MBPP / LiveCodeBench-style files */
+    if (a->fm.kind == PIKA_TASK_HUMANEVAL && !a->fm.prefix) { a->fm.prefix = "prompt"; if (!a->fm.test) a->fm.test = "test"; if (!a->fm.entry_point) a->fm.entry_point = "entry_point"; }
+    if (a->fm.kind == PIKA_TASK_MBPP && !a->fm.test) { a->fm.test = "test_list"; if (!a->fm.setup) a->fm.setup = "test_setup_code"; }
+    if (a->fm.kind == PIKA_TASK_STDIO && !a->fm.tests) a->fm.tests = "tests";
+    if (a->fm.kind != PIKA_TASK_MATH && !strcmp(a->fm.gold, "answer")) a->fm.gold = NULL;
+    return 0;
+}
+
+static pika_dataset *load_data(const args_t *a) {
+    if (!a->data) return NULL;
+    if (pika_dataset_is_preset(a->data) && access(a->data, F_OK) != 0) return pika_dataset_load_preset(a->data, a->data_dir);
+    return pika_dataset_load_file(a->data, &a->fm);
+}
+
+static FILE *open_out(const char *path) {
+    if (!path || !strcmp(path, "-")) return stdout;
+    FILE *f = fopen(path, "w");
+    if (!f) pika_die("cannot write %s", path);
+    return f;
+}
+
+static void close_out(FILE *f) {
+    if (f != stdout) {
+        if (fclose(f) != 0) pika_die("write error");
+    } else fflush(stdout);
+}
+
+static void write_json_line(FILE *f, cJSON *j) {
+    char *s = cJSON_PrintUnformatted(j);
+    fputs(s, f);
+    fputc('\n', f);
+    fflush(f);
+    cJSON_free(s);
+}
+
+static const char *kind_name(pika_task_kind k) {
+    return k == PIKA_TASK_HUMANEVAL ? "humaneval" : k == PIKA_TASK_MBPP ? "mbpp" : k == PIKA_TASK_STDIO ? "stdio" : "math";
+}
+
+/* ---------------------------------------------------------------- pika data show */
 
 int cmd_data(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    if (argc < 2 || strcmp(argv[1], "show")) {
+        fputs(DATA_USAGE, argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr);
+        fputs(DATA_FLAGS, stderr);
+        return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+    }
+    args_t a;
+    if (parse_args(argc, argv, 2, &a, DATA_USAGE)) return 2;
+    if (!a.data) { fputs(DATA_USAGE, stderr); return 2; }
+    pika_dataset *d = load_data(&a);
+    if (!d) pika_die("%s", pika_last_error());
+    int n_gold = 0, n_empty = 0, lv[6] = {0}, n_test = 0;
+    for (int i = 0; i < d->n; i++) {
+        if (d->rows[i].gold && *d->rows[i].gold) n_gold++;
+        else n_empty++;
+        lv[d->rows[i].level]++;
+        if (d->rows[i].test || d->rows[i].tests_json) n_test++;
+    }
+    printf("dataset   %s\nkind      %s\nrows      %d\n", d->name, kind_name(d->kind), d->n);
+    printf("gold      %d rows with a gold answer/solution, %d without\n", n_gold, n_empty);
+    if (d->kind != PIKA_TASK_MATH) printf("tests     %d rows with tests\n", n_test);
+    if (lv[1] + lv[2] + lv[3] + lv[4] + lv[5] > 0)
+        printf("level     1:%d 2:%d 3:%d 4:%d 5:%d unknown:%d\n", lv[1], lv[2], lv[3], lv[4], lv[5], lv[0]);
+    else printf("level     none (no human difficulty label)\n");
+    const pika_example *e = NULL;
+    if (a.id) {
+        e = pika_dataset_find(d, a.id);
+        if (!e) { pika_dataset_free(d); pika_die("no row with id '%s'", a.id); }
+    } else if (d->n > 0) {
+        int r = a.row >= 0 ? a.row : 0;
+        if (r >= d->n) { int n = d->n; pika_dataset_free(d); pika_die("--row %d out of range (%d rows)", r, n); }
+        e = &d->rows[r];
+    }
+    if (e) {
+        printf("\nexample   id=%s", e->id);
+        if (e->level) printf(" level=%d", e->level);
+        if (e->subject) printf(" subject=%s", e->subject);
+        printf("\n--- problem\n%s\n", e->problem ? e->problem : "(none)");
+        printf("--- gold\n%s\n", e->gold ? e->gold : "(none)");
+        if (e->entry_point) printf("--- entry_point\n%s\n", e->entry_point);
+        if (e->setup && *e->setup) printf("--- setup\n%s\n", e->setup);
+        if (e->test) printf("--- test\n%s\n", e->test);
+        if (e->tests_json) printf("--- tests\n%.2000s\n", e->tests_json);
+    }
+    pika_dataset_free(d);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- JSONL iteration with line errors */
+
+typedef int (*line_fn)(cJSON *obj, const char *path, long lineno, void *ctx);
+
+/* Calls fn for every well-formed object line; reports bad lines; returns the number of bad lines. */
+static int for_each_line(const char *path, line_fn fn, void *ctx) {
+    pika_lines *lr = pika_lines_open(path);
+    if (!lr) pika_die("%s", pika_last_error());
+    char *line;
+    size_t len;
+    int rc, bad = 0;
+    while ((rc = pika_lines_next(lr, &line, &len)) == 1) {
+        size_t k = 0;
+        while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
+        if (k == len) continue;
+        cJSON *j = pika_json_parse_line(line, len, path, pika_lines_lineno(lr));
+        if (!j) { fprintf(stderr, "pika: %s\n", pika_last_error()); bad++; continue; }
+        if (fn(j, path, pika_lines_lineno(lr), ctx) < 0) { fprintf(stderr, "pika: %s\n", pika_last_error()); bad++; }
+        cJSON_Delete(j);
+    }
+    if (rc < 0) { fprintf(stderr, "pika: %s:%ld: %s\n", path, pika_lines_lineno(lr) + 1, pika_last_error()); bad++; }
+    pika_lines_close(lr);
+    return bad;
+}
+
+static const char *get_str(cJSON *o, const char *k, const char *path, long ln, int required, int *err) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) { pika_set_error("%s:%ld: missing field \"%s\"", path, ln, k); *err = 1; }
+        return NULL;
+    }
+    if (!cJSON_IsString(v)) { pika_set_error("%s:%ld: field \"%s\" must be a string", path, ln, k); *err = 1; return NULL; }
+    return v->valuestring;
+}
+
+/* id as text: strings as is, integral numbers printed as integers. */
+static char *get_id(cJSON *o, const char *path, long ln) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
+    char b[64];
+    if (cJSON_IsString(v)) return pika_strdup(v->valuestring);
+    if (cJSON_IsNumber(v)) {
+        if (v->valuedouble == (double)(long long)v->valuedouble) snprintf(b, sizeof b, "%lld", (long long)v->valuedouble);
+        else snprintf(b, sizeof b, "%.17g", v->valuedouble);
+        return pika_strdup(b);
+    }
+    pika_set_error("%s:%ld: %s field \"id\"", path, ln, v ? "non-string/number" : "missing");
+    return NULL;
+}
+
+static void set_field(cJSON *o, const char *k, cJSON *v) {
+    if (cJSON_GetObjectItemCaseSensitive(o, k)) cJSON_ReplaceItemInObjectCaseSensitive(o, k, v);
+    else cJSON_AddItemToObject(o, k, v);
+}
+
+/* ---------------------------------------------------------------- grade math */
+
+typedef struct {
+    FILE *out;
+    pika_extract_opts eo;
+} math_ctx;
+
+static int math_line(cJSON *o, const char *path, long ln, void *vctx) {
+    math_ctx *c = vctx;
+    int err = 0;
+    const char *pred = get_str(o, "pred", path, ln, 1, &err);
+    if (err) return -1;
+    const char *gold = get_str(o, "gold", path, ln, 0, &err);
+    if (err) return -1;
+    cJSON *gv = cJSON_GetObjectItemCaseSensitive(o, "gold");
+    char gbuf[64];
+    if (!gold && cJSON_IsNumber(gv)) { snprintf(gbuf, sizeof gbuf, "%.17g", gv->valuedouble); gold = gbuf; }
+    if (!gold) return pika_set_error("%s:%ld: missing field \"gold\"", path, ln);
+    char *ans = NULL;
+    int eq = pika_math_grade(pred, gold, &c->eo, &ans);
+    set_field(o, "equivalent", cJSON_CreateBool(eq));
+    set_field(o, "answer", ans ? cJSON_CreateString(ans) : cJSON_CreateNull());
+    free(ans);
+    write_json_line(c->out, o);
+    return 0;
+}
+
+static int grade_math(args_t *a) {
+    pika_extract_opts eo;
+    pika_extract_opts_default(&eo);
+    eo.mcq = a->mcq;
+    eo.number_fallback = !a->no_fallback;
+    if (a->jsonl) {
+        if (a->has_pred || a->has_gold) { fprintf(stderr, "pika: use either --jsonl or --pred/--gold\n%s", GRADE_USAGE); return 2; }
+        math_ctx c = {open_out(a->out), eo};
+        int bad = for_each_line(a->jsonl, math_line, &c);
+        close_out(c.out);
+        if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; the other lines were graded\n", bad); return 2; }
+        return 0;
+    }
+    if (!a->has_pred || !a->has_gold) { fprintf(stderr, "pika: grade math needs --pred and --gold (or --jsonl)\n%s", GRADE_USAGE); return 2; }
+    puts(pika_math_grade(a->pred, a->gold, &eo, NULL) ? "true" : "false");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- grade code */
+
+static void sandbox_opts(const args_t *a, pika_sandbox_opts *o) {
+    pika_sandbox_opts_default(o);
+    if (a->timeout > 0) o->timeout_s = a->timeout;
+    if (a->mem_mb > 0) o->mem_bytes = (size_t)(a->mem_mb * 1048576.0);
+    o->unsafe_no_sandbox = a->unsafe;
+    const char *b = getenv("PIKA_BWRAP"), *p = getenv("PIKA_PYTHON");
+    if (b && *b) o->bwrap = b;
+    if (p && *p) o->python = p;
+    if (pika_sandbox_check(o)) pika_die("%s", pika_last_error());
+    if (a->unsafe) fprintf(stderr, "pika: WARNING: running code WITHOUT a sandbox (--unsafe-no-sandbox); only for trusted code\n");
+}
+
+static int grade_code(args_t *a) {
+    pika_sandbox_opts so;
+    if (a->references) {
+        if (!a->data) { fprintf(stderr, "pika: --references needs --data\n"); return 2; }
+        pika_dataset *d = load_data(a);
+        if (!d) pika_die("%s", pika_last_error());
+        if (d->kind == PIKA_TASK_MATH) { pika_dataset_free(d); pika_die("%s is not a code dataset", a->data); }
+        sandbox_opts(a, &so);
+        pika_code_job *jobs = pika_calloc((size_t)(d->n > 0 ? d->n : 1), sizeof *jobs);
+        for (int i = 0; i < d->n; i++) jobs[i] = (pika_code_job){d->kind, &d->rows[i], d->rows[i].gold, {0}};
+        double t0 = pika_now();
+        pika_code_grade_batch(&so, jobs, d->n, a->workers);
+        double dt = pika_now() - t0;
+        FILE *out = open_out(a->out);
+        int cnt[4] = {0};
+        for (int i = 0; i < d->n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", d->rows[i].id);
+            cJSON_AddStringToObject(o, "verdict", pika_verdict_name(jobs[i].res.verdict));
+            if (jobs[i].res.detail) cJSON_AddStringToObject(o, "detail", jobs[i].res.detail);
+            cJSON_AddNumberToObject(o, "wall_s", jobs[i].res.wall_s);
+            write_json_line(out, o);
+            cJSON_Delete(o);
+            cnt[jobs[i].res.verdict]++;
+            pika_code_result_free(&jobs[i].res);
+        }
+        close_out(out);
+        fprintf(stderr, "pika: %s: %d pass, %d fail, %d timeout, %d error (%d programs in %.1f s)\n", d->name, cnt[0], cnt[1],
+                cnt[2], cnt[3], d->n, dt);
+        int all = cnt[0] == d->n;
+        free(jobs);
+        pika_dataset_free(d);
+        return all ? 0 : 1;
+    }
+    if (!a->program) { fprintf(stderr, "pika: grade code needs --program FILE or --data SPEC --references\n%s", GRADE_USAGE); return 2; }
+    char *prog = pika_read_file(a->program, NULL);
+    if (!prog) pika_die("%s", pika_last_error());
+    pika_dataset *d = NULL;
+    const pika_example *ex = NULL;
+    if (a->data) {
+        if (!a->id) { free(prog); fprintf(stderr, "pika: --data with --program needs --id\n"); return 2; }
+        d = load_data(a);
+        if (!d) pika_die("%s", pika_last_error());
+        ex = pika_dataset_find(d, a->id);
+        if (!ex) pika_die("no task with id '%s' in %s", a->id, a->data);
+    }
+    sandbox_opts(a, &so);
+    const char *verdict, *detail = "";
+    pika_code_result cr = {0};
+    pika_sandbox_result sr = {0};
+    if (ex) {
+        pika_code_grade(&so, d->kind, ex, prog, &cr);
+        verdict = pika_verdict_name(cr.verdict);
+        detail = cr.detail ? cr.detail : "";
+    } else {
+        char *in = a->stdin_file ? pika_read_file(a->stdin_file, NULL) : NULL;
+        if (a->stdin_file && !in) pika_die("%s", pika_last_error());
+        int rc = pika_sandbox_run_python(&so, prog, in, &sr);
+        free(in);
+        verdict = pika_verdict_name(sr.verdict);
+        if (rc) detail = pika_last_error();
+        else {
+            fputs(sr.out, stdout);
+            if (sr.err && *sr.err) fputs(sr.err, stderr);
+        }
+    }
+    printf("%s\t%s\n", verdict, detail);
+    int pass = !strcmp(verdict, "pass");
+    pika_code_result_free(&cr);
+    pika_sandbox_result_free(&sr);
+    pika_dataset_free(d);
+    free(prog);
+    return pass ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------- grade rollouts */
+
+typedef struct {
+    cJSON **objs;
+    const pika_example **ex;
+    int n, cap;
+} rollout_buf;
+
+typedef struct {
+    pika_dataset *d;
+    rollout_buf *rb;
+} rollout_ctx;
+
+static int rollout_line(cJSON *o, const char *path, long ln, void *vctx) {
+    rollout_ctx *c = vctx;
+    int err = 0;
+    char *id = get_id(o, path, ln);
+    if (!id) return -1;
+    get_str(o, "text", path, ln, 1, &err);
+    if (err) { free(id); return -1; }
+    const pika_example *ex = pika_dataset_find(c->d, id);
+    if (!ex) { pika_set_error("%s:%ld: id \"%s\" is not in %s", path, ln, id, c->d->name); free(id); return -1; }
+    free(id);
+    rollout_buf *rb = c->rb;
+    if (rb->n == rb->cap) {
+        rb->cap = rb->cap ? rb->cap * 2 : 256;
+        rb->objs = pika_realloc(rb->objs, (size_t)rb->cap * sizeof *rb->objs);
+        rb->ex = pika_realloc(rb->ex, (size_t)rb->cap * sizeof *rb->ex);
+    }
+    rb->objs[rb->n] = cJSON_Duplicate(o, 1);
+    rb->ex[rb->n] = ex;
+    rb->n++;
+    return 0;
+}
+
+static int grade_rollouts(args_t *a) {
+    if (!a->rollouts || !a->data) { fprintf(stderr, "pika: grade rollouts needs --rollouts FILE and --data SPEC\n%s", GRADE_USAGE); return 2; }
+    pika_dataset *d = load_data(a);
+    if (!d) pika_die("%s", pika_last_error());
+    pika_sandbox_opts so;
+    if (d->kind != PIKA_TASK_MATH) sandbox_opts(a, &so); /* fail closed before reading anything */
+    rollout_buf rb = {0};
+    rollout_ctx c = {d, &rb};
+    int bad = for_each_line(a->rollouts, rollout_line, &c);
+    FILE *out = open_out(a->out);
+    if (d->kind == PIKA_TASK_MATH) {
+        pika_extract_opts eo;
+        pika_extract_opts_default(&eo);
+        eo.mcq = a->mcq;
+        eo.number_fallback = !a->no_fallback;
+        for (int i = 0; i < rb.n; i++) {
+            const char *text = cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring;
+            char *ans = NULL;
+            int ok = pika_math_grade(text, rb.ex[i]->gold, &eo, &ans);
+            set_field(rb.objs[i], "correct", cJSON_CreateBool(ok));
+            set_field(rb.objs[i], "answer", ans ? cJSON_CreateString(ans) : cJSON_CreateNull());
+            free(ans);
+            write_json_line(out, rb.objs[i]);
+        }
+    } else {
+        pika_code_job *jobs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *jobs);
+        char **progs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *progs);
+        for (int i = 0; i < rb.n; i++) {
+            progs[i] = pika_code_extract(cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring);
+            jobs[i] = (pika_code_job){d->kind, rb.ex[i], progs[i], {0}};
+        }
+        pika_code_grade_batch(&so, jobs, rb.n, a->workers);
+        for (int i = 0; i < rb.n; i++) {
+            set_field(rb.objs[i], "correct", cJSON_CreateBool(jobs[i].res.verdict == PIKA_VERDICT_PASS));
+            set_field(rb.objs[i], "answer", progs[i] ? cJSON_CreateString(progs[i]) : cJSON_CreateNull());
+            set_field(rb.objs[i], "verdict", cJSON_CreateString(pika_verdict_name(jobs[i].res.verdict)));
+            set_field(rb.objs[i], "detail", jobs[i].res.detail ? cJSON_CreateString(jobs[i].res.detail) : cJSON_CreateNull());
+            write_json_line(out, rb.objs[i]);
+            pika_code_result_free(&jobs[i].res);
+            free(progs[i]);
+        }
+        free(jobs);
+        free(progs);
+    }
+    close_out(out);
+    for (int i = 0; i < rb.n; i++) cJSON_Delete(rb.objs[i]);
+    free(rb.objs);
+    free(rb.ex);
+    pika_dataset_free(d);
+    if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; the other rollouts were graded\n", bad); return 2; }
+    return 0;
 }
 
 int cmd_grade(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(GRADE_USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    args_t a;
+    if (parse_args(argc, argv, 2, &a, GRADE_USAGE)) return 2;
+    if (!strcmp(argv[1], "math")) return grade_math(&a);
+    if (!strcmp(argv[1], "code")) return grade_code(&a);
+    if (!strcmp(argv[1], "rollouts")) return grade_rollouts(&a);
+    fprintf(stderr, "pika: unknown grade mode '%s'\n%s", argv[1], GRADE_USAGE);
     return 2;
 }
 
+/* ---------------------------------------------------------------- labels */
+
+typedef struct {
+    pika_rollout *r;
+    int n, cap;
+} labels_ctx;
+
+static int get_int64(cJSON *o, const char *k, int64_t *v, const char *path, long ln) {
+    cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!x || cJSON_IsNull(x)) { *v = 0; return 0; }
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble))
+        return pika_set_error("%s:%ld: field \"%s\" must be a non-negative integer", path, ln, k);
+    *v = (int64_t)x->valuedouble;
+    return 0;
+}
+
+static int labels_line(cJSON *o, const char *path, long ln, void *vctx) {
+    labels_ctx *c = vctx;
+    pika_rollout r = {0};
+    r.id = get_id(o, path, ln);
+    if (!r.id) return -1;
+    cJSON *cv = cJSON_GetObjectItemCaseSensitive(o, "correct");
+    if (!cJSON_IsBool(cv) && !cJSON_IsNumber(cv)) {
+        free(r.id);
+        return pika_set_error("%s:%ld: %s field \"correct\" (grade the rollouts first: pika grade rollouts)", path, ln,
+                              cv ? "non-boolean" : "missing");
+    }
+    r.correct = cJSON_IsBool(cv) ? cJSON_IsTrue(cv) : cv->valuedouble != 0;
+    if (get_int64(o, "tokens_in", &r.tokens_in, path, ln) || get_int64(o, "tokens_out", &r.tokens_out, path, ln)) { free(r.id); return -1; }
+    int err = 0;
+    const char *model = get_str(o, "model", path, ln, 0, &err);
+    const char *ans = err ? NULL : get_str(o, "answer", path, ln, 0, &err);
+    if (err) { free(r.id); return -1; }
+    cJSON *sv = cJSON_GetObjectItemCaseSensitive(o, "sample");
+    r.sample = cJSON_IsNumber(sv) ? (int)sv->valuedouble : c->n;
+    r.model = pika_strdup(model ? model : "");
+    r.answer = ans ? pika_strdup(ans) : NULL;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->r = pika_realloc(c->r, (size_t)c->cap * sizeof *c->r);
+    }
+    c->r[c->n++] = r;
+    return 0;
+}
+
+static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
 int cmd_labels(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    args_t a;
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { fputs(LABELS_USAGE, stdout); return 0; }
+    if (parse_args(argc, argv, 1, &a, LABELS_USAGE)) return 2;
+    if (!a.rollouts) { fprintf(stderr, "pika: labels needs --rollouts FILE\n%s", LABELS_USAGE); return 2; }
+    int32_t *ks = NULL;
+    int nk = 0;
+    if (a.klist) {
+        nk = pika_parse_int_list(a.klist, &ks);
+        if (nk <= 0) pika_die("--k: expected a list of integers >= 1, got '%s'", a.klist);
+        for (int i = 0; i < nk; i++) if (ks[i] < 1) pika_die("--k: %d is not >= 1", ks[i]);
+    }
+    pika_price_table prices = {0};
+    if (a.prices && pika_price_table_load(a.prices, &prices)) pika_die("%s", pika_last_error());
+    pika_dataset *d = NULL;
+    if (a.data) {
+        d = load_data(&a);
+        if (!d) pika_die("%s", pika_last_error());
+    }
+    labels_ctx c = {0};
+    int bad = for_each_line(a.rollouts, labels_line, &c);
+    /* default k list: 1 only (pass_at_n is always written) */
+    int kbuf[1] = {1};
+    int *kk = nk ? (int *)ks : kbuf;
+    int nkk = nk ? nk : 1;
+    pika_label *L = NULL;
+    int nl = 0;
+    pika_label_aggregate(c.r, c.n, kk, nkk, !a.exact_answers, a.prices ? &prices : NULL, &L, &nl);
+    FILE *out = open_out(a.out);
+    int warned_price = 0;
+    for (int i = 0; i < nl; i++) {
+        pika_label *l = &L[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", l->id);
+        cJSON_AddStringToObject(o, "model", l->model);
+        if (d) {
+            const pika_example *e = pika_dataset_find(d, l->id);
+            if (e && e->level) cJSON_AddNumberToObject(o, "level", e->level);
+            else if (!e) fprintf(stderr, "pika: warning: id \"%s\" is not in %s\n", l->id, d->name);
+        }
+        cJSON_AddNumberToObject(o, "n", l->n);
+        cJSON_AddNumberToObject(o, "n_correct", l->n_correct);
+        cJSON_AddNumberToObject(o, "success_rate", l->success_rate);
+        for (int k = 0; k < l->nk; k++) {
+            char key[32];
+            snprintf(key, sizeof key, "pass@%d", l->ks[k]);
+            cJSON_AddItemToObject(o, key, num_or_null(l->pass_at[k]));
+        }
+        cJSON_AddNumberToObject(o, "pass_at_n", l->n_correct > 0 ? 1 : 0);
+        cJSON_AddItemToObject(o, "majority_answer", l->majority_answer ? cJSON_CreateString(l->majority_answer) : cJSON_CreateNull());
+        cJSON_AddNumberToObject(o, "majority_count", l->majority_count);
+        cJSON_AddBoolToObject(o, "majority_vote_is_correct", l->majority_correct);
+        cJSON_AddNumberToObject(o, "tokens_in", (double)l->tokens_in);
+        cJSON_AddNumberToObject(o, "total_tokens_in", (double)l->total_tokens_in);
+        cJSON_AddNumberToObject(o, "total_tokens_out", (double)l->total_tokens_out);
+        cJSON_AddNumberToObject(o, "mean_tokens_out", l->n ? (double)l->total_tokens_out / l->n : 0);
+        if (a.prices) {
+            if (l->has_cost) {
+                cJSON_AddNumberToObject(o, "input_cost_usd_once", l->input_cost_once);
+                cJSON_AddNumberToObject(o, "total_output_cost_usd", l->output_cost);
+                cJSON_AddNumberToObject(o, "total_cost_usd", l->total_cost);
+            } else {
+                cJSON_AddNullToObject(o, "input_cost_usd_once");
+                cJSON_AddNullToObject(o, "total_output_cost_usd");
+                cJSON_AddNullToObject(o, "total_cost_usd");
+                if (!warned_price++) fprintf(stderr, "pika: warning: model \"%s\" is not in %s; its costs are null\n", l->model, a.prices);
+            }
+        }
+        write_json_line(out, o);
+        cJSON_Delete(o);
+    }
+    close_out(out);
+    for (int i = 0; i < c.n; i++) { free(c.r[i].id); free(c.r[i].model); free(c.r[i].answer); }
+    free(c.r);
+    pika_label_free(L, nl);
+    pika_price_table_free(&prices);
+    pika_dataset_free(d);
+    free(ks);
+    if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; labels use the other rollouts\n", bad); return 2; }
+    return 0;
 }

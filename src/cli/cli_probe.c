@@ -1,28 +1,463 @@
-/* cli_probe.c — placeholder: the subcommands below are not implemented yet. */
+/* cli_probe.c — `pika probe train|predict|eval`, `pika baseline train|predict`, `pika report`,
+ * `pika difficulty`: argument parsing and file plumbing over probe.c, baseline.c, metrics.c and
+ * report.c. Usage text of each command lists every flag. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
+#include "pika/acts.h"
+#include "pika/baseline.h"
+#include "pika/metrics.h"
+#include "pika/probe.h"
+#include "pika/report.h"
+#include "pika/util.h"
+
+static const char FIT_FLAGS[] =
+    "  --task auto|binary|continuous   target type (auto: binary when all values are 0/1)\n"
+    "  --alphas LIST       regularization grid (default 1,10,100,1000,10000; logistic uses C = 1/alpha)\n"
+    "  --folds K           stratified CV folds on the training rows (default 5)\n"
+    "  --seed S            fold / bootstrap seed (default 42)\n"
+    "  --no-standardize    do not standardize features\n"
+    "  --no-intercept      fit without intercept\n"
+    "  --paper             the paper's raw setting (= --no-standardize --no-intercept)\n"
+    "  --eps E             liblinear stopping tolerance (default 1e-3)\n"
+    "  --ridge-solver auto|eig|chol   one eigendecomposition per fold, or one Cholesky per alpha (auto)\n"
+    "  --threads N         folds fitted in parallel for logistic regression (default: cores)\n";
+
+static const char PROBE_USAGE[] =
+    "usage:\n"
+    "  pika probe train   --acts DIR --labels FILE --target FIELD -o PROBE.json [--split FIELD=VALUE]\n"
+    "                     [--id-field id] [--layers LIST] [--positions LIST] [--cv-table FILE.tsv] [fit flags]\n"
+    "  pika probe predict --probe PROBE.json --acts DIR -o PRED.jsonl [--labels FILE --split FIELD=VALUE]\n"
+    "  pika probe eval    --pred PRED.jsonl --labels FILE --target FIELD [--id-field id] [--compare PRED2.jsonl]\n"
+    "                     [--bootstrap B] [--seed S] [--json]\n"
+    "fit flags:\n";
+
+static const char BASELINE_USAGE[] =
+    "usage:\n"
+    "  pika baseline train   --kind length|tfidf --data DATA.jsonl --labels FILE --target FIELD -o BASE.json\n"
+    "                        [--text-field text] [--tokens-field FIELD] [--id-field id] [--split FIELD=VALUE]\n"
+    "                        [--ngram-max 2] [--min-df 2] [--sublinear] [fit flags]\n"
+    "  pika baseline predict --baseline BASE.json --data DATA.jsonl -o PRED.jsonl [--text-field text]\n"
+    "                        [--tokens-field FIELD] [--id-field id] [--labels FILE --split FIELD=VALUE]\n"
+    "fit flags:\n";
+
+static const char REPORT_USAGE[] =
+    "usage: pika report --out DIR [--probe PROBE.json] [--baseline BASE.json]... [--pred NAME=PRED.jsonl]...\n"
+    "                   [--labels FILE --target FIELD] [--id-field id] [--bootstrap 1000] [--seed 42] [--svg]\n"
+    "  Writes DIR/report.md plus gnuplot plots: CV score by layer (baselines as horizontal lines) and a\n"
+    "  reliability diagram of the test predictions. The first --pred is compared to the others (paired bootstrap).\n";
+
+static const char DIFF_USAGE[] =
+    "usage: pika difficulty --acts DIR --labels FILE --human FIELD --success FIELD [--split FIELD=VALUE]\n"
+    "                       [--id-field id] [--layers LIST] [--positions LIST] [--bootstrap 1000] [--out DIR] [fit flags]\n";
+
+/* ---------------------------------------------------------------- shared parsing */
+
+typedef struct {
+    const char *acts, *labels, *target, *out, *probe, *pred, *compare, *id_field, *split, *cv_table;
+    const char *kind, *data, *text_field, *tokens_field, *baseline, *human, *success, *out_dir;
+    int32_t *layers, *positions;
+    int n_layers, n_pos;
+    int json, n_boot, svg;
+    pika_tfidf_opts to;
+    pika_fit_opts fit;
+    const char *baselines[64], *pred_names[64], *pred_paths[64];
+    int n_baselines, n_preds;
+} args_t;
+
+static int parse_alphas(const char *s, pika_fit_opts *o) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p || !(v > 0) || !isfinite(v) || n >= PIKA_MAX_ALPHA) return -1;
+        o->alpha[n++] = v;
+        p = e;
+    }
+    if (n == 0) return -1;
+    o->n_alpha = n;
+    return 0;
+}
+
+static void parse_args(int argc, char **argv, int first, args_t *A, const char *usage, int fit) {
+    memset(A, 0, sizeof *A);
+    A->id_field = "id";
+    A->text_field = "text";
+    A->n_boot = 1000;
+    pika_tfidf_opts_default(&A->to);
+    pika_fit_opts_default(&A->fit);
+    for (int i = first; i < argc; i++) {
+        const char *k = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define TAKE(field) do { if (!v) pika_die("%s needs a value", k); A->field = v; i++; } while (0)
+        if (!strcmp(k, "-h") || !strcmp(k, "--help")) { fputs(usage, stdout); if (fit) fputs(FIT_FLAGS, stdout); exit(0); }
+        else if (!strcmp(k, "--acts")) TAKE(acts);
+        else if (!strcmp(k, "--labels")) TAKE(labels);
+        else if (!strcmp(k, "--target")) TAKE(target);
+        else if (!strcmp(k, "-o") || !strcmp(k, "--out")) { TAKE(out); A->out_dir = A->out; }
+        else if (!strcmp(k, "--probe")) TAKE(probe);
+        else if (!strcmp(k, "--pred")) {
+            TAKE(pred);
+            if (A->n_preds < 64) {
+                const char *eq = strchr(v, '=');
+                A->pred_names[A->n_preds] = eq ? pika_strndup(v, (size_t)(eq - v)) : pika_strdup(A->n_preds ? "baseline" : "probe");
+                A->pred_paths[A->n_preds++] = eq ? eq + 1 : v;
+            }
+        }
+        else if (!strcmp(k, "--compare")) TAKE(compare);
+        else if (!strcmp(k, "--id-field")) TAKE(id_field);
+        else if (!strcmp(k, "--split")) TAKE(split);
+        else if (!strcmp(k, "--cv-table")) TAKE(cv_table);
+        else if (!strcmp(k, "--kind")) TAKE(kind);
+        else if (!strcmp(k, "--data")) TAKE(data);
+        else if (!strcmp(k, "--text-field")) TAKE(text_field);
+        else if (!strcmp(k, "--tokens-field")) TAKE(tokens_field);
+        else if (!strcmp(k, "--baseline")) { TAKE(baseline); if (A->n_baselines < 64) A->baselines[A->n_baselines++] = v; }
+        else if (!strcmp(k, "--human")) TAKE(human);
+        else if (!strcmp(k, "--success")) TAKE(success);
+        else if (!strcmp(k, "--json")) A->json = 1;
+        else if (!strcmp(k, "--svg")) A->svg = 1;
+        else if (!strcmp(k, "--sublinear")) A->to.sublinear = 1;
+        else if (!strcmp(k, "--no-standardize")) A->fit.standardize = 0;
+        else if (!strcmp(k, "--no-intercept")) A->fit.intercept = 0;
+        else if (!strcmp(k, "--paper")) { A->fit.standardize = 0; A->fit.intercept = 0; }
+        else if (v && !strcmp(k, "--layers")) { if ((A->n_layers = pika_parse_int_list(v, &A->layers)) < 1) pika_die("bad --layers '%s'", v); i++; }
+        else if (v && !strcmp(k, "--positions")) { if ((A->n_pos = pika_parse_int_list(v, &A->positions)) < 1) pika_die("bad --positions '%s'", v); i++; }
+        else if (v && !strcmp(k, "--alphas")) { if (parse_alphas(v, &A->fit)) pika_die("bad --alphas '%s' (positive numbers, at most %d)", v, PIKA_MAX_ALPHA); i++; }
+        else if (v && !strcmp(k, "--folds")) { A->fit.k_folds = atoi(v); if (A->fit.k_folds < 2 || A->fit.k_folds > 64) pika_die("--folds must be 2..64"); i++; }
+        else if (v && !strcmp(k, "--seed")) { A->fit.seed = strtoull(v, NULL, 10); i++; }
+        else if (v && !strcmp(k, "--eps")) { A->fit.eps = atof(v); if (!(A->fit.eps > 0)) pika_die("--eps must be > 0"); i++; }
+        else if (v && !strcmp(k, "--threads")) { A->fit.n_threads = atoi(v); if (A->fit.n_threads < 1) A->fit.n_threads = 1; i++; }
+        else if (v && !strcmp(k, "--bootstrap")) { A->n_boot = atoi(v); if (A->n_boot < 0) pika_die("--bootstrap must be >= 0"); i++; }
+        else if (v && !strcmp(k, "--ngram-max")) { A->to.ngram_max = atoi(v); if (A->to.ngram_max < 1 || A->to.ngram_max > 4) pika_die("--ngram-max must be 1..4"); i++; }
+        else if (v && !strcmp(k, "--min-df")) { A->to.min_df = atoi(v); if (A->to.min_df < 1) pika_die("--min-df must be >= 1"); i++; }
+        else if (v && !strcmp(k, "--task")) {
+            if (!strcmp(v, "auto")) A->fit.task = PIKA_TASK_AUTO;
+            else if (!strcmp(v, "binary")) A->fit.task = PIKA_TASK_BINARY;
+            else if (!strcmp(v, "continuous")) A->fit.task = PIKA_TASK_CONTINUOUS;
+            else pika_die("--task must be auto, binary or continuous");
+            i++;
+        } else if (v && !strcmp(k, "--ridge-solver")) {
+            if (!strcmp(v, "auto")) A->fit.ridge_solver = PIKA_RIDGE_AUTO;
+            else if (!strcmp(v, "eig")) A->fit.ridge_solver = PIKA_RIDGE_EIG;
+            else if (!strcmp(v, "chol")) A->fit.ridge_solver = PIKA_RIDGE_CHOL;
+            else pika_die("--ridge-solver must be auto, eig or chol");
+            i++;
+        } else {
+            fprintf(stderr, "pika: unknown or incomplete option '%s'\n", k);
+            fputs(usage, stderr);
+            if (fit) fputs(FIT_FLAGS, stderr);
+            exit(2);
+        }
+#undef TAKE
+    }
+}
+
+static void need(const char *v, const char *flag) {
+    if (!v) pika_die("missing required option %s (see --help)", flag);
+}
+
+/* Split "FIELD=VALUE" into field / value (static storage). */
+static void split_spec(const char *s, char **field, char **value) {
+    const char *eq = s ? strchr(s, '=') : NULL;
+    if (s && !eq) pika_die("--split must look like FIELD=VALUE (e.g. split=train)");
+    *field = s ? pika_strndup(s, (size_t)(eq - s)) : NULL;
+    *value = s ? pika_strdup(eq + 1) : NULL;
+}
+
+/* Select ids (of a store or a dataset) that have labels (and the split value): rows[] and y[]
+ * (y only when a target is given). */
+static int64_t select_rows(char *const *ids, int64_t n, const char *labels, const char *id_field, const char *target,
+                           const char *split, int64_t **rows, double **y) {
+    char *sf, *sv;
+    split_spec(split, &sf, &sv);
+    pika_labels L;
+    const char *f[1] = {target};
+    if (pika_labels_read(&L, labels, id_field, target ? 1 : 0, f, sf)) pika_die("%s", pika_last_error());
+    int64_t *lrow = pika_malloc(sizeof(int64_t) * (n ? n : 1));
+    if (!sf && pika_labels_join(&L, ids, n, lrow)) pika_die("%s", pika_last_error());
+    *rows = pika_malloc(sizeof(int64_t) * (n ? n : 1));
+    if (y) *y = pika_malloc(sizeof(double) * (n ? n : 1));
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = sf ? pika_strmap_get(&L.id_index, ids[i]) : lrow[i];
+        if (r < 0) continue; /* with --split, unlabelled rows are simply not in the split */
+        if (sf && strcmp(L.split[r], sv)) continue;
+        (*rows)[m] = i;
+        if (y) (*y)[m] = L.vals[r];
+        m++;
+    }
+    if (m == 0) pika_die("no rows selected%s%s", sf ? " for --split " : "", sf ? split : "");
+    pika_labels_free(&L);
+    free(lrow);
+    free(sf);
+    free(sv);
+    return m;
+}
+
+static void write_preds(const char *path, char *const *ids, const int64_t *rows, int64_t n, const double *score, const double *prob) {
+    size_t cap = 1 << 16, len = 0;
+    char *buf = pika_malloc(cap);
+    for (int64_t i = 0; i < n; i++) {
+        char line[1024];
+        const char *id = ids[rows ? rows[i] : i];
+        /* ids come from ids.txt / JSONL: escape quotes and backslashes */
+        char esc[768];
+        size_t e = 0;
+        for (const char *p = id; *p && e + 7 < sizeof esc; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (c == '"' || c == '\\') { esc[e++] = '\\'; esc[e++] = (char)c; }
+            else if (c < 0x20) e += (size_t)snprintf(esc + e, sizeof esc - e, "\\u%04x", c);
+            else esc[e++] = (char)c;
+        }
+        esc[e] = 0;
+        int l = snprintf(line, sizeof line, "{\"id\":\"%s\",\"score\":%.17g,\"prob\":%.17g}\n", esc, score[i], prob[i]);
+        if (len + (size_t)l + 1 > cap) buf = pika_realloc(buf, cap = cap * 2 + (size_t)l);
+        memcpy(buf + len, line, (size_t)l);
+        len += (size_t)l;
+    }
+    if (pika_write_file_atomic(path, buf, len)) pika_die("%s", pika_last_error());
+    free(buf);
+}
+
+/* ---------------------------------------------------------------- probe */
+
+static int probe_train(args_t *A) {
+    need(A->acts, "--acts"); need(A->labels, "--labels"); need(A->target, "--target"); need(A->out, "-o");
+    pika_acts a;
+    if (pika_acts_open(&a, A->acts)) pika_die("%s", pika_last_error());
+    int64_t *rows;
+    double *y;
+    int64_t n = select_rows(a.ids, a.n, A->labels, A->id_field, A->target, A->split, &rows, &y);
+    pika_probe p;
+    double t0 = pika_now();
+    if (pika_probe_train(&a, rows, n, y, A->target, A->layers, A->n_layers, A->positions, A->n_pos, &A->fit, &p, stdout))
+        pika_die("%s", pika_last_error());
+    if (pika_probe_save(&p, A->out)) pika_die("%s", pika_last_error());
+    printf("wrote %s (%.1f s)\n", A->out, pika_now() - t0);
+    if (A->cv_table) {
+        FILE *f = fopen(A->cv_table, "w");
+        if (!f) pika_die("cannot write %s", A->cv_table);
+        fprintf(f, "layer\tposition\talpha\tcv_mean\tcv_std\n");
+        for (int l = 0; l < p.n_layers; l++)
+            for (int q = 0; q < p.n_pos; q++)
+                for (int k = 0; k < p.n_alpha; k++) {
+                    size_t ix = ((size_t)l * p.n_pos + q) * p.n_alpha + k;
+                    fprintf(f, "%d\t%d\t%g\t%.6f\t%.6f\n", p.layers[l], p.positions[q], p.alphas[k], p.cv_mean[ix], p.cv_std[ix]);
+                }
+        fclose(f);
+    }
+    pika_probe_free(&p);
+    pika_acts_close(&a);
+    free(rows);
+    free(y);
+    return 0;
+}
+
+static int probe_predict(args_t *A) {
+    need(A->probe, "--probe"); need(A->acts, "--acts"); need(A->out, "-o");
+    pika_probe p;
+    if (pika_probe_load(&p, A->probe)) pika_die("%s", pika_last_error());
+    pika_acts a;
+    if (pika_acts_open(&a, A->acts)) pika_die("%s", pika_last_error());
+    int64_t *rows = NULL, n = a.n;
+    if (A->split) {
+        need(A->labels, "--labels (with --split)");
+        n = select_rows(a.ids, a.n, A->labels, A->id_field, NULL, A->split, &rows, NULL);
+    }
+    double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
+    if (pika_probe_predict(&p, &a, rows, n, s, pr)) pika_die("%s", pika_last_error());
+    write_preds(A->out, a.ids, rows, n, s, pr);
+    fprintf(stderr, "wrote %lld predictions to %s\n", (long long)n, A->out);
+    free(s); free(pr); free(rows);
+    pika_acts_close(&a);
+    pika_probe_free(&p);
+    return 0;
+}
+
+static void print_eval(const char *name, const pika_eval *e, int json, int first) {
+    static const char *nm[PIKA_M_COUNT] = {"auroc", "spearman", "pearson", "brier", "logloss", "ece"};
+    if (json) {
+        printf("%s\"%s\":{\"n\":%lld,\"task\":\"%s\"", first ? "" : ",", name, (long long)e->n,
+               e->task == PIKA_TASK_BINARY ? "binary" : "continuous");
+        for (int w = 0; w < PIKA_M_COUNT; w++) {
+            if (!e->has[w]) continue;
+            printf(",\"%s\":%.10g", nm[w], e->m[w]);
+            if (!isnan(e->lo[w])) printf(",\"%s_ci\":[%.10g,%.10g]", nm[w], e->lo[w], e->hi[w]);
+        }
+        printf("}");
+        return;
+    }
+    printf("%s (n=%lld, %s)\n", name, (long long)e->n, e->task == PIKA_TASK_BINARY ? "binary" : "continuous");
+    for (int w = 0; w < PIKA_M_COUNT; w++) {
+        if (!e->has[w]) continue;
+        if (isnan(e->lo[w])) printf("  %-9s %.4f\n", nm[w], e->m[w]);
+        else printf("  %-9s %.4f  [%.4f, %.4f]\n", nm[w], e->m[w], e->lo[w], e->hi[w]);
+    }
+}
+
+static int probe_eval(args_t *A) {
+    need(A->pred, "--pred"); need(A->labels, "--labels"); need(A->target, "--target");
+    double *y, *s, *p;
+    char **ids;
+    int64_t n;
+    if (pika_eval_load(A->pred_paths[0], A->labels, A->target, A->id_field, &y, &s, &p, &ids, &n)) pika_die("%s", pika_last_error());
+    pika_eval e;
+    if (pika_eval_compute(y, s, p, n, A->fit.task, A->n_boot, A->fit.seed, &e)) pika_die("%s", pika_last_error());
+    if (A->json) printf("{");
+    print_eval("pred", &e, A->json, 1);
+    if (A->compare) {
+        double *y2, *s2, *p2;
+        char **ids2;
+        int64_t n2;
+        if (pika_eval_load(A->compare, A->labels, A->target, A->id_field, &y2, &s2, &p2, &ids2, &n2)) pika_die("%s", pika_last_error());
+        pika_eval e2;
+        if (pika_eval_compute(y2, s2, p2, n2, e.task, A->n_boot, A->fit.seed, &e2)) pika_die("%s", pika_last_error());
+        if (!A->json) printf("\n");
+        print_eval("compare", &e2, A->json, 0);
+        pika_strmap m;
+        pika_strmap_init(&m);
+        for (int64_t i = 0; i < n2; i++) pika_strmap_put(&m, ids2[i], i);
+        double *yy = pika_malloc(sizeof(double) * n), *a = pika_malloc(sizeof(double) * n), *b = pika_malloc(sizeof(double) * n);
+        int64_t k = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t j = pika_strmap_get(&m, ids[i]);
+            if (j >= 0) { yy[k] = y[i]; a[k] = s[i]; b[k++] = s2[j]; }
+        }
+        int w = e.task == PIKA_TASK_BINARY ? PIKA_M_AUROC : PIKA_M_SPEARMAN;
+        double lo, hi, pv;
+        double d = pika_paired_bootstrap(w, yy, a, b, k, A->n_boot, A->fit.seed, &lo, &hi, &pv);
+        if (A->json) printf(",\"paired\":{\"metric\":\"%s\",\"n\":%lld,\"delta\":%.10g,\"ci\":[%.10g,%.10g],\"p\":%.10g}", pika_metric_names[w], (long long)k, d, lo, hi, pv);
+        else printf("\npaired bootstrap (pred - compare, %s, %lld shared ids): delta %+.4f  [%+.4f, %+.4f]  p=%.4f\n", pika_metric_names[w], (long long)k, d, lo, hi, pv);
+        free(yy); free(a); free(b);
+        pika_strmap_free(&m);
+        for (int64_t i = 0; i < n2; i++) free(ids2[i]);
+        free(ids2); free(y2); free(s2); free(p2);
+    }
+    if (A->json) printf("}\n");
+    for (int64_t i = 0; i < n; i++) free(ids[i]);
+    free(ids); free(y); free(s); free(p);
+    return 0;
+}
 
 int cmd_probe(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    args_t A;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(PROBE_USAGE, argc < 2 ? stderr : stdout);
+        fputs(FIT_FLAGS, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    parse_args(argc, argv, 2, &A, PROBE_USAGE, 1);
+    if (!strcmp(argv[1], "train")) return probe_train(&A);
+    if (!strcmp(argv[1], "predict")) return probe_predict(&A);
+    if (!strcmp(argv[1], "eval")) return probe_eval(&A);
+    pika_die("unknown 'probe %s' (train, predict or eval)", argv[1]);
 }
+
+/* ---------------------------------------------------------------- baseline */
 
 int cmd_baseline(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    args_t A;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(BASELINE_USAGE, argc < 2 ? stderr : stdout);
+        fputs(FIT_FLAGS, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    parse_args(argc, argv, 2, &A, BASELINE_USAGE, 1);
+    int train = !strcmp(argv[1], "train");
+    if (!train && strcmp(argv[1], "predict")) pika_die("unknown 'baseline %s' (train or predict)", argv[1]);
+    need(A.data, "--data");
+    need(A.out, "-o");
+    pika_textset T;
+    if (pika_textset_read(&T, A.data, A.id_field, A.text_field, A.tokens_field)) pika_die("%s", pika_last_error());
+    int64_t *rows = NULL, n = T.n;
+    double *y = NULL;
+    if (train) {
+        need(A.kind, "--kind"); need(A.labels, "--labels"); need(A.target, "--target");
+        n = select_rows(T.ids, T.n, A.labels, A.id_field, A.target, A.split, &rows, &y);
+    } else if (A.split) {
+        need(A.labels, "--labels (with --split)");
+        n = select_rows(T.ids, T.n, A.labels, A.id_field, NULL, A.split, &rows, NULL);
+    }
+    char **tx = pika_malloc(sizeof(char *) * (n ? n : 1));
+    double *tk = T.n_tokens ? pika_malloc(sizeof(double) * (n ? n : 1)) : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = rows ? rows[i] : i;
+        tx[i] = T.texts[r];
+        if (tk) tk[i] = T.n_tokens[r];
+    }
+    if (train) {
+        pika_probe p;
+        if (pika_baseline_train(A.kind, tx, tk, n, y, A.target, &A.to, &A.fit, &p, stdout)) pika_die("%s", pika_last_error());
+        if (pika_probe_save(&p, A.out)) pika_die("%s", pika_last_error());
+        printf("wrote %s\n", A.out);
+        pika_probe_free(&p);
+    } else {
+        need(A.baseline, "--baseline");
+        pika_probe p;
+        if (pika_probe_load(&p, A.baseline)) pika_die("%s", pika_last_error());
+        double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
+        if (pika_baseline_predict(&p, tx, tk, n, s, pr)) pika_die("%s", pika_last_error());
+        write_preds(A.out, T.ids, rows, n, s, pr);
+        fprintf(stderr, "wrote %lld predictions to %s\n", (long long)n, A.out);
+        free(s); free(pr);
+        pika_probe_free(&p);
+    }
+    free(tx); free(tk); free(rows); free(y);
+    pika_textset_free(&T);
+    return 0;
 }
 
+/* ---------------------------------------------------------------- report / difficulty */
+
 int cmd_report(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    args_t A;
+    parse_args(argc, argv, 1, &A, REPORT_USAGE, 0);
+    need(A.out_dir, "--out");
+    if (A.n_preds) { need(A.labels, "--labels"); need(A.target, "--target"); }
+    if (!A.probe && !A.n_preds) pika_die("nothing to report: give --probe and/or --pred");
+    pika_report_opts o = {.out_dir = A.out_dir, .probe_path = A.probe, .baseline_paths = A.baselines, .n_baselines = A.n_baselines,
+                          .pred_names = A.pred_names, .pred_paths = A.pred_paths, .n_preds = A.n_preds, .labels_path = A.labels,
+                          .target = A.target, .id_field = A.id_field, .n_boot = A.n_boot, .seed = A.fit.seed,
+                          .plot_format = A.svg ? "svg" : "png"};
+    if (pika_report_run(&o)) pika_die("%s", pika_last_error());
+    printf("wrote %s/report.md\n", A.out_dir);
+    return 0;
 }
 
 int cmd_difficulty(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "pika: %s: not implemented yet\n", argv[0]);
-    return 2;
+    args_t A;
+    parse_args(argc, argv, 1, &A, DIFF_USAGE, 1);
+    need(A.acts, "--acts"); need(A.labels, "--labels"); need(A.human, "--human"); need(A.success, "--success");
+    pika_acts a;
+    if (pika_acts_open(&a, A.acts)) pika_die("%s", pika_last_error());
+    int64_t *rows, *rows2;
+    double *h, *s;
+    int64_t n = select_rows(a.ids, a.n, A.labels, A.id_field, A.human, A.split, &rows, &h);
+    int64_t n2 = select_rows(a.ids, a.n, A.labels, A.id_field, A.success, A.split, &rows2, &s);
+    if (n2 != n) pika_die("internal: row selection differs between targets");
+    FILE *out = stdout;
+    char path[4096];
+    if (A.out_dir) {
+        if (pika_mkdir_p(A.out_dir)) pika_die("%s", pika_last_error());
+        snprintf(path, sizeof path, "%s/difficulty.md", A.out_dir);
+        if (!(out = fopen(path, "w"))) pika_die("cannot write %s", path);
+    }
+    if (pika_difficulty_run(&a, rows, n, h, s, A.human, A.success, A.layers, A.n_layers, A.positions, A.n_pos, &A.fit, A.n_boot,
+                            A.out_dir, out))
+        pika_die("%s", pika_last_error());
+    if (out != stdout) {
+        fclose(out);
+        char *t = pika_read_file(path, NULL);
+        if (t) { fputs(t, stdout); free(t); }
+    }
+    pika_acts_close(&a);
+    free(rows); free(rows2); free(h); free(s);
+    return 0;
 }

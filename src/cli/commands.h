@@ -8,6 +8,8 @@
 int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+/* activations (cli_extract.c) */
+int cmd_extract(int argc, char **argv);
 /* tokenizer and chat templates (cli_tokenize.c, cli_prompt.c) */
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
@@ -21,5 +23,7 @@ int cmd_difficulty(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
 int cmd_labels(int argc, char **argv);
+/* pika's own small language models (cli_train.c) */
+int cmd_train_lm(int argc, char **argv);
 
 #endif

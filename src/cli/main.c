@@ -15,6 +15,7 @@ static const command COMMANDS[] = {
     {"info", cmd_info, "describe a GGUF model (architecture, sizes, tensor types, tokenizer)"},
     {"forward", cmd_forward, "run token ids through a model; write hidden states and logits as .npy"},
     {"generate", cmd_generate, "generate tokens from a prompt (greedy or sampled)"},
+    {"extract", cmd_extract, "store pre-generation (EOI) activations of a dataset's prompts"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids"},
     {"detokenize", cmd_detokenize, "token ids -> text"},
     {"prompt", cmd_prompt, "render a conversation with the model's chat template"},
@@ -25,6 +26,7 @@ static const command COMMANDS[] = {
     {"data", cmd_data, "show a dataset preset or file"},
     {"grade", cmd_grade, "grade math answers or code against tests"},
     {"labels", cmd_labels, "aggregate graded rollouts into per-question labels"},
+    {"train-lm", cmd_train_lm, "train a small llama-architecture model on the synthetic math task"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

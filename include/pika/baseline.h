@@ -1,0 +1,52 @@
+/* baseline.h — surface-feature baselines with the same CV selection and Platt calibration as the
+ * probes: prompt length (tokens and/or characters) and TF-IDF (word n-grams).
+ *
+ * TF-IDF (scikit-learn TfidfVectorizer semantics, documented approximation):
+ *   tokens   lowercase (ASCII), maximal runs of word bytes [A-Za-z0-9_] or any byte >= 0x80, kept
+ *            when at least 2 bytes long (sklearn's (?u)\b\w\w+\b, with non-ASCII bytes counted as word
+ *            characters); n-grams 1..ngram_max joined by one space
+ *   vocab    terms with document frequency >= min_df in the fitting rows (fit per CV fold on the
+ *            fold's training rows only), sorted bytewise
+ *   weight   tf = raw count (or 1 + ln(count) with sublinear), idf = ln((1+n)/(1+df)) + 1,
+ *            each row l2-normalized
+ * Models: logistic (liblinear, sparse) or ridge (conjugate gradients), intercept on, no scaling.
+ * Length: features n_tokens (when a token-count field is given) and n_chars (bytes of the text),
+ * standardized, dense path.
+ */
+#ifndef PIKA_BASELINE_H
+#define PIKA_BASELINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pika/acts.h"
+#include "pika/probe.h"
+
+/* A dataset JSONL: id + text (+ optional numeric token count). */
+typedef struct {
+    int64_t n;
+    char **ids;
+    char **texts;
+    double *n_tokens;     /* NaN where absent (or NULL when no tokens field was requested) */
+    pika_strmap id_index;
+} pika_textset;
+
+int pika_textset_read(pika_textset *t, const char *path, const char *id_field, const char *text_field,
+                      const char *tokens_field);
+void pika_textset_free(pika_textset *t);
+
+typedef struct {
+    int ngram_max;   /* default 2 */
+    int min_df;      /* default 2 */
+    int sublinear;   /* default 0 */
+} pika_tfidf_opts;
+void pika_tfidf_opts_default(pika_tfidf_opts *o);
+
+/* Train a baseline ("length" or "tfidf") on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. */
+int pika_baseline_train(const char *kind, char *const *texts, const double *tokens, int64_t n, const double *y,
+                        const char *target, const pika_tfidf_opts *to, const pika_fit_opts *o, pika_probe *out, FILE *log);
+/* Scores and calibrated probabilities for texts with a trained baseline. */
+int pika_baseline_predict(const pika_probe *p, char *const *texts, const double *tokens, int64_t n, double *score,
+                          double *prob);
+
+#endif

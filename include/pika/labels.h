@@ -1,0 +1,68 @@
+/* labels.h — per-question success labels from graded rollouts, as in the paper: success_rate,
+ * unbiased pass@k (Chen et al. 2021) for any k <= n, majority-vote answer and its correctness, token
+ * counts, and USD cost from a price table.
+ *
+ * Rollouts JSONL (one object per line): {id, sample, text, tokens_in, tokens_out, model}; after
+ * `pika grade rollouts` each also has `correct` (bool) and `answer` (string or null).
+ *
+ * Price table: a text file, one model per line: "MODEL  IN_USD_PER_1M  OUT_USD_PER_1M" (whitespace or
+ * commas between fields; '#' starts a comment). Costs follow the paper's accounting: the prompt is
+ * paid once per question (input_cost_usd_once = tokens_in x in / 1e6), every rollout's output is paid
+ * (total_output_cost_usd = sum tokens_out x out / 1e6), total_cost_usd = the two added.
+ */
+#ifndef PIKA_LABELS_H
+#define PIKA_LABELS_H
+
+#include <stdint.h>
+
+typedef struct {
+    char *id;
+    char *model;      /* "" when absent */
+    int sample;
+    int64_t tokens_in, tokens_out;
+    int correct;      /* 1 / 0 */
+    char *answer;     /* NULL = no answer extracted */
+} pika_rollout;
+
+typedef struct {
+    char *model;
+    double in_per_m, out_per_m; /* USD per 1M tokens */
+} pika_price;
+
+typedef struct {
+    int n;
+    pika_price *p;
+} pika_price_table;
+
+/* Load a price table (see above). -1 + error "path:line: ..." on a malformed line. */
+int pika_price_table_load(const char *path, pika_price_table *t);
+const pika_price *pika_price_find(const pika_price_table *t, const char *model);
+void pika_price_table_free(pika_price_table *t);
+
+/* Unbiased pass@k = 1 - C(n-c, k) / C(n, k). NAN when k > n or k < 1. */
+double pika_pass_at_k(int n, int c, int k);
+
+typedef struct {
+    char *id, *model;
+    int n, n_correct;
+    double success_rate;
+    int nk;
+    int *ks;               /* [nk] */
+    double *pass_at;       /* [nk]; NAN where k > n */
+    char *majority_answer; /* NULL when the plurality is "no answer" */
+    int majority_count;
+    int majority_correct;  /* 0 when no answer won */
+    int64_t tokens_in;     /* prompt tokens (first rollout's tokens_in) */
+    int64_t total_tokens_in, total_tokens_out;
+    int has_cost;
+    double input_cost_once, output_cost, total_cost; /* USD */
+} pika_label;
+
+/* Group rollouts by (model, id) in first-seen order and aggregate. Majority vote: answers are
+ * clustered (math_equiv when math_answers, else exact text), the plurality cluster wins, ties go to the
+ * cluster seen first, and its correctness is that of its first rollout. prices may be NULL. */
+int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, int math_answers,
+                          const pika_price_table *prices, pika_label **out, int *n_out);
+void pika_label_free(pika_label *l, int n);
+
+#endif

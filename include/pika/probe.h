@@ -1,0 +1,154 @@
+/* probe.h — linear probes: standardization, ridge over an alpha grid (one factorization per fold),
+ * L2 logistic regression (liblinear), stratified seeded k-fold CV on the training rows only,
+ * (layer, position, alpha) selection, Platt calibration on out-of-fold scores, and the probe file.
+ *
+ * Objectives (alpha as in the paper / scikit-learn):
+ *   ridge    min_w,b ||y - Zw - b||^2 + alpha ||w||^2              (b unpenalized; = sklearn Ridge)
+ *   logistic min_w  1/2 ||w||^2 + C sum_i log(1 + exp(-s_i (z_i.w + b)))   with C = 1/alpha and
+ *            s_i = +-1 (= sklearn LogisticRegression(C=1/alpha)). Solved by liblinear L2R_LR; liblinear
+ *            2.3 penalizes its bias, so the intercept is a feature of constant value B
+ *            (opts.bias_scale, default 10) whose weight is penalized by 1/(2B^2) b^2 — negligible.
+ *   Z = standardized features: (x - mean) / std over the fitting rows (population std; a zero std
+ *   becomes 1). Without standardization Z = X (centered only when an intercept is fitted, ridge).
+ * Selection: for each (layer, position, alpha) the CV score = mean over folds of the fold metric
+ * (AUROC for binary targets, Spearman for continuous). The best is the highest mean; ties keep the
+ * first in (layer, position, alpha) order. The final model is refit on all training rows at the
+ * selected alpha. Platt: p = 1/(1+exp(-(A s + B))) fitted on the pooled out-of-fold scores of the
+ * selected configuration, minimizing log loss + A^2/2 (= sklearn LogisticRegression() on s).
+ */
+#ifndef PIKA_PROBE_H
+#define PIKA_PROBE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pika/acts.h"
+
+enum { PIKA_TASK_AUTO = 0, PIKA_TASK_BINARY = 1, PIKA_TASK_CONTINUOUS = 2 };
+enum { PIKA_RIDGE_AUTO = 0, PIKA_RIDGE_EIG = 1, PIKA_RIDGE_CHOL = 2 };
+enum { PIKA_LOGISTIC_NEWTON = 0, PIKA_LOGISTIC_LIBLINEAR = 1 };
+#define PIKA_MAX_ALPHA 32
+#define PIKA_PROBE_VERSION 1
+
+struct cJSON;
+
+typedef struct {
+    int task;                     /* PIKA_TASK_* (AUTO: binary when every y is 0 or 1) */
+    int n_alpha;
+    double alpha[PIKA_MAX_ALPHA]; /* default {1, 10, 100, 1000, 10000} */
+    int standardize;              /* default 1 */
+    int intercept;                /* default 1 */
+    int k_folds;                  /* default 5 */
+    uint64_t seed;                /* default 42 */
+    double eps;                   /* liblinear stopping tolerance, default 1e-4 */
+    double bias_scale;            /* liblinear bias feature value B, default 10 */
+    int ridge_solver;             /* PIKA_RIDGE_*: AUTO = Cholesky per alpha when n_alpha <= 8, else one eigendecomposition */
+    int n_threads;                /* folds trained in parallel (liblinear); default = cores */
+    int logistic_solver;          /* dense features: PIKA_LOGISTIC_NEWTON (default, batched over folds) or _LIBLINEAR */
+} pika_fit_opts;
+
+void pika_fit_opts_default(pika_fit_opts *o);
+/* "paper" raw setting: no standardization, no intercept. */
+void pika_fit_opts_paper(pika_fit_opts *o);
+
+/* Task of y: binary if all values are 0/1. Errors: fewer than 2 rows, one class (binary), constant
+ * target (continuous), or a non-0/1 value when task is BINARY. Returns the resolved task or -1. */
+int pika_resolve_task(int task, const double *y, int64_t n);
+
+/* Seeded stratified k-fold assignment fold[i] in [0, k): binary -> per class round robin over a
+ * shuffled order; continuous -> rows sorted by y, each consecutive group of k gets a random
+ * permutation of folds. Error if a class has fewer than k members or n < 2k. */
+int pika_make_folds(const double *y, int64_t n, int task, int k, uint64_t seed, int *fold);
+
+/* A fitted linear model on d features: score(x) = sum_j w_j (x_j - mean_j) / scale_j + b. */
+typedef struct {
+    int d;
+    double *mean;   /* [d] (zeros when not centering) */
+    double *scale;  /* [d] (ones when not standardizing) */
+    double *w;      /* [d] */
+    double b;
+} pika_linear;
+void pika_linear_free(pika_linear *m);
+double pika_linear_score(const pika_linear *m, const double *x);
+
+/* Dense design X [n x d] row-major, y [n], folds. Writes cv_mean[a], cv_std[a] (fold metric mean/std
+ * for each alpha) and, when oof != NULL, out-of-fold scores oof[a*n + i]. */
+int pika_cv_dense(const double *X, int64_t n, int d, const double *y, int task, const int *fold,
+                  const pika_fit_opts *o, double *cv_mean, double *cv_std, double *oof);
+/* Fit on all rows at one alpha. */
+int pika_fit_dense(const double *X, int64_t n, int d, const double *y, int task, double alpha,
+                   const pika_fit_opts *o, pika_linear *m);
+
+/* Sparse rows (CSR, column indices 0-based and increasing within a row). No standardization
+ * (features are expected pre-normalized, e.g. TF-IDF); the intercept follows opts.intercept.
+ * Ridge is solved by conjugate gradients on (Z'Z + alpha I) w = Z'y with implicit centering. */
+typedef struct {
+    int64_t n;
+    int d;
+    int64_t *rowptr;  /* [n+1] */
+    int32_t *col;     /* [nnz] */
+    double *val;      /* [nnz] */
+} pika_csr;
+void pika_csr_free(pika_csr *m);
+/* Rows of a sparse design for CV; build(fold_or_-1, ctx) lets the caller refit its vectorizer on the
+ * training part of each fold: it must return the design for ALL n rows fitted on rows with
+ * fold[i] != k (k = -1: all rows). */
+typedef int (*pika_csr_builder)(int k, const int *fold, void *ctx, pika_csr *out);
+int pika_cv_sparse(pika_csr_builder build, void *ctx, int64_t n, const double *y, int task, const int *fold,
+                   const pika_fit_opts *o, double *cv_mean, double *cv_std, double *oof);
+int pika_fit_sparse(const pika_csr *Z, const double *y, int task, double alpha, const pika_fit_opts *o, pika_linear *m);
+double pika_linear_score_sparse(const pika_linear *m, const pika_csr *Z, int64_t row);
+
+/* Platt scaling on scores s (binary y). */
+int pika_platt_fit(const double *s, const double *y, int64_t n, double *A, double *B);
+static inline double pika_sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + __builtin_exp(-z)) : __builtin_exp(z) / (1.0 + __builtin_exp(z)); }
+
+/* ---- probe (file) ---- */
+typedef struct {
+    char kind[16];          /* "probe", "length", "tfidf" */
+    int task;
+    char *target;           /* label field */
+    int layer, position;    /* selected (probe kind) */
+    double alpha;
+    double cv_score, cv_score_std;
+    pika_linear lin;
+    int has_platt;
+    double platt_a, platt_b;
+    /* CV curve [n_layers x n_pos x n_alpha] (mean, std over folds); for baselines n_layers = n_pos = 1 */
+    int n_layers, n_pos, n_alpha;
+    int32_t *layers, *positions;
+    double *alphas;
+    double *cv_mean, *cv_std;
+    int standardize, intercept, k_folds;
+    uint64_t seed;
+    int64_t n_train;
+    double pos_rate;        /* binary: fraction of positives in training */
+    /* provenance of the activations (probe kind) */
+    int d_model;
+    char *model_json, *prompt_json;
+    char fingerprint[17];
+    struct cJSON *extra;    /* kind-specific payload (e.g. TF-IDF vocabulary), owned */
+} pika_probe;
+
+void pika_probe_free(pika_probe *p);
+int pika_probe_save(const pika_probe *p, const char *path);
+int pika_probe_load(pika_probe *p, const char *path);
+/* Error unless the store matches the probe's provenance (fingerprint, d_model, layer, position). */
+int pika_probe_check_acts(const pika_probe *p, const pika_acts *a);
+/* Calibrated probability for a raw score (Platt for binary; clip to [0,1] for continuous). */
+double pika_probe_prob(const pika_probe *p, double score);
+
+/* The full sweep on an activation store: rows[0..n) are the TRAINING rows (nothing else is read),
+ * y their targets. Layers/positions restricted to the given lists when non-NULL. Progress and the
+ * per-layer CV table go to log (may be NULL). */
+int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
+                     const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
+                     const pika_fit_opts *o, pika_probe *out, FILE *log);
+/* Same, also copying the pooled out-of-fold scores of the selected configuration into oof_out[n]. */
+int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
+                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
+                        const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out);
+/* Scores for rows of a store (checks provenance first). score[i], prob[i]. */
+int pika_probe_predict(const pika_probe *p, pika_acts *a, const int64_t *rows, int64_t n, double *score, double *prob);
+
+#endif

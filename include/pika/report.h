@@ -1,0 +1,57 @@
+/* report.h — evaluation of prediction files against labels, the `pika report` Markdown summary
+ * with gnuplot plots, and the human-vs-model difficulty analysis (`pika difficulty`).
+ *
+ * Prediction files are JSONL lines {"id": ..., "score": s, "prob": p} as written by
+ * `pika probe predict` / `pika baseline predict`.
+ */
+#ifndef PIKA_REPORT_H
+#define PIKA_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pika/acts.h"
+#include "pika/metrics.h"
+#include "pika/probe.h"
+
+typedef struct {
+    int task;                 /* PIKA_TASK_BINARY or PIKA_TASK_CONTINUOUS */
+    int64_t n;
+    int has[PIKA_M_COUNT];
+    double m[PIKA_M_COUNT], lo[PIKA_M_COUNT], hi[PIKA_M_COUNT]; /* point estimate and bootstrap 95% CI */
+} pika_eval;
+
+/* Join a prediction file with labels[target] by id (every prediction id must have a label). The
+ * arrays are malloc'ed, in prediction-file order. */
+int pika_eval_load(const char *pred_path, const char *labels_path, const char *target, const char *id_field,
+                   double **y, double **score, double **prob, char ***ids, int64_t *n);
+/* Binary: AUROC (score), Brier, log loss, ECE (prob), Spearman (score vs y). Continuous: Spearman,
+ * Pearson (score), Brier = MSE (prob). task AUTO decides from y. n_boot = 0 skips the CIs. */
+int pika_eval_compute(const double *y, const double *score, const double *prob, int64_t n, int task, int n_boot,
+                      uint64_t seed, pika_eval *e);
+
+typedef struct {
+    const char *out_dir;
+    const char *probe_path;        /* optional: CV curve by layer */
+    const char **baseline_paths;   /* optional: CV scores as horizontal lines */
+    int n_baselines;
+    const char **pred_names, **pred_paths; /* optional test predictions; the first is compared to the others */
+    int n_preds;
+    const char *labels_path, *target, *id_field;
+    int n_boot;
+    uint64_t seed;
+    const char *plot_format;       /* "png" (default) or "svg" */
+} pika_report_opts;
+/* Writes out_dir/report.md, plot data (*.dat), gnuplot scripts (*.gp) and the plots; gnuplot missing
+ * is reported in the Markdown (the data and scripts are still written). */
+int pika_report_run(const pika_report_opts *o);
+
+/* Human vs model difficulty on training rows of a store: Spearman(human, success) with CI,
+ * per-layer probes for both targets (CV), cross-prediction using out-of-fold scores, written as
+ * Markdown to out (and difficulty.md + a plot when out_dir != NULL). */
+int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
+                        const char *human_name, const char *success_name, const int32_t *layers, int n_layers,
+                        const int32_t *positions, int n_pos, const pika_fit_opts *o, int n_boot, const char *out_dir,
+                        FILE *out);
+
+#endif

