@@ -267,10 +267,10 @@ static void lx_emit(lexer *L, int type, const char *s, size_t n, int line) {
     t->line = line;
 }
 
-static int line_at(const char *src, size_t pos) {
-    int line = 1;
-    for (size_t i = 0; i < pos; i++) line += src[i] == '\n';
-    return line;
+/* line number at pos; positions asked for only increase, so counting resumes where it stopped */
+static int line_at(const char *src, size_t pos, size_t *from, int *line) {
+    for (; *from < pos; (*from)++) *line += src[*from] == '\n';
+    return *line;
 }
 
 static int is_name_start(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
@@ -468,18 +468,19 @@ static void lx_data(lexer *L, const char *text, size_t tn, int sign, int kind, i
 static void lex(lexer *L) {
     const char *s = L->src;
     size_t n = L->n, p = 0;
-    int line_starting = 1;
+    int line_starting = 1, lno = 1;
+    size_t lfrom = 0;
     while (p < n) {
         size_t q = p;
         while (q + 1 < n && !(s[q] == '{' && (s[q + 1] == '{' || s[q + 1] == '%' || s[q + 1] == '#'))) q++;
         if (q + 1 >= n) {
-            lx_emit(L, T_DATA, s + p, n - p, line_at(s, p));
+            lx_emit(L, T_DATA, s + p, n - p, line_at(s, p, &lfrom, &lno));
             break;
         }
         int kind = s[q + 1];
         int sign = (q + 2 < n && (s[q + 2] == '-' || s[q + 2] == '+')) ? s[q + 2] : 0;
         size_t body = q + 2 + (sign ? 1 : 0);
-        int line = line_at(s, q);
+        int line = line_at(s, q, &lfrom, &lno);
         size_t rend;
         int rsign;
         if (kind == '%' && lx_word_tag(s, n, body, "raw", &rend, &rsign)) {
@@ -521,7 +522,7 @@ static void lex(lexer *L) {
         }
         line_starting = s[p - 1] == '\n';
     }
-    lx_emit(L, T_EOF, NULL, 0, line_at(s, n));
+    lx_emit(L, T_EOF, NULL, 0, line_at(s, n, &lfrom, &lno));
 }
 
 /* ---------------------------------------------------------------- AST */
@@ -1152,26 +1153,30 @@ static node *p_stmt(parser *P, token *t) {
     const char *nm = t->s;
     int line = t->line;
     const char *ended = NULL;
-    if (!strcmp(nm, "if") || !strcmp(nm, "elif")) {
-        node *n = mk(P, N_IF, line);
-        n->a = p_tuple(P);
-        block_end(P);
+    if (!strcmp(nm, "if")) { /* elif branches chain through ->c iteratively */
         static const char *const ends[] = {"endif", "elif", "else", NULL};
-        n->b = body_until(P, ends, &ended, line, "if");
-        if (!strcmp(ended, "elif")) {
+        node *first = mk(P, N_IF, line), *cur = first;
+        first->a = p_tuple(P);
+        block_end(P);
+        first->b = body_until(P, ends, &ended, line, "if");
+        while (!strcmp(ended, "elif")) {
             token *e = nx(P);
-            n->c = p_stmt(P, e);
-            return n; /* the nested if consumed endif */
+            node *x = mk(P, N_IF, e->line);
+            x->a = p_tuple(P);
+            block_end(P);
+            x->b = body_until(P, ends, &ended, line, "if");
+            cur->c = x;
+            cur = x;
         }
         if (!strcmp(ended, "else")) {
             nx(P);
             block_end(P);
             static const char *const ends2[] = {"endif", NULL};
-            n->c = body_until(P, ends2, &ended, line, "if");
+            cur->c = body_until(P, ends2, &ended, line, "if");
         }
         nx(P);
         block_end(P);
-        return n;
+        return first;
     }
     if (!strcmp(nm, "for")) {
         node *n = mk(P, N_FOR, line);
@@ -2407,7 +2412,7 @@ static jv *py_percent(ctx *C, jv *fmt, jv *args) {
         }
         sb_puts(&b, tmp);
     }
-    if (ai < na && args->t == JV_LIST && (args->flags & F_TUPLE))
+    if (ai < na && args->t != JV_DICT)
         ERR(C, "template line %d: not all arguments converted during string formatting", C->line);
     return v_sbuf(C, &b);
 }
@@ -2452,6 +2457,26 @@ static const method STR_METHODS[] = {
     {"capitalize", m_capitalize}, {"title", m_title}, {"replace", m_replace}, {"find", m_find},
     {"count", m_count}, {"join", m_join}, {"splitlines", m_splitlines}, {"isdigit", m_isdigit}, {"format", m_format}, {NULL, NULL},
 };
+static jv *m_list_count(FN_ARGS) {
+    (void)kwn; (void)kwv;
+    want_args(C, "count", nargs, nkw, 1, 1);
+    int64_t c = 0;
+    for (int i = 0; i < self->u.l.n; i++) c += v_eq(self->u.l.v[i], args[0]);
+    return v_int(C, c);
+}
+
+static jv *m_list_index(FN_ARGS) {
+    (void)kwn; (void)kwv;
+    want_args(C, "index", nargs, nkw, 1, 1);
+    for (int i = 0; i < self->u.l.n; i++)
+        if (v_eq(self->u.l.v[i], args[0])) return v_int(C, i);
+    ERR(C, "template line %d: list.index(x): x not in list", C->line);
+}
+
+static const method LIST_METHODS[] = {
+    {"count", m_list_count}, {"index", m_list_index}, {NULL, NULL},
+};
+
 static const method DICT_METHODS[] = {
     {"items", m_items}, {"keys", m_keys}, {"values", m_values}, {"get", m_get}, {NULL, NULL},
 };
@@ -2483,6 +2508,7 @@ static jv *get_attr(ctx *C, jv *obj, const char *name) {
     jv *m = NULL;
     if (obj->t == JV_STR) m = bound(C, obj, STR_METHODS, name);
     else if (obj->t == JV_DICT && !(obj->flags & F_NS)) m = bound(C, obj, DICT_METHODS, name);
+    else if (obj->t == JV_LIST) m = bound(C, obj, LIST_METHODS, name);
     if (m) return m;
     if (obj->t == JV_DICT) {
         jv *v = d_get_s(obj, name);
@@ -2927,15 +2953,13 @@ static jv *apply_test(ctx *C, const char *name, jv *v, jv **args, int nargs) {
     else if (!strcmp(name, "mapping")) r = v->t == JV_DICT;
     else if (!strcmp(name, "iterable")) r = v->t == JV_STR || v->t == JV_LIST || v->t == JV_DICT || v->t == JV_UNDEF;
     else if (!strcmp(name, "sequence")) r = v->t == JV_STR || v->t == JV_LIST || v->t == JV_DICT;
-    else if (!strcmp(name, "callable")) r = v->t == JV_FUNC || v->t == JV_MACRO;
-    else if (!strcmp(name, "odd") || !strcmp(name, "even")) {
-        int64_t i = want_int(C, v, "odd/even operand");
-        r = (i % 2 != 0) == (name[0] == 'o');
+    else if (!strcmp(name, "callable")) r = v->t == JV_FUNC || v->t == JV_MACRO || v->t == JV_UNDEF;
+    else if (!strcmp(name, "odd") || !strcmp(name, "even")) { /* value % 2 == 1 / == 0 */
+        jv *m = arith(C, OP_MOD, v, v_int(C, 2));
+        r = v_eq(m, v_int(C, name[0] == 'o' ? 1 : 0));
     } else if (!strcmp(name, "divisibleby")) {
         NEED(1);
-        int64_t d = want_int(C, args[0], "divisibleby argument");
-        if (d == 0) ERR(C, "template line %d: divisibleby 0", C->line);
-        r = want_int(C, v, "divisibleby operand") % d == 0;
+        r = v_eq(arith(C, OP_MOD, v, args[0]), v_int(C, 0));
     } else if (!strcmp(name, "equalto") || !strcmp(name, "eq") || !strcmp(name, "==") || !strcmp(name, "sameas")) {
         NEED(1);
         r = v_eq(v, args[0]) && (strcmp(name, "sameas") || v->t == args[0]->t);
@@ -2957,10 +2981,12 @@ static jv *apply_test(ctx *C, const char *name, jv *v, jv **args, int nargs) {
     } else if (!strcmp(name, "in")) {
         NEED(1);
         r = contains(C, args[0], v);
-    } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        jv *s = want_str(C, v, "lower/upper test operand");
+    } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) { /* str(value).islower() / isupper() */
+        jv *s = to_str(C, v);
         jv *m = case_map(C, s, name[0] == 'l' ? 2 : 1);
-        r = v_eq(s, m);
+        int cased = 0;
+        for (size_t i = 0; i < s->u.s.n;) cased |= cp_cased(u8_next(s->u.s.p, s->u.s.n, &i));
+        r = cased && v_eq(s, m);
     } else {
         ERR(C, "template line %d: unknown test '%s'", C->line, name);
     }
@@ -3169,10 +3195,17 @@ static jv *apply_filter(ctx *C, const char *name, jv *v, jv **args, int nargs, c
             }
         return l;
     }
-    if (!strcmp(name, "unique")) {
-        jv *src = iter_list(C, v), *l = v_list(C);
-        for (int i = 0; i < src->u.l.n; i++)
-            if (!contains(C, l, src->u.l.v[i])) l_push(C, l, src->u.l.v[i]);
+    if (!strcmp(name, "unique")) { /* case-insensitive by default, like jinja2 */
+        jv *cs = ARG(0, "case_sensitive"), *attr = ARG(1, "attribute");
+        int c = cs && truthy(cs);
+        jv *src = iter_list(C, v), *l = v_list(C), *seen = v_list(C);
+        for (int i = 0; i < src->u.l.n; i++) {
+            jv *k = attr ? attr_path(C, src->u.l.v[i], attr) : src->u.l.v[i];
+            if (!c && k->t == JV_STR) k = case_map(C, k, 2);
+            if (contains(C, seen, k)) continue;
+            l_push(C, seen, k);
+            l_push(C, l, src->u.l.v[i]);
+        }
         return l;
     }
     if (!strcmp(name, "min") || !strcmp(name, "max") || !strcmp(name, "sum")) {
@@ -3183,9 +3216,11 @@ static jv *apply_filter(ctx *C, const char *name, jv *v, jv **args, int nargs, c
             return acc;
         }
         if (!src->u.l.n) return v_undef(C, "min/max of an empty sequence");
+        jv *cs = ARG(0, "case_sensitive"), *attr = ARG(1, "attribute");
+        int c = cs && truthy(cs);
         jv *best = src->u.l.v[0];
         for (int i = 1; i < src->u.l.n; i++) {
-            int k = v_cmp(C, src->u.l.v[i], best);
+            int k = sort_cmp(C, src->u.l.v[i], best, attr, c);
             if (name[1] == 'i' ? k < 0 : k > 0) best = src->u.l.v[i];
         }
         return best;
@@ -3405,10 +3440,18 @@ static void exec_node(ctx *C, const node *n) {
     case N_BODY: exec_body(C, n); break;
     case N_DATA: sb_put(C->out, n->s, (size_t)n->op); break;
     case N_OUTPUT: v_str_into(C, C->out, eval(C, n->a)); break;
-    case N_IF:
-        if (truthy(eval(C, n->a))) exec_body(C, n->b);
-        else if (n->c) exec_node(C, n->c);
+    case N_IF: {
+        const node *x = n;
+        while (x && x->kind == N_IF) {
+            if (truthy(eval(C, x->a))) {
+                exec_body(C, x->b);
+                break;
+            }
+            x = x->c;
+        }
+        if (x && x->kind == N_BODY) exec_body(C, x); /* else branch */
         break;
+    }
     case N_FOR: exec_for(C, n); break;
     case N_SET: assign(C, n->a, eval(C, n->b)); break;
     case N_SETBLOCK: assign(C, n->a, apply_chain(C, n->c, capture(C, n->b))); break;

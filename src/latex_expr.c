@@ -106,8 +106,7 @@ int pika_num_equal(pika_num a, pika_num b, double rel_tol) {
     if (isnan(a.v) || isnan(b.v)) return 0;
     if (isinf(a.v) || isinf(b.v)) return a.v == b.v;
     double m = fabs(a.v) > fabs(b.v) ? fabs(a.v) : fabs(b.v);
-    if (m < 1) m = 1;
-    return fabs(a.v - b.v) <= rel_tol * m;
+    return fabs(a.v - b.v) <= rel_tol * m + 1e-14;
 }
 
 /* ---------------------------------------------------------------- AST */

@@ -313,6 +313,32 @@ static char *strip_units(char *s) {
     return s;
 }
 
+/* "5 cm", "12 square units", "3.5 dollars": a number followed only by words → the number. */
+static char *strip_word_units(char *s) {
+    const char *p = s;
+    if (*p == '-' || *p == '+') p++;
+    if (!isdigit((unsigned char)*p) && *p != '.') return s;
+    while (isdigit((unsigned char)*p) || *p == '.' || *p == ',' || *p == '/') p++;
+    const char *num_end = p;
+    if (*p != ' ') return s;
+    int letters = 0;
+    for (const char *q = p; *q; q++) {
+        if (isalpha((unsigned char)*q)) letters++;
+        else if (*q != ' ' && *q != '.' && *q != '^' && !isdigit((unsigned char)*q)) return s;
+        else if (isdigit((unsigned char)*q) && q[-1] != '^') return s;
+    }
+    /* at least one word of 2+ letters */
+    int run = 0, ok = 0;
+    for (const char *q = p; *q; q++) {
+        run = isalpha((unsigned char)*q) ? run + 1 : 0;
+        if (run >= 2) ok = 1;
+    }
+    if (!ok || !letters) return s;
+    char *r = pika_strndup(s, (size_t)(num_end - s));
+    free(s);
+    return r;
+}
+
 /* "1,234,567" (optionally signed, with decimals) → without commas. */
 static int is_thousands(const char *s) {
     const char *p = s;
@@ -352,6 +378,11 @@ static char *normalize_keep_spaces(const char *ans, int *percent) {
     s = replace_cmd(s, "tfrac", "\\frac");
     s = replace_cmd(s, "cfrac", "\\frac");
     s = replace_cmd(s, "dbinom", "\\binom");
+    s = replace_cmd(s, "geq", "\\ge");
+    s = replace_cmd(s, "leq", "\\le");
+    s = replace_cmd(s, "neq", "\\ne");
+    s = replace_cmd(s, "geqslant", "\\ge");
+    s = replace_cmd(s, "leqslant", "\\le");
     s = replace_cmd(s, "left", "");
     s = replace_cmd(s, "right", "");
     s = replace_cmd(s, "displaystyle", "");
@@ -395,6 +426,7 @@ static char *normalize_keep_spaces(const char *ans, int *percent) {
     t = dup_trim(s, n);
     free(s);
     s = t;
+    s = strip_word_units(s);
     /* thousands separators on a plain number */
     {
         char *ns = pika_strdup(s);
@@ -734,6 +766,23 @@ static const char *drop_lhs(const char *s, char **buf) {
     return res;
 }
 
+/* An integer literal too long for exact int64 arithmetic (> 15 digits). */
+static int is_long_int(const char *s) {
+    const char *p = s + (*s == '-');
+    size_t n = 0;
+    for (; *p; p++, n++) if (!isdigit((unsigned char)*p)) return 0;
+    return n > 15;
+}
+
+static int same_int(const char *a, const char *b) {
+    int na = *a == '-', nb = *b == '-';
+    if (na != nb) return 0;
+    a += na; b += nb;
+    while (*a == '0' && a[1]) a++;
+    while (*b == '0' && b[1]) b++;
+    return !strcmp(a, b);
+}
+
 static int scalar_equiv(const char *a, const char *b, int pa, int pb, int depth, int mcq) {
     /* equations on both sides: compare side by side */
     char **la, **lb;
@@ -759,6 +808,7 @@ static int scalar_equiv(const char *a, const char *b, int pa, int pb, int depth,
         free(kb);
         return r;
     }
+    if (is_long_int(a) && is_long_int(b)) return same_int(a, b);
     pika_expr *ea = pika_expr_parse(a);
     if (!ea) return 0;
     pika_expr *eb = pika_expr_parse(b);
@@ -777,24 +827,17 @@ static int scalar_equiv(const char *a, const char *b, int pa, int pb, int depth,
             }
         }
     } else {
-        /* same variable sets required */
-        int same = pika_expr_nvars(ea) == pika_expr_nvars(eb);
-        for (int i = 0; same && i < pika_expr_nvars(ea); i++) {
-            int f = 0;
-            for (int j = 0; j < pika_expr_nvars(eb); j++) if (!strcmp(pika_expr_var(ea, i), pika_expr_var(eb, j))) f = 1;
-            same = f;
+        /* variables missing from one side are simply unused there: a constant and an expression in x
+         * agree at every point only if the expression does not depend on x */
+        int good = 0, bad = 0;
+        for (int pt = 0; pt < N_POINTS; pt++) {
+            pika_num va, vb;
+            int ra = pika_expr_eval(ea, pt, &va), rb = pika_expr_eval(eb, pt, &vb);
+            if (ra || rb) continue;
+            if (pika_num_equal(va, vb, REL_TOL_VARS)) good++;
+            else bad++;
         }
-        if (same) {
-            int good = 0, bad = 0;
-            for (int pt = 0; pt < N_POINTS; pt++) {
-                pika_num va, vb;
-                int ra = pika_expr_eval(ea, pt, &va), rb = pika_expr_eval(eb, pt, &vb);
-                if (ra || rb) continue;
-                if (pika_num_equal(va, vb, REL_TOL_VARS)) good++;
-                else bad++;
-            }
-            r = bad == 0 && good >= 3;
-        }
+        r = bad == 0 && good >= 3;
     }
     pika_expr_free(ea);
     pika_expr_free(eb);
@@ -877,8 +920,15 @@ static int bare_answer(const char *t) {
     int pct = 0;
     char *s = normalize_keep_spaces(t, &pct);
     int ok = *s != 0;
-    /* prose: a plain word of 4+ letters outside \text{} */
-    for (const char *p = s; *p && ok;) {
+    int tokens = 0;
+    for (const char *p = s; *p;) {
+        while (*p == ' ') p++;
+        if (!*p) break;
+        tokens++;
+        while (*p && *p != ' ') p++;
+    }
+    /* prose: a plain word of 4+ letters outside \text{}, unless the text is one or two tokens */
+    for (const char *p = s; *p && ok && tokens > 2;) {
         if (*p == '\\') { p++; while (isalpha((unsigned char)*p)) p++; continue; }
         if (isalpha((unsigned char)*p)) {
             const char *q = p;

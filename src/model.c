@@ -276,6 +276,7 @@ void pika_ctx_free(pika_ctx *c) {
 }
 
 void pika_ctx_reset(pika_ctx *c) { c->n_past = 0; }
+void pika_ctx_truncate(pika_ctx *c, int n) { if (n >= 0 && n < c->n_past) c->n_past = n; }
 int pika_ctx_n_past(const pika_ctx *c) { return c->n_past; }
 const pika_model *pika_ctx_model(const pika_ctx *c) { return c->m; }
 

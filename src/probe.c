@@ -536,6 +536,126 @@ static void summarize(const double *scores, int k, int A, double *cv_mean, doubl
 
 /* ---------------------------------------------------------------- logistic (batched Newton-CG) */
 
+/* One pass over X [n x d] serving F vectors, split over threads by rows:
+ *   forward  (T != NULL): M[i*F+f] = X_i . T[f] + cst[f]        (T: [F x d])
+ *   backward (R != NULL): G[f] = sum_i R[i*F+f] X_i              (G: [F x d])
+ * A skinny GEMM that neither packs X nor reads it more than once. */
+typedef struct {
+    const float *X;
+    int64_t i0, i1;
+    int d, F;
+    const double *T, *cst, *R;
+    double *M, *G;
+} mm_job;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* AVX2+FMA versions of the two loops of mm_work (chosen at run time when the CPU has them). */
+__attribute__((target("avx2,fma"))) static void mm_work_avx2(mm_job *J) {
+    int d = J->d, F = J->F, d4 = d & ~15;
+    if (J->T) {
+        for (int64_t i = J->i0; i < J->i1; i++) {
+            const float *x = J->X + i * d;
+            for (int f = 0; f < F; f++) {
+                const double *t = J->T + (size_t)f * d;
+                __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
+                int j = 0;
+                for (; j < d4; j += 16) {
+                    a0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(t + j), a0);
+                    a1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), _mm256_loadu_pd(t + j + 4), a1);
+                    a2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 8)), _mm256_loadu_pd(t + j + 8), a2);
+                    a3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 12)), _mm256_loadu_pd(t + j + 12), a3);
+                }
+                __m256d a = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
+                double buf[4];
+                _mm256_storeu_pd(buf, a);
+                double acc = (buf[0] + buf[1]) + (buf[2] + buf[3]);
+                for (; j < d; j++) acc += x[j] * t[j];
+                J->M[i * F + f] = acc + J->cst[f];
+            }
+        }
+    } else {
+        memset(J->G, 0, sizeof(double) * (size_t)F * d);
+        for (int64_t i = J->i0; i < J->i1; i++) {
+            const float *x = J->X + i * d;
+            for (int f = 0; f < F; f++) {
+                double r = J->R[i * F + f];
+                if (r == 0) continue;
+                double *g = J->G + (size_t)f * d;
+                __m256d rv = _mm256_set1_pd(r);
+                int j = 0;
+                for (; j < d4; j += 8) {
+                    _mm256_storeu_pd(g + j, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), rv, _mm256_loadu_pd(g + j)));
+                    _mm256_storeu_pd(g + j + 4, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), rv, _mm256_loadu_pd(g + j + 4)));
+                }
+                for (; j < d; j++) g[j] += r * x[j];
+            }
+        }
+    }
+}
+#endif
+
+static void *mm_work(void *arg) {
+    mm_job *J = arg;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        mm_work_avx2(J);
+        return NULL;
+    }
+#endif
+    int d = J->d, F = J->F;
+    if (J->T) {
+        for (int64_t i = J->i0; i < J->i1; i++) {
+            const float *x = J->X + i * d;
+            for (int f = 0; f < F; f++) {
+                const double *t = J->T + (size_t)f * d;
+                double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                int j = 0;
+                for (; j + 4 <= d; j += 4) { a0 += x[j] * t[j]; a1 += x[j + 1] * t[j + 1]; a2 += x[j + 2] * t[j + 2]; a3 += x[j + 3] * t[j + 3]; }
+                for (; j < d; j++) a0 += x[j] * t[j];
+                J->M[i * F + f] = (a0 + a1) + (a2 + a3) + J->cst[f];
+            }
+        }
+    } else {
+        memset(J->G, 0, sizeof(double) * (size_t)F * d);
+        for (int64_t i = J->i0; i < J->i1; i++) {
+            const float *x = J->X + i * d;
+            for (int f = 0; f < F; f++) {
+                double r = J->R[i * F + f];
+                if (r == 0) continue;
+                double *g = J->G + (size_t)f * d;
+                for (int j = 0; j < d; j++) g[j] += r * x[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void mm_run(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst, const double *R,
+                   double *G) {
+    int nt = pika_n_cores();
+    if (nt > 16) nt = 16;
+    if ((int64_t)nt * 64 > n) nt = 1;
+    mm_job jobs[16];
+    pthread_t th[16];
+    double *part = (!T && nt > 1) ? pika_malloc(sizeof(double) * (size_t)(nt - 1) * F * d) : NULL;
+    for (int t = 0; t < nt; t++) {
+        jobs[t] = (mm_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .R = R, .M = M,
+                           .G = T ? NULL : (t == 0 ? G : part + (size_t)(t - 1) * F * d)};
+    }
+    int started[16] = {0};
+    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, mm_work, &jobs[t]) == 0;
+    mm_work(&jobs[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else mm_work(&jobs[t]);
+    }
+    if (!T)
+        for (int t = 1; t < nt; t++)
+            for (size_t q = 0; q < (size_t)F * d; q++) G[q] += part[(size_t)(t - 1) * F * d + q];
+    free(part);
+}
+
 /* F logistic problems sharing one dense matrix: problem f trains on rows with fold[i] != f (all rows
  * when fold == NULL, F == 1) with features z = (x' - mu_f) / sig_f, where x' = x - c are rows shifted by
  * the global column mean (for accuracy). Objective per problem (= sklearn lbfgs, intercept unpenalized):
@@ -543,8 +663,8 @@ static void summarize(const double *scores, int k, int A, double *cv_mean, doubl
  * Truncated Newton with a Jacobi-preconditioned CG; every matrix product serves all F problems at
  * once (one pass over X per product: GEMM with F columns instead of F GEMVs). */
 typedef struct {
-    const double *X;  /* [n x d] shifted rows */
-    const double *X2; /* [n x d] squares of X (for the preconditioner) */
+    const float *X;   /* [n x d] shifted rows (float32: halves the memory traffic; sums are double) */
+    const float *X2;  /* [n x d] squares of X (Jacobi preconditioner; NULL when standardized) */
     int64_t n;
     int d, F, intercept;
     const double *s;  /* [n] +-1 */
@@ -552,35 +672,35 @@ typedef struct {
     const double *mu, *sig; /* [F x d] */
 } lrb;
 
+static long g_newton_iters, g_cg_iters; /* statistics (PIKA_DEBUG_NEWTON=1 prints them) */
+
 static int lrb_in(const lrb *P, int64_t i, int f) { return !P->fold || P->fold[i] != f; }
 
 /* M[i*F+f] = z_i(f) . V[f][0..d) + V[f][d]  (V: [F x (d+1)]) */
-static void lrb_margins(const lrb *P, const double *V, double *M, double *tmp /* [d x F] */) {
+static void lrb_margins(const lrb *P, const double *V, double *M, double *tmp /* [F x d] */) {
     int d = P->d, F = P->F;
     double cst[64];
     for (int f = 0; f < F; f++) {
         cst[f] = P->intercept ? V[(size_t)f * (d + 1) + d] : 0;
         for (int j = 0; j < d; j++) {
             double v = V[(size_t)f * (d + 1) + j] / P->sig[(size_t)f * d + j];
-            tmp[(size_t)j * F + f] = v;
+            tmp[(size_t)f * d + j] = v;
             cst[f] -= P->mu[(size_t)f * d + j] * v;
         }
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P->n, F, d, 1.0, P->X, d, tmp, F, 0.0, M, F);
-    for (int64_t i = 0; i < P->n; i++)
-        for (int f = 0; f < F; f++) M[i * F + f] += cst[f];
+    mm_run(P->X, P->n, d, F, tmp, M, cst, NULL, 0);
 }
 
 /* G[f] = Z_f' R[:,f] (+ bias component); R must be zero on rows outside problem f. */
-static void lrb_back(const lrb *P, const double *R, double *G, double *tmp /* [d x F] */) {
+static void lrb_back(const lrb *P, const double *R, double *G, double *tmp /* [F x d] */) {
     int d = P->d, F = P->F;
     double rs[64] = {0};
     for (int64_t i = 0; i < P->n; i++)
         for (int f = 0; f < F; f++) rs[f] += R[i * F + f];
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, F, (int)P->n, 1.0, P->X, d, R, F, 0.0, tmp, F);
+    mm_run(P->X, P->n, d, F, NULL, NULL, NULL, R, tmp);
     for (int f = 0; f < F; f++) {
         for (int j = 0; j < d; j++)
-            G[(size_t)f * (d + 1) + j] = (tmp[(size_t)j * F + f] - P->mu[(size_t)f * d + j] * rs[f]) / P->sig[(size_t)f * d + j];
+            G[(size_t)f * (d + 1) + j] = (tmp[(size_t)f * d + j] - P->mu[(size_t)f * d + j] * rs[f]) / P->sig[(size_t)f * d + j];
         G[(size_t)f * (d + 1) + d] = P->intercept ? rs[f] : 0;
     }
 }
@@ -616,8 +736,9 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
         for (int j = 0; j < D1; j++) g2 += G[(size_t)f * D1 + j] * G[(size_t)f * D1 + j];
         g0[f] = g2 > 0 ? sqrt(g2) : 1;
     }
+    lrb_margins(P, W, M, tmp);
     for (int it = 0; it < 100; it++) {
-        lrb_margins(P, W, M, tmp);
+        g_newton_iters++;
         for (int f = 0; f < F; f++) loss[f] = 0;
         for (int64_t i = 0; i < n; i++)
             for (int f = 0; f < F; f++) {
@@ -641,15 +762,18 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
             active += !done[f];
         }
         if (!active) break;
-        /* Jacobi preconditioner: diag of I + Z' D Z (bias: sum D) */
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, F, (int)n, 1.0, P->X2, d, Dw, F, 0.0, S2, F);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, F, (int)n, 1.0, P->X, d, Dw, F, 0.0, S1, F);
+        /* Jacobi preconditioner: diag of I + Z' D Z (bias: sum D). Standardized columns have
+         * sum_i z_ij^2 = n_f, so the diagonal is ~ 1 + mean(D) n_f: a scalar, no pass over X. */
+        if (P->X2) {
+            mm_run(P->X2, n, d, F, NULL, NULL, NULL, Dw, S2);
+            mm_run(P->X, n, d, F, NULL, NULL, NULL, Dw, S1);
+        }
         for (int f = 0; f < F; f++) {
             double sd = 0;
             for (int64_t i = 0; i < n; i++) sd += Dw[(size_t)i * F + f];
             for (int j = 0; j < d; j++) {
                 double mu = P->mu[(size_t)f * d + j], sg = P->sig[(size_t)f * d + j];
-                double h = (S2[(size_t)j * F + f] - 2 * mu * S1[(size_t)j * F + f] + mu * mu * sd) / (sg * sg);
+                double h = P->X2 ? (S2[(size_t)f * d + j] - 2 * mu * S1[(size_t)f * d + j] + mu * mu * sd) / (sg * sg) : sd;
                 Pre[(size_t)f * D1 + j] = 1 + (h > 0 ? h : 0);
             }
             Pre[(size_t)f * D1 + d] = P->intercept ? (sd > 1e-12 ? sd : 1e-12) : 1;
@@ -673,6 +797,7 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
             }
         }
         for (int cg = 0; cg < 500; cg++) {
+            g_cg_iters++;
             int any = 0;
             for (int f = 0; f < F; f++) any |= !cg_done[f];
             if (!any) break;
@@ -722,6 +847,7 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
                 if (L <= loss[f] + 1e-4 * t * gs) break;
             }
             for (int j = 0; j < D1; j++) W[(size_t)f * D1 + j] += t * S[(size_t)f * D1 + j];
+            for (int64_t i = 0; i < n; i++) M[(size_t)i * F + f] += t * Ms[(size_t)i * F + f]; /* margins are linear in W */
             if (t < 1e-8) done[f] = 1; /* no progress possible in floating point */
         }
     }
@@ -738,14 +864,14 @@ static void lr_newton(const double *X, int64_t n, int d, const double *y, const 
     for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < d; j++) c[j] += X[i * d + j];
     for (int j = 0; j < d; j++) c[j] /= (double)n;
-    double *Xs = pika_malloc(sizeof(double) * (size_t)n * d), *X2 = pika_malloc(sizeof(double) * (size_t)n * d);
+    float *Xs = pika_malloc(sizeof(float) * (size_t)n * d), *X2 = o->standardize ? NULL : pika_malloc(sizeof(float) * (size_t)n * d);
     double *s = pika_malloc(sizeof(double) * n);
     for (int64_t i = 0; i < n; i++) {
         s[i] = y[i] == 1 ? 1.0 : -1.0;
         for (int j = 0; j < d; j++) {
-            double v = X[i * d + j] - c[j];
+            float v = (float)(X[i * d + j] - c[j]);
             Xs[i * d + j] = v;
-            X2[i * d + j] = v * v;
+            if (X2) X2[i * d + j] = v * v;
         }
     }
     double *mu = pika_malloc(sizeof(double) * (size_t)F * d), *sig = pika_malloc(sizeof(double) * (size_t)F * d);
@@ -755,7 +881,7 @@ static void lr_newton(const double *X, int64_t n, int d, const double *y, const 
         for (int64_t i = 0; i < n; i++) {
             if (fold && fold[i] == f) continue;
             cnt++;
-            for (int j = 0; j < d; j++) { m[j] += Xs[i * d + j]; sg[j] += X2[i * d + j]; }
+            for (int j = 0; j < d; j++) { m[j] += Xs[i * d + j]; sg[j] += (double)Xs[i * d + j] * Xs[i * d + j]; }
         }
         int center = o->standardize || o->intercept;
         for (int j = 0; j < d; j++) {
@@ -785,6 +911,8 @@ static void lr_newton(const double *X, int64_t n, int d, const double *y, const 
     }
     if (mean)
         for (int j = 0; j < d; j++) { mean[j] = mu[j] + c[j]; scale[j] = sig[j]; }
+    if (getenv("PIKA_DEBUG_NEWTON"))
+        fprintf(stderr, "newton: F=%d A=%d newton_iters=%ld cg_iters=%ld\n", F, A, g_newton_iters, g_cg_iters);
     free(c); free(Xs); free(X2); free(s); free(mu); free(sig); free(W); free(M); free(tmp);
 }
 

@@ -22,12 +22,15 @@
  * importance matrix. Requantizing llama.cpp's Q8_0/Q4_K blocks reproduces them (tests).
  *
  * Paths: PATH_AVX512 (F+BW+VL+DQ), PATH_AVX2 (AVX2+FMA+F16C), PATH_SCALAR, chosen once with
- * __builtin_cpu_supports; the SIMD functions carry target attributes, so no -march is needed.
+ * __builtin_cpu_supports (capped by the environment variable PIKA_SIMD=avx2|scalar); the SIMD
+ * functions carry target attributes, so no -march is needed. Built as ISO C11, which implies
+ * -ffp-contract=off: the scalar code must not be contracted into FMAs (tests would catch it).
  */
 #include "pika/quant.h"
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pika/util.h"
@@ -108,6 +111,10 @@ static int detect_path(void) {
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
         p = PATH_AVX512;
 #endif
+    /* PIKA_SIMD=scalar|avx2|avx512 caps the path (debugging, comparing paths from the CLI) */
+    const char *env = getenv("PIKA_SIMD");
+    if (env && !strcmp(env, "scalar")) p = PATH_SCALAR;
+    else if (env && !strcmp(env, "avx2") && p > PATH_AVX2) p = PATH_AVX2;
     __atomic_store_n(&g_detected, p, __ATOMIC_RELAXED);
     return p;
 }

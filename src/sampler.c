@@ -1,6 +1,6 @@
 /* sampler.c — next-token choice from logits: greedy, or temperature with top-k, top-p and
- * min-p filters (applied in that order, as llama.cpp's common sampler chain does), drawing with a
- * seeded xoshiro256** generator so the same seed gives the same tokens. */
+ * min-p filters applied to the tempered distribution in that order (as Hugging Face and vLLM do),
+ * drawing with a seeded xoshiro256** generator so the same seed gives the same tokens. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,11 +61,13 @@ void pika_sampler_free(pika_sampler *s) {
     free(s);
 }
 
-static const float *g_sort_logits;
-static int by_logit_desc(const void *a, const void *b) {
-    float x = g_sort_logits[*(const int *)a], y = g_sort_logits[*(const int *)b];
+/* Order: higher probability first, ties to the lower id. */
+static const float *g_sort_prob;
+static int by_prob_desc(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    float x = g_sort_prob[i], y = g_sort_prob[j];
     if (x != y) return x < y ? 1 : -1;
-    return *(const int *)a - *(const int *)b; /* ties: lower id first */
+    return i - j;
 }
 
 static int32_t argmax(const float *logits, int n) {
@@ -75,44 +77,72 @@ static int32_t argmax(const float *logits, int n) {
     return best;
 }
 
+/* "a ranks below b": lower logit, or equal logit and higher id. */
+static int ranks_below(const float *l, int a, int b) { return l[a] < l[b] || (l[a] == l[b] && a > b); }
+
+/* The k best ids by logit into idx[0..k) (unordered), with a min-heap: O(V log k). */
+static void top_k_select(const float *l, int V, int k, int *idx) {
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        if (n < k) {
+            int c = n++;
+            idx[c] = i;
+            while (c > 0 && ranks_below(l, idx[c], idx[(c - 1) / 2])) {
+                int p = (c - 1) / 2, t = idx[p];
+                idx[p] = idx[c]; idx[c] = t; c = p;
+            }
+        } else if (ranks_below(l, idx[0], i)) {
+            idx[0] = i;
+            int c = 0;
+            for (;;) {
+                int lc = 2 * c + 1, rc = lc + 1, m = c;
+                if (lc < k && ranks_below(l, idx[lc], idx[m])) m = lc;
+                if (rc < k && ranks_below(l, idx[rc], idx[m])) m = rc;
+                if (m == c) break;
+                int t = idx[m]; idx[m] = idx[c]; idx[c] = t; c = m;
+            }
+        }
+    }
+}
+
+/* Temperature first, then top-k, top-p and min-p on the tempered distribution (the order of
+ * Hugging Face's and vLLM's samplers), then one draw. No full sort unless top-p needs one. */
 int32_t pika_sample(pika_sampler *s, const float *logits) {
     const int V = s->n_vocab;
     if (s->cfg.temperature <= 0) return argmax(logits, V);
-    /* candidates sorted by logit (only as many as top-k needs when it is set) */
-    int n = V;
-    for (int i = 0; i < V; i++) s->idx[i] = i;
-    g_sort_logits = logits;
-    qsort(s->idx, (size_t)V, sizeof(int), by_logit_desc);
-    if (s->cfg.top_k > 0 && s->cfg.top_k < n) n = s->cfg.top_k;
-    /* softmax with temperature over the candidates */
     const float inv_t = 1.0f / s->cfg.temperature;
-    const float mx = logits[s->idx[0]];
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        s->prob[i] = expf((logits[s->idx[i]] - mx) * inv_t);
-        sum += s->prob[i];
+    const float mx = logits[argmax(logits, V)];
+    int n;
+    if (s->cfg.top_k > 0 && s->cfg.top_k < V) {
+        n = s->cfg.top_k;
+        top_k_select(logits, V, n, s->idx);
+    } else {
+        n = V;
+        for (int i = 0; i < V; i++) s->idx[i] = i;
     }
-    for (int i = 0; i < n; i++) s->prob[i] = (float)(s->prob[i] / sum);
-    /* top-p: smallest prefix with cumulative probability >= p */
-    if (s->cfg.top_p < 1.0f) {
-        double cum = 0;
-        for (int i = 0; i < n; i++) {
-            cum += s->prob[i];
-            if (cum >= s->cfg.top_p) { n = i + 1; break; }
-        }
-    }
-    /* min-p: keep tokens with p >= min_p * p_max */
-    if (s->cfg.min_p > 0.0f) {
-        float thr = s->cfg.min_p * s->prob[0];
-        int k = 1;
-        while (k < n && s->prob[k] >= thr) k++;
+    /* unnormalised probabilities, 1 at the best token */
+    for (int i = 0; i < n; i++) s->prob[s->idx[i]] = expf((logits[s->idx[i]] - mx) * inv_t);
+    if (s->cfg.min_p > 0.0f) { /* keep p >= min_p * p_max; p_max = 1 here */
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (s->prob[s->idx[i]] >= s->cfg.min_p) s->idx[k++] = s->idx[i];
         n = k;
     }
+    if (s->cfg.top_p < 1.0f) { /* smallest most-probable prefix with mass >= top_p */
+        g_sort_prob = s->prob;
+        qsort(s->idx, (size_t)n, sizeof(int), by_prob_desc);
+        double total = 0, cum = 0;
+        for (int i = 0; i < n; i++) total += s->prob[s->idx[i]];
+        for (int i = 0; i < n; i++) {
+            cum += s->prob[s->idx[i]];
+            if (cum >= s->cfg.top_p * total) { n = i + 1; break; }
+        }
+    }
     double total = 0;
-    for (int i = 0; i < n; i++) total += s->prob[i];
+    for (int i = 0; i < n; i++) total += s->prob[s->idx[i]];
     double r = next_double(s) * total, cum = 0;
     for (int i = 0; i < n; i++) {
-        cum += s->prob[i];
+        cum += s->prob[s->idx[i]];
         if (r < cum) return s->idx[i];
     }
     return s->idx[n - 1];

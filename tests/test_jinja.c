@@ -411,7 +411,22 @@ static const vec VECS[] = {
     {"{% call undefined_macro() %}x{% endcall %}",
      "{}",
      NULL},
-/* 132 cases */
+    {"{{ 'x,y z' | wordcount }} {{ 'Hello, World' | max }} {{ ['b', 'A', 'a'] | unique | list }} {{ ['b', 'A', 'c'] | min }} {{ ['b', 'A', 'c'] | sort }}",
+     "{}",
+     "3 W ['b', 'A'] A ['A', 'b', 'c']"},
+    {"{{ '' is lower }} {{ 'ab1' is lower }} {{ 'AB' is upper }} {{ 2.5 is odd }} {{ 3 is odd }} {{ 4 is even }} {{ 9 is divisibleby 3 }}",
+     "{}",
+     "False True True False True True True"},
+    {"{{ [1, 2, 1].count(1) }} {{ ['a', 'b'].index('b') }} {{ [u, 1] }} {{ m.nope is callable }}",
+     "{\"m\": {}}",
+     "2 1 [Undefined, 1] True"},
+    {"{{ '' is divisibleby 2 }}",
+     "{}",
+     NULL},
+    {"{{ n[:1] }}",
+     "{\"n\": null}",
+     NULL},
+/* 137 cases */
 };
 #define N_VECS ((int)(sizeof VECS / sizeof VECS[0]))
 
@@ -509,10 +524,37 @@ static void test_newlines(void) {
     free(out);
 }
 
+/* long elif chains and large templates: linear, no recursion limit hit */
+static void test_large(void) {
+    size_t cap = 1 << 20, n = 0;
+    char *src = pika_malloc(cap);
+    n += (size_t)snprintf(src + n, cap - n, "{%% if x == 0 %%}zero");
+    for (int i = 1; i < 3000; i++) n += (size_t)snprintf(src + n, cap - n, "{%% elif x == %d %%}v%d", i, i);
+    n += (size_t)snprintf(src + n, cap - n, "{%% else %%}none{%% endif %%}");
+    cJSON *v = cJSON_Parse("{\"x\": 2999}");
+    char *out = pika_jinja_render_string(src, n, v, NULL, NULL);
+    CHECK(out && !strcmp(out, "v2999"), "elif chain: %s", out ? out : pika_last_error());
+    free(out);
+    cJSON_Delete(v);
+    v = cJSON_Parse("{\"x\": -1}");
+    out = pika_jinja_render_string(src, n, v, NULL, NULL);
+    CHECK(out && !strcmp(out, "none"), "else branch: %s", out ? out : pika_last_error());
+    free(out);
+    cJSON_Delete(v);
+    /* 20000 tags over 20000 lines; an error at the end reports the right line */
+    n = 0;
+    for (int i = 0; i < 20000; i++) n += (size_t)snprintf(src + n, cap - n, "{{ %d }}\n", i);
+    n += (size_t)snprintf(src + n, cap - n, "{{ nope.x }}");
+    out = pika_jinja_render_string(src, n, NULL, NULL, NULL);
+    CHECK(out == NULL && strstr(pika_last_error(), "template line 20001"), "error line: %s", pika_last_error());
+    free(src);
+}
+
 int main(void) {
     RUN(test_vectors_vs_jinja2);
     RUN(test_error_lines);
     RUN(test_reuse_and_date);
     RUN(test_newlines);
+    RUN(test_large);
     return test_summary("jinja");
 }

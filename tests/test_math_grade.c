@@ -218,6 +218,22 @@ static void test_real_math(void) {
     EQ("\\begin{pmatrix} 0.5 \\\\ -1 \\end{pmatrix}", "\\begin{pmatrix} \\frac12 \\\\ -1 \\end{pmatrix}");
     NE("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}");
     NE("\\begin{pmatrix} 1 & 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}");
+    /* more: units as words, long integers, constants vs identities, inequality aliases */
+    EQ("5 cm", "5");
+    EQ("12 square units", "12");
+    NE("5 cm", "6");
+    NE("12345678901234567890", "12345678901234567891");
+    EQ("12345678901234567890", "12345678901234567890.0");
+    EQ("\\sin^2 x + \\cos^2 x", "1");
+    NE("\\sin^2 x", "1");
+    EQ("x \\ge 3", "x\\geq 3");
+    EQ("\\log_2 8", "3");
+    EQ("\\binom{5}{2}", "10");
+    EQ("2^{10}", "1024");
+    EQ("\\$1,000.50", "1000.5");
+    EQ("\\text{even}", "Even");
+    NE("(3, -3)", "(-3, 3)");
+    NE("\\sqrt{x^2}", "x");
     /* never equivalent on a parse failure */
     NE("\\frac{1}{", "\\frac{1}{");
     NE("", "");

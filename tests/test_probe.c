@@ -151,6 +151,42 @@ static void test_ridge_cv_exact(void) {
     }
 }
 
+/* The Newton-CG solver and liblinear agree on CV scores of a planted-signal problem. */
+static void test_logistic_solvers_agree(void) {
+    int n = 300, d = 30, k = 5;
+    pika_rng r;
+    pika_rng_seed(&r, 77);
+    double *X = malloc(sizeof(double) * n * d), *y = malloc(sizeof(double) * n);
+    for (int i = 0; i < n; i++) {
+        double z = gauss(&r);
+        for (int j = 0; j < d; j++) X[i * d + j] = gauss(&r) * (1 + j) + 3 * j + (j < 3 ? z : 0);
+        y[i] = z + gauss(&r) > 0;
+    }
+    int fold[300];
+    REQUIRE(pika_make_folds(y, n, PIKA_TASK_BINARY, k, 1, fold) == 0, "%s", pika_last_error());
+    double cm[2][5], cs[5];
+    for (int s = 0; s < 2; s++) {
+        pika_fit_opts o;
+        pika_fit_opts_default(&o);
+        o.eps = 1e-5;
+        o.logistic_solver = s ? PIKA_LOGISTIC_LIBLINEAR : PIKA_LOGISTIC_NEWTON;
+        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
+    }
+    for (int a = 0; a < 5; a++) CHECK(fabs(cm[0][a] - cm[1][a]) < 0.003, "alpha %d: newton %g liblinear %g", a, cm[0][a], cm[1][a]);
+    CHECK(cm[0][0] > 0.6, "signal found: %g", cm[0][0]);
+    /* paper setting (no standardization, no intercept) also runs and agrees */
+    for (int s = 0; s < 2; s++) {
+        pika_fit_opts o;
+        pika_fit_opts_paper(&o);
+        o.eps = 1e-5;
+        o.logistic_solver = s ? PIKA_LOGISTIC_LIBLINEAR : PIKA_LOGISTIC_NEWTON;
+        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
+    }
+    for (int a = 0; a < 5; a++) CHECK(fabs(cm[0][a] - cm[1][a]) < 0.01, "paper alpha %d: newton %g liblinear %g", a, cm[0][a], cm[1][a]);
+    free(X);
+    free(y);
+}
+
 static void test_planted_signal(void) {
     const char *dir = test_tmpdir();
     REQUIRE(make_store(dir, 400, 24, 4, 3, 2, -2, 5, 1) == 0, "%s", pika_last_error());
@@ -461,6 +497,7 @@ int main(void) {
     RUN(test_store_roundtrip_resume);
     RUN(test_folds);
     RUN(test_ridge_cv_exact);
+    RUN(test_logistic_solvers_agree);
     RUN(test_planted_signal);
     RUN(test_pure_noise_ci);
     RUN(test_baselines);

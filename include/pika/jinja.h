@@ -8,10 +8,19 @@
  * (True/False/None, ['a', 1], 1.0).
  *
  * Supported: {{ }}, {% %}, {# #}, whitespace control (- and +), raw; if/elif/else, for (else,
- * `if` filter, unpacking, loop.index/index0/revindex/revindex0/first/last/length/previtem/nextitem),
- * break/continue, set (names, tuples, ns.attr, block set), macro (defaults, recursion), filter
- * blocks, with, generation; Python operators, literals, slices, string/dict methods, the common
- * filters and tests. Anything else fails with a one-line error naming the template line.
+ * `if` filter, unpacking, loop.index/index0/revindex/revindex0/first/last/length/previtem/nextitem/
+ * cycle), break/continue, set (names, tuples, ns.attr, block set), macro (defaults, recursion),
+ * call blocks with caller(), filter blocks, with, generation; Python operators (incl. "%"
+ * formatting), literals, slices, str methods (strip/lstrip/rstrip/split/startswith/endswith/upper/
+ * lower/title/capitalize/replace/find/count/join/splitlines/format), dict items/keys/values/get,
+ * list count/index; filters trim length count string upper lower capitalize title default d tojson
+ * items list join replace first last reverse int float abs round sort dictsort unique min max sum
+ * indent wordcount select reject selectattr rejectattr map format safe escape; tests defined
+ * undefined none boolean true false integer float number string mapping iterable sequence callable
+ * odd even divisibleby equalto eq ne lt le gt ge in sameas lower upper. No extends/include/import.
+ * Anything unsupported fails with a one-line error naming the template line. Limits: nesting 256,
+ * 1 GiB of values and 5e7 steps per render (then an error, never a hang or a crash).
+ * Upper/lower case mapping covers ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic.
  */
 #ifndef PIKA_JINJA_H
 #define PIKA_JINJA_H

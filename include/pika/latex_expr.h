@@ -44,8 +44,8 @@ double pika_expr_var_value(const char *name, int point);
 pika_num pika_num_int(int64_t v);
 pika_num pika_num_ratio(int64_t num, int64_t den); /* den != 0 */
 pika_num pika_num_double(double v);
-/* 1 if a == b: exactly when both exact, else |a-b| <= rel_tol * max(1, |a|, |b|) (infinities equal
- * when same sign). */
+/* 1 if a == b: exactly when both exact, else |a-b| <= rel_tol * max(|a|, |b|) + 1e-14 (infinities
+ * equal when same sign). */
 int pika_num_equal(pika_num a, pika_num b, double rel_tol);
 
 #endif

@@ -49,6 +49,8 @@ typedef struct pika_ctx pika_ctx;
 pika_ctx *pika_ctx_new(pika_model *m, int n_threads); /* n_threads <= 0: all cores */
 void pika_ctx_free(pika_ctx *c);
 void pika_ctx_reset(pika_ctx *c);   /* forget all tokens (empty KV cache) */
+/* Forget the tokens after the first n (n <= n_past): e.g. to sample again from the same prompt. */
+void pika_ctx_truncate(pika_ctx *c, int n);
 int pika_ctx_n_past(const pika_ctx *c);
 const pika_model *pika_ctx_model(const pika_ctx *c);
 

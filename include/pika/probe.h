@@ -1,13 +1,20 @@
 /* probe.h — linear probes: standardization, ridge over an alpha grid (one factorization per fold),
- * L2 logistic regression (liblinear), stratified seeded k-fold CV on the training rows only,
+ * L2 logistic regression, stratified seeded k-fold CV on the training rows only,
  * (layer, position, alpha) selection, Platt calibration on out-of-fold scores, and the probe file.
  *
  * Objectives (alpha as in the paper / scikit-learn):
  *   ridge    min_w,b ||y - Zw - b||^2 + alpha ||w||^2              (b unpenalized; = sklearn Ridge)
- *   logistic min_w  1/2 ||w||^2 + C sum_i log(1 + exp(-s_i (z_i.w + b)))   with C = 1/alpha and
- *            s_i = +-1 (= sklearn LogisticRegression(C=1/alpha)). Solved by liblinear L2R_LR; liblinear
- *            2.3 penalizes its bias, so the intercept is a feature of constant value B
- *            (opts.bias_scale, default 10) whose weight is penalized by 1/(2B^2) b^2 — negligible.
+ *            Solved for the whole alpha grid from one factorization per fold: Cholesky per alpha
+ *            (auto for <= 8 alphas) or one eigendecomposition (dsyevd) + a diagonal rescale per alpha;
+ *            primal (d x d Gram) when d <= training rows, dual (n x n kernel) otherwise.
+ *   logistic min_w,b 1/2 ||w||^2 + C sum_i log(1 + exp(-s_i (z_i.w + b)))   with C = 1/alpha and
+ *            s_i = +-1 (= sklearn LogisticRegression(C=1/alpha), the paper's mapping).
+ *            Dense features (default): pika's truncated Newton-CG, all k folds solved together (one
+ *            pass over the data serves every fold), warm starts from the largest alpha down, b
+ *            unpenalized, stopping rule as liblinear's: ||grad|| <= eps min(#pos,#neg)/n ||grad(0)||.
+ *            liblinear (L2R_LR, option, and always for sparse TF-IDF features): liblinear 2.3
+ *            penalizes its bias, so the intercept is a feature of constant value B
+ *            (opts.bias_scale, default 10) whose weight is penalized by b^2 / (2 B^2) — negligible.
  *   Z = standardized features: (x - mean) / std over the fitting rows (population std; a zero std
  *   becomes 1). Without standardization Z = X (centered only when an intercept is fitted, ridge).
  * Selection: for each (layer, position, alpha) the CV score = mean over folds of the fold metric

@@ -49,7 +49,8 @@ void pika_matvec(uint32_t type, const void *W, const float *x, float *y, int64_t
  * + error for an unsupported type. Used by the GGUF writer (tests, benchmarks, trainer). */
 int pika_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
-/* Name of the SIMD path selected at run time: "avx512", "avx2" or "scalar". */
+/* Name of the SIMD path selected at run time: "avx512", "avx2" or "scalar". The environment
+ * variable PIKA_SIMD=avx2|scalar, read once, caps the automatic choice. */
 const char *pika_simd_path(void);
 /* Force the portable path (tests compare paths). 0 = auto. */
 void pika_simd_force_scalar(int on);

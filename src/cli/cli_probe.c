@@ -24,7 +24,8 @@ static const char FIT_FLAGS[] =
     "  --paper             the paper's raw setting (= --no-standardize --no-intercept)\n"
     "  --eps E             liblinear stopping tolerance (default 1e-3)\n"
     "  --ridge-solver auto|eig|chol   one eigendecomposition per fold, or one Cholesky per alpha (auto)\n"
-    "  --threads N         folds fitted in parallel for logistic regression (default: cores)\n";
+    "  --logistic-solver newton|liblinear   dense logistic solver: batched Newton-CG (default) or liblinear\n"
+    "  --threads N         folds fitted in parallel by liblinear (default: cores)\n";
 
 static const char PROBE_USAGE[] =
     "usage:\n"
@@ -142,6 +143,11 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
             else if (!strcmp(v, "binary")) A->fit.task = PIKA_TASK_BINARY;
             else if (!strcmp(v, "continuous")) A->fit.task = PIKA_TASK_CONTINUOUS;
             else pika_die("--task must be auto, binary or continuous");
+            i++;
+        } else if (v && !strcmp(k, "--logistic-solver")) {
+            if (!strcmp(v, "newton")) A->fit.logistic_solver = PIKA_LOGISTIC_NEWTON;
+            else if (!strcmp(v, "liblinear")) A->fit.logistic_solver = PIKA_LOGISTIC_LIBLINEAR;
+            else pika_die("--logistic-solver must be newton or liblinear");
             i++;
         } else if (v && !strcmp(k, "--ridge-solver")) {
             if (!strcmp(v, "auto")) A->fit.ridge_solver = PIKA_RIDGE_AUTO;

@@ -17,7 +17,7 @@ static void train_usage(FILE *f) {
             "  Trains a llama-architecture model on the synthetic math task and writes a GGUF that pika\n"
             "  (and llama.cpp) can load, with the task's SentencePiece-style tokenizer inside.\n"
             "  --task math            the task (only 'math')\n"
-            "  --size S               preset shape: s (~50K params), m (~300K), l (~1.5M) (default m)\n"
+            "  --size S               preset shape: s (56K params), m (260K), l (1.3M) (default m)\n"
             "  --embd N --layers N --heads N --kv-heads N --ff N   override the shape\n"
             "  --ctx N                context length (default 128) ; --tied  share embeddings and output\n"
             "  --steps N (1000)  --batch N (32)  --warmup N (50)  --lr X (3e-3)  --lr-min X (3e-4)\n"
