@@ -1,6 +1,6 @@
 /* bench_chat.c — chat-template rendering throughput: prompts per second for each built-in
  * template on a 4-message conversation (parse + render, as pika_chat_render does per call), and
- * for the EOI suffix (two more renders). `bench_chat [seconds per test = 0.5]`. */
+ * for the EOI suffix (two more renders). `bench_chat [seconds per test = 0.2]`. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,7 +8,7 @@
 #include "pika/util.h"
 
 int main(int argc, char **argv) {
-    double secs = argc > 1 ? atof(argv[1]) : 0.5;
+    double secs = argc > 1 ? atof(argv[1]) : 0.2;
     cJSON *msgs = cJSON_Parse(
         "[{\"role\":\"system\",\"content\":\"You are a careful math tutor. Put your final answer in \\\\boxed{}.\"},"
         "{\"role\":\"user\",\"content\":\"What is $1+1$?\"},"

@@ -689,7 +689,7 @@ static int equiv_rec(const char *a, const char *b, int depth, int mcq);
 
 /* Unordered match of two part lists (multiset, greedy with backtracking-free first fit). */
 static int match_unordered(char **a, int na, char **b, int nb, int depth, int mcq) {
-    if (na != nb) return 0;
+    if (na != nb || na > 200) return 0; /* very long lists: only the exact string match above counts */
     char *used = pika_calloc((size_t)nb + 1, 1);
     int ok = 1;
     for (int i = 0; i < na && ok; i++) {

@@ -420,6 +420,30 @@ static void test_loaders(void) {
     pika_dataset_free(d);
 }
 
+/* Real worked solutions: the answer extracted from every MATH-500 `solution` (last \boxed{}) is
+ * equivalent to its `answer` field. */
+static void test_math500_solutions(void) {
+    REQUIRE_SHARED(path, "data/math500/test.jsonl");
+    pika_field_map fm = {.id = "unique_id", .problem = "solution", .gold = "answer"};
+    pika_dataset *d = pika_dataset_load_file(path, &fm);
+    REQUIRE(d && d->n == 500, "math500 with solutions: %s", pika_last_error());
+    int bad = 0;
+    for (int i = 0; i < d->n; i++) {
+        char *a = NULL;
+        if (!pika_math_grade(d->rows[i].problem, d->rows[i].gold, NULL, &a) && bad++ < 5)
+            fprintf(stderr, "  %s: extracted '%s', answer '%s'\n", d->rows[i].id, a ? a : "(null)", d->rows[i].gold);
+        free(a);
+    }
+    CHECK(bad == 0, "%d of 500 solutions disagree with their answer", bad);
+    /* and a wrong answer (the next row's) is rejected for nearly all of them */
+    int wrong_ok = 0;
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->rows[i].gold, d->rows[(i + 1) % d->n].gold))
+            wrong_ok += pika_math_grade(d->rows[i].problem, d->rows[(i + 1) % d->n].gold, NULL, NULL);
+    CHECK(wrong_ok <= 5, "%d solutions matched another row's different answer", wrong_ok);
+    pika_dataset_free(d);
+}
+
 int main(void) {
     RUN(test_expr_eval);
     RUN(test_extract);
@@ -429,5 +453,6 @@ int main(void) {
     RUN(test_presets);
     RUN(test_loaders);
     RUN(test_gold_self_equivalence);
+    RUN(test_math500_solutions);
     return test_summary("math_grade");
 }

@@ -20,7 +20,7 @@
 static const char *PROMPT_OPTIONS =
     "data and prompt options (the same for extract and sample):\n"
     "  --data PRESET[:SPLIT]|FILE  a preset (math, gsm8k, ...; see pika data) or a .jsonl/.jsonl.gz/.csv file\n"
-    "  --field NAME          question field of a file (default problem)\n"
+    "  --problem-field NAME  question field of a file (default problem)\n"
     "  --id-field NAME       id field of a file (default id; the row number when absent)\n"
     "  --limit N             only the first N questions\n"
     "  --system TEXT         system message\n"
@@ -56,7 +56,7 @@ static int shared_option(run_setup *r, const char *cmd, int argc, char **argv, i
     const char **slot = NULL;
     if (!strcmp(a, "--model")) slot = &r->model_path;
     else if (!strcmp(a, "--data")) slot = &r->data;
-    else if (!strcmp(a, "--field")) slot = &r->field;
+    else if (!strcmp(a, "--problem-field")) slot = &r->field;
     else if (!strcmp(a, "--id-field")) slot = &r->id_field;
     else if (!strcmp(a, "--system")) slot = &r->prompt.system;
     else if (!strcmp(a, "--suffix")) slot = &r->prompt.user_suffix;
@@ -107,7 +107,7 @@ static void setup_load(run_setup *r, const char *cmd) {
     for (int64_t i = 0; i < r->n; i++) {
         r->ids[i] = r->ds->rows[i].id;
         r->questions[i] = r->ds->rows[i].problem;
-        if (!r->questions[i]) pika_die("%s: row %lld has no question text (field '%s')", r->data, (long long)i + 1, r->field);
+        if (!r->questions[i]) pika_die("%s: row %lld has no question text (--problem-field '%s')", r->data, (long long)i + 1, r->field);
     }
     r->m = pika_model_load(r->model_path);
     if (!r->m) pika_die("%s", pika_last_error());

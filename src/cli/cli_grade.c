@@ -30,7 +30,7 @@ static const char DATA_FLAGS[] =
 
 static const char DATA_USAGE[] =
     "usage: pika data show SPEC [--row N | --id ID] [data flags]\n"
-    "  Prints the row count, fields present, gold / level statistics and one example.\n";
+    "  Prints the task kind, row count, gold / test / level statistics and one example (row 0 by default).\n";
 
 static const char GRADE_USAGE[] =
     "usage:\n"
@@ -174,9 +174,10 @@ static const char *kind_name(pika_task_kind k) {
 
 int cmd_data(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "show")) {
-        fputs(DATA_USAGE, argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr);
-        fputs(DATA_FLAGS, stderr);
-        return argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? 0 : 2;
+        int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+        fputs(DATA_USAGE, help ? stdout : stderr);
+        fputs(DATA_FLAGS, help ? stdout : stderr);
+        return help ? 0 : 2;
     }
     args_t a;
     if (parse_args(argc, argv, 2, &a, DATA_USAGE)) return 2;

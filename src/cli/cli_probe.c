@@ -9,6 +9,8 @@
 #include "cli/commands.h"
 #include "pika/acts.h"
 #include "pika/baseline.h"
+#include "pika/gguf.h"
+#include "pika/tokenizer.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"
 #include "pika/report.h"
@@ -22,7 +24,7 @@ static const char FIT_FLAGS[] =
     "  --no-standardize    do not standardize features\n"
     "  --no-intercept      fit without intercept\n"
     "  --paper             the paper's raw setting (= --no-standardize --no-intercept)\n"
-    "  --eps E             liblinear stopping tolerance (default 1e-3)\n"
+    "  --eps E             logistic stopping tolerance, liblinear's rule (default 1e-3)\n"
     "  --ridge-solver auto|eig|chol   one eigendecomposition per fold, or one Cholesky per alpha (auto)\n"
     "  --logistic-solver newton|liblinear   dense logistic solver: batched Newton-CG (default) or liblinear\n"
     "  --threads N         folds fitted in parallel by liblinear (default: cores)\n";
@@ -39,10 +41,11 @@ static const char PROBE_USAGE[] =
 static const char BASELINE_USAGE[] =
     "usage:\n"
     "  pika baseline train   --kind length|tfidf --data DATA.jsonl --labels FILE --target FIELD -o BASE.json\n"
-    "                        [--text-field text] [--tokens-field FIELD] [--id-field id] [--split FIELD=VALUE]\n"
+    "                        [--text-field text] [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id]\n"
+    "                        [--split FIELD=VALUE]\n"
     "                        [--ngram-max 2] [--min-df 2] [--sublinear] [fit flags]\n"
     "  pika baseline predict --baseline BASE.json --data DATA.jsonl -o PRED.jsonl [--text-field text]\n"
-    "                        [--tokens-field FIELD] [--id-field id] [--labels FILE --split FIELD=VALUE]\n"
+    "                        [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id] [--labels FILE --split FIELD=VALUE]\n"
     "fit flags:\n";
 
 static const char REPORT_USAGE[] =
@@ -59,7 +62,7 @@ static const char DIFF_USAGE[] =
 
 typedef struct {
     const char *acts, *labels, *target, *out, *probe, *pred, *compare, *id_field, *split, *cv_table;
-    const char *kind, *data, *text_field, *tokens_field, *baseline, *human, *success, *out_dir;
+    const char *kind, *data, *text_field, *tokens_field, *tokenizer, *baseline, *human, *success, *out_dir;
     int32_t *layers, *positions;
     int n_layers, n_pos;
     int json, n_boot, svg;
@@ -119,6 +122,7 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
         else if (!strcmp(k, "--data")) TAKE(data);
         else if (!strcmp(k, "--text-field")) TAKE(text_field);
         else if (!strcmp(k, "--tokens-field")) TAKE(tokens_field);
+        else if (!strcmp(k, "--tokenizer")) TAKE(tokenizer);
         else if (!strcmp(k, "--baseline")) { TAKE(baseline); if (A->n_baselines < 64) A->baselines[A->n_baselines++] = v; }
         else if (!strcmp(k, "--human")) TAKE(human);
         else if (!strcmp(k, "--success")) TAKE(success);
@@ -187,13 +191,12 @@ static int64_t select_rows(char *const *ids, int64_t n, const char *labels, cons
     const char *f[1] = {target};
     if (pika_labels_read(&L, labels, id_field, target ? 1 : 0, f, sf)) pika_die("%s", pika_last_error());
     int64_t *lrow = pika_malloc(sizeof(int64_t) * (n ? n : 1));
-    if (!sf && pika_labels_join(&L, ids, n, lrow)) pika_die("%s", pika_last_error());
+    if (pika_labels_join(&L, ids, n, lrow)) pika_die("%s", pika_last_error());
     *rows = pika_malloc(sizeof(int64_t) * (n ? n : 1));
     if (y) *y = pika_malloc(sizeof(double) * (n ? n : 1));
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++) {
-        int64_t r = sf ? pika_strmap_get(&L.id_index, ids[i]) : lrow[i];
-        if (r < 0) continue; /* with --split, unlabelled rows are simply not in the split */
+        int64_t r = lrow[i];
         if (sf && strcmp(L.split[r], sv)) continue;
         (*rows)[m] = i;
         if (y) (*y)[m] = L.vals[r];
@@ -392,11 +395,26 @@ int cmd_baseline(int argc, char **argv) {
         n = select_rows(T.ids, T.n, A.labels, A.id_field, NULL, A.split, &rows, NULL);
     }
     char **tx = pika_malloc(sizeof(char *) * (n ? n : 1));
-    double *tk = T.n_tokens ? pika_malloc(sizeof(double) * (n ? n : 1)) : NULL;
+    double *tk = T.n_tokens || A.tokenizer ? pika_malloc(sizeof(double) * (n ? n : 1)) : NULL;
     for (int64_t i = 0; i < n; i++) {
         int64_t r = rows ? rows[i] : i;
         tx[i] = T.texts[r];
-        if (tk) tk[i] = T.n_tokens[r];
+        if (T.n_tokens) tk[i] = T.n_tokens[r];
+    }
+    if (A.tokenizer) {
+        /* prompt length in tokens of the given model (no BOS/EOS added, special-token text parsed) */
+        pika_gguf *g = pika_gguf_open(A.tokenizer);
+        pika_tokenizer *tok = g ? pika_tokenizer_from_gguf(g) : NULL;
+        if (!tok) pika_die("%s", pika_last_error());
+        for (int64_t i = 0; i < n; i++) {
+            int32_t *ids;
+            int c = pika_tokenize(tok, tx[i], strlen(tx[i]), false, true, &ids);
+            if (c < 0) pika_die("%s", pika_last_error());
+            tk[i] = c;
+            free(ids);
+        }
+        pika_tokenizer_free(tok);
+        pika_gguf_close(g);
     }
     if (train) {
         pika_probe p;
