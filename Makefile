@@ -79,7 +79,7 @@ asan-test:
 bench: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 	@sh bench/run.sh $(BUILD)
 
-demo: $(PIKA)
+demo: $(PIKA) $(TOOL_BIN)
 	@sh scripts/demo.sh $(BUILD)
 
 clean:

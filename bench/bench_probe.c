@@ -2,10 +2,11 @@
  * an activation store, timed end to end (store reads included).
  *
  *   bench_probe [--n 6000] [--d 1536] [--layers 29] [--positions 5] [--task binary|continuous]
- *               [--max-configs K] [--dir DIR] [--ridge-solver auto|eig|chol] [--threads T]
+ *               [--max-configs K] [--start-layer S] [--dir DIR] [--ridge-solver auto|eig|chol] [--threads T]
+ *               [--eps E]
  * Creates DIR (default /tmp/pika-bench-acts-N-D-L-P) with synthetic float16 activations the first
  * time (signal in layer L/2, position -1). --max-configs K times only the first K (layer, position)
- * pairs (layers in order) and extrapolates the full-sweep time linearly. Prints one line
+ * pairs (layers in order from --start-layer) and extrapolates the full-sweep time linearly. Prints one line
  * "bench_probe task=... configs=... seconds=... per_config=... full_sweep_est=...".
  * Compare with bench/bench_probe_sklearn.py (same data layout, same sweep).
  */
@@ -28,6 +29,7 @@ static double gauss(pika_rng *r) {
 int main(int argc, char **argv) {
     int64_t n = 6000;
     double eps = 0;
+    int start_layer = 0;
     int d = 1536, L = 29, P = 5, binary = 1, max_cfg = 0, solver = PIKA_RIDGE_AUTO, threads = 0;
     const char *dir = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -40,6 +42,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--eps")) eps = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--start-layer")) start_layer = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--ridge-solver")) solver = !strcmp(argv[i + 1], "eig") ? PIKA_RIDGE_EIG : !strcmp(argv[i + 1], "chol") ? PIKA_RIDGE_CHOL : PIKA_RIDGE_AUTO;
         else { fprintf(stderr, "bench_probe: unknown option %s\n", argv[i]); return 2; }
     }
@@ -109,7 +112,9 @@ int main(int argc, char **argv) {
     if (eps > 0) o.eps = eps;
     pika_probe p;
     double t0 = pika_now();
-    if (pika_probe_train(&a, NULL, n, y, "y", layers, nl, pos, np, &o, &p, NULL)) {
+    if (start_layer < 0 || start_layer >= L) start_layer = 0;
+    if (nl > L - start_layer) nl = L - start_layer;
+    if (pika_probe_train(&a, NULL, n, y, "y", layers + start_layer, nl, pos, np, &o, &p, NULL)) {
         fprintf(stderr, "bench_probe: %s\n", pika_last_error());
         return 2;
     }

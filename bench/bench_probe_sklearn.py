@@ -4,7 +4,7 @@ done the standard scikit-learn way: for each (layer, position): StratifiedKFold(
 (KFold for a continuous target), for each alpha a Pipeline(StandardScaler, Ridge(alpha) or
 LogisticRegression(C=1/alpha, lbfgs, max_iter=1000)) fit on the fold, scored by AUROC / Spearman.
 
-  bench_probe_sklearn.py DIR --task binary|continuous [--max-configs K]
+  bench_probe_sklearn.py DIR --task binary|continuous [--max-configs K] [--start-layer S]
 
 DIR is a store written by bench_probe (layer_XX.npy float16 [n, P, d] + y_<task>.npy). Only the
 first K (layer, position) pairs are timed; the full-sweep time is extrapolated linearly.
@@ -29,6 +29,7 @@ def main():
     d = sys.argv[1]
     task = sys.argv[sys.argv.index("--task") + 1] if "--task" in sys.argv else "binary"
     kmax = int(sys.argv[sys.argv.index("--max-configs") + 1]) if "--max-configs" in sys.argv else 0
+    start = int(sys.argv[sys.argv.index("--start-layer") + 1]) if "--start-layer" in sys.argv else 0
     meta = json.load(open(os.path.join(d, "meta.json")))
     L, P = meta["layers"], meta["positions"]
     y = np.load(os.path.join(d, f"y_{task}.npy")).astype(np.float64)
@@ -38,6 +39,8 @@ def main():
     t0 = time.time()
     done, best = 0, (-1, None)
     for li, layer in enumerate(L):
+        if li < start:
+            continue
         arr = np.load(os.path.join(d, f"layer_{layer:02d}.npy"), mmap_mode="r")
         for pi, pos in enumerate(P):
             if done >= k:

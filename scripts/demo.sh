@@ -1,10 +1,7 @@
 #!/bin/sh
-# demo.sh — the main job until the full pipeline lands: describe the bundled fixture model
-# and generate from it. Usage: scripts/demo.sh [BUILD_DIR]
+# demo.sh — the main job: pika end to end on its bundled model pool (models/pool), writing everything
+# under demo-out/ (problems, rollouts, labels, activations, probes, reports, summary.txt).
+# Usage: scripts/demo.sh [BUILD_DIR]; scripts/pipeline.sh documents the knobs (N, K, MODELS, OUT).
 set -e
 B=${1:-build}
-M=${PIKA_SHARED:-../shared}/fixtures/models/stories260K.gguf
-if [ ! -f "$M" ]; then echo "demo: $M not found (set PIKA_SHARED to the shared/ folder)" >&2; exit 2; fi
-"$B/pika" info "$M"
-echo "--- greedy continuation of 'Once upon a time' (ids):"
-"$B/pika" generate --model "$M" --ids "1 403 407 261 378" -n 24 --temperature 0 --print-ids
+OUT=${OUT:-demo-out} sh "$(dirname "$0")/pipeline.sh" "$B"

@@ -17,8 +17,9 @@
 
 struct pika_lines {
     gzFile f;
-    char *buf;
-    size_t cap;
+    char *buf;         /* read buffer: bytes [pos, end) not yet returned */
+    size_t cap, pos, end;
+    int eof;
     long lineno;
 };
 
@@ -32,38 +33,46 @@ pika_lines *pika_lines_open(const char *path) {
     pika_lines *r = pika_calloc(1, sizeof *r);
     r->f = f;
     r->cap = 1 << 16;
-    r->buf = pika_malloc(r->cap);
+    r->buf = pika_malloc(r->cap + 1);
     return r;
 }
 
+/* Lines may hold any bytes (NULs included); the returned length is exact. */
 int pika_lines_next(pika_lines *r, char **line, size_t *len) {
-    size_t n = 0;
+    size_t scan = r->pos;
     for (;;) {
-        if (r->cap - n < 2) {
+        char *nl = r->end > scan ? memchr(r->buf + scan, '\n', r->end - scan) : NULL;
+        if (nl || (r->eof && r->end > r->pos)) {
+            size_t n = nl ? (size_t)(nl - (r->buf + r->pos)) : r->end - r->pos;
+            char *l = r->buf + r->pos;
+            r->pos += n + (nl ? 1 : 0);
+            if (n > 0 && l[n - 1] == '\r') n--;
+            l[n] = 0; /* overwrites the '\n' (or the spare byte at the end of the buffer) */
+            r->lineno++;
+            *line = l;
+            *len = n;
+            return 1;
+        }
+        if (r->eof) return 0;
+        /* compact, grow, read more */
+        if (r->pos > 0) {
+            memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+            r->end -= r->pos;
+            r->pos = 0;
+        }
+        scan = r->end;
+        if (r->end == r->cap) {
             r->cap *= 2;
-            r->buf = pika_realloc(r->buf, r->cap);
+            r->buf = pika_realloc(r->buf, r->cap + 1);
         }
-        if (!gzgets(r->f, r->buf + n, (int)(r->cap - n > (1u << 30) ? (1u << 30) : r->cap - n))) {
+        int k = gzread(r->f, r->buf + r->end, (unsigned)(r->cap - r->end > (1u << 30) ? (1u << 30) : r->cap - r->end));
+        if (k < 0) {
             int err = 0;
-            const char *msg = gzerror(r->f, &err);
-            if (err != Z_OK && err != Z_BUF_ERROR) return pika_set_error("read error: %s", msg);
-            if (n == 0) return 0;
-            break;
+            return pika_set_error("read error: %s", gzerror(r->f, &err));
         }
-        /* gzgets may stop at an embedded NUL: measure by scanning for '\n' is unsafe, so use strlen
-         * and treat a NUL byte as ending the chunk (such lines fail UTF-8/JSON checks anyway). */
-        size_t k = strlen(r->buf + n);
-        n += k;
-        if (n > 0 && r->buf[n - 1] == '\n') break;
-        if (k == 0) break;
+        if (k == 0) r->eof = 1;
+        r->end += (size_t)k;
     }
-    if (n > 0 && r->buf[n - 1] == '\n') n--;
-    if (n > 0 && r->buf[n - 1] == '\r') n--;
-    r->buf[n] = 0;
-    r->lineno++;
-    *line = r->buf;
-    *len = n;
-    return 1;
 }
 
 long pika_lines_lineno(const pika_lines *r) { return r->lineno; }
@@ -107,7 +116,11 @@ int pika_utf8_valid(const char *s, size_t n) {
 }
 
 void *pika_json_parse_line(const char *line, size_t len, const char *where, long lineno) {
-    if (memchr(line, 0, len) || !pika_utf8_valid(line, len)) {
+    if (memchr(line, 0, len)) {
+        pika_set_error("%s:%ld: NUL byte in the line", where, lineno);
+        return NULL;
+    }
+    if (!pika_utf8_valid(line, len)) {
         pika_set_error("%s:%ld: invalid UTF-8 text", where, lineno);
         return NULL;
     }
@@ -296,7 +309,7 @@ static int parse_level(const char *s) {
 }
 
 static void free_example(pika_example *e) {
-    free(e->id); free(e->problem); free(e->gold); free(e->subject);
+    free(e->id); free(e->problem); free(e->gold); free(e->subject); free(e->split);
     free(e->prefix); free(e->test); free(e->entry_point); free(e->setup); free(e->tests_json);
 }
 
@@ -329,7 +342,7 @@ static int map_row(pika_example *e, const pika_field_map *fm, long row, const ch
         e->id = pika_strdup(b);
     }
     struct { const char *key; char **dst; int required; } f[] = {
-        {fm->problem, &e->problem, 0}, {fm->gold, &e->gold, 0}, {fm->subject, &e->subject, 0},
+        {fm->problem, &e->problem, 0}, {fm->gold, &e->gold, 0}, {fm->subject, &e->subject, 0}, {fm->split, &e->split, 0},
         {fm->prefix, &e->prefix, 1}, {fm->test, &e->test, 1}, {fm->entry_point, &e->entry_point, 1},
         {fm->setup, &e->setup, 0}, {fm->tests, &e->tests_json, 1},
     };
@@ -450,6 +463,12 @@ const char *pika_data_dir(const char *dir) {
     if (dir && *dir) return dir;
     const char *e = getenv("PIKA_DATA");
     if (e && *e) return e;
+    static char buf[1024];
+    const char *sh = getenv("PIKA_SHARED");
+    if (sh && *sh && strlen(sh) < sizeof buf - 8) {
+        snprintf(buf, sizeof buf, "%s/data", sh);
+        return buf;
+    }
     return "../shared/data";
 }
 

@@ -372,6 +372,13 @@ static char *normalize_keep_spaces(const char *ans, int *percent) {
     }
     s = replace_all(s, "\n", " ");
     s = replace_all(s, "\r", " ");
+    /* Unicode math symbols models sometimes print */
+    s = replace_all(s, "\xe2\x88\x92", "-");        /* U+2212 minus */
+    s = replace_all(s, "\xc3\x97", "\\times ");      /* multiplication sign */
+    s = replace_all(s, "\xc2\xb7", "\\cdot ");       /* middle dot */
+    s = replace_all(s, "\xcf\x80", "\\pi ");         /* pi */
+    s = replace_all(s, "\xe2\x88\x9e", "\\infty ");  /* infinity */
+    s = replace_all(s, "\xe2\x88\x9a", "\\sqrt ");   /* square root */
     s = replace_all(s, "\\!", "");
     s = replace_all(s, "{,}", ",");
     s = replace_cmd(s, "dfrac", "\\frac");
@@ -622,6 +629,14 @@ static void classify(const char *s, shape *sh) {
                 }
             }
         }
+    }
+    /* a plain brace group around everything is only grouping: {1, 2} */
+    size_t slen = strlen(s);
+    if (slen >= 2 && s[0] == '{' && s[slen - 1] == '}' && outer_pair(s, 1, 1)) {
+        char *inner = dup_trim(s + 1, slen - 2);
+        classify(inner, sh);
+        free(inner);
+        return;
     }
     char **parts;
     int n = split_top(s, "\\cup", &parts);

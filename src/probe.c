@@ -163,7 +163,7 @@ static void col_stats(const double *X, int64_t n, int d, const pika_fit_opts *o,
 static int solve_shifted(const double *M, int m, const double *rhs, const double *alphas, int A, int method, double *out) {
     size_t mm = (size_t)m * (size_t)m;
     double *W = pika_malloc(sizeof(double) * mm);
-    if (method == PIKA_RIDGE_AUTO) method = A <= 8 ? PIKA_RIDGE_CHOL : PIKA_RIDGE_EIG;
+    if (method == PIKA_RIDGE_AUTO) method = A <= 12 ? PIKA_RIDGE_CHOL : PIKA_RIDGE_EIG; /* measured crossover, d = 1536 */
     int rc = 0;
     if (method == PIKA_RIDGE_EIG) {
         double *lam = pika_malloc(sizeof(double) * (size_t)m), *t = pika_malloc(sizeof(double) * (size_t)m);
@@ -239,6 +239,28 @@ static int ridge_fit_all(const double *X, int64_t n, int d, const double *y, con
     return rc;
 }
 
+/* Large per-sweep buffers are kept between (layer, position) configurations of one thread: freeing
+ * and re-mapping ~200 MB per configuration costs more in page faults than the solves save.
+ * pika_probe_train releases them at the end. */
+static _Thread_local struct { void *p; size_t cap; } g_scratch[2];
+
+static void *scratch_get(int slot, size_t bytes) {
+    if (g_scratch[slot].cap < bytes) {
+        free(g_scratch[slot].p);
+        g_scratch[slot].p = pika_malloc(bytes);
+        g_scratch[slot].cap = bytes;
+    }
+    return g_scratch[slot].p;
+}
+
+static void scratch_release(void) {
+    for (int i = 0; i < 2; i++) {
+        free(g_scratch[i].p);
+        g_scratch[i].p = NULL;
+        g_scratch[i].cap = 0;
+    }
+}
+
 /* Ridge CV. Primal (d <= smallest training fold): Gram matrices of each fold block are computed once
  * (on rows shifted by the global mean, for accuracy) and each fold's training Gram is the total
  * minus its own block, corrected for that fold's centering and scaling. Dual otherwise. */
@@ -266,14 +288,14 @@ static int ridge_cv(const double *X, int64_t n, int d, const double *y, const in
         for (int64_t i = 0; i < n; i++)
             for (int j = 0; j < d; j++) c[j] += X[i * d + j];
         for (int j = 0; j < d; j++) c[j] /= (double)n;
-        double *Xb = pika_malloc(sizeof(double) * (size_t)n * (size_t)d); /* shifted rows in fold order */
+        double *Xb = scratch_get(0, sizeof(double) * (size_t)n * (size_t)d); /* shifted rows in fold order */
         double *yb = pika_malloc(sizeof(double) * (size_t)n);
         for (int64_t t = 0; t < n; t++) {
             const double *src = X + order[t] * d;
             for (int j = 0; j < d; j++) Xb[t * d + j] = src[j] - c[j];
             yb[t] = y[order[t]];
         }
-        double *S = pika_malloc(sizeof(double) * dd * (size_t)(k + 1)); /* S[k] = total */
+        double *S = scratch_get(1, sizeof(double) * dd * (size_t)(k + 1)); /* S[k] = total */
         double *sk = pika_calloc((size_t)(k + 1) * d, sizeof(double));  /* column sums */
         double *pk = pika_calloc((size_t)(k + 1) * d, sizeof(double));  /* X'^T y per block */
         double *ysum = pika_calloc((size_t)k + 1, sizeof(double));
@@ -339,7 +361,7 @@ static int ridge_cv(const double *X, int64_t n, int d, const double *y, const in
                 for (int a = 0; a < A; a++) pred[t * A + a] = P[t * A + a] + off[a];
         }
         free(G); free(r); free(W); free(m); free(sc); free(s); free(U); free(P);
-        free(S); free(sk); free(pk); free(ysum); free(Xb); free(yb); free(c);
+        free(sk); free(pk); free(ysum); free(yb); free(c);
     } else {
         /* dual, explicit per fold */
         double *Xt = pika_malloc(sizeof(double) * (size_t)n * d), *yt = pika_malloc(sizeof(double) * (size_t)n);
@@ -539,6 +561,8 @@ static void summarize(const double *scores, int k, int A, double *cv_mean, doubl
 /* One pass over X [n x d] serving F vectors, split over threads by rows:
  *   forward  (T != NULL): M[i*F+f] = X_i . T[f] + cst[f]        (T: [F x d])
  *   backward (R != NULL): G[f] = sum_i R[i*F+f] X_i              (G: [F x d])
+ *   fused    (T, Dw):     r = Dw[i*F+f] (X_i . T[f] + cst[f]); G[f] += r X_i; rs[f] += r
+ *                         (a Hessian-vector product with each row used twice while in cache)
  * A skinny GEMM that neither packs X nor reads it more than once. */
 typedef struct {
     const float *X;
@@ -546,6 +570,8 @@ typedef struct {
     int d, F;
     const double *T, *cst, *R;
     double *M, *G;
+    const double *Dw;  /* fused Hessian-vector mode (T and Dw set): G[f] = sum_i Dw_if (X_i.T[f] + cst_f) X_i */
+    double *rs;        /* [F] sums of the row weights in fused mode */
 } mm_job;
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -553,7 +579,40 @@ typedef struct {
 /* AVX2+FMA versions of the two loops of mm_work (chosen at run time when the CPU has them). */
 __attribute__((target("avx2,fma"))) static void mm_work_avx2(mm_job *J) {
     int d = J->d, F = J->F, d4 = d & ~15;
-    if (J->T) {
+    if (J->T && J->Dw) {
+        memset(J->G, 0, sizeof(double) * (size_t)F * d);
+        for (int f = 0; f < F; f++) J->rs[f] = 0;
+        for (int64_t i = J->i0; i < J->i1; i++) {
+            const float *x = J->X + i * d;
+            for (int f = 0; f < F; f++) {
+                double w = J->Dw[i * F + f];
+                if (w == 0) continue;
+                const double *t = J->T + (size_t)f * d;
+                __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
+                int j = 0;
+                for (; j < d4; j += 16) {
+                    a0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(t + j), a0);
+                    a1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), _mm256_loadu_pd(t + j + 4), a1);
+                    a2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 8)), _mm256_loadu_pd(t + j + 8), a2);
+                    a3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 12)), _mm256_loadu_pd(t + j + 12), a3);
+                }
+                __m256d a = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
+                double buf[4];
+                _mm256_storeu_pd(buf, a);
+                double acc = (buf[0] + buf[1]) + (buf[2] + buf[3]);
+                for (; j < d; j++) acc += x[j] * t[j];
+                double r = w * (acc + J->cst[f]);
+                J->rs[f] += r;
+                double *g = J->G + (size_t)f * d;
+                __m256d rv = _mm256_set1_pd(r);
+                for (j = 0; j < d4; j += 8) {
+                    _mm256_storeu_pd(g + j, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), rv, _mm256_loadu_pd(g + j)));
+                    _mm256_storeu_pd(g + j + 4, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), rv, _mm256_loadu_pd(g + j + 4)));
+                }
+                for (; j < d; j++) g[j] += r * x[j];
+            }
+        }
+    } else if (J->T) {
         for (int64_t i = J->i0; i < J->i1; i++) {
             const float *x = J->X + i * d;
             for (int f = 0; f < F; f++) {
@@ -604,7 +663,24 @@ static void *mm_work(void *arg) {
     }
 #endif
     int d = J->d, F = J->F;
-    if (J->T) {
+    if (J->T && J->Dw) {
+        memset(J->G, 0, sizeof(double) * (size_t)F * d);
+        for (int f = 0; f < F; f++) J->rs[f] = 0;
+        for (int64_t i = J->i0; i < J->i1; i++) {
+            const float *x = J->X + i * d;
+            for (int f = 0; f < F; f++) {
+                double w = J->Dw[i * F + f];
+                if (w == 0) continue;
+                const double *t = J->T + (size_t)f * d;
+                double acc = 0;
+                for (int j = 0; j < d; j++) acc += x[j] * t[j];
+                double r = w * (acc + J->cst[f]);
+                J->rs[f] += r;
+                double *g = J->G + (size_t)f * d;
+                for (int j = 0; j < d; j++) g[j] += r * x[j];
+            }
+        }
+    } else if (J->T) {
         for (int64_t i = J->i0; i < J->i1; i++) {
             const float *x = J->X + i * d;
             for (int f = 0; f < F; f++) {
@@ -631,17 +707,19 @@ static void *mm_work(void *arg) {
     return NULL;
 }
 
-static void mm_run(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst, const double *R,
-                   double *G) {
+static void mm_run_ex(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst, const double *R,
+                      double *G, const double *Dw, double *rs) {
     int nt = pika_n_cores();
     if (nt > 16) nt = 16;
     if ((int64_t)nt * 64 > n) nt = 1;
     mm_job jobs[16];
     pthread_t th[16];
-    double *part = (!T && nt > 1) ? pika_malloc(sizeof(double) * (size_t)(nt - 1) * F * d) : NULL;
+    int back = !T || Dw; /* produces G */
+    double *part = (back && nt > 1) ? pika_malloc(sizeof(double) * (size_t)(nt - 1) * F * d) : NULL;
+    double rsp[16][64];
     for (int t = 0; t < nt; t++) {
         jobs[t] = (mm_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .R = R, .M = M,
-                           .G = T ? NULL : (t == 0 ? G : part + (size_t)(t - 1) * F * d)};
+                           .G = back ? (t == 0 ? G : part + (size_t)(t - 1) * F * d) : NULL, .Dw = Dw, .rs = rsp[t]};
     }
     int started[16] = {0};
     for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, mm_work, &jobs[t]) == 0;
@@ -650,10 +728,20 @@ static void mm_run(const float *X, int64_t n, int d, int F, const double *T, dou
         if (started[t]) pthread_join(th[t], NULL);
         else mm_work(&jobs[t]);
     }
-    if (!T)
+    if (back)
         for (int t = 1; t < nt; t++)
             for (size_t q = 0; q < (size_t)F * d; q++) G[q] += part[(size_t)(t - 1) * F * d + q];
+    if (rs && Dw)
+        for (int f = 0; f < F; f++) {
+            rs[f] = 0;
+            for (int t = 0; t < nt; t++) rs[f] += rsp[t][f];
+        }
     free(part);
+}
+
+static void mm_run(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst, const double *R,
+                   double *G) {
+    mm_run_ex(X, n, d, F, T, M, cst, R, G, NULL, NULL);
 }
 
 /* F logistic problems sharing one dense matrix: problem f trains on rows with fold[i] != f (all rows
@@ -702,6 +790,26 @@ static void lrb_back(const lrb *P, const double *R, double *G, double *tmp /* [F
         for (int j = 0; j < d; j++)
             G[(size_t)f * (d + 1) + j] = (tmp[(size_t)f * d + j] - P->mu[(size_t)f * d + j] * rs[f]) / P->sig[(size_t)f * d + j];
         G[(size_t)f * (d + 1) + d] = P->intercept ? rs[f] : 0;
+    }
+}
+
+/* Hp[f] = Z_f' D_f (Z_f V[f] + bias) in one pass (D = Dw, zero outside problem f); identity not added. */
+static void lrb_hv(const lrb *P, const double *V, const double *Dw, double *Hp, double *tmp /* [F x d] */, double *tmp2 /* [F x d] */) {
+    int d = P->d, F = P->F;
+    double cst[64], rs[64];
+    for (int f = 0; f < F; f++) {
+        cst[f] = P->intercept ? V[(size_t)f * (d + 1) + d] : 0;
+        for (int j = 0; j < d; j++) {
+            double v = V[(size_t)f * (d + 1) + j] / P->sig[(size_t)f * d + j];
+            tmp[(size_t)f * d + j] = v;
+            cst[f] -= P->mu[(size_t)f * d + j] * v;
+        }
+    }
+    mm_run_ex(P->X, P->n, d, F, tmp, NULL, cst, NULL, tmp2, Dw, rs);
+    for (int f = 0; f < F; f++) {
+        for (int j = 0; j < d; j++)
+            Hp[(size_t)f * (d + 1) + j] = (tmp2[(size_t)f * d + j] - P->mu[(size_t)f * d + j] * rs[f]) / P->sig[(size_t)f * d + j];
+        Hp[(size_t)f * (d + 1) + d] = P->intercept ? rs[f] : 0;
     }
 }
 
@@ -801,10 +909,8 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
             int any = 0;
             for (int f = 0; f < F; f++) any |= !cg_done[f];
             if (!any) break;
-            /* Hp = P + Z' D Z P (no identity on the bias) */
-            lrb_margins(P, Pd, Ms, tmp);
-            for (size_t q = 0; q < nf; q++) Ms[q] *= Dw[q];
-            lrb_back(P, Ms, Hp, tmp);
+            /* Hp = P + Z' D Z P (no identity on the bias), one fused pass over X */
+            lrb_hv(P, Pd, Dw, Hp, tmp, S1);
             for (int f = 0; f < F; f++) {
                 if (cg_done[f]) continue;
                 double pHp = 0;
@@ -1502,6 +1608,7 @@ int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const doub
                     task == PIKA_TASK_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std);
     }
     free(li); free(pi); free(fold); free(X); free(oof); free(best_oof);
+    scratch_release();
     if (rc) {
         char err[512];
         snprintf(err, sizeof err, "%s", pika_last_error());

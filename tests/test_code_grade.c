@@ -305,6 +305,38 @@ static void test_mbpp_all(void) {
     run_all("mbpp", 974, limit);
 }
 
+static void test_cli_code(void) {
+    REQUIRE_SHARED(p, "data/mbpp/mbpp.jsonl");
+    (void)p;
+    NEED_SANDBOX();
+    const char *dir = test_tmpdir();
+    char prog[512], cmd[1500];
+    snprintf(prog, sizeof prog, "%s/he0.py", dir);
+    FILE *f = fopen(prog, "w");
+    fputs("def has_close_elements(numbers, threshold):\n"
+          "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n", f);
+    fclose(f);
+    int st;
+    snprintf(cmd, sizeof cmd, "%s grade code --data humaneval --id HumanEval/0 --program %s", test_pika_bin(), prog);
+    char *out = test_run(cmd, &st);
+    CHECK(st == 0 && !strncmp(out, "pass\t", 5), "task pass (%d): %s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s grade code --data humaneval --id HumanEval/1 --program %s", test_pika_bin(), prog);
+    out = test_run(cmd, &st);
+    CHECK(st == 1 && !strncmp(out, "fail\t", 5), "wrong task fails (%d): %s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s grade code --data mbpp:fewshot --references --workers 2 2>/dev/null", test_pika_bin());
+    out = test_run(cmd, &st);
+    int lines = 0;
+    for (char *q = out; *q; q++) lines += *q == '\n';
+    CHECK(st == 0 && lines == 10 && strstr(out, "\"verdict\":\"pass\""), "references (%d): %s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s grade code --data humaneval --id HumanEval/999 --program %s 2>&1", test_pika_bin(), prog);
+    out = test_run(cmd, &st);
+    CHECK(st == 2 && strstr(out, "HumanEval/999"), "unknown id (%d): %s", st, out);
+    free(out);
+}
+
 int main(void) {
     RUN(test_extract);
     RUN(test_harness);
@@ -312,6 +344,7 @@ int main(void) {
     RUN(test_containment);
     RUN(test_fail_closed);
     RUN(test_stdio);
+    RUN(test_cli_code);
     RUN(test_humaneval_all);
     RUN(test_mbpp_all);
     return test_summary("code_grade");

@@ -234,6 +234,12 @@ static void test_real_math(void) {
     EQ("\\text{even}", "Even");
     NE("(3, -3)", "(-3, 3)");
     NE("\\sqrt{x^2}", "x");
+    /* Unicode symbols and plain braces */
+    EQ("\xe2\x88\x92" "5", "-5");
+    EQ("3\xc3\x97" "4", "12");
+    EQ("\xcf\x80/2", "\\frac{\\pi}{2}");
+    EQ("{1,2}", "\\{2,1\\}");
+    NE("\xe2\x88\x92" "5", "5");
     /* never equivalent on a parse failure */
     NE("\\frac{1}{", "\\frac{1}{");
     NE("", "");

@@ -493,6 +493,63 @@ static void test_bad_inputs(void) {
     CHECK(pika_acts_open(&a, d4) != 0 && strstr(pika_last_error(), "ids"), "ids count: %s", pika_last_error());
 }
 
+
+/* End to end through the CLI: train, predict, baselines (incl. --tokenizer), eval --json, report, difficulty. */
+static void test_cli_pipeline(void) {
+    if (access(test_pika_bin(), X_OK) != 0) SKIP_TEST("*** %s not built ***", test_pika_bin());
+    const char *d = test_tmpdir();
+    REQUIRE(make_store(d, 240, 8, 2, 2, 1, -1, 31, 1) == 0, "%s", pika_last_error());
+    char path[512];
+    snprintf(path, sizeof path, "%s/data.jsonl", d);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 240; i++) fprintf(f, "{\"id\":\"q%04d\",\"text\":\"Problem %d: compute the value\",\"n\":%d}\n", i, i, 5 + i % 7);
+    fclose(f);
+    char cmd[4096];
+    int st;
+    char *out;
+    const char *steps[] = {
+        "probe train --acts %1$s --labels %1$s/labels.jsonl --target correct --split split=train -o %1$s/p.json --cv-table %1$s/cv.tsv",
+        "probe predict --probe %1$s/p.json --acts %1$s --labels %1$s/labels.jsonl --split split=test -o %1$s/pred.jsonl",
+        "baseline train --kind length --data %1$s/data.jsonl --tokens-field n --labels %1$s/labels.jsonl --target correct --split split=train -o %1$s/len.json",
+        "baseline predict --baseline %1$s/len.json --data %1$s/data.jsonl --tokens-field n --labels %1$s/labels.jsonl --split split=test -o %1$s/len.jsonl",
+        "baseline train --kind tfidf --data %1$s/data.jsonl --labels %1$s/labels.jsonl --target rate --split split=train -o %1$s/tf.json --min-df 1 --sublinear",
+        "report --out %1$s/rep --probe %1$s/p.json --baseline %1$s/len.json --pred probe=%1$s/pred.jsonl --pred length=%1$s/len.jsonl --labels %1$s/labels.jsonl --target correct --bootstrap 100",
+        "difficulty --acts %1$s --labels %1$s/labels.jsonl --human rate --success correct --split split=train --bootstrap 50 --out %1$s/diff",
+    };
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        char args[2048];
+        snprintf(args, sizeof args, steps[k], d);
+        out = run_pika(args, &st);
+        CHECK(st == 0, "step %zu (%s): %s", k, args, out);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "probe eval --pred %1$s/pred.jsonl --compare %1$s/len.jsonl --labels %1$s/labels.jsonl --target correct --json --bootstrap 100", d);
+    out = run_pika(cmd, &st);
+    CHECK(st == 0 && strstr(out, "\"auroc\":") && strstr(out, "\"paired\":"), "eval json: %s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/rep/report.md", d);
+    char *md = pika_read_file(path, NULL);
+    CHECK(md && strstr(md, "selected: **layer 1, position -1") && strstr(md, "Paired bootstrap"), "report.md: %s", md ? md : "(missing)");
+    free(md);
+    snprintf(path, sizeof path, "%s/diff/difficulty.md", d);
+    md = pika_read_file(path, NULL);
+    CHECK(md && strstr(md, "Spearman(rate, correct)"), "difficulty.md");
+    free(md);
+    if (access("/usr/bin/gnuplot", X_OK) == 0) {
+        snprintf(path, sizeof path, "%s/rep/cv_by_layer.png", d);
+        struct stat sb;
+        CHECK(stat(path, &sb) == 0 && sb.st_size > 1000, "gnuplot plot written");
+    }
+    /* --tokenizer: token counts from a GGUF vocabulary */
+    const char *gg = test_shared_path("fixtures/models/llama-tiny.gguf");
+    if (gg) {
+        snprintf(cmd, sizeof cmd, "baseline train --kind length --data %1$s/data.jsonl --tokenizer %2$s --labels %1$s/labels.jsonl --target correct -o %1$s/len2.json", d, gg);
+        out = run_pika(cmd, &st);
+        CHECK(st == 0 && strstr(out, "n_tokens+n_chars"), "--tokenizer: %s", out);
+        free(out);
+    }
+}
+
 int main(void) {
     RUN(test_store_roundtrip_resume);
     RUN(test_folds);
@@ -503,5 +560,6 @@ int main(void) {
     RUN(test_baselines);
     RUN(test_no_leakage);
     RUN(test_bad_inputs);
+    RUN(test_cli_pipeline);
     return test_summary("probe");
 }

@@ -1,7 +1,8 @@
 /* mathtask_data.c — write a split of pika's synthetic math task (mathtask.h) as a dataset JSONL
  * that `pika extract`, `pika sample`, `pika grade` and the probe commands read:
- *   {"id", "problem", "answer", "level" (human rating 1..5), "n_digits", "n_ops", "has_mul", "word",
- *    "distractor", "n_carries", "answer_digits"}
+ *   {"id", "problem", "answer", "level" (human rating 1..5), "split", "n_digits", "n_ops", "has_mul",
+ *    "word", "distractor", "n_carries", "answer_digits"}
+ * "split" divides the rows for probe training: "train" for 7 of every 10 rows, "test" for the rest.
  * usage: mathtask_data [--split train|test] [--n N] [--task-seed S] [--start I] --out FILE.jsonl */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
         cJSON_AddStringToObject(j, "problem", p.question);
         cJSON_AddStringToObject(j, "answer", ans);
         cJSON_AddNumberToObject(j, "level", p.human_rating);
+        cJSON_AddStringToObject(j, "split", i % 10 < 7 ? "train" : "test");
         cJSON_AddNumberToObject(j, "n_digits", p.n_digits);
         cJSON_AddNumberToObject(j, "n_ops", p.n_ops);
         cJSON_AddNumberToObject(j, "has_mul", p.has_mul);

@@ -3,7 +3,8 @@
  *
  * Every loaded row becomes a pika_example with the fields a grader needs. Files are read from a data
  * dir: pika_data_dir() = the --data-dir given to pika_dataset_load_preset, else $PIKA_DATA, else
- * "../shared/data". Also exposes the line reader and JSON-line helpers the graders share.
+ * $PIKA_SHARED/data, else "../shared/data". Also exposes the line reader and JSON-line helpers the
+ * graders share.
  */
 #ifndef PIKA_DATASET_H
 #define PIKA_DATASET_H
@@ -24,6 +25,7 @@ typedef struct {
     char *gold;        /* math: gold answer; code: reference solution (may be NULL) */
     int level;         /* human difficulty 1..5 (MATH); 0 = none or unknown */
     char *subject;     /* MATH subject, NULL otherwise */
+    char *split;       /* a file's own split label (e.g. "train"/"test" for probes), NULL when none */
     /* code tasks (NULL when unused) */
     char *prefix;      /* HumanEval prompt: prepended to the completion */
     char *test;        /* HumanEval test code (defines check) / MBPP asserts, one per line */
@@ -44,7 +46,7 @@ typedef struct {
 /* Field mapping for a generic file: JSON keys (or CSV header names). NULL = not present.
  * gold_after: if set, gold = the text after the last occurrence of this marker (GSM8K "####"). */
 typedef struct {
-    const char *id, *problem, *gold, *level, *subject;
+    const char *id, *problem, *gold, *level, *subject, *split;
     const char *prefix, *test, *entry_point, *setup, *tests;
     const char *gold_after;
     pika_task_kind kind;
@@ -53,7 +55,8 @@ typedef struct {
 /* Names of the presets, NULL-terminated. */
 extern const char *const pika_dataset_presets[];
 
-/* Resolve the data dir: dir if non-NULL and non-empty, else $PIKA_DATA, else "../shared/data". */
+/* Resolve the data dir: dir if non-NULL and non-empty, else $PIKA_DATA, else $PIKA_SHARED/data, else
+ * "../shared/data". */
 const char *pika_data_dir(const char *dir);
 
 /* Load a preset "NAME" or "NAME:SPLIT" (math, gsm8k: test|train; mbpp: all|test|train|validation|

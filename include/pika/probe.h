@@ -5,7 +5,7 @@
  * Objectives (alpha as in the paper / scikit-learn):
  *   ridge    min_w,b ||y - Zw - b||^2 + alpha ||w||^2              (b unpenalized; = sklearn Ridge)
  *            Solved for the whole alpha grid from one factorization per fold: Cholesky per alpha
- *            (auto for <= 8 alphas) or one eigendecomposition (dsyevd) + a diagonal rescale per alpha;
+ *            (auto for <= 12 alphas) or one eigendecomposition (dsyevd) + a diagonal rescale per alpha;
  *            primal (d x d Gram) when d <= training rows, dual (n x n kernel) otherwise.
  *   logistic min_w,b 1/2 ||w||^2 + C sum_i log(1 + exp(-s_i (z_i.w + b)))   with C = 1/alpha and
  *            s_i = +-1 (= sklearn LogisticRegression(C=1/alpha), the paper's mapping).
@@ -49,7 +49,7 @@ typedef struct {
     uint64_t seed;                /* default 42 */
     double eps;                   /* liblinear stopping tolerance, default 1e-4 */
     double bias_scale;            /* liblinear bias feature value B, default 10 */
-    int ridge_solver;             /* PIKA_RIDGE_*: AUTO = Cholesky per alpha when n_alpha <= 8, else one eigendecomposition */
+    int ridge_solver;             /* PIKA_RIDGE_*: AUTO = Cholesky per alpha when n_alpha <= 12, else one eigendecomposition */
     int n_threads;                /* folds trained in parallel (liblinear); default = cores */
     int logistic_solver;          /* dense features: PIKA_LOGISTIC_NEWTON (default, batched over folds) or _LIBLINEAR */
 } pika_fit_opts;

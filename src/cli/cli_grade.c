@@ -20,11 +20,11 @@
 static const char DATA_FLAGS[] =
     "data flags (SPEC is a preset math[:test|train] math500 gsm8k[:test|train] aime aime24 amc23 humaneval\n"
     "            mbpp[:all|test|train|validation|fewshot], or a .jsonl / .jsonl.gz / .csv file):\n"
-    "  --data-dir DIR        where presets live (default $PIKA_DATA, else ../shared/data)\n"
+    "  --data-dir DIR        where presets live (default $PIKA_DATA, else $PIKA_SHARED/data, else ../shared/data)\n"
     "  --kind math|humaneval|mbpp|stdio   task kind of a FILE (default math)\n"
-    "  --id-field F --problem-field F --gold-field F --level-field F --subject-field F\n"
+    "  --id-field F --problem-field F --gold-field F --level-field F --subject-field F --split-field F\n"
     "  --prefix-field F --test-field F --entry-point-field F --setup-field F --tests-field F\n"
-    "                        field names of a FILE (defaults: id problem answer level subject prompt test\n"
+    "                        field names of a FILE (defaults: id problem answer level subject split prompt test\n"
     "                        entry_point test_setup_code tests; a missing id means the row number)\n"
     "  --gold-after MARK     gold = text after the last MARK (e.g. \"####\")\n";
 
@@ -58,7 +58,7 @@ static const char LABELS_USAGE[] =
     "  One JSON line per (model, id): n, n_correct, success_rate, pass@K for each K in LIST (default 1;\n"
     "  null where K > n), pass_at_n, majority_answer, majority_count, majority_vote_is_correct, tokens_in,\n"
     "  total_tokens_in, total_tokens_out, mean_tokens_out, and with --prices input_cost_usd_once,\n"
-    "  total_output_cost_usd, total_cost_usd. --data adds the human difficulty `level` when the dataset has one.\n"
+    "  total_output_cost_usd, total_cost_usd. --data adds the human difficulty `level` and the file's `split` when the dataset has them.\n"
     "  Majority vote clusters math-equivalent answers; --exact-answers compares answer text exactly.\n"
     "  Price file lines: MODEL IN_USD_PER_1M OUT_USD_PER_1M ('#' comments).\n";
 
@@ -73,7 +73,7 @@ typedef struct {
 static int parse_args(int argc, char **argv, int first, args_t *a, const char *usage) {
     memset(a, 0, sizeof *a);
     a->row = -1;
-    a->fm = (pika_field_map){.id = "id", .problem = "problem", .gold = "answer", .level = "level", .subject = "subject"};
+    a->fm = (pika_field_map){.id = "id", .problem = "problem", .gold = "answer", .level = "level", .subject = "subject", .split = "split"};
     int positional = 0;
     for (int i = first; i < argc; i++) {
         const char *f = argv[i];
@@ -101,6 +101,7 @@ static int parse_args(int argc, char **argv, int first, args_t *a, const char *u
         else if (!strcmp(f, "--problem-field")) TAKE(a->fm.problem);
         else if (!strcmp(f, "--gold-field")) TAKE(a->fm.gold);
         else if (!strcmp(f, "--level-field")) TAKE(a->fm.level);
+        else if (!strcmp(f, "--split-field")) TAKE(a->fm.split);
         else if (!strcmp(f, "--subject-field")) TAKE(a->fm.subject);
         else if (!strcmp(f, "--prefix-field")) TAKE(a->fm.prefix);
         else if (!strcmp(f, "--test-field")) TAKE(a->fm.test);
@@ -469,22 +470,31 @@ static int grade_rollouts(args_t *a) {
             write_json_line(out, rb.objs[i]);
         }
     } else {
+        /* graded in chunks, each written as soon as it is done, so an interrupted run keeps its work */
         pika_code_job *jobs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *jobs);
         char **progs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *progs);
-        for (int i = 0; i < rb.n; i++) {
-            progs[i] = pika_code_extract(cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring);
-            jobs[i] = (pika_code_job){d->kind, rb.ex[i], progs[i], {0}};
+        int chunk = 64 * (a->workers > 0 ? a->workers : pika_n_cores());
+        pika_progress pg;
+        pika_progress_begin(&pg, "grade", rb.n, 0);
+        for (int c0 = 0; c0 < rb.n; c0 += chunk) {
+            int c1 = c0 + chunk < rb.n ? c0 + chunk : rb.n;
+            for (int i = c0; i < c1; i++) {
+                progs[i] = pika_code_extract(cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring);
+                jobs[i] = (pika_code_job){d->kind, rb.ex[i], progs[i], {0}};
+            }
+            pika_code_grade_batch(&so, jobs + c0, c1 - c0, a->workers);
+            for (int i = c0; i < c1; i++) {
+                set_field(rb.objs[i], "correct", cJSON_CreateBool(jobs[i].res.verdict == PIKA_VERDICT_PASS));
+                set_field(rb.objs[i], "answer", progs[i] ? cJSON_CreateString(progs[i]) : cJSON_CreateNull());
+                set_field(rb.objs[i], "verdict", cJSON_CreateString(pika_verdict_name(jobs[i].res.verdict)));
+                set_field(rb.objs[i], "detail", jobs[i].res.detail ? cJSON_CreateString(jobs[i].res.detail) : cJSON_CreateNull());
+                write_json_line(out, rb.objs[i]);
+                pika_code_result_free(&jobs[i].res);
+                free(progs[i]);
+            }
+            pika_progress_update(&pg, c1);
         }
-        pika_code_grade_batch(&so, jobs, rb.n, a->workers);
-        for (int i = 0; i < rb.n; i++) {
-            set_field(rb.objs[i], "correct", cJSON_CreateBool(jobs[i].res.verdict == PIKA_VERDICT_PASS));
-            set_field(rb.objs[i], "answer", progs[i] ? cJSON_CreateString(progs[i]) : cJSON_CreateNull());
-            set_field(rb.objs[i], "verdict", cJSON_CreateString(pika_verdict_name(jobs[i].res.verdict)));
-            set_field(rb.objs[i], "detail", jobs[i].res.detail ? cJSON_CreateString(jobs[i].res.detail) : cJSON_CreateNull());
-            write_json_line(out, rb.objs[i]);
-            pika_code_result_free(&jobs[i].res);
-            free(progs[i]);
-        }
+        pika_progress_end(&pg, rb.n);
         free(jobs);
         free(progs);
     }
@@ -500,6 +510,7 @@ static int grade_rollouts(args_t *a) {
 int cmd_grade(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(GRADE_USAGE, argc < 2 ? stderr : stdout);
+        fputs(DATA_FLAGS, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     args_t a;
@@ -560,7 +571,11 @@ static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v)
 
 int cmd_labels(int argc, char **argv) {
     args_t a;
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { fputs(LABELS_USAGE, stdout); return 0; }
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(LABELS_USAGE, stdout);
+        fputs(DATA_FLAGS, stdout);
+        return 0;
+    }
     if (parse_args(argc, argv, 1, &a, LABELS_USAGE)) return 2;
     if (!a.rollouts) { fprintf(stderr, "pika: labels needs --rollouts FILE\n%s", LABELS_USAGE); return 2; }
     int32_t *ks = NULL;
@@ -596,6 +611,7 @@ int cmd_labels(int argc, char **argv) {
         if (d) {
             const pika_example *e = pika_dataset_find(d, l->id);
             if (e && e->level) cJSON_AddNumberToObject(o, "level", e->level);
+            if (e && e->split) cJSON_AddStringToObject(o, "split", e->split);
             else if (!e) fprintf(stderr, "pika: warning: id \"%s\" is not in %s\n", l->id, d->name);
         }
         cJSON_AddNumberToObject(o, "n", l->n);

@@ -169,6 +169,14 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
     }
 }
 
+static void free_args(args_t *A) {
+    for (int i = 0; i < A->n_preds; i++) free((char *)A->pred_names[i]);
+    free(A->layers);
+    free(A->positions);
+    A->n_preds = 0;
+    A->layers = A->positions = NULL;
+}
+
 static void need(const char *v, const char *flag) {
     if (!v) pika_die("missing required option %s (see --help)", flag);
 }
@@ -363,10 +371,13 @@ int cmd_probe(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     parse_args(argc, argv, 2, &A, PROBE_USAGE, 1);
-    if (!strcmp(argv[1], "train")) return probe_train(&A);
-    if (!strcmp(argv[1], "predict")) return probe_predict(&A);
-    if (!strcmp(argv[1], "eval")) return probe_eval(&A);
-    pika_die("unknown 'probe %s' (train, predict or eval)", argv[1]);
+    int rc;
+    if (!strcmp(argv[1], "train")) rc = probe_train(&A);
+    else if (!strcmp(argv[1], "predict")) rc = probe_predict(&A);
+    else if (!strcmp(argv[1], "eval")) rc = probe_eval(&A);
+    else pika_die("unknown 'probe %s' (train, predict or eval)", argv[1]);
+    free_args(&A);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- baseline */
@@ -435,6 +446,7 @@ int cmd_baseline(int argc, char **argv) {
     }
     free(tx); free(tk); free(rows); free(y);
     pika_textset_free(&T);
+    free_args(&A);
     return 0;
 }
 
@@ -452,6 +464,7 @@ int cmd_report(int argc, char **argv) {
                           .plot_format = A.svg ? "svg" : "png"};
     if (pika_report_run(&o)) pika_die("%s", pika_last_error());
     printf("wrote %s/report.md\n", A.out_dir);
+    free_args(&A);
     return 0;
 }
 
@@ -483,5 +496,6 @@ int cmd_difficulty(int argc, char **argv) {
     }
     pika_acts_close(&a);
     free(rows); free(rows2); free(h); free(s);
+    free_args(&A);
     return 0;
 }

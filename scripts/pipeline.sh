@@ -1,0 +1,59 @@
+#!/bin/sh
+# pipeline.sh — pika end to end on its own model pool (models/pool): for each model, sample k answers
+# per problem of the synthetic math task, grade them, derive labels, extract EOI activations, train a
+# probe on majority-vote correctness, compare it with the length and TF-IDF baselines on held-out
+# problems, and write a report. Every step resumes or is cheap to redo.
+#
+# usage: scripts/pipeline.sh [BUILD_DIR]   (env: N problems (600), K samples (5), MODELS ("s m l"),
+#                                           OUT dir (pipeline-out), THREADS (all cores))
+set -e
+B=${1:-build}
+N=${N:-600}
+K=${K:-5}
+MODELS=${MODELS:-"s m l"}
+OUT=${OUT:-pipeline-out}
+THREADS=${THREADS:-0}
+P="$B/pika"
+T=""
+[ "$THREADS" != 0 ] && T="--threads $THREADS"
+mkdir -p "$OUT"
+"$B/tools/mathtask_data" --split test --n "$N" --out "$OUT/problems.jsonl"
+TARGET=majority_vote_is_correct
+printf '%-8s %8s %8s | %-24s %-24s %-24s\n' model params accuracy "probe AUROC [95% CI]" "length AUROC" "tfidf AUROC" > "$OUT/summary.txt"
+for m in $MODELS; do
+    M="models/pool/pika-math-$m.gguf"
+    D="$OUT/$m"
+    mkdir -p "$D"
+    echo "== pika-math-$m: sample $K answers for $N problems, grade, label"
+    $P sample --model "$M" --data "$OUT/problems.jsonl" --out "$D/rollouts.jsonl" -k "$K" --max-tokens 8 \
+        --temperature 1 --seed 1 --resume $T
+    $P grade rollouts --rollouts "$D/rollouts.jsonl" --data "$OUT/problems.jsonl" -o "$D/graded.jsonl"
+    $P labels --rollouts "$D/graded.jsonl" --data "$OUT/problems.jsonl" --k 1,$K -o "$D/labels.jsonl"
+    echo "== pika-math-$m: extract EOI activations (all layers)"
+    $P extract --model "$M" --data "$OUT/problems.jsonl" --out "$D/acts" --dtype f32 --resume $T
+    echo "== pika-math-$m: probe and baselines (train on split=train, evaluate on split=test)"
+    $P probe train --acts "$D/acts" --labels "$D/labels.jsonl" --target $TARGET --split split=train \
+        -o "$D/probe.json" --cv-table "$D/cv.tsv" > "$D/probe-train.txt"
+    $P probe predict --probe "$D/probe.json" --acts "$D/acts" --labels "$D/labels.jsonl" --split split=test \
+        -o "$D/probe.pred.jsonl"
+    for kind in length tfidf; do
+        $P baseline train --kind $kind --data "$OUT/problems.jsonl" --text-field problem --tokenizer "$M" \
+            --labels "$D/labels.jsonl" --target $TARGET --split split=train -o "$D/$kind.json" > /dev/null
+        $P baseline predict --baseline "$D/$kind.json" --data "$OUT/problems.jsonl" --text-field problem \
+            --tokenizer "$M" --labels "$D/labels.jsonl" --split split=test -o "$D/$kind.pred.jsonl"
+    done
+    $P probe eval --pred "$D/probe.pred.jsonl" --labels "$D/labels.jsonl" --target $TARGET \
+        --compare "$D/tfidf.pred.jsonl" > "$D/eval.txt"
+    $P report --out "$D/report" --probe "$D/probe.json" --baseline "$D/length.json" --baseline "$D/tfidf.json" \
+        --pred probe="$D/probe.pred.jsonl" --pred length="$D/length.pred.jsonl" --pred tfidf="$D/tfidf.pred.jsonl" \
+        --labels "$D/labels.jsonl" --target $TARGET > /dev/null
+    cat "$D/eval.txt"
+    auroc() { $P probe eval --pred "$1" --labels "$D/labels.jsonl" --target $TARGET | awk '/auroc/ {print $2, $3, $4}'; }
+    acc=$(awk -F'"majority_vote_is_correct":' '{split($2, a, /[,}]/); n++; if (a[1] == "true") c++} END {printf "%.3f", c / n}' "$D/labels.jsonl")
+    params=$($P info "$M" | awk '/^parameters:/ {print $2}')
+    printf '%-8s %8s %8s | %-24s %-24s %-24s\n' "$m" "$params" "$acc" "$(auroc "$D/probe.pred.jsonl")" \
+        "$(auroc "$D/length.pred.jsonl")" "$(auroc "$D/tfidf.pred.jsonl")" >> "$OUT/summary.txt"
+done
+echo "== summary (majority-vote correctness over $K samples; AUROC on the held-out 30% of $N problems)"
+cat "$OUT/summary.txt"
+echo "reports: $OUT/*/report/report.md"
