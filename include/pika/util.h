@@ -21,7 +21,7 @@
 int pika_set_error(const char *fmt, ...) PIKA_PRINTF(1, 2);
 /* The last recorded error message of this thread ("" when none). */
 const char *pika_last_error(void);
-/* Print "pika: <msg>" to stderr and exit(2). For the CLI only. */
+/* Print "pika: <msg>" to stderr, flush all streams and _exit(2). For the CLI only. */
 void pika_die(const char *fmt, ...) PIKA_PRINTF(1, 2) __attribute__((noreturn));
 
 /* malloc/calloc/realloc that abort with a message on out-of-memory. */
