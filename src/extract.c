@@ -173,9 +173,7 @@ int pika_eoi_extract(pika_ctx *c, const pika_tokenizer *tok, int64_t n, char *co
         int32_t *tids;
         int nt, ne;
         if (pika_eoi_prompt(tok, o, questions[i], &tids, &nt, &ne)) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", pika_last_error());
-            pika_set_error("question %s: %s", ids[i], msg);
+            pika_error_context("question %s", ids[i]);
             goto close;
         }
         for (int k = 0; k < n_pos; k++)
@@ -190,9 +188,7 @@ int pika_eoi_extract(pika_ctx *c, const pika_tokenizer *tok, int64_t n, char *co
         int frc = pika_forward(c, tids, nt, &req);
         free(tids);
         if (frc) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", pika_last_error());
-            pika_set_error("question %s: %s", ids[i], msg);
+            pika_error_context("question %s", ids[i]);
             goto close;
         }
         if (pika_acts_writer_append(&w, ids[i], hidden)) goto close;

@@ -87,9 +87,7 @@ int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, int64_t n, char *const
         int32_t *pids;
         int np, n_eoi;
         if (pika_eoi_prompt(tok, prompt, questions[q], &pids, &np, &n_eoi)) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", pika_last_error());
-            pika_set_error("question %s: %s", ids[q], msg);
+            pika_error_context("question %s", ids[q]);
             goto done;
         }
         pika_forward_req req = {0, NULL, 0, NULL, NULL, prompt_logits};

@@ -22,6 +22,25 @@ int pika_set_error(const char *fmt, ...) {
     return -1;
 }
 
+int pika_error_context(const char *fmt, ...) {
+    char prev[sizeof g_err], ctx[512];
+    snprintf(prev, sizeof prev, "%s", g_err);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(ctx);
+    if (n + 2 < sizeof g_err) {
+        memcpy(g_err, ctx, n);
+        memcpy(g_err + n, ": ", 2);
+        size_t rest = sizeof g_err - n - 3, pl = strlen(prev);
+        if (pl > rest) pl = rest;
+        memcpy(g_err + n + 2, prev, pl);
+        g_err[n + 2 + pl] = 0;
+    }
+    return -1;
+}
+
 const char *pika_last_error(void) { return g_err; }
 
 void pika_die(const char *fmt, ...) {

@@ -19,6 +19,8 @@
 
 /* Record the current error (thread-local, overwrites the previous one). Always returns -1. */
 int pika_set_error(const char *fmt, ...) PIKA_PRINTF(1, 2);
+/* Prepend context to the current error: "<context>: <previous error>". Always returns -1. */
+int pika_error_context(const char *fmt, ...) PIKA_PRINTF(1, 2);
 /* The last recorded error message of this thread ("" when none). */
 const char *pika_last_error(void);
 /* Print "pika: <msg>" to stderr, flush all streams and _exit(2). For the CLI only. */
