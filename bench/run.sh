@@ -18,6 +18,14 @@ for b in "$B"/bench/bench_*; do
     echo "== $(basename "$b")"
     case "$b" in
         */bench_kernels) "$b" --seconds 0.5 ;;
+        */bench_grade) "$b" --workers 1,2,4 ;;
+        */bench_probe)
+            # full probe sweep (6000 x 1536 x 29 layers x 5 positions x 5 alphas x 5 folds) vs scikit-learn
+            # on sampled configurations; the 2.7 GB synthetic store is made once under /tmp
+            "$b" --task continuous --max-configs 10
+            "$b" --task binary --max-configs 10
+            /usr/bin/python3 bench/bench_probe_sklearn.py /tmp/pika-bench-acts-6000-1536-29-5 --task continuous --max-configs 2
+            /usr/bin/python3 bench/bench_probe_sklearn.py /tmp/pika-bench-acts-6000-1536-29-5 --task binary --max-configs 2 ;;
         *) "$b" ;;
     esac
 done

@@ -572,83 +572,77 @@ typedef struct {
     double *M, *G;
     const double *Dw;  /* fused Hessian-vector mode (T and Dw set): G[f] = sum_i Dw_if (X_i.T[f] + cst_f) X_i */
     double *rs;        /* [F] sums of the row weights in fused mode */
+    int simd;          /* use the AVX2 kernel (CPU has it and PIKA_NO_SIMD is unset) */
 } mm_job;
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 /* AVX2+FMA versions of the two loops of mm_work (chosen at run time when the CPU has them). */
+__attribute__((target("avx2,fma"))) static double dot_avx2(const float *x, const double *t, int d) {
+    int d16 = d & ~15, j = 0;
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
+    for (; j < d16; j += 16) {
+        a0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(t + j), a0);
+        a1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), _mm256_loadu_pd(t + j + 4), a1);
+        a2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 8)), _mm256_loadu_pd(t + j + 8), a2);
+        a3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 12)), _mm256_loadu_pd(t + j + 12), a3);
+    }
+    __m256d a = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
+    double buf[4];
+    _mm256_storeu_pd(buf, a);
+    double acc = (buf[0] + buf[1]) + (buf[2] + buf[3]);
+    for (; j < d; j++) acc += x[j] * t[j];
+    return acc;
+}
+
+/* g += r0 x0 + r1 x1 + r2 x2 + r3 x3 (one load/store of g per 4 rows) */
+__attribute__((target("avx2,fma"))) static void axpy4_avx2(double *g, const float *x0, const float *x1, const float *x2,
+                                                          const float *x3, const double *r, int d) {
+    int d4 = d & ~3, j = 0;
+    __m256d r0 = _mm256_set1_pd(r[0]), r1 = _mm256_set1_pd(r[1]), r2 = _mm256_set1_pd(r[2]), r3 = _mm256_set1_pd(r[3]);
+    for (; j < d4; j += 4) {
+        __m256d acc = _mm256_loadu_pd(g + j);
+        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x0 + j)), r0, acc);
+        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x1 + j)), r1, acc);
+        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x2 + j)), r2, acc);
+        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x3 + j)), r3, acc);
+        _mm256_storeu_pd(g + j, acc);
+    }
+    for (; j < d; j++) g[j] += r[0] * x0[j] + r[1] * x1[j] + r[2] * x2[j] + r[3] * x3[j];
+}
+
+/* AVX2+FMA version of mm_work (chosen at run time when the CPU has it). Rows go in blocks of 4 so
+ * the accumulators G are loaded and stored once per block. */
 __attribute__((target("avx2,fma"))) static void mm_work_avx2(mm_job *J) {
-    int d = J->d, F = J->F, d4 = d & ~15;
-    if (J->T && J->Dw) {
-        memset(J->G, 0, sizeof(double) * (size_t)F * d);
+    int d = J->d, F = J->F;
+    if (J->T && !J->Dw) {
+        for (int64_t i = J->i0; i < J->i1; i++)
+            for (int f = 0; f < F; f++) J->M[i * F + f] = dot_avx2(J->X + i * d, J->T + (size_t)f * d, d) + J->cst[f];
+        return;
+    }
+    memset(J->G, 0, sizeof(double) * (size_t)F * d);
+    if (J->Dw)
         for (int f = 0; f < F; f++) J->rs[f] = 0;
-        for (int64_t i = J->i0; i < J->i1; i++) {
-            const float *x = J->X + i * d;
-            for (int f = 0; f < F; f++) {
-                double w = J->Dw[i * F + f];
-                if (w == 0) continue;
-                const double *t = J->T + (size_t)f * d;
-                __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
-                int j = 0;
-                for (; j < d4; j += 16) {
-                    a0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(t + j), a0);
-                    a1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), _mm256_loadu_pd(t + j + 4), a1);
-                    a2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 8)), _mm256_loadu_pd(t + j + 8), a2);
-                    a3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 12)), _mm256_loadu_pd(t + j + 12), a3);
+    for (int64_t i = J->i0; i < J->i1; i += 4) {
+        int nb = J->i1 - i < 4 ? (int)(J->i1 - i) : 4;
+        const float *x[4];
+        for (int b = 0; b < 4; b++) x[b] = J->X + (i + (b < nb ? b : 0)) * d;
+        for (int f = 0; f < F; f++) {
+            double r[4] = {0, 0, 0, 0};
+            int any = 0;
+            for (int b = 0; b < nb; b++) {
+                if (J->Dw) {
+                    double w = J->Dw[(i + b) * F + f];
+                    if (w != 0) {
+                        r[b] = w * (dot_avx2(x[b], J->T + (size_t)f * d, d) + J->cst[f]);
+                        J->rs[f] += r[b];
+                    }
+                } else {
+                    r[b] = J->R[(i + b) * F + f];
                 }
-                __m256d a = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
-                double buf[4];
-                _mm256_storeu_pd(buf, a);
-                double acc = (buf[0] + buf[1]) + (buf[2] + buf[3]);
-                for (; j < d; j++) acc += x[j] * t[j];
-                double r = w * (acc + J->cst[f]);
-                J->rs[f] += r;
-                double *g = J->G + (size_t)f * d;
-                __m256d rv = _mm256_set1_pd(r);
-                for (j = 0; j < d4; j += 8) {
-                    _mm256_storeu_pd(g + j, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), rv, _mm256_loadu_pd(g + j)));
-                    _mm256_storeu_pd(g + j + 4, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), rv, _mm256_loadu_pd(g + j + 4)));
-                }
-                for (; j < d; j++) g[j] += r * x[j];
+                any |= r[b] != 0;
             }
-        }
-    } else if (J->T) {
-        for (int64_t i = J->i0; i < J->i1; i++) {
-            const float *x = J->X + i * d;
-            for (int f = 0; f < F; f++) {
-                const double *t = J->T + (size_t)f * d;
-                __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
-                int j = 0;
-                for (; j < d4; j += 16) {
-                    a0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(t + j), a0);
-                    a1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), _mm256_loadu_pd(t + j + 4), a1);
-                    a2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 8)), _mm256_loadu_pd(t + j + 8), a2);
-                    a3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 12)), _mm256_loadu_pd(t + j + 12), a3);
-                }
-                __m256d a = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
-                double buf[4];
-                _mm256_storeu_pd(buf, a);
-                double acc = (buf[0] + buf[1]) + (buf[2] + buf[3]);
-                for (; j < d; j++) acc += x[j] * t[j];
-                J->M[i * F + f] = acc + J->cst[f];
-            }
-        }
-    } else {
-        memset(J->G, 0, sizeof(double) * (size_t)F * d);
-        for (int64_t i = J->i0; i < J->i1; i++) {
-            const float *x = J->X + i * d;
-            for (int f = 0; f < F; f++) {
-                double r = J->R[i * F + f];
-                if (r == 0) continue;
-                double *g = J->G + (size_t)f * d;
-                __m256d rv = _mm256_set1_pd(r);
-                int j = 0;
-                for (; j < d4; j += 8) {
-                    _mm256_storeu_pd(g + j, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j)), rv, _mm256_loadu_pd(g + j)));
-                    _mm256_storeu_pd(g + j + 4, _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + j + 4)), rv, _mm256_loadu_pd(g + j + 4)));
-                }
-                for (; j < d; j++) g[j] += r * x[j];
-            }
+            if (any) axpy4_avx2(J->G + (size_t)f * d, x[0], x[1], x[2], x[3], r, d);
         }
     }
 }
@@ -657,7 +651,7 @@ __attribute__((target("avx2,fma"))) static void mm_work_avx2(mm_job *J) {
 static void *mm_work(void *arg) {
     mm_job *J = arg;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (J->simd) {
         mm_work_avx2(J);
         return NULL;
     }
@@ -717,9 +711,14 @@ static void mm_run_ex(const float *X, int64_t n, int d, int F, const double *T, 
     int back = !T || Dw; /* produces G */
     double *part = (back && nt > 1) ? pika_malloc(sizeof(double) * (size_t)(nt - 1) * F * d) : NULL;
     double rsp[16][64];
+    int simd = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("PIKA_NO_SIMD");
+#endif
     for (int t = 0; t < nt; t++) {
         jobs[t] = (mm_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .R = R, .M = M,
-                           .G = back ? (t == 0 ? G : part + (size_t)(t - 1) * F * d) : NULL, .Dw = Dw, .rs = rsp[t]};
+                           .G = back ? (t == 0 ? G : part + (size_t)(t - 1) * F * d) : NULL, .Dw = Dw, .rs = rsp[t],
+                           .simd = simd};
     }
     int started[16] = {0};
     for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, mm_work, &jobs[t]) == 0;
@@ -893,7 +892,7 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
             rz[f] = 0;
             cg_done[f] = done[f];
             double e = gn[f] / (g0[f] > 0 ? g0[f] : 1);
-            cg_tol[f] = (e < 0.1 ? e : 0.1) * gn[f];
+            cg_tol[f] = (e < 0.5 ? e : 0.5) * gn[f];
             if (cg_tol[f] < 1e-3 * tol[f] * g0[f]) cg_tol[f] = 1e-3 * tol[f] * g0[f];
             for (int j = 0; j < D1; j++) {
                 size_t q = (size_t)f * D1 + j;

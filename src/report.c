@@ -88,7 +88,7 @@ static FILE *open_in(const char *dir, const char *name) {
 }
 
 static const char *term_of(const char *fmt) {
-    return fmt && !strcmp(fmt, "svg") ? "svg size 800,500 dynamic background rgb 'white'" : "pngcairo size 900,560";
+    return fmt && !strcmp(fmt, "svg") ? "svg size 800,500 dynamic noenhanced background rgb 'white'" : "pngcairo noenhanced size 900,560";
 }
 
 static const char *mname(int w) {

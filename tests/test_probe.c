@@ -173,6 +173,18 @@ static void test_logistic_solvers_agree(void) {
         REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
     }
     for (int a = 0; a < 5; a++) CHECK(fabs(cm[0][a] - cm[1][a]) < 0.003, "alpha %d: newton %g liblinear %g", a, cm[0][a], cm[1][a]);
+    /* the portable (non-AVX2) kernels give the same scores */
+    {
+        pika_fit_opts o;
+        pika_fit_opts_default(&o);
+        o.eps = 1e-5;
+        double cg[5];
+        setenv("PIKA_NO_SIMD", "1", 1);
+        int rc = pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cg, cs, NULL);
+        unsetenv("PIKA_NO_SIMD");
+        REQUIRE(rc == 0, "%s", pika_last_error());
+        for (int a = 0; a < 5; a++) CHECK(fabs(cg[a] - cm[0][a]) < 1e-6, "alpha %d: generic %g simd %g", a, cg[a], cm[0][a]);
+    }
     CHECK(cm[0][0] > 0.6, "signal found: %g", cm[0][0]);
     /* paper setting (no standardization, no intercept) also runs and agrees */
     for (int s = 0; s < 2; s++) {

@@ -9,9 +9,10 @@
  *   word        0/1    bare expression ("What is 12 + 5?") or word problem ("Ann has 12 apples. ...")
  *   distractor  0..2   none / an irrelevant sentence / an irrelevant sentence with a number in it
  * Derived: n_carries (column carries and borrows done evaluating left to right), answer_digits.
- * human_rating (1..5) is what a person would call hard: operand size, number of steps,
- * multiplication and carrying — it deliberately ignores the distractor and the word framing, which
- * are what a small model struggles with (reading past irrelevant numbers, longer context).
+ * human_rating (1..5) is what a person would call hard: carries and borrows, number of steps,
+ * multiplication and a negative result. It deliberately ignores operand length as such ("300 + 200"
+ * is easy for a person), the distractor and the word framing; the pool's small models, in contrast,
+ * fail mainly on long operands (models/pool/README.md gives the numbers).
  *
  * Splits: a problem belongs to the test split iff a hash of its question text is 0 mod 8, so the
  * train and test splits never share a question. Problem i of a split is a pure function of
