@@ -290,6 +290,19 @@ static void test_cli_forward_generate(void) {
     char *out = test_run(cmd, &st);
     CHECK(st == 0 && !strcmp(out, "432 383 286 261 376 298 315 421\n"), "generate printed '%s'", out);
     free(out);
+    /* --prompt tokenizes the text (BOS added as the vocab asks) and prints text: the same 8 tokens */
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt 'Once upon a time' -n 8 --temperature 0", test_pika_bin(), mpath);
+    out = test_run(cmd, &st);
+    snprintf(cmd, sizeof cmd, "%s detokenize --model %s --ids '432 383 286 261 376 298 315 421'", test_pika_bin(), mpath);
+    char *want = test_run(cmd, &st);
+    size_t wl = strlen(want);
+    CHECK(st == 0 && wl > 0 && !strncmp(out, want, wl) && !strcmp(out + wl, "\n"), "generate --prompt printed '%s', want '%s'", out, want);
+    free(want);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --user hi -n 2 2>&1", test_pika_bin(), mpath);
+    out = test_run(cmd, &st);
+    CHECK(st == 2 && strstr(out, "no chat template"), "--user without a template: %s", out);
+    free(out);
     snprintf(cmd, sizeof cmd, "%s generate --model %s --ids '1 403 99999' -n 2 2>&1", test_pika_bin(), mpath);
     out = test_run(cmd, &st);
     CHECK(st == 2 && strstr(out, "out of range"), "bad id: exit %d, '%s'", st, out);

@@ -4,10 +4,13 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "pika/chat.h"
+#include "pika/extract.h"
 #include "pika/gguf.h"
 #include "pika/model.h"
 #include "pika/npy.h"
 #include "pika/quant.h"
+#include "pika/tokenizer.h"
 #include "pika/util.h"
 
 /* Value of option argv[*i] ("--name VALUE"); dies when the value is missing. */
@@ -140,19 +143,27 @@ int cmd_forward(int argc, char **argv) {
 /* -------------------------------------------------------------- generate */
 
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL;
+    const char *model = NULL, *ids_s = NULL, *prompt = NULL, *user = NULL, *system = NULL;
     int n_gen = 32, threads = 0, print_ids = 0, ignore_eos = 0;
     pika_sampling sp;
     pika_sampling_default(&sp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            printf("usage: pika generate --model M.gguf --ids \"ID ...\" [-n N] [--temperature T] [--top-k K]\n"
-                   "       [--top-p P] [--min-p P] [--seed S] [--threads N] [--print-ids] [--ignore-eos]\n");
+            printf("usage: pika generate --model M.gguf (--ids \"ID ...\" | --prompt TEXT | --user TEXT [--system TEXT])\n"
+                   "       [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--threads N]\n"
+                   "       [--print-ids] [--ignore-eos]\n"
+                   "  --ids      token ids used as given (no BOS added)\n"
+                   "  --prompt   raw text, tokenized with BOS as the vocab asks\n"
+                   "  --user     a user message rendered with the model's chat template (+ --system)\n"
+                   "  prints the generated text, or with --print-ids the generated ids on one line\n");
             return 0;
         }
         if (!strcmp(a, "--model")) model = opt_value(argc, argv, &i);
         else if (!strcmp(a, "--ids")) ids_s = opt_value(argc, argv, &i);
+        else if (!strcmp(a, "--prompt")) prompt = opt_value(argc, argv, &i);
+        else if (!strcmp(a, "--user")) user = opt_value(argc, argv, &i);
+        else if (!strcmp(a, "--system")) system = opt_value(argc, argv, &i);
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) n_gen = (int)opt_long("generate", a, opt_value(argc, argv, &i), 0, 1 << 20);
         else if (!strcmp(a, "--temperature") || !strcmp(a, "--temp")) sp.temperature = (float)opt_double("generate", a, opt_value(argc, argv, &i));
         else if (!strcmp(a, "--top-k")) sp.top_k = (int)opt_long("generate", a, opt_value(argc, argv, &i), 0, 1 << 30);
@@ -164,32 +175,69 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
         else pika_die("generate: unknown option %s", a);
     }
-    if (!model || !ids_s) pika_die("generate: usage: pika generate --model M.gguf --ids \"ID ...\" -n N");
+    if (!model || (!!ids_s + !!prompt + !!user) != 1)
+        pika_die("generate: usage: pika generate --model M.gguf (--ids \"ID ...\" | --prompt TEXT | --user TEXT) -n N");
+    if (system && !user) pika_die("generate: --system goes with --user");
     if (sp.top_p <= 0 || sp.top_p > 1 || sp.min_p < 0 || sp.min_p > 1) pika_die("generate: --top-p and --min-p must be in (0, 1] and [0, 1]");
-    (void)print_ids; /* ids are the only output form until text decoding is wired in */
-    int32_t *ids;
-    int n = pika_parse_int_list(ids_s, &ids);
-    if (n < 0) pika_die("generate: --ids: %s", pika_last_error());
-    if (n == 0) pika_die("generate: --ids is empty");
     pika_model *m = pika_model_load(model);
     if (!m) pika_die("%s", pika_last_error());
     const pika_hparams *hp = pika_model_hparams(m);
+    /* the tokenizer is needed for text in or out, and for end-of-generation ids */
+    pika_tokenizer *tok = pika_tokenizer_from_gguf(pika_model_gguf(m));
+    if (!tok && (prompt || user || !print_ids)) pika_die("%s", pika_last_error());
+    int32_t *ids = NULL;
+    int n;
+    if (ids_s) {
+        n = pika_parse_int_list(ids_s, &ids);
+        if (n < 0) pika_die("generate: --ids: %s", pika_last_error());
+    } else if (prompt) {
+        n = pika_tokenize(tok, prompt, strlen(prompt), true, false, &ids);
+        if (n < 0) pika_die("generate: %s", pika_last_error());
+    } else {
+        char *tmpl = NULL, *bos = NULL, *eos = NULL;
+        pika_chat_from_gguf(pika_model_gguf(m), NULL, &tmpl, &bos, &eos);
+        if (!tmpl) pika_die("generate: %s has no chat template; use --prompt", model);
+        pika_eoi_opts po;
+        pika_eoi_opts_default(&po);
+        po.template_src = tmpl;
+        po.bos_token = bos;
+        po.eos_token = eos;
+        po.system = system;
+        int n_eoi;
+        if (pika_eoi_prompt(tok, &po, user, &ids, &n, &n_eoi)) pika_die("generate: %s", pika_last_error());
+        free(tmpl); free(bos); free(eos);
+    }
+    if (n == 0) pika_die("generate: the prompt is empty");
     int64_t eos = pika_gguf_get_int(pika_model_gguf(m), "tokenizer.ggml.eos_token_id", -1);
     pika_ctx *c = pika_ctx_new(m, threads);
     pika_sampler *s = pika_sampler_new(&sp, hp->n_vocab);
     float *logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
     pika_forward_req req = {0, NULL, 0, NULL, NULL, logits};
     if (pika_forward(c, ids, n, &req)) pika_die("generate: %s", pika_last_error());
+    pika_detok_stream ds;
+    if (tok) pika_detok_stream_init(&ds, tok, false);
+    char buf[256];
     for (int k = 0; k < n_gen; k++) {
-        int32_t tok = pika_sample(s, logits);
-        if (!ignore_eos && tok == eos) break;
-        printf(k ? " %d" : "%d", tok);
+        int32_t t = pika_sample(s, logits);
+        int stop = tok ? pika_tokenizer_is_eog(tok, t) : t == eos;
+        if (!ignore_eos && stop) break;
+        if (print_ids) {
+            printf(k ? " %d" : "%d", t);
+        } else {
+            int w = pika_detok_stream_push(&ds, t, buf, sizeof buf);
+            if (w > 0) fwrite(buf, 1, (size_t)w, stdout);
+        }
         fflush(stdout);
-        if (k + 1 < n_gen && pika_forward(c, &tok, 1, &req)) pika_die("generate: %s", pika_last_error());
+        if (k + 1 < n_gen && pika_forward(c, &t, 1, &req)) pika_die("generate: %s", pika_last_error());
+    }
+    if (!print_ids) {
+        int w = pika_detok_stream_flush(&ds, buf, sizeof buf);
+        if (w > 0) fwrite(buf, 1, (size_t)w, stdout);
     }
     printf("\n");
     free(logits); free(ids);
     pika_sampler_free(s);
+    pika_tokenizer_free(tok);
     pika_ctx_free(c);
     pika_model_free(m);
     return 0;
