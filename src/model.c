@@ -8,8 +8,8 @@
  *   att    [n, H*D]      attention output before Wo
  *   gate   [n, F]        up [n, F]
  * A weight matrix W with GGUF ne = [in, out] is out rows of in elements; y = x · Wᵀ.
- * Matmuls: n >= MATVEC_MAX_N → each thread dequantizes its slice of W's rows to F32 and calls
- * OpenBLAS sgemm (single-threaded inside); smaller n → fused dequant-dot matvec per token.
+ * Matmuls: n >= MATVEC_MAX_N → each thread dequantizes its slice of W's rows to F32 and multiplies
+ * with pika_sgemm_nt (AVX-512 kernel, gemm.c); smaller n → fused dequant-dot matvec per token.
  */
 #include "pika/model.h"
 
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pika/gemm.h"
 #include "pika/quant.h"
 #include "pika/threadpool.h"
 
@@ -347,8 +348,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
                 pika_dequantize_row(W->type, base + (size_t)(r - r0) * row_bytes, buf + (size_t)(r - r0) * in, in);
             w = buf;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(r1 - r0), (int)in, 1.0f, j->X, (int)in, w,
-                    (int)in, 0.0f, j->Y[k] + r0, (int)out);
+        pika_sgemm_nt(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, w, (int)in, j->Y[k] + r0, (int)out);
     }
 }
 

@@ -1,0 +1,368 @@
+/* gemm.c — owns pika_sgemm_nt: C[n, m] = A[n, k] · B[m, k]ᵀ in F32, single-threaded, for prefill.
+ *
+ * AVX-512 path (GotoBLAS-style blocking, all sizes in floats):
+ *   for pc over k in blocks of KC (256):                       C += A[:, pc..] · B[:, pc..]ᵀ
+ *     for ic over n in blocks of MC (280 = 20 · MR):
+ *       pack A[ic.., pc..] into Ap: panels of <= MR (14) rows, k-major Ap[panel][p][0..MR) (≤ 280 KB, L2)
+ *       for jr over m in panels of NR (32):
+ *         pack B[jr.., pc..] into Bp, k-major, zero-padded            Bp[p][0..NR)          (32 KB, L1)
+ *         for each row panel of Ap: micro-kernel
+ * The micro-kernel keeps a 14 x 32 tile of C in 28 zmm accumulators; each k step loads two zmm
+ * of Bp and broadcasts 14 floats of Ap (one FMA pair per row). The first k block stores the
+ * tile, later blocks add to C. Panels of fewer rows use kernels specialized for 1..13 rows; column
+ * edges (m % 32) use masked loads/stores; k edges are handled by the packers (any kc). B
+ * and A are packed with 16 x 16 in-register transposes. The rows of an n block are split into
+ * panels of balanced height (16 -> 8 + 8). For n < 4 packing B would cost more than the product, so a
+ * second kernel (sgemm_dot) computes 3 x 8 tiles of dot products straight from A and B.
+ * Packing buffers are per thread (pthread key, freed at thread exit), so concurrent calls are safe.
+ * Without AVX-512 (or with PIKA_SIMD=avx2|scalar) it calls cblas_sgemm.
+ */
+#include "pika/gemm.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PIKA_X86 1
+#include <immintrin.h>
+#endif
+
+static void sgemm_blas(int n, int m, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
+
+#ifdef PIKA_X86
+
+enum {
+    MR = 14,          /* rows of C per micro-tile (broadcasts from Ap) */
+    NR = 32,          /* columns of C per micro-tile (two zmm of Bp) */
+    KC = 256,         /* k block */
+    MC = 20 * MR,     /* n block (rows of A packed at once) */
+    AP_FLOATS = MC * KC,
+    BP_FLOATS = NR * KC,
+};
+
+/* ---------------------------------------------------------------- per-thread buffers */
+
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+static int g_key_ok;
+
+static void key_init(void) { g_key_ok = pthread_key_create(&g_key, free) == 0; }
+
+/* Ap (AP_FLOATS) followed by Bp (BP_FLOATS), 64-byte aligned; NULL when unavailable. */
+static float *thread_buf(void) {
+    pthread_once(&g_key_once, key_init);
+    if (!g_key_ok) return NULL;
+    float *buf = pthread_getspecific(g_key);
+    if (buf) return buf;
+    buf = aligned_alloc(64, sizeof(float) * (AP_FLOATS + BP_FLOATS));
+    if (!buf) return NULL;
+    if (pthread_setspecific(g_key, buf) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* ---------------------------------------------------------------- AVX-512 kernels */
+
+#define T512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define INLINE512 static inline __attribute__((always_inline, target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+
+/* 16 x 16 transpose: on return r[j] holds column j of the input rows r[0..15]. */
+INLINE512 void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4g + c], lane L: rows 4g..4g+3 of column 4L + c */
+#pragma GCC unroll 16
+    for (int g = 0; g < 4; g++) {
+        u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < 4; c++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+        __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);      /* column c      (lane 0) */
+        r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);  /* column 8 + c  (lane 2) */
+        r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);  /* column 4 + c  (lane 1) */
+        r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD); /* column 12 + c (lane 3) */
+    }
+}
+
+/* d[q*stride + lane] = r[q][lane] for q < w, lanes in mask. Full blocks (w == 16) index r only with
+ * constants, so r stays in registers; the k tail goes through a stack copy. */
+INLINE512 void store_cols(const __m512 r[16], int w, float *d, int stride, __mmask16 mask) {
+    if (w == 16) {
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(d + (size_t)q * stride, mask, r[q]);
+        return;
+    }
+    float tmp[16][16] __attribute__((aligned(64)));
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++) _mm512_store_ps(tmp[q], r[q]);
+    for (int q = 0; q < w; q++) _mm512_mask_storeu_ps(d + (size_t)q * stride, mask, _mm512_load_ps(tmp[q]));
+}
+
+/* Ap[p*MR + ii] = A[ii*lda + p] for ii < mr (<= MR), p < kc; rows mr..MR-1 of Ap are left unset (the
+ * kernel for mr rows never reads them). 16 x 16 transposes, each column stored as 14 lanes. */
+T512 static void pack_a(int mr, int kc, const float *A, int lda, float *Ap) {
+    for (int p0 = 0; p0 < kc; p0 += 16) {
+        int w = kc - p0 < 16 ? kc - p0 : 16;
+        __mmask16 mk = (__mmask16)((1u << w) - 1u);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            r[i] = i < mr ? _mm512_maskz_loadu_ps(mk, A + (size_t)i * lda + p0) : _mm512_setzero_ps();
+        transpose16(r);
+        float *d = Ap + (size_t)p0 * MR;
+        store_cols(r, w, d, MR, (__mmask16)((1u << MR) - 1u));
+    }
+}
+
+/* Bp[p*NR + jj] = B[jj*ldb + p] for jj < nr, p < kc; 0 for nr <= jj < NR. */
+T512 static void pack_b(int nr, int kc, const float *B, int ldb, float *Bp) {
+    for (int g = 0; g < NR / 16; g++) {
+        int rows = nr - 16 * g; /* valid rows in this half */
+        if (rows <= 0) {
+            for (int p = 0; p < kc; p++) _mm512_store_ps(Bp + (size_t)p * NR + 16 * g, _mm512_setzero_ps());
+            continue;
+        }
+        if (rows > 16) rows = 16;
+        const float *b = B + (size_t)16 * g * ldb;
+        for (int p0 = 0; p0 < kc; p0 += 16) {
+            int w = kc - p0 < 16 ? kc - p0 : 16;
+            __mmask16 mk = (__mmask16)((1u << w) - 1u);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_maskz_loadu_ps(mk, b + (size_t)i * ldb + p0) : _mm512_setzero_ps();
+            transpose16(r);
+            float *d = Bp + (size_t)p0 * NR + 16 * g;
+            store_cols(r, w, d, NR, 0xFFFF);
+        }
+    }
+}
+
+/* C[ROWS x nr tile] (+)= Ap-panel · Bp over kc. ROWS is a compile-time constant at every call
+ * site, so the loops unroll and the 2·ROWS accumulators live in registers. m0/m1: column masks
+ * for the two 16-column halves (all ones when nr == 32). */
+INLINE512 void kernel(const int ROWS, int kc, const float *Ap, const float *Bp, float *C, int ldc, __mmask16 m0,
+                      __mmask16 m1, int accum) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    const float *a = Ap, *b = Bp;
+    for (int p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < ROWS; i++) {
+            __m512 av = _mm512_set1_ps(a[i]);
+            c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+        }
+        a += MR;
+        b += NR;
+    }
+    if (m0 == 0xFFFF && m1 == 0xFFFF) {
+#pragma GCC unroll 14
+        for (int i = 0; i < ROWS; i++) {
+            float *c = C + (size_t)i * ldc;
+            if (accum) {
+                c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c));
+                c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16));
+            }
+            _mm512_storeu_ps(c, c0[i]);
+            _mm512_storeu_ps(c + 16, c1[i]);
+        }
+    } else {
+#pragma GCC unroll 14
+        for (int i = 0; i < ROWS; i++) {
+            float *c = C + (size_t)i * ldc;
+            if (accum) {
+                c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c));
+                c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + 16));
+            }
+            _mm512_mask_storeu_ps(c, m0, c0[i]);
+            _mm512_mask_storeu_ps(c + 16, m1, c1[i]);
+        }
+    }
+}
+
+#define KCASE(r) \
+    case r: kernel(r, kc, Ap, Bp, C, ldc, m0, m1, accum); break;
+
+T512 static void kernel_rows(int rows, int kc, const float *Ap, const float *Bp, float *C, int ldc, __mmask16 m0,
+                             __mmask16 m1, int accum) {
+    switch (rows) {
+        KCASE(14) KCASE(13) KCASE(12) KCASE(11) KCASE(10) KCASE(9) KCASE(8)
+        KCASE(7) KCASE(6) KCASE(5) KCASE(4) KCASE(3) KCASE(2) KCASE(1)
+        default: break;
+    }
+}
+
+T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                              float *buf) {
+    float *Ap = buf, *Bp = buf + AP_FLOATS;
+    for (int pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC;
+        int accum = pc > 0;
+        for (int ic = 0; ic < n; ic += MC) {
+            int mc = n - ic < MC ? n - ic : MC;
+            /* np panels of balanced height (<= MR): e.g. 16 rows -> 8 + 8, not 14 + 2 (a 2-row
+             * kernel has too few independent FMA chains to keep both FMA pipes busy) */
+            int np = (mc + MR - 1) / MR;
+            for (int q = 0; q < np; q++) {
+                int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                pack_a(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * MR * kc);
+            }
+            for (int jr = 0; jr < m; jr += NR) {
+                int nr = m - jr < NR ? m - jr : NR;
+                pack_b(nr, kc, B + (size_t)jr * ldb + pc, ldb, Bp);
+                __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
+                __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
+                for (int q = 0; q < np; q++) {
+                    int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                    kernel_rows(r1 - r0, kc, Ap + (size_t)q * MR * kc, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc, m0,
+                                m1, accum);
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- small n: dot products, no packing
+ * For 1..3 rows of A, packing B costs more than the multiply. Instead each 3 x 8 tile of C is 24
+ * dot products kept as zmm partial sums over k (16 lanes each): per 16 k, 3 loads of A + 8 loads of
+ * B feed 24 FMAs. k is cut into blocks of KD so the tile's 8 rows of B (32 KB) stay in L1; each
+ * block's sums are reduced to 8 floats per row and stored (first block) or added to C. Tiles at
+ * the n and m edges point their missing rows at row 0 of the tile and do not store them. */
+
+enum { DI = 3, DJ = 8, KD = 1024, SMALL_N = 4 }; /* this path for n < SMALL_N (measured crossover) */
+
+/* The 8 horizontal sums of v[0..7], as one ymm (lane j = sum of v[j]). */
+INLINE512 __m256 hsum8(const __m512 v[8]) {
+    __m256 h[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        h[j] = _mm256_add_ps(_mm512_castps512_ps256(v[j]),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[j]), 1)));
+    __m256 a = _mm256_hadd_ps(h[0], h[1]), b = _mm256_hadd_ps(h[2], h[3]);
+    __m256 c = _mm256_hadd_ps(h[4], h[5]), d = _mm256_hadd_ps(h[6], h[7]);
+    __m256 x = _mm256_hadd_ps(a, b), y = _mm256_hadd_ps(c, d); /* x: sums 0..3 split over both 128-bit halves */
+    return _mm256_add_ps(_mm256_permute2f128_ps(x, y, 0x20), _mm256_permute2f128_ps(x, y, 0x31));
+}
+
+/* C[DI x DJ tile] (+)= A rows a[0..2] · B rows b[0..7] over kd; rows i >= ri and columns j >= rj are
+ * computed on duplicate rows and not stored. */
+T512 static void dot_tile(int kd, const float *const a[DI], const float *const b[DJ], int ri, int rj, float *C, int ldc,
+                          int accum) {
+    __m512 acc[DI][DJ];
+#pragma GCC unroll 8
+    for (int i = 0; i < DI; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < DJ; j++) acc[i][j] = _mm512_setzero_ps();
+    int p = 0;
+    for (; p + 16 <= kd; p += 16) {
+        __m512 av[DI];
+#pragma GCC unroll 8
+        for (int i = 0; i < DI; i++) av[i] = _mm512_loadu_ps(a[i] + p);
+#pragma GCC unroll 8
+        for (int j = 0; j < DJ; j++) {
+            __m512 bv = _mm512_loadu_ps(b[j] + p);
+#pragma GCC unroll 8
+            for (int i = 0; i < DI; i++) acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+        }
+    }
+    if (p < kd) {
+        __mmask16 mk = (__mmask16)((1u << (kd - p)) - 1u);
+        __m512 av[DI];
+#pragma GCC unroll 8
+        for (int i = 0; i < DI; i++) av[i] = _mm512_maskz_loadu_ps(mk, a[i] + p);
+#pragma GCC unroll 8
+        for (int j = 0; j < DJ; j++) {
+            __m512 bv = _mm512_maskz_loadu_ps(mk, b[j] + p);
+#pragma GCC unroll 8
+            for (int i = 0; i < DI; i++) acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+        }
+    }
+    __mmask8 ms = (__mmask8)((1u << rj) - 1u);
+#pragma GCC unroll 8
+    for (int i = 0; i < DI; i++) {
+        if (i >= ri) break;
+        __m256 sum = hsum8(acc[i]);
+        float *c = C + (size_t)i * ldc;
+        if (accum) sum = _mm256_add_ps(sum, _mm256_maskz_loadu_ps(ms, c));
+        _mm256_mask_storeu_ps(c, ms, sum);
+    }
+}
+
+T512 static void sgemm_dot(int n, int m, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    for (int pc = 0; pc < k; pc += KD) {
+        int kd = k - pc < KD ? k - pc : KD;
+        for (int j0 = 0; j0 < m; j0 += DJ) {
+            int rj = m - j0 < DJ ? m - j0 : DJ;
+            const float *b[DJ];
+            for (int j = 0; j < DJ; j++) b[j] = B + (size_t)(j0 + (j < rj ? j : 0)) * ldb + pc;
+            for (int i0 = 0; i0 < n; i0 += DI) {
+                int ri = n - i0 < DI ? n - i0 : DI;
+                const float *a[DI];
+                for (int i = 0; i < DI; i++) a[i] = A + (size_t)(i0 + (i < ri ? i : 0)) * lda + pc;
+                dot_tile(kd, a, b, ri, rj, C + (size_t)i0 * ldc + j0, ldc, pc > 0);
+            }
+        }
+    }
+}
+
+static int g_avx512 = -1; /* -1 not yet checked, else 0/1 */
+
+int pika_sgemm_nt_avx512(void) {
+    int v = __atomic_load_n(&g_avx512, __ATOMIC_RELAXED);
+    if (v >= 0) return v;
+    __builtin_cpu_init();
+    v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma");
+    const char *env = getenv("PIKA_SIMD");
+    if (env && (!strcmp(env, "avx2") || !strcmp(env, "scalar"))) v = 0;
+    __atomic_store_n(&g_avx512, v, __ATOMIC_RELAXED);
+    return v;
+}
+
+#else /* not x86-64 */
+
+int pika_sgemm_nt_avx512(void) { return 0; }
+
+#endif
+
+void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    if (n <= 0 || m <= 0) return;
+    if (k <= 0) {
+        for (int i = 0; i < n; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)m);
+        return;
+    }
+#ifdef PIKA_X86
+    if (pika_sgemm_nt_avx512() && n < SMALL_N) {
+        sgemm_dot(n, m, k, A, lda, B, ldb, C, ldc);
+        return;
+    }
+    if (pika_sgemm_nt_avx512()) {
+        float *buf = thread_buf();
+        if (buf) {
+            sgemm_avx512(n, m, k, A, lda, B, ldb, C, ldc, buf);
+            return;
+        }
+    }
+#endif
+    sgemm_blas(n, m, k, A, lda, B, ldb, C, ldc);
+}

@@ -1,0 +1,188 @@
+/* test_gemm.c — pika_sgemm_nt (src/gemm.c) against a double-precision reference and cblas_sgemm:
+ * edge sizes around the micro-tile (14 x 32) and block (k 256, n 280) sizes and the small-n path
+ * (n < 4: 3 x 8 dot tiles, k blocks of 1024), leading dimensions
+ * larger than the minimum (padding must be neither read as data nor written), k = 0, the real
+ * prefill shapes (sampled entries vs double, all entries vs cblas), and concurrent calls from
+ * several threads (bit-identical to sequential calls). */
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cblas.h>
+
+#include "pika/gemm.h"
+#include "test.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+/* Matrices with padding columns (ld > cols) filled with NaN, so any read of padding shows up. */
+static float *make(int rows, int cols, int ld) {
+    float *x = malloc(sizeof(float) * ((size_t)rows * ld + 1));
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < ld; j++) x[(size_t)i * ld + j] = j < cols ? frand() : NAN;
+    return x;
+}
+
+/* |C[i,j] - ref| / Σ_p |a||b| with the reference summed in double; INFINITY for NaN. */
+static double check_entry(int i, int j, int k, const float *A, int lda, const float *B, int ldb, const float *C, int ldc) {
+    double s = 0, sa = 0;
+    for (int p = 0; p < k; p++) {
+        double a = A[(size_t)i * lda + p], b = B[(size_t)j * ldb + p];
+        s += a * b;
+        sa += fabs(a * b);
+    }
+    double c = C[(size_t)i * ldc + j];
+    if (c != c) return INFINITY;
+    return fabs(c - s) / (sa + 1e-30);
+}
+
+/* One shape: all entries vs double (samples <= 0) or `samples` random entries, and all vs cblas;
+ * failures are reported through CHECK. */
+static void one_shape(int n, int m, int k, int pad, int samples) {
+    int lda = k + pad, ldb = k + 2 * pad, ldc = m + 3 * pad;
+    float *A = make(n, k, lda), *B = make(m, k, ldb);
+    float *C = malloc(sizeof(float) * ((size_t)n * ldc + 1)), *R = malloc(sizeof(float) * ((size_t)n * m + 1));
+    for (size_t i = 0; i < (size_t)n * ldc; i++) C[i] = NAN; /* beta = 0: everything must be overwritten */
+    for (int i = 0; i < n; i++)
+        for (int j = m; j < ldc; j++) C[(size_t)i * ldc + j] = -7.0f;
+    pika_sgemm_nt(n, m, k, A, lda, B, ldb, C, ldc);
+
+    double worst = 0;
+    int wi = -1, wj = -1;
+    if (samples <= 0) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++) {
+                double e = check_entry(i, j, k, A, lda, B, ldb, C, ldc);
+                if (!(e <= worst)) worst = e, wi = i, wj = j;
+            }
+    } else {
+        for (int s = 0; s < samples; s++) {
+            int i = (int)((frand() + 1.0f) * 0.5f * n), j = (int)((frand() + 1.0f) * 0.5f * m);
+            if (i >= n) i = n - 1;
+            if (j >= m) j = m - 1;
+            double e = check_entry(i, j, k, A, lda, B, ldb, C, ldc);
+            if (!(e <= worst)) worst = e, wi = i, wj = j;
+        }
+    }
+    CHECK(worst <= 1e-5, "n=%d m=%d k=%d pad=%d: rel err %.3g at (%d,%d)", n, m, k, pad, worst, wi, wj);
+
+    int pad_ok = 1;
+    for (int i = 0; i < n; i++)
+        for (int j = m; j < ldc; j++) pad_ok &= C[(size_t)i * ldc + j] == -7.0f;
+    CHECK(pad_ok, "n=%d m=%d k=%d pad=%d: C padding written", n, m, k, pad);
+
+    /* vs cblas: same tolerance relative to Σ|a||b| (here bounded by k since |a|,|b| < 1) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, A, lda, B, ldb, 0.0f, R, m);
+    double worst_blas = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m; j++) {
+            double d = fabs((double)C[(size_t)i * ldc + j] - (double)R[(size_t)i * m + j]);
+            if (!(d <= worst_blas)) worst_blas = d;
+        }
+    CHECK(worst_blas <= 2e-5 * k + 1e-6, "n=%d m=%d k=%d: max |pika - cblas| = %.3g", n, m, k, worst_blas);
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+}
+
+static void test_edge_sizes(void) {
+    static const int sz[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 64, 100, 255, 257};
+    const int ns = (int)(sizeof sz / sizeof sz[0]);
+    for (int a = 0; a < ns; a++)
+        for (int b = 0; b < ns; b++)
+            for (int c = 0; c < ns; c++) {
+                int n = sz[a], m = sz[b], k = sz[c];
+                /* keep the double reference cheap: full check below ~2M multiply-adds */
+                int samples = (double)n * m * k > 2e6 ? 300 : 0;
+                one_shape(n, m, k, (a + b + c) % 3 == 0 ? 0 : 5, samples);
+                if (t_cur_failed > 20) return;
+            }
+}
+
+static void test_block_edges(void) {
+    /* around the micro-tile (14 rows, 32 columns) and blocks (k 256, n 280) */
+    static const int shapes[][3] = {
+        {13, 32, 256}, {14, 31, 255}, {15, 33, 257}, {28, 64, 512}, {29, 65, 513}, {279, 48, 300},
+        {280, 40, 256}, {281, 40, 257}, {300, 100, 600}, {560, 33, 70}, {561, 96, 1}, {1, 1000, 1000},
+        {20, 16, 16}, {42, 47, 129}, {512, 64, 896},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int pad = 0; pad <= 3; pad += 3) one_shape(shapes[s][0], shapes[s][1], shapes[s][2], pad, 2000);
+}
+
+static void test_real_shapes(void) {
+    static const int ms[] = {448, 2432, 64}, ks[] = {896, 4864};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++) one_shape(256, ms[a], ks[b], 0, 500);
+    one_shape(16, 448, 896, 0, 0);
+    one_shape(3, 2432, 4864, 0, 1000); /* small-n path, several k blocks */
+    one_shape(2, 100, 2049, 2, 0);
+    one_shape(4, 2432, 4864, 0, 1000); /* smallest n on the packed path */
+    one_shape(9, 100, 2049, 2, 0);
+    one_shape(17, 2432, 896, 1, 1000);
+}
+
+static void test_degenerate(void) {
+    float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 1, 1, 1, 1, 1}, C[4] = {9, 9, 9, 9};
+    pika_sgemm_nt(2, 2, 0, A, 3, B, 3, C, 2); /* k = 0: C = 0 */
+    CHECK(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0, "k=0 did not zero C");
+    C[0] = 5;
+    pika_sgemm_nt(0, 2, 3, A, 3, B, 3, C, 2); /* n = 0: nothing written */
+    pika_sgemm_nt(2, 0, 3, A, 3, B, 3, C, 2);
+    CHECK(C[0] == 5, "n=0 or m=0 wrote C");
+    pika_sgemm_nt(2, 2, 3, A, 3, B, 3, C, 2); /* exact small integers */
+    CHECK(C[0] == 6 && C[1] == 6 && C[2] == 15 && C[3] == 15, "2x2x3: %g %g %g %g", C[0], C[1], C[2], C[3]);
+    printf("pika_sgemm_nt path: %s\n", pika_sgemm_nt_avx512() ? "avx512" : "cblas");
+}
+
+/* ---------------------------------------------------------------- concurrency */
+
+typedef struct {
+    int n, m, k;
+    const float *A, *B;
+    float *C;
+    int reps;
+} cjob;
+
+static void *cthread(void *arg) {
+    cjob *j = arg;
+    for (int r = 0; r < j->reps; r++) pika_sgemm_nt(j->n, j->m, j->k, j->A, j->k, j->B, j->k, j->C, j->m);
+    return NULL;
+}
+
+static void test_concurrent(void) {
+    enum { NT = 4 };
+    static const int shp[NT][3] = {{64, 448, 896}, {100, 257, 513}, {256, 96, 300}, {31, 640, 1000}};
+    cjob jobs[NT];
+    float *seq[NT];
+    for (int t = 0; t < NT; t++) {
+        int n = shp[t][0], m = shp[t][1], k = shp[t][2];
+        jobs[t] = (cjob){n, m, k, make(n, k, k), make(m, k, k), malloc(sizeof(float) * (size_t)n * m), 3};
+        seq[t] = malloc(sizeof(float) * (size_t)n * m);
+        pika_sgemm_nt(n, m, k, jobs[t].A, k, jobs[t].B, k, seq[t], m);
+    }
+    pthread_t th[NT];
+    for (int t = 0; t < NT; t++) REQUIRE(pthread_create(&th[t], NULL, cthread, &jobs[t]) == 0, "pthread_create");
+    for (int t = 0; t < NT; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < NT; t++) {
+        size_t cnt = (size_t)shp[t][0] * shp[t][1];
+        CHECK(memcmp(seq[t], jobs[t].C, sizeof(float) * cnt) == 0, "thread %d result differs from sequential", t);
+        free((void *)jobs[t].A);
+        free((void *)jobs[t].B);
+        free(jobs[t].C);
+        free(seq[t]);
+    }
+}
+
+int main(void) {
+    RUN(test_degenerate);
+    RUN(test_edge_sizes);
+    RUN(test_block_edges);
+    RUN(test_real_shapes);
+    RUN(test_concurrent);
+    return test_summary("gemm");
+}
