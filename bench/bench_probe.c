@@ -3,11 +3,14 @@
  *
  *   bench_probe [--n 6000] [--d 1536] [--layers 29] [--positions 5] [--task binary|continuous]
  *               [--max-configs K] [--start-layer S] [--dir DIR] [--ridge-solver auto|eig|chol] [--threads T]
- *               [--eps E]
+ *               [--eps E] [--start-pos Q]
  * Creates DIR (default /tmp/pika-bench-acts-N-D-L-P) with synthetic float16 activations the first
  * time (signal in layer L/2, position -1). --max-configs K times only the first K (layer, position)
- * pairs (layers in order from --start-layer) and extrapolates the full-sweep time linearly. Prints one line
- * "bench_probe task=... configs=... seconds=... per_config=... full_sweep_est=...".
+ * pairs (layers in order from --start-layer; with --start-pos Q, positions from index Q on, e.g.
+ * --start-layer 14 --start-pos 4 --max-configs 1 = the signal configuration) and extrapolates the
+ * full-sweep time linearly. Prints one line "bench_probe task=... configs=... seconds=... cpu_seconds=...
+ * per_config=... full_sweep_est=..." (cpu_seconds: process CPU time, all threads; on a shared machine
+ * compare CPU time with bench_probe_sklearn.py run under /usr/bin/time).
  * Compare with bench/bench_probe_sklearn.py (same data layout, same sweep).
  */
 #include <math.h>
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "pika/acts.h"
 #include "pika/metrics.h"
@@ -29,7 +33,7 @@ static double gauss(pika_rng *r) {
 int main(int argc, char **argv) {
     int64_t n = 6000;
     double eps = 0;
-    int start_layer = 0;
+    int start_layer = 0, start_pos = 0;
     int d = 1536, L = 29, P = 5, binary = 1, max_cfg = 0, solver = PIKA_RIDGE_AUTO, threads = 0;
     const char *dir = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -43,6 +47,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--eps")) eps = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--start-layer")) start_layer = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--start-pos")) start_pos = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--ridge-solver")) solver = !strcmp(argv[i + 1], "eig") ? PIKA_RIDGE_EIG : !strcmp(argv[i + 1], "chol") ? PIKA_RIDGE_CHOL : PIKA_RIDGE_AUTO;
         else { fprintf(stderr, "bench_probe: unknown option %s\n", argv[i]); return 2; }
     }
@@ -112,17 +117,20 @@ int main(int argc, char **argv) {
     if (eps > 0) o.eps = eps;
     pika_probe p;
     double t0 = pika_now();
+    clock_t c0 = clock();
     if (start_layer < 0 || start_layer >= L) start_layer = 0;
     if (nl > L - start_layer) nl = L - start_layer;
-    if (pika_probe_train(&a, NULL, n, y, "y", layers + start_layer, nl, pos, np, &o, &p, NULL)) {
+    if (start_pos < 0 || start_pos >= P) start_pos = 0;
+    if (np > P - start_pos) np = P - start_pos;
+    if (pika_probe_train(&a, NULL, n, y, "y", layers + start_layer, nl, pos + start_pos, np, &o, &p, NULL)) {
         fprintf(stderr, "bench_probe: %s\n", pika_last_error());
         return 2;
     }
-    double t = pika_now() - t0;
+    double t = pika_now() - t0, ct = (double)(clock() - c0) / CLOCKS_PER_SEC;
     int cfg = nl * np;
-    printf("bench_probe task=%s n=%lld d=%d configs=%d (of %d) alphas=%d folds=%d seconds=%.2f per_config=%.3f full_sweep_est=%.1f "
+    printf("bench_probe task=%s n=%lld d=%d configs=%d (of %d) alphas=%d folds=%d seconds=%.2f cpu_seconds=%.2f per_config=%.3f full_sweep_est=%.1f "
            "best=(layer %d, pos %d, alpha %g, cv %.4f)\n",
-           binary ? "binary" : "continuous", (long long)n, d, cfg, L * P, o.n_alpha, o.k_folds, t, t / cfg, t / cfg * L * P, p.layer,
+           binary ? "binary" : "continuous", (long long)n, d, cfg, L * P, o.n_alpha, o.k_folds, t, ct, t / cfg, t / cfg * L * P, p.layer,
            p.position, p.alpha, p.cv_score);
     pika_probe_free(&p);
     pika_acts_close(&a);

@@ -1,8 +1,8 @@
 /* probe.c — linear probes on dense (activation) and sparse (TF-IDF) features: ridge over an alpha
  * grid from one factorization per fold (Gram matrices from per-fold blocks, OpenBLAS + LAPACKE),
- * L2 logistic regression through liblinear with warm starts along the alpha path, stratified seeded
- * k-fold CV, (layer, position, alpha) selection, Platt calibration on out-of-fold scores, and the
- * probe file (JSON, versioned). Objectives and conventions: include/pika/probe.h. */
+ * L2 logistic regression (batched Newton-CG over all folds, or liblinear) with warm starts along
+ * the alpha path, stratified seeded k-fold CV, (layer, position, alpha) selection, Platt calibration
+ * on out-of-fold scores, and the probe file (JSON, versioned). Objectives and conventions: include/pika/probe.h. */
 #include "pika/probe.h"
 
 #include <cJSON.h>
@@ -558,26 +558,20 @@ static void summarize(const double *scores, int k, int A, double *cv_mean, doubl
 
 /* ---------------------------------------------------------------- logistic (batched Newton-CG) */
 
-/* One pass over X [n x d] serving F vectors, split over threads by rows:
- *   forward  (T != NULL): M[i*F+f] = X_i . T[f] + cst[f]        (T: [F x d])
- *   backward (R != NULL): G[f] = sum_i R[i*F+f] X_i              (G: [F x d])
- *   fused    (T, Dw):     r = Dw[i*F+f] (X_i . T[f] + cst[f]); G[f] += r X_i; rs[f] += r
- *                         (a Hessian-vector product with each row used twice while in cache)
- * A skinny GEMM that neither packs X nor reads it more than once. */
+/* Margins pass over X [n x d] (float32 rows, double sums), split over threads by rows:
+ *   M[i*F+f] = X_i . T[f] + cst[f]        (T: [F x d])
+ * Used for the exact margins of a solution; the gradient and Hessian-vector passes are hv_run below. */
 typedef struct {
     const float *X;
     int64_t i0, i1;
     int d, F;
-    const double *T, *cst, *R;
-    double *M, *G;
-    const double *Dw;  /* fused Hessian-vector mode (T and Dw set): G[f] = sum_i Dw_if (X_i.T[f] + cst_f) X_i */
-    double *rs;        /* [F] sums of the row weights in fused mode */
+    const double *T, *cst;
+    double *M;
     int simd;          /* use the AVX2 kernel (CPU has it and PIKA_NO_SIMD is unset) */
 } mm_job;
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-/* AVX2+FMA versions of the two loops of mm_work (chosen at run time when the CPU has them). */
 __attribute__((target("avx2,fma"))) static double dot_avx2(const float *x, const double *t, int d) {
     int d16 = d & ~15, j = 0;
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
@@ -594,132 +588,43 @@ __attribute__((target("avx2,fma"))) static double dot_avx2(const float *x, const
     for (; j < d; j++) acc += x[j] * t[j];
     return acc;
 }
-
-/* g += r0 x0 + r1 x1 + r2 x2 + r3 x3 (one load/store of g per 4 rows) */
-__attribute__((target("avx2,fma"))) static void axpy4_avx2(double *g, const float *x0, const float *x1, const float *x2,
-                                                          const float *x3, const double *r, int d) {
-    int d4 = d & ~3, j = 0;
-    __m256d r0 = _mm256_set1_pd(r[0]), r1 = _mm256_set1_pd(r[1]), r2 = _mm256_set1_pd(r[2]), r3 = _mm256_set1_pd(r[3]);
-    for (; j < d4; j += 4) {
-        __m256d acc = _mm256_loadu_pd(g + j);
-        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x0 + j)), r0, acc);
-        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x1 + j)), r1, acc);
-        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x2 + j)), r2, acc);
-        acc = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(x3 + j)), r3, acc);
-        _mm256_storeu_pd(g + j, acc);
-    }
-    for (; j < d; j++) g[j] += r[0] * x0[j] + r[1] * x1[j] + r[2] * x2[j] + r[3] * x3[j];
-}
-
-/* AVX2+FMA version of mm_work (chosen at run time when the CPU has it). Rows go in blocks of 4 so
- * the accumulators G are loaded and stored once per block. */
-__attribute__((target("avx2,fma"))) static void mm_work_avx2(mm_job *J) {
-    int d = J->d, F = J->F;
-    if (J->T && !J->Dw) {
-        for (int64_t i = J->i0; i < J->i1; i++)
-            for (int f = 0; f < F; f++) J->M[i * F + f] = dot_avx2(J->X + i * d, J->T + (size_t)f * d, d) + J->cst[f];
-        return;
-    }
-    memset(J->G, 0, sizeof(double) * (size_t)F * d);
-    if (J->Dw)
-        for (int f = 0; f < F; f++) J->rs[f] = 0;
-    for (int64_t i = J->i0; i < J->i1; i += 4) {
-        int nb = J->i1 - i < 4 ? (int)(J->i1 - i) : 4;
-        const float *x[4];
-        for (int b = 0; b < 4; b++) x[b] = J->X + (i + (b < nb ? b : 0)) * d;
-        for (int f = 0; f < F; f++) {
-            double r[4] = {0, 0, 0, 0};
-            int any = 0;
-            for (int b = 0; b < nb; b++) {
-                if (J->Dw) {
-                    double w = J->Dw[(i + b) * F + f];
-                    if (w != 0) {
-                        r[b] = w * (dot_avx2(x[b], J->T + (size_t)f * d, d) + J->cst[f]);
-                        J->rs[f] += r[b];
-                    }
-                } else {
-                    r[b] = J->R[(i + b) * F + f];
-                }
-                any |= r[b] != 0;
-            }
-            if (any) axpy4_avx2(J->G + (size_t)f * d, x[0], x[1], x[2], x[3], r, d);
-        }
-    }
-}
 #endif
 
 static void *mm_work(void *arg) {
     mm_job *J = arg;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (J->simd) {
-        mm_work_avx2(J);
-        return NULL;
-    }
-#endif
     int d = J->d, F = J->F;
-    if (J->T && J->Dw) {
-        memset(J->G, 0, sizeof(double) * (size_t)F * d);
-        for (int f = 0; f < F; f++) J->rs[f] = 0;
-        for (int64_t i = J->i0; i < J->i1; i++) {
-            const float *x = J->X + i * d;
-            for (int f = 0; f < F; f++) {
-                double w = J->Dw[i * F + f];
-                if (w == 0) continue;
-                const double *t = J->T + (size_t)f * d;
-                double acc = 0;
-                for (int j = 0; j < d; j++) acc += x[j] * t[j];
-                double r = w * (acc + J->cst[f]);
-                J->rs[f] += r;
-                double *g = J->G + (size_t)f * d;
-                for (int j = 0; j < d; j++) g[j] += r * x[j];
+    for (int64_t i = J->i0; i < J->i1; i++) {
+        const float *x = J->X + i * d;
+        for (int f = 0; f < F; f++) {
+            const double *t = J->T + (size_t)f * d;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (J->simd) {
+                J->M[i * F + f] = dot_avx2(x, t, d) + J->cst[f];
+                continue;
             }
-        }
-    } else if (J->T) {
-        for (int64_t i = J->i0; i < J->i1; i++) {
-            const float *x = J->X + i * d;
-            for (int f = 0; f < F; f++) {
-                const double *t = J->T + (size_t)f * d;
-                double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                int j = 0;
-                for (; j + 4 <= d; j += 4) { a0 += x[j] * t[j]; a1 += x[j + 1] * t[j + 1]; a2 += x[j + 2] * t[j + 2]; a3 += x[j + 3] * t[j + 3]; }
-                for (; j < d; j++) a0 += x[j] * t[j];
-                J->M[i * F + f] = (a0 + a1) + (a2 + a3) + J->cst[f];
-            }
-        }
-    } else {
-        memset(J->G, 0, sizeof(double) * (size_t)F * d);
-        for (int64_t i = J->i0; i < J->i1; i++) {
-            const float *x = J->X + i * d;
-            for (int f = 0; f < F; f++) {
-                double r = J->R[i * F + f];
-                if (r == 0) continue;
-                double *g = J->G + (size_t)f * d;
-                for (int j = 0; j < d; j++) g[j] += r * x[j];
-            }
+#endif
+            double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            int j = 0;
+            for (; j + 4 <= d; j += 4) { a0 += x[j] * t[j]; a1 += x[j + 1] * t[j + 1]; a2 += x[j + 2] * t[j + 2]; a3 += x[j + 3] * t[j + 3]; }
+            for (; j < d; j++) a0 += x[j] * t[j];
+            J->M[i * F + f] = (a0 + a1) + (a2 + a3) + J->cst[f];
         }
     }
     return NULL;
 }
 
-static void mm_run_ex(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst, const double *R,
-                      double *G, const double *Dw, double *rs) {
+static void mm_run(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst) {
     int nt = pika_n_cores();
     if (nt > 16) nt = 16;
     if ((int64_t)nt * 64 > n) nt = 1;
     mm_job jobs[16];
     pthread_t th[16];
-    int back = !T || Dw; /* produces G */
-    double *part = (back && nt > 1) ? pika_malloc(sizeof(double) * (size_t)(nt - 1) * F * d) : NULL;
-    double rsp[16][64];
     int simd = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
     simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("PIKA_NO_SIMD");
 #endif
-    for (int t = 0; t < nt; t++) {
-        jobs[t] = (mm_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .R = R, .M = M,
-                           .G = back ? (t == 0 ? G : part + (size_t)(t - 1) * F * d) : NULL, .Dw = Dw, .rs = rsp[t],
-                           .simd = simd};
-    }
+    for (int t = 0; t < nt; t++)
+        jobs[t] = (mm_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .M = M, .simd = simd};
     int started[16] = {0};
     for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, mm_work, &jobs[t]) == 0;
     mm_work(&jobs[0]);
@@ -727,20 +632,283 @@ static void mm_run_ex(const float *X, int64_t n, int d, int F, const double *T, 
         if (started[t]) pthread_join(th[t], NULL);
         else mm_work(&jobs[t]);
     }
-    if (back)
-        for (int t = 1; t < nt; t++)
-            for (size_t q = 0; q < (size_t)F * d; q++) G[q] += part[(size_t)(t - 1) * F * d + q];
-    if (rs && Dw)
-        for (int f = 0; f < F; f++) {
-            rs[f] = 0;
-            for (int t = 0; t < nt; t++) rs[f] += rsp[t][f];
-        }
-    free(part);
 }
 
-static void mm_run(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst, const double *R,
-                   double *G) {
-    mm_run_ex(X, n, d, F, T, M, cst, R, G, NULL, NULL);
+/* Hessian-vector pass in float32 (the CG inner loop, ~3/4 of the solver's work): for each row i and
+ * each active problem f (rows with fold[i] != f):
+ *   u = X_i . T[f] + cst[f];  U[i*F+f] = u;  r = Dw[i*F+f] u;  G[f] += r X_i;  rs[f] += r
+ * Products and the per-row sums run in float (8 or 16 lanes), r and the totals in double: sums over rows
+ * are accumulated in float for at most HV_FLUSH rows, then added to the double G. Relative error
+ * ~1e-6, far below what truncated CG needs (the gradient and the margins stay double). */
+#define HV_FLUSH 64
+typedef struct {
+    const float *X;
+    int64_t i0, i1;
+    int d, F;
+    const float *T;        /* [F x d] */
+    const double *cst, *Dw;/* [F], [n x F] */
+    const double *R;       /* [n x F]: backward mode (no T): r = R[i*F+f] */
+    const int *fold;       /* NULL: every row is in every problem */
+    const int *act;        /* [F] problems to compute */
+    double *G, *rs, *U;    /* [F x d] (this thread's part), [F], [n x F] (rows in problem f only) */
+    float *acc;            /* [F x d] scratch */
+    int simd;
+} hv_job;
+
+static void hv_flush(hv_job *J) {
+    size_t fd = (size_t)J->F * J->d;
+    for (size_t q = 0; q < fd; q++) { J->G[q] += J->acc[q]; J->acc[q] = 0; }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static double hsum8(__m256 a) {
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
+    double b[4];
+    _mm256_storeu_pd(b, _mm256_add_pd(lo, hi));
+    return (b[0] + b[1]) + (b[2] + b[3]);
+}
+
+/* Four rows at a time: each T[f] chunk is loaded once for 4 dot products, each G chunk once for 4 axpys. */
+__attribute__((target("avx2,fma"))) static void hv_work_avx2(hv_job *J) {
+    int d = J->d, F = J->F, d8 = d & ~7;
+    int64_t blk = 0;
+    for (int64_t i = J->i0; i < J->i1; i += 4, blk++) {
+        int nb = J->i1 - i < 4 ? (int)(J->i1 - i) : 4;
+        const float *x0 = J->X + i * d, *x1 = J->X + (i + (nb > 1)) * d, *x2 = J->X + (i + (nb > 2 ? 2 : 0)) * d,
+                    *x3 = J->X + (i + (nb > 3 ? 3 : 0)) * d;
+        for (int f = 0; f < F; f++) {
+            if (!J->act[f]) continue;
+            float r[4] = {0, 0, 0, 0};
+            int any = 0, j = 0;
+            if (J->R) {
+                for (int b = 0; b < nb; b++) {
+                    double rr = J->R[(i + b) * F + f];
+                    J->rs[f] += rr;
+                    r[b] = (float)rr;
+                    any |= rr != 0;
+                }
+            } else {
+                const float *t = J->T + (size_t)f * d;
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+                for (; j < d8; j += 8) {
+                    __m256 tv = _mm256_loadu_ps(t + j);
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + j), tv, a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + j), tv, a1);
+                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + j), tv, a2);
+                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + j), tv, a3);
+                }
+                double u[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+                for (; j < d; j++) { u[0] += x0[j] * t[j]; u[1] += x1[j] * t[j]; u[2] += x2[j] * t[j]; u[3] += x3[j] * t[j]; }
+                for (int b = 0; b < nb; b++) {
+                    int64_t q = (i + b) * F + f;
+                    if (J->fold && J->fold[i + b] == f) continue;
+                    double v = u[b] + J->cst[f], rr = J->Dw[q] * v;
+                    if (J->U) J->U[q] = v;
+                    J->rs[f] += rr;
+                    r[b] = (float)rr;
+                    any |= rr != 0;
+                }
+            }
+            if (!any) continue;
+            float *g = J->acc + (size_t)f * d;
+            __m256 r0 = _mm256_set1_ps(r[0]), r1 = _mm256_set1_ps(r[1]), r2 = _mm256_set1_ps(r[2]), r3 = _mm256_set1_ps(r[3]);
+            for (j = 0; j < d8; j += 8) {
+                __m256 gv = _mm256_loadu_ps(g + j);
+                gv = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + j), r0, gv);
+                gv = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + j), r1, gv);
+                gv = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + j), r2, gv);
+                gv = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + j), r3, gv);
+                _mm256_storeu_ps(g + j, gv);
+            }
+            for (; j < d; j++) g[j] += r[0] * x0[j] + r[1] * x1[j] + r[2] * x2[j] + r[3] * x3[j];
+        }
+        if (blk % (HV_FLUSH / 4) == HV_FLUSH / 4 - 1) hv_flush(J);
+    }
+}
+
+__attribute__((target("avx512f"))) static double hsum16(__m512 a) {
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a)), hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+}
+
+/* Row weights r[b] of rows i..i+nb for problem f from the dot products u[b] (or from R). Returns
+ * whether any is nonzero. */
+static int hv_weights(hv_job *J, int64_t i, int nb, int f, const double *u, float *r) {
+    int any = 0, F = J->F;
+    for (int b = 0; b < 4; b++) r[b] = 0;
+    for (int b = 0; b < nb; b++) {
+        int64_t q = (i + b) * F + f;
+        double rr;
+        if (J->R) {
+            rr = J->R[q];
+        } else {
+            if (J->fold && J->fold[i + b] == f) continue;
+            double v = u[b] + J->cst[f];
+            rr = J->Dw[q] * v;
+            if (J->U) J->U[q] = v;
+        }
+        J->rs[f] += rr;
+        r[b] = (float)rr;
+        any |= rr != 0;
+    }
+    return any;
+}
+
+/* The same with 16 lanes, two problems per sweep over the 4 rows (each x chunk loaded once for 8
+ * FMAs): about half the loads per FMA of the AVX2 kernel. */
+__attribute__((target("avx512f"))) static void hv_work_avx512(hv_job *J) {
+    int d = J->d, F = J->F, d16 = d & ~15, na = 0, fl[64];
+    for (int f = 0; f < F; f++)
+        if (J->act[f]) fl[na++] = f;
+    int64_t blk = 0;
+    for (int64_t i = J->i0; i < J->i1; i += 4, blk++) {
+        int nb = J->i1 - i < 4 ? (int)(J->i1 - i) : 4;
+        const float *x0 = J->X + i * d, *x1 = J->X + (i + (nb > 1)) * d, *x2 = J->X + (i + (nb > 2 ? 2 : 0)) * d,
+                    *x3 = J->X + (i + (nb > 3 ? 3 : 0)) * d;
+        for (int k = 0; k < na; k += 2) {
+            int fa = fl[k], fb = k + 1 < na ? fl[k + 1] : fl[k], two = k + 1 < na;
+            double ua[4] = {0, 0, 0, 0}, ub[4] = {0, 0, 0, 0};
+            int j = 0;
+            if (!J->R) {
+                const float *ta = J->T + (size_t)fa * d, *tb = J->T + (size_t)fb * d;
+                __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+                __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
+                for (; j < d16; j += 16) {
+                    __m512 tva = _mm512_loadu_ps(ta + j), tvb = _mm512_loadu_ps(tb + j), x;
+                    x = _mm512_loadu_ps(x0 + j); a0 = _mm512_fmadd_ps(x, tva, a0); b0 = _mm512_fmadd_ps(x, tvb, b0);
+                    x = _mm512_loadu_ps(x1 + j); a1 = _mm512_fmadd_ps(x, tva, a1); b1 = _mm512_fmadd_ps(x, tvb, b1);
+                    x = _mm512_loadu_ps(x2 + j); a2 = _mm512_fmadd_ps(x, tva, a2); b2 = _mm512_fmadd_ps(x, tvb, b2);
+                    x = _mm512_loadu_ps(x3 + j); a3 = _mm512_fmadd_ps(x, tva, a3); b3 = _mm512_fmadd_ps(x, tvb, b3);
+                }
+                ua[0] = hsum16(a0); ua[1] = hsum16(a1); ua[2] = hsum16(a2); ua[3] = hsum16(a3);
+                ub[0] = hsum16(b0); ub[1] = hsum16(b1); ub[2] = hsum16(b2); ub[3] = hsum16(b3);
+                for (; j < d; j++) {
+                    ua[0] += x0[j] * ta[j]; ua[1] += x1[j] * ta[j]; ua[2] += x2[j] * ta[j]; ua[3] += x3[j] * ta[j];
+                    ub[0] += x0[j] * tb[j]; ub[1] += x1[j] * tb[j]; ub[2] += x2[j] * tb[j]; ub[3] += x3[j] * tb[j];
+                }
+            }
+            float ra[4], rb[4] = {0, 0, 0, 0};
+            int any = hv_weights(J, i, nb, fa, ua, ra);
+            if (two) any |= hv_weights(J, i, nb, fb, ub, rb);
+            if (!any) continue;
+            /* with one problem left, fb == fa and rb == 0: the second accumulator adds nothing */
+            float *ga = J->acc + (size_t)fa * d, *gb = J->acc + (size_t)fb * d;
+            __m512 ra0 = _mm512_set1_ps(ra[0]), ra1 = _mm512_set1_ps(ra[1]), ra2 = _mm512_set1_ps(ra[2]), ra3 = _mm512_set1_ps(ra[3]);
+            __m512 rb0 = _mm512_set1_ps(rb[0]), rb1 = _mm512_set1_ps(rb[1]), rb2 = _mm512_set1_ps(rb[2]), rb3 = _mm512_set1_ps(rb[3]);
+            if (two) {
+                for (j = 0; j < d16; j += 16) {
+                    __m512 gva = _mm512_loadu_ps(ga + j), gvb = _mm512_loadu_ps(gb + j), x;
+                    x = _mm512_loadu_ps(x0 + j); gva = _mm512_fmadd_ps(x, ra0, gva); gvb = _mm512_fmadd_ps(x, rb0, gvb);
+                    x = _mm512_loadu_ps(x1 + j); gva = _mm512_fmadd_ps(x, ra1, gva); gvb = _mm512_fmadd_ps(x, rb1, gvb);
+                    x = _mm512_loadu_ps(x2 + j); gva = _mm512_fmadd_ps(x, ra2, gva); gvb = _mm512_fmadd_ps(x, rb2, gvb);
+                    x = _mm512_loadu_ps(x3 + j); gva = _mm512_fmadd_ps(x, ra3, gva); gvb = _mm512_fmadd_ps(x, rb3, gvb);
+                    _mm512_storeu_ps(ga + j, gva);
+                    _mm512_storeu_ps(gb + j, gvb);
+                }
+                for (; j < d; j++) {
+                    ga[j] += ra[0] * x0[j] + ra[1] * x1[j] + ra[2] * x2[j] + ra[3] * x3[j];
+                    gb[j] += rb[0] * x0[j] + rb[1] * x1[j] + rb[2] * x2[j] + rb[3] * x3[j];
+                }
+            } else {
+                for (j = 0; j < d16; j += 16) {
+                    __m512 gva = _mm512_loadu_ps(ga + j);
+                    gva = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + j), ra0, gva);
+                    gva = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + j), ra1, gva);
+                    gva = _mm512_fmadd_ps(_mm512_loadu_ps(x2 + j), ra2, gva);
+                    gva = _mm512_fmadd_ps(_mm512_loadu_ps(x3 + j), ra3, gva);
+                    _mm512_storeu_ps(ga + j, gva);
+                }
+                for (; j < d; j++) ga[j] += ra[0] * x0[j] + ra[1] * x1[j] + ra[2] * x2[j] + ra[3] * x3[j];
+            }
+        }
+        if (blk % (HV_FLUSH / 4) == HV_FLUSH / 4 - 1) hv_flush(J);
+    }
+}
+#endif
+
+static void *hv_work(void *arg) {
+    hv_job *J = arg;
+    int d = J->d, F = J->F;
+    memset(J->G, 0, sizeof(double) * (size_t)F * d);
+    memset(J->acc, 0, sizeof(float) * (size_t)F * d);
+    for (int f = 0; f < F; f++) J->rs[f] = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (J->simd == 2) {
+        hv_work_avx512(J);
+        hv_flush(J);
+        return NULL;
+    }
+    if (J->simd) {
+        hv_work_avx2(J);
+        hv_flush(J);
+        return NULL;
+    }
+#endif
+    for (int64_t i = J->i0; i < J->i1; i++) {
+        const float *x = J->X + i * d;
+        for (int f = 0; f < F; f++) {
+            if (!J->act[f] || (J->fold && J->fold[i] == f)) continue;
+            int64_t q = i * F + f;
+            int j = 0;
+            double rr;
+            if (J->R) {
+                rr = J->R[q];
+            } else {
+                const float *t = J->T + (size_t)f * d;
+                float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                for (; j + 4 <= d; j += 4) { a0 += x[j] * t[j]; a1 += x[j + 1] * t[j + 1]; a2 += x[j + 2] * t[j + 2]; a3 += x[j + 3] * t[j + 3]; }
+                for (; j < d; j++) a0 += x[j] * t[j];
+                double v = ((double)a0 + a1) + ((double)a2 + a3) + J->cst[f];
+                rr = J->Dw[q] * v;
+                if (J->U) J->U[q] = v;
+            }
+            J->rs[f] += rr;
+            if (rr == 0) continue;
+            float r = (float)rr, *g = J->acc + (size_t)f * d;
+            for (j = 0; j < d; j++) g[j] += r * x[j];
+        }
+        if ((i - J->i0) % HV_FLUSH == HV_FLUSH - 1) hv_flush(J);
+    }
+    hv_flush(J);
+    return NULL;
+}
+
+/* G [F x d] and rs [F] over all rows, split over threads. */
+static void hv_run(const float *X, int64_t n, int d, int F, const float *T, const double *cst, const double *Dw, const double *R,
+                   const int *fold, const int *act, double *G, double *rs, double *U) {
+    int nt = pika_n_cores();
+    if (nt > 16) nt = 16;
+    if ((int64_t)nt * 64 > n) nt = 1;
+    hv_job jobs[16];
+    pthread_t th[16];
+    size_t fd = (size_t)F * d;
+    double *part = nt > 1 ? pika_malloc(sizeof(double) * (size_t)(nt - 1) * fd) : NULL;
+    float *acc = pika_malloc(sizeof(float) * (size_t)nt * fd);
+    double rsp[16][64];
+    int simd = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("PIKA_NO_SIMD");
+    if (simd && __builtin_cpu_supports("avx512f") && !getenv("PIKA_NO_AVX512")) simd = 2;
+#endif
+    for (int t = 0; t < nt; t++)
+        jobs[t] = (hv_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .Dw = Dw, .R = R,
+                           .fold = fold, .act = act, .G = t == 0 ? G : part + (size_t)(t - 1) * fd, .rs = rsp[t], .U = U,
+                           .acc = acc + (size_t)t * fd, .simd = simd};
+    int started[16] = {0};
+    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, hv_work, &jobs[t]) == 0;
+    hv_work(&jobs[0]);
+    for (int t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else hv_work(&jobs[t]);
+    }
+    for (int t = 1; t < nt; t++)
+        for (size_t q = 0; q < fd; q++) G[q] += part[(size_t)(t - 1) * fd + q];
+    for (int f = 0; f < F; f++) {
+        rs[f] = 0;
+        for (int t = 0; t < nt; t++) rs[f] += rsp[t][f];
+    }
+    free(part);
+    free(acc);
 }
 
 /* F logistic problems sharing one dense matrix: problem f trains on rows with fold[i] != f (all rows
@@ -748,9 +916,11 @@ static void mm_run(const float *X, int64_t n, int d, int F, const double *T, dou
  * the global column mean (for accuracy). Objective per problem (= sklearn lbfgs, intercept unpenalized):
  *   1/2 ||w||^2 + C sum_i log(1 + exp(-s_i (z_i.w + b)))
  * Truncated Newton with a Jacobi-preconditioned CG; every matrix product serves all F problems at
- * once (one pass over X per product: GEMM with F columns instead of F GEMVs). */
+ * once (one pass over X per product: GEMM with F columns instead of F GEMVs). Per Newton iteration:
+ * one gradient pass, one pass per CG step (float32 Hessian-vector products that also give the
+ * margins of the step, so the line search needs no pass); one double margins pass per alpha. */
 typedef struct {
-    const float *X;   /* [n x d] shifted rows (float32: halves the memory traffic; sums are double) */
+    const float *X;   /* [n x d] shifted rows (float32: halves the memory traffic) */
     const float *X2;  /* [n x d] squares of X (Jacobi preconditioner; NULL when standardized) */
     int64_t n;
     int d, F, intercept;
@@ -775,16 +945,16 @@ static void lrb_margins(const lrb *P, const double *V, double *M, double *tmp /*
             cst[f] -= P->mu[(size_t)f * d + j] * v;
         }
     }
-    mm_run(P->X, P->n, d, F, tmp, M, cst, NULL, 0);
+    mm_run(P->X, P->n, d, F, tmp, M, cst);
 }
 
 /* G[f] = Z_f' R[:,f] (+ bias component); R must be zero on rows outside problem f. */
 static void lrb_back(const lrb *P, const double *R, double *G, double *tmp /* [F x d] */) {
     int d = P->d, F = P->F;
-    double rs[64] = {0};
-    for (int64_t i = 0; i < P->n; i++)
-        for (int f = 0; f < F; f++) rs[f] += R[i * F + f];
-    mm_run(P->X, P->n, d, F, NULL, NULL, NULL, R, tmp);
+    double rs[64];
+    int act[64];
+    for (int f = 0; f < 64; f++) act[f] = 1;
+    hv_run(P->X, P->n, d, F, NULL, NULL, NULL, R, P->fold, act, tmp, rs, NULL);
     for (int f = 0; f < F; f++) {
         for (int j = 0; j < d; j++)
             G[(size_t)f * (d + 1) + j] = (tmp[(size_t)f * d + j] - P->mu[(size_t)f * d + j] * rs[f]) / P->sig[(size_t)f * d + j];
@@ -792,20 +962,23 @@ static void lrb_back(const lrb *P, const double *R, double *G, double *tmp /* [F
     }
 }
 
-/* Hp[f] = Z_f' D_f (Z_f V[f] + bias) in one pass (D = Dw, zero outside problem f); identity not added. */
-static void lrb_hv(const lrb *P, const double *V, const double *Dw, double *Hp, double *tmp /* [F x d] */, double *tmp2 /* [F x d] */) {
+/* Hp[f] = Z_f' D_f (Z_f V[f] + bias) for the problems with act[f] (D = Dw), one float32 pass over X;
+ * identity not added. U[i*F+f] = z_i(f).V[f] + bias for the rows of active problem f. */
+static void lrb_hv(const lrb *P, const double *V, const double *Dw, const int *act, double *Hp, float *Tf /* [F x d] */,
+                   double *tmp2 /* [F x d] */, double *U) {
     int d = P->d, F = P->F;
     double cst[64], rs[64];
     for (int f = 0; f < F; f++) {
         cst[f] = P->intercept ? V[(size_t)f * (d + 1) + d] : 0;
         for (int j = 0; j < d; j++) {
             double v = V[(size_t)f * (d + 1) + j] / P->sig[(size_t)f * d + j];
-            tmp[(size_t)f * d + j] = v;
+            Tf[(size_t)f * d + j] = (float)v;
             cst[f] -= P->mu[(size_t)f * d + j] * v;
         }
     }
-    mm_run_ex(P->X, P->n, d, F, tmp, NULL, cst, NULL, tmp2, Dw, rs);
+    hv_run(P->X, P->n, d, F, Tf, cst, Dw, NULL, P->fold, act, tmp2, rs, U);
     for (int f = 0; f < F; f++) {
+        if (!act[f]) continue;
         for (int j = 0; j < d; j++)
             Hp[(size_t)f * (d + 1) + j] = (tmp2[(size_t)f * d + j] - P->mu[(size_t)f * d + j] * rs[f]) / P->sig[(size_t)f * d + j];
         Hp[(size_t)f * (d + 1) + d] = P->intercept ? rs[f] : 0;
@@ -814,16 +987,21 @@ static void lrb_hv(const lrb *P, const double *V, const double *Dw, double *Hp, 
 
 static double log1pexp(double t) { return t > 0 ? t + log1p(exp(-t)) : log1p(exp(t)); }
 
-/* Solve all F problems at C, warm-starting from W [F x (d+1)] (updated in place). */
-static void lrb_solve(const lrb *P, double C, double eps, double *W) {
+/* Solve all F problems at C, warm-starting from W [F x (d+1)] (updated in place). M [n x F] holds the
+ * margins Z W (+ b) on entry and gets the exact margins of the solution on return (one double pass).
+ * g0[f] = ||grad f(0)|| / C (the gradient at w = 0 is linear in C). Inside, the margins of the step
+ * come from the CG products (Ms = sum_k a_k Z p_k), so a Newton iteration costs one gradient pass
+ * plus its CG passes. */
+static void lrb_solve(const lrb *P, double C, double eps, const double *g0unit, double *W, double *M) {
     int d = P->d, F = P->F, D1 = d + 1;
     int64_t n = P->n;
     size_t nf = (size_t)n * F, fd = (size_t)F * D1;
-    double *M = pika_malloc(sizeof(double) * nf), *Ms = pika_malloc(sizeof(double) * nf), *R = pika_malloc(sizeof(double) * nf);
+    double *Ms = pika_malloc(sizeof(double) * nf), *R = pika_malloc(sizeof(double) * nf), *U = pika_malloc(sizeof(double) * nf);
     double *Dw = pika_malloc(sizeof(double) * nf), *tmp = pika_malloc(sizeof(double) * (size_t)d * F);
     double *G = pika_malloc(sizeof(double) * fd), *S = pika_malloc(sizeof(double) * fd), *Rc = pika_malloc(sizeof(double) * fd);
     double *Zc = pika_malloc(sizeof(double) * fd), *Pd = pika_malloc(sizeof(double) * fd), *Hp = pika_malloc(sizeof(double) * fd);
     double *Pre = pika_malloc(sizeof(double) * fd), *S1 = pika_malloc(sizeof(double) * (size_t)d * F), *S2 = pika_malloc(sizeof(double) * (size_t)d * F);
+    float *Tf = pika_malloc(sizeof(float) * (size_t)d * F);
     double g0[64], tol[64], loss[64];
     int done[64] = {0};
     /* tolerance as liblinear: eps * max(min(#pos, #neg), 1) / l * ||grad f(0)|| */
@@ -833,17 +1011,41 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
             if (lrb_in(P, i, f)) { if (P->s[i] > 0) np_++; else nn++; }
         double mn = np_ < nn ? np_ : nn;
         tol[f] = eps * (mn > 1 ? mn : 1) / (np_ + nn);
+        g0[f] = C * g0unit[f];
+        if (!(g0[f] > 0)) g0[f] = 1;
     }
-    /* ||grad f(0)||: at w = 0 every margin is 0, so the loss gradient is -C s_i / 2 */
-    for (int64_t i = 0; i < n; i++)
-        for (int f = 0; f < F; f++) R[(size_t)i * F + f] = lrb_in(P, i, f) ? -0.5 * C * P->s[i] : 0;
-    lrb_back(P, R, G, tmp);
+    /* rescaled warm start: along the path the solution grows roughly like C while the loss is nearly
+     * linear, so first minimize the objective over W -> s W (margins scale exactly: M -> s M), a 1-D
+     * Newton problem per fold with no pass over X */
     for (int f = 0; f < F; f++) {
-        double g2 = 0;
-        for (int j = 0; j < D1; j++) g2 += G[(size_t)f * D1 + j] * G[(size_t)f * D1 + j];
-        g0[f] = g2 > 0 ? sqrt(g2) : 1;
+        double w2 = 0, sc = 1;
+        for (int j = 0; j < d; j++) w2 += W[(size_t)f * D1 + j] * W[(size_t)f * D1 + j];
+        if (!(w2 > 0)) continue;
+        for (int k = 0; k < 8; k++) {
+            double g1 = sc * w2, h1 = w2;
+            for (int64_t i = 0; i < n; i++) {
+                if (!lrb_in(P, i, f)) continue;
+                double m = P->s[i] * M[(size_t)i * F + f], sg = pika_sigmoid(-sc * m);
+                g1 -= C * m * sg;
+                h1 += C * m * m * sg * (1 - sg);
+            }
+            double step = g1 / h1, ns = sc - step;
+            if (ns < 0.5 * sc) ns = 0.5 * sc;
+            if (ns > 2 * sc) ns = 2 * sc;
+            sc = ns;
+            if (fabs(step) < 1e-3 * sc) break;
+        }
+        double l1 = 0.5 * w2, ls = 0.5 * sc * sc * w2; /* keep the rescale only if it lowers the objective */
+        for (int64_t i = 0; i < n; i++)
+            if (lrb_in(P, i, f)) {
+                double m = P->s[i] * M[(size_t)i * F + f];
+                l1 += C * log1pexp(-m);
+                ls += C * log1pexp(-sc * m);
+            }
+        if (!(ls < l1)) continue;
+        for (int j = 0; j < D1; j++) W[(size_t)f * D1 + j] *= sc;
+        for (int64_t i = 0; i < n; i++) M[(size_t)i * F + f] *= sc;
     }
-    lrb_margins(P, W, M, tmp);
     for (int it = 0; it < 100; it++) {
         g_newton_iters++;
         for (int f = 0; f < F; f++) loss[f] = 0;
@@ -872,8 +1074,11 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
         /* Jacobi preconditioner: diag of I + Z' D Z (bias: sum D). Standardized columns have
          * sum_i z_ij^2 = n_f, so the diagonal is ~ 1 + mean(D) n_f: a scalar, no pass over X. */
         if (P->X2) {
-            mm_run(P->X2, n, d, F, NULL, NULL, NULL, Dw, S2);
-            mm_run(P->X, n, d, F, NULL, NULL, NULL, Dw, S1);
+            double rs2[64];
+            int all[64];
+            for (int f = 0; f < 64; f++) all[f] = 1;
+            hv_run(P->X2, n, d, F, NULL, NULL, NULL, Dw, P->fold, all, S2, rs2, NULL);
+            hv_run(P->X, n, d, F, NULL, NULL, NULL, Dw, P->fold, all, S1, rs2, NULL);
         }
         for (int f = 0; f < F; f++) {
             double sd = 0;
@@ -885,12 +1090,12 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
             }
             Pre[(size_t)f * D1 + d] = P->intercept ? (sd > 1e-12 ? sd : 1e-12) : 1;
         }
-        /* PCG on H s = -g for the active problems */
+        /* PCG on H s = -g for the active problems; Ms accumulates the margins of s */
         double rz[64], cg_tol[64];
-        int cg_done[64];
+        int cg_act[64];
         for (int f = 0; f < F; f++) {
             rz[f] = 0;
-            cg_done[f] = done[f];
+            cg_act[f] = !done[f];
             double e = gn[f] / (g0[f] > 0 ? g0[f] : 1);
             cg_tol[f] = (e < 0.5 ? e : 0.5) * gn[f];
             if (cg_tol[f] < 1e-3 * tol[f] * g0[f]) cg_tol[f] = 1e-3 * tol[f] * g0[f];
@@ -903,15 +1108,16 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
                 rz[f] += Rc[q] * Zc[q];
             }
         }
+        memset(Ms, 0, sizeof(double) * nf);
         for (int cg = 0; cg < 500; cg++) {
             g_cg_iters++;
             int any = 0;
-            for (int f = 0; f < F; f++) any |= !cg_done[f];
+            for (int f = 0; f < F; f++) any |= cg_act[f];
             if (!any) break;
             /* Hp = P + Z' D Z P (no identity on the bias), one fused pass over X */
-            lrb_hv(P, Pd, Dw, Hp, tmp, S1);
+            lrb_hv(P, Pd, Dw, cg_act, Hp, Tf, S1, U);
             for (int f = 0; f < F; f++) {
-                if (cg_done[f]) continue;
+                if (!cg_act[f]) continue;
                 double pHp = 0;
                 for (int j = 0; j < D1; j++) {
                     size_t q = (size_t)f * D1 + j;
@@ -919,6 +1125,8 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
                     pHp += Pd[q] * Hp[q];
                 }
                 double a = rz[f] / (pHp > 1e-300 ? pHp : 1e-300), r2 = 0, rz2 = 0;
+                for (int64_t i = 0; i < n; i++)
+                    if (lrb_in(P, i, f)) Ms[(size_t)i * F + f] += a * U[(size_t)i * F + f];
                 for (int j = 0; j < D1; j++) {
                     size_t q = (size_t)f * D1 + j;
                     S[q] += a * Pd[q];
@@ -927,14 +1135,13 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
                     r2 += Rc[q] * Rc[q];
                     rz2 += Rc[q] * Zc[q];
                 }
-                if (sqrt(r2) <= cg_tol[f]) { cg_done[f] = 1; continue; }
+                if (sqrt(r2) <= cg_tol[f]) { cg_act[f] = 0; continue; }
                 double beta = rz2 / (rz[f] > 1e-300 ? rz[f] : 1e-300);
                 rz[f] = rz2;
                 for (int j = 0; j < D1; j++) Pd[(size_t)f * D1 + j] = Zc[(size_t)f * D1 + j] + beta * Pd[(size_t)f * D1 + j];
             }
         }
-        /* backtracking line search; margins are linear in the step */
-        lrb_margins(P, S, Ms, tmp);
+        /* backtracking line search; margins are linear in the step (Ms = Z s, rows of the problem) */
         for (int f = 0; f < F; f++) {
             if (done[f]) continue;
             double gs = 0, ws = 0, ss = 0, w2 = 0;
@@ -952,12 +1159,16 @@ static void lrb_solve(const lrb *P, double C, double eps, double *W) {
                 if (L <= loss[f] + 1e-4 * t * gs) break;
             }
             for (int j = 0; j < D1; j++) W[(size_t)f * D1 + j] += t * S[(size_t)f * D1 + j];
-            for (int64_t i = 0; i < n; i++) M[(size_t)i * F + f] += t * Ms[(size_t)i * F + f]; /* margins are linear in W */
+            for (int64_t i = 0; i < n; i++)
+                if (lrb_in(P, i, f)) M[(size_t)i * F + f] += t * Ms[(size_t)i * F + f];
             if (t < 1e-8) done[f] = 1; /* no progress possible in floating point */
         }
     }
-    free(M); free(Ms); free(R); free(Dw); free(tmp); free(G); free(S); free(Rc); free(Zc); free(Pd); free(Hp);
-    free(Pre); free(S1); free(S2);
+    lrb_margins(P, W, M, tmp); /* exact margins of the solution, held-out rows included */
+    if (getenv("PIKA_DEBUG_NEWTON") && atoi(getenv("PIKA_DEBUG_NEWTON")) > 1)
+        fprintf(stderr, "newton: C=%g total newton=%ld cg=%ld\n", C, g_newton_iters, g_cg_iters);
+    free(Ms); free(R); free(U); free(Dw); free(tmp); free(G); free(S); free(Rc); free(Zc); free(Pd); free(Hp);
+    free(Pre); free(S1); free(S2); free(Tf);
 }
 
 /* CV (fold != NULL, F = k problems) or a full fit (fold == NULL, F = 1) over all alphas (largest
@@ -980,13 +1191,22 @@ static void lr_newton(const double *X, int64_t n, int d, const double *y, const 
         }
     }
     double *mu = pika_malloc(sizeof(double) * (size_t)F * d), *sig = pika_malloc(sizeof(double) * (size_t)F * d);
+    /* column sums and sums of squares of each fold's rows (one pass), then each problem's from the others */
+    double *bs = pika_calloc((size_t)F * d, sizeof(double)), *bq = pika_calloc((size_t)F * d, sizeof(double)), bc[64] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        int g = fold ? fold[i] : 0;
+        double *sb = bs + (size_t)g * d, *qb = bq + (size_t)g * d;
+        const float *x = Xs + i * d;
+        bc[g]++;
+        for (int j = 0; j < d; j++) { sb[j] += x[j]; qb[j] += (double)x[j] * x[j]; }
+    }
     for (int f = 0; f < F; f++) {
         double *m = mu + (size_t)f * d, *sg = sig + (size_t)f * d, cnt = 0;
         for (int j = 0; j < d; j++) m[j] = sg[j] = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (fold && fold[i] == f) continue;
-            cnt++;
-            for (int j = 0; j < d; j++) { m[j] += Xs[i * d + j]; sg[j] += (double)Xs[i * d + j] * Xs[i * d + j]; }
+        for (int g = 0; g < F; g++) {
+            if (fold && g == f) continue;
+            cnt += bc[g];
+            for (int j = 0; j < d; j++) { m[j] += bs[(size_t)g * d + j]; sg[j] += bq[(size_t)g * d + j]; }
         }
         int center = o->standardize || o->intercept;
         for (int j = 0; j < d; j++) {
@@ -995,18 +1215,32 @@ static void lr_newton(const double *X, int64_t n, int d, const double *y, const 
             sg[j] = o->standardize && sd > 1e-12 * (1 + fabs(mm + c[j])) ? sd : 1.0;
         }
     }
+    free(bs);
+    free(bq);
     lrb P = {.X = Xs, .X2 = X2, .n = n, .d = d, .F = F, .intercept = o->intercept, .s = s, .fold = fold, .mu = mu, .sig = sig};
-    double *W = pika_calloc((size_t)F * (d + 1), sizeof(double)), *M = pika_malloc(sizeof(double) * (size_t)n * F),
-           *tmp = pika_malloc(sizeof(double) * (size_t)d * F);
+    double *W = pika_calloc((size_t)F * (d + 1), sizeof(double)), *M = pika_calloc((size_t)n * F, sizeof(double)),
+           *tmp = pika_malloc(sizeof(double) * (size_t)d * F), *R = pika_malloc(sizeof(double) * (size_t)n * F),
+           *G = pika_malloc(sizeof(double) * (size_t)F * (d + 1));
+    /* ||grad f(0)|| / C: at w = 0 every margin is 0, so the loss gradient is -C s_i / 2 */
+    double g0unit[64];
+    for (int64_t i = 0; i < n; i++)
+        for (int f = 0; f < F; f++) R[(size_t)i * F + f] = lrb_in(&P, i, f) ? -0.5 * s[i] : 0;
+    lrb_back(&P, R, G, tmp);
+    for (int f = 0; f < F; f++) {
+        double g2 = 0;
+        for (int j = 0; j <= d; j++) g2 += G[(size_t)f * (d + 1) + j] * G[(size_t)f * (d + 1) + j];
+        g0unit[f] = sqrt(g2);
+    }
+    free(R);
+    free(G);
     int ord[PIKA_MAX_ALPHA];
     for (int a = 0; a < A; a++) ord[a] = a;
     for (int a = 1; a < A; a++)
         for (int b = a; b > 0 && alphas[ord[b]] > alphas[ord[b - 1]]; b--) { int t = ord[b]; ord[b] = ord[b - 1]; ord[b - 1] = t; }
     for (int ai = 0; ai < A; ai++) {
         int a = ord[ai];
-        lrb_solve(&P, 1.0 / alphas[a], o->eps, W);
+        lrb_solve(&P, 1.0 / alphas[a], o->eps, g0unit, W, M);
         if (pred && fold) {
-            lrb_margins(&P, W, M, tmp);
             for (int64_t i = 0; i < n; i++) pred[(size_t)a * n + i] = M[(size_t)i * F + fold[i]];
         }
         if (Wout) {

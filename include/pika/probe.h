@@ -47,7 +47,7 @@ typedef struct {
     int intercept;                /* default 1 */
     int k_folds;                  /* default 5 */
     uint64_t seed;                /* default 42 */
-    double eps;                   /* liblinear stopping tolerance, default 1e-4 */
+    double eps;                   /* stopping tolerance (liblinear's rule), default 1e-3 */
     double bias_scale;            /* liblinear bias feature value B, default 10 */
     int ridge_solver;             /* PIKA_RIDGE_*: AUTO = Cholesky per alpha when n_alpha <= 12, else one eigendecomposition */
     int n_threads;                /* folds trained in parallel (liblinear); default = cores */
