@@ -135,8 +135,10 @@ static void generate(uint64_t *s, pika_math_problem *p) {
     }
     p->answer = r;
     p->answer_digits = n_digits_of(r);
-    double score = (p->n_digits - 1) + 0.75 * (p->n_ops - 1) + 1.5 * p->has_mul +
-                   0.5 * (p->n_carries > 3 ? 3 : p->n_carries);
+    /* a person's view: carrying, steps, multiplication and negative results are work; long
+     * operands without carries ("300 + 200") and the text around the numbers are not */
+    double score = 0.75 * (p->n_carries > 4 ? 4 : p->n_carries) + 0.75 * (p->n_ops - 1) + 1.5 * p->has_mul +
+                   0.5 * (r < 0);
     int hr = 1 + (int)(score + 0.5);
     p->human_rating = hr > 5 ? 5 : hr;
 

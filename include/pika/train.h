@@ -68,9 +68,10 @@ double pika_lm_adamw_step(pika_lm *m, const pika_adamw *o);
  * cosine decay to lr_min at the last step. */
 float pika_lr_schedule(int step, int total, int warmup, float lr_max, float lr_min);
 
-/* Write the model as a llama GGUF with the task vocabulary as tokenizer metadata. Matrices are
- * stored as wtype (PIKA_TYPE_F32 or PIKA_TYPE_F16), norms as F32. `extra_kv` keys "pika.*" are
- * set by the caller through pika_lm_save's name/notes strings. 0 or -1 + error. */
+/* Write the model as a llama GGUF with the task vocabulary as tokenizer metadata (plus
+ * tokenizer.chat_template, pika.task = "math-v1" and, when notes != NULL, pika.train = notes).
+ * Matrices are stored as wtype (PIKA_TYPE_F32 or PIKA_TYPE_F16), norms as F32; name becomes
+ * general.name. 0 or -1 + error. */
 int pika_lm_save(const pika_lm *m, const pika_math_vocab *v, const char *path, uint32_t wtype, const char *name,
                  const char *notes);
 

@@ -17,7 +17,7 @@ static void train_usage(FILE *f) {
             "  Trains a llama-architecture model on the synthetic math task and writes a GGUF that pika\n"
             "  (and llama.cpp) can load, with the task's SentencePiece-style tokenizer inside.\n"
             "  --task math            the task (only 'math')\n"
-            "  --size S               preset shape: s (56K params), m (260K), l (1.3M) (default m)\n"
+            "  --size S               preset shape (the pool): s (56K params), m (260K), l (537K); default m\n"
             "  --embd N --layers N --heads N --kv-heads N --ff N   override the shape\n"
             "  --ctx N                context length (default 128) ; --tied  share embeddings and output\n"
             "  --steps N (1000)  --batch N (32)  --warmup N (50)  --lr X (3e-3)  --lr-min X (3e-4)\n"
@@ -34,7 +34,7 @@ static int preset(pika_train_run *r, const char *s) {
     pika_lm_config *c = &r->cfg;
     if (!strcmp(s, "s")) { c->n_embd = 32; c->n_layer = 2; c->n_head = 4; c->n_head_kv = 2; c->n_ff = 96; }
     else if (!strcmp(s, "m")) { c->n_embd = 64; c->n_layer = 4; c->n_head = 4; c->n_head_kv = 2; c->n_ff = 192; }
-    else if (!strcmp(s, "l")) { c->n_embd = 128; c->n_layer = 6; c->n_head = 8; c->n_head_kv = 4; c->n_ff = 384; }
+    else if (!strcmp(s, "l")) { c->n_embd = 96; c->n_layer = 4; c->n_head = 6; c->n_head_kv = 3; c->n_ff = 288; }
     else return -1;
     return 0;
 }
