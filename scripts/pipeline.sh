@@ -2,7 +2,8 @@
 # pipeline.sh — pika end to end on its own model pool (models/pool): for each model, sample k answers
 # per problem of the synthetic math task, grade them, derive labels, extract EOI activations, train a
 # probe on majority-vote correctness, compare it with the length and TF-IDF baselines on held-out
-# problems, and write a report. Every step resumes or is cheap to redo.
+# problems, write a report, and compare the task's human difficulty rating with model difficulty.
+# Every step resumes or is cheap to redo.
 #
 # usage: scripts/pipeline.sh [BUILD_DIR]   (env: N problems (600), K samples (5), MODELS ("s m l"),
 #                                           OUT dir (pipeline-out), THREADS (all cores))
@@ -47,6 +48,8 @@ for m in $MODELS; do
     $P report --out "$D/report" --probe "$D/probe.json" --baseline "$D/length.json" --baseline "$D/tfidf.json" \
         --pred probe="$D/probe.pred.jsonl" --pred length="$D/length.pred.jsonl" --pred tfidf="$D/tfidf.pred.jsonl" \
         --labels "$D/labels.jsonl" --target $TARGET > /dev/null
+    $P difficulty --acts "$D/acts" --labels "$D/labels.jsonl" --human level --success $TARGET --split split=train \
+        --out "$D/difficulty" > /dev/null
     cat "$D/eval.txt"
     auroc() { $P probe eval --pred "$1" --labels "$D/labels.jsonl" --target $TARGET | awk '/auroc/ {print $2, $3, $4}'; }
     acc=$(awk -F'"majority_vote_is_correct":' '{split($2, a, /[,}]/); n++; if (a[1] == "true") c++} END {printf "%.3f", c / n}' "$D/labels.jsonl")
@@ -56,4 +59,4 @@ for m in $MODELS; do
 done
 echo "== summary (majority-vote correctness over $K samples; AUROC on the held-out 30% of $N problems)"
 cat "$OUT/summary.txt"
-echo "reports: $OUT/*/report/report.md"
+echo "reports: $OUT/*/report/report.md, $OUT/*/difficulty/difficulty.md"
