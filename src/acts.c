@@ -188,10 +188,7 @@ int pika_acts_open(pika_acts *a, const char *dir) {
 done:
     cJSON_Delete(m);
     if (rc) {
-        char err[512];
-        snprintf(err, sizeof err, "%s", pika_last_error());
-        pika_acts_close(a);
-        pika_set_error("%s", err);
+        pika_acts_close(a); /* only frees: the error message stays */
     }
     return rc;
 }
@@ -538,10 +535,7 @@ int pika_labels_read(pika_labels *L, const char *path, const char *id_field, int
     free(txt);
     if (rc == 0 && L->n == 0) rc = pika_set_error("%s: no labelled lines", path);
     if (rc) {
-        char err[512];
-        snprintf(err, sizeof err, "%s", pika_last_error());
-        pika_labels_free(L);
-        pika_set_error("%s", err);
+        pika_labels_free(L); /* only frees: the error message stays */
     }
     return rc;
 }

@@ -73,10 +73,7 @@ int pika_textset_read(pika_textset *t, const char *path, const char *id_field, c
     free(txt);
     if (!rc && t->n == 0) rc = pika_set_error("%s: no rows", path);
     if (rc) {
-        char err[512];
-        snprintf(err, sizeof err, "%s", pika_last_error());
-        pika_textset_free(t);
-        pika_set_error("%s", err);
+        pika_textset_free(t); /* only frees: the error message stays */
     }
     return rc;
 }
@@ -378,10 +375,7 @@ int pika_baseline_train(const char *kind, char *const *texts, const double *toke
     free(oof);
     free(fold);
     if (rc) {
-        char err[512];
-        snprintf(err, sizeof err, "%s", pika_last_error());
-        pika_probe_free(out);
-        pika_set_error("%s", err);
+        pika_probe_free(out); /* only frees: the error message stays */
     }
     return rc;
 }

@@ -11,21 +11,6 @@
 
 #include "pika/util.h"
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} str;
-
-static void s_add(str *b, const char *p, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->s = pika_realloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->n, p, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-static void s_puts(str *b, const char *p) { s_add(b, p, strlen(p)); }
 
 char *pika_code_extract(const char *text) {
     if (!text) return NULL;
@@ -65,29 +50,29 @@ static int defines(const char *program, const char *name) {
 }
 
 char *pika_code_harness(const pika_task_kind kind, const pika_example *ex, const char *program) {
-    str b = {0};
-    s_puts(&b, "");
+    pika_buf b = {0};
+    pika_buf_puts(&b, "");
     if (kind == PIKA_TASK_HUMANEVAL) {
         if (!ex->test || !ex->entry_point) { free(b.s); pika_set_error("task %s: no HumanEval test/entry_point", ex->id); return NULL; }
         if (ex->prefix) {
-            s_puts(&b, ex->prefix);
-            if (defines(program, ex->entry_point)) s_puts(&b, "\n    pass\n\n");
+            pika_buf_puts(&b, ex->prefix);
+            if (defines(program, ex->entry_point)) pika_buf_puts(&b, "\n    pass\n\n");
         }
-        s_puts(&b, program);
-        s_puts(&b, "\n\n");
-        s_puts(&b, ex->test);
-        s_puts(&b, "\n\ncheck(");
-        s_puts(&b, ex->entry_point);
-        s_puts(&b, ")\n");
+        pika_buf_puts(&b, program);
+        pika_buf_puts(&b, "\n\n");
+        pika_buf_puts(&b, ex->test);
+        pika_buf_puts(&b, "\n\ncheck(");
+        pika_buf_puts(&b, ex->entry_point);
+        pika_buf_puts(&b, ")\n");
     } else if (kind == PIKA_TASK_MBPP) {
         if (!ex->test) { free(b.s); pika_set_error("task %s: no MBPP test_list", ex->id); return NULL; }
-        s_puts(&b, program);
-        s_puts(&b, "\n\n");
-        if (ex->setup && *ex->setup) { s_puts(&b, ex->setup); s_puts(&b, "\n"); }
-        s_puts(&b, ex->test);
-        s_puts(&b, "\n");
+        pika_buf_puts(&b, program);
+        pika_buf_puts(&b, "\n\n");
+        if (ex->setup && *ex->setup) { pika_buf_puts(&b, ex->setup); pika_buf_puts(&b, "\n"); }
+        pika_buf_puts(&b, ex->test);
+        pika_buf_puts(&b, "\n");
     } else {
-        s_puts(&b, program);
+        pika_buf_puts(&b, program);
     }
     return b.s;
 }
@@ -111,15 +96,15 @@ static char *last_line(const char *s) {
 
 /* Output comparison for STDIO tests: per-line trailing whitespace and trailing blank lines ignored. */
 static char *canon_output(const char *s) {
-    str b = {0};
-    s_puts(&b, "");
+    pika_buf b = {0};
+    pika_buf_puts(&b, "");
     const char *p = s;
     while (*p) {
         size_t n = strcspn(p, "\n");
         size_t m = n;
         while (m > 0 && isspace((unsigned char)p[m - 1])) m--;
-        s_add(&b, p, m);
-        s_add(&b, "\n", 1);
+        pika_buf_add(&b, p, m);
+        pika_buf_add(&b, "\n", 1);
         p += n;
         if (*p == '\n') p++;
     }

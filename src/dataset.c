@@ -150,19 +150,6 @@ void *pika_json_parse_line(const char *line, size_t len, const char *where, long
 
 /* ---------------------------------------------------------------- CSV */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static void sb_putc(sbuf *b, char c) {
-    if (b->n + 2 > b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 64;
-        b->s = pika_realloc(b->s, b->cap);
-    }
-    b->s[b->n++] = c;
-    b->s[b->n] = 0;
-}
 
 int pika_csv_read(const char *path, char ****cells_out, int **ncols_out) {
     size_t len = 0;
@@ -192,9 +179,8 @@ int pika_csv_read(const char *path, char ****cells_out, int **ncols_out) {
         int nc = 0, ccap = 0;
         long rec_line = line;
         for (;;) { /* one field */
-            sbuf f = {0};
-            sb_putc(&f, 0);
-            f.n = 0;
+            pika_buf f = {0};
+            pika_buf_add(&f, "", 0); /* an empty field is "", not NULL */
             if (i < len && txt[i] == '"') {
                 i++;
                 for (;;) {
@@ -207,17 +193,17 @@ int pika_csv_read(const char *path, char ****cells_out, int **ncols_out) {
                         return pika_set_error("%s:%ld: unterminated quoted field", path, rec_line);
                     }
                     if (txt[i] == '"') {
-                        if (i + 1 < len && txt[i + 1] == '"') { sb_putc(&f, '"'); i += 2; continue; }
+                        if (i + 1 < len && txt[i + 1] == '"') { pika_buf_addc(&f, '"'); i += 2; continue; }
                         i++;
                         break;
                     }
                     if (txt[i] == '\n') line++;
-                    sb_putc(&f, txt[i++]);
+                    pika_buf_addc(&f, txt[i++]);
                 }
                 /* junk between closing quote and separator is appended (lenient) */
-                while (i < len && txt[i] != ',' && txt[i] != '\n' && txt[i] != '\r') sb_putc(&f, txt[i++]);
+                while (i < len && txt[i] != ',' && txt[i] != '\n' && txt[i] != '\r') pika_buf_addc(&f, txt[i++]);
             } else {
-                while (i < len && txt[i] != ',' && txt[i] != '\n' && txt[i] != '\r') sb_putc(&f, txt[i++]);
+                while (i < len && txt[i] != ',' && txt[i] != '\n' && txt[i] != '\r') pika_buf_addc(&f, txt[i++]);
             }
             if (nc == ccap) {
                 ccap = ccap ? ccap * 2 : 8;
@@ -280,13 +266,12 @@ static char *json_text(const cJSON *v) {
         const cJSON *e;
         cJSON_ArrayForEach(e, v) if (!cJSON_IsString(e)) all_str = 0;
         if (all_str) {
-            sbuf b = {0};
-            sb_putc(&b, 0);
-            b.n = 0;
+            pika_buf b = {0};
+            pika_buf_add(&b, "", 0);
             int first = 1;
             cJSON_ArrayForEach(e, v) {
-                if (!first) sb_putc(&b, '\n');
-                for (const char *c = e->valuestring; *c; c++) sb_putc(&b, *c);
+                if (!first) pika_buf_addc(&b, '\n');
+                for (const char *c = e->valuestring; *c; c++) pika_buf_addc(&b, *c);
                 first = 0;
             }
             return b.s;

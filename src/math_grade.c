@@ -23,22 +23,6 @@ void pika_extract_opts_default(pika_extract_opts *o) {
 
 /* ---------------------------------------------------------------- string helpers */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} str;
-
-static void s_add(str *b, const char *p, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->s = pika_realloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->n, p, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-static void s_addc(str *b, char c) { s_add(b, &c, 1); }
-
 static char *dup_trim(const char *p, size_t n) {
     while (n > 0 && isspace((unsigned char)*p)) { p++; n--; }
     while (n > 0 && isspace((unsigned char)p[n - 1])) n--;
@@ -48,16 +32,16 @@ static char *dup_trim(const char *p, size_t n) {
 /* Replace every occurrence of `from` by `to` in s (returns a new string, frees s). */
 static char *replace_all(char *s, const char *from, const char *to) {
     if (!strstr(s, from)) return s;
-    str b = {0};
-    s_add(&b, "", 0);
+    pika_buf b = {0};
+    pika_buf_add(&b, "", 0);
     size_t fl = strlen(from), tl = strlen(to);
     const char *p = s, *q;
     while ((q = strstr(p, from))) {
-        s_add(&b, p, (size_t)(q - p));
-        s_add(&b, to, tl);
+        pika_buf_add(&b, p, (size_t)(q - p));
+        pika_buf_add(&b, to, tl);
         p = q + fl;
     }
-    s_add(&b, p, strlen(p));
+    pika_buf_add(&b, p, strlen(p));
     free(s);
     return b.s;
 }
@@ -65,14 +49,14 @@ static char *replace_all(char *s, const char *from, const char *to) {
 /* Replace a LaTeX command \name only when not followed by a letter. */
 static char *replace_cmd(char *s, const char *name, const char *to) {
     size_t nl = strlen(name);
-    str b = {0};
-    s_add(&b, "", 0);
+    pika_buf b = {0};
+    pika_buf_add(&b, "", 0);
     const char *p = s;
     while (*p) {
         if (p[0] == '\\' && !strncmp(p + 1, name, nl) && !isalpha((unsigned char)p[1 + nl])) {
-            s_add(&b, to, strlen(to));
+            pika_buf_add(&b, to, strlen(to));
             p += 1 + nl;
-        } else s_addc(&b, *p++);
+        } else pika_buf_addc(&b, *p++);
     }
     free(s);
     return b.s;
@@ -286,8 +270,8 @@ static char *strip_units(char *s) {
                     free(ct);
                     is_unit = ok && letters > 0;
                 }
-                str b = {0};
-                s_add(&b, s, (size_t)(p - s));
+                pika_buf b = {0};
+                pika_buf_add(&b, s, (size_t)(p - s));
                 if (is_unit) {
                     char *t = after;
                     while (*t == ' ') t++;
@@ -298,9 +282,9 @@ static char *strip_units(char *s) {
                         after = t;
                     }
                 } else {
-                    s_add(&b, content, strlen(content));
+                    pika_buf_add(&b, content, strlen(content));
                 }
-                s_add(&b, after, strlen(after));
+                pika_buf_add(&b, after, strlen(after));
                 free(content);
                 free(s);
                 s = b.s;
@@ -451,34 +435,34 @@ char *pika_math_normalize(const char *answer) {
     char *s = normalize_keep_spaces(answer, &pct);
     s = replace_all(s, " ", "");
     /* \frac12 → \frac{1}{2}, \sqrt3 → \sqrt{3} (MATH fix_fracs / fix_sqrt) */
-    str b = {0};
-    s_add(&b, "", 0);
+    pika_buf b = {0};
+    pika_buf_add(&b, "", 0);
     for (const char *p = s; *p;) {
         if (!strncmp(p, "\\frac", 5) && !isalpha((unsigned char)p[5])) {
-            s_add(&b, "\\frac", 5);
+            pika_buf_add(&b, "\\frac", 5);
             p += 5;
             for (int k = 0; k < 2 && *p; k++) {
                 if (*p == '{') {
                     long e = match_brace(p, 0);
                     if (e < 0) break;
-                    s_add(&b, p, (size_t)e + 1);
+                    pika_buf_add(&b, p, (size_t)e + 1);
                     p += e + 1;
                 } else if (*p != '\\') {
-                    s_addc(&b, '{');
-                    s_addc(&b, *p++);
-                    s_addc(&b, '}');
+                    pika_buf_addc(&b, '{');
+                    pika_buf_addc(&b, *p++);
+                    pika_buf_addc(&b, '}');
                 } else break;
             }
             continue;
         }
         if (!strncmp(p, "\\sqrt", 5) && p[5] && p[5] != '{' && p[5] != '[' && p[5] != '\\') {
-            s_add(&b, "\\sqrt{", 6);
-            s_addc(&b, p[5]);
-            s_addc(&b, '}');
+            pika_buf_add(&b, "\\sqrt{", 6);
+            pika_buf_addc(&b, p[5]);
+            pika_buf_addc(&b, '}');
             p += 6;
             continue;
         }
-        s_addc(&b, *p++);
+        pika_buf_addc(&b, *p++);
     }
     free(s);
     s = b.s;
@@ -497,12 +481,12 @@ char *pika_math_normalize(const char *answer) {
             for (const char *p = s; p < sl && ok; p++) if (!isdigit((unsigned char)*p) && !(p == s && *p == '-')) ok = 0;
             for (const char *p = sl + 1; *p && ok; p++) if (!isdigit((unsigned char)*p)) ok = 0;
             if (ok) {
-                str f = {0};
-                s_add(&f, "\\frac{", 6);
-                s_add(&f, s, (size_t)(sl - s));
-                s_add(&f, "}{", 2);
-                s_add(&f, sl + 1, strlen(sl + 1));
-                s_addc(&f, '}');
+                pika_buf f = {0};
+                pika_buf_add(&f, "\\frac{", 6);
+                pika_buf_add(&f, s, (size_t)(sl - s));
+                pika_buf_add(&f, "}{", 2);
+                pika_buf_add(&f, sl + 1, strlen(sl + 1));
+                pika_buf_addc(&f, '}');
                 free(s);
                 s = f.s;
             }
@@ -686,10 +670,10 @@ static void classify(const char *s, shape *sh) {
         sh->n = 2;
         sh->parts = pika_malloc(2 * sizeof *sh->parts);
         for (int k = 0; k < 2; k++) {
-            str b = {0};
-            s_add(&b, s, (size_t)(pm - s));
-            s_add(&b, k ? "-" : "+", 1);
-            s_add(&b, pm + 3, strlen(pm + 3));
+            pika_buf b = {0};
+            pika_buf_add(&b, s, (size_t)(pm - s));
+            pika_buf_add(&b, k ? "-" : "+", 1);
+            pika_buf_add(&b, pm + 3, strlen(pm + 3));
             sh->parts[k] = b.s;
         }
         return;
@@ -747,8 +731,8 @@ static int is_texty(const char *s) {
 
 /* Lower-case letters and digits only, for text answers. */
 static char *text_key(const char *s) {
-    str b = {0};
-    s_add(&b, "", 0);
+    pika_buf b = {0};
+    pika_buf_add(&b, "", 0);
     for (const char *p = s; *p; p++) {
         if (*p == '\\') { /* drop command names like \text */
             p++;
@@ -756,7 +740,7 @@ static char *text_key(const char *s) {
             if (!isalpha((unsigned char)*p)) p--;
             continue;
         }
-        if (isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80) s_addc(&b, (char)tolower((unsigned char)*p));
+        if (isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80) pika_buf_addc(&b, (char)tolower((unsigned char)*p));
     }
     return b.s;
 }

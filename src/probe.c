@@ -1714,10 +1714,7 @@ int pika_probe_load(pika_probe *p, const char *path) {
 done:
     cJSON_Delete(r);
     if (rc) {
-        char err[512];
-        snprintf(err, sizeof err, "%s", pika_last_error());
-        pika_probe_free(p);
-        pika_set_error("%s", err);
+        pika_probe_free(p); /* only frees: the error message stays */
     }
     return rc;
 }
@@ -1843,10 +1840,7 @@ int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const doub
     free(li); free(pi); free(fold); free(X); free(oof); free(best_oof);
     scratch_release();
     if (rc) {
-        char err[512];
-        snprintf(err, sizeof err, "%s", pika_last_error());
-        pika_probe_free(out);
-        pika_set_error("%s", err);
+        pika_probe_free(out); /* only frees: the error message stays */
     }
     return rc;
 }

@@ -88,6 +88,19 @@ char *pika_strndup(const char *s, size_t n) {
     return d;
 }
 
+void pika_buf_add(pika_buf *b, const char *p, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->s = pika_realloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->n, p, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+void pika_buf_addc(pika_buf *b, char c) { pika_buf_add(b, &c, 1); }
+void pika_buf_puts(pika_buf *b, const char *p) { pika_buf_add(b, p, strlen(p)); }
+
 char *pika_read_file(const char *path, size_t *len_out) {
     FILE *f = fopen(path, "rb");
     if (!f) { pika_set_error("cannot open %s: %s", path, strerror(errno)); return NULL; }

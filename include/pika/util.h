@@ -33,6 +33,15 @@ void *pika_realloc(void *p, size_t n);
 char *pika_strdup(const char *s);
 char *pika_strndup(const char *s, size_t n);
 
+/* A growable byte string, always NUL-terminated once anything was added. Start with {0}; free(b.s). */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} pika_buf;
+void pika_buf_add(pika_buf *b, const char *p, size_t n);
+void pika_buf_addc(pika_buf *b, char c);
+void pika_buf_puts(pika_buf *b, const char *p);
+
 /* Read a whole file into a NUL-terminated buffer. Returns NULL + error on failure. */
 char *pika_read_file(const char *path, size_t *len_out);
 /* Write buf to path atomically (write to path.tmp, fsync, rename). */
