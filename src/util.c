@@ -101,9 +101,7 @@ void pika_buf_add(pika_buf *b, const char *p, size_t n) {
 void pika_buf_addc(pika_buf *b, char c) { pika_buf_add(b, &c, 1); }
 void pika_buf_puts(pika_buf *b, const char *p) { pika_buf_add(b, p, strlen(p)); }
 
-char *pika_read_file(const char *path, size_t *len_out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { pika_set_error("cannot open %s: %s", path, strerror(errno)); return NULL; }
+char *pika_read_stream(FILE *f, size_t *len_out) {
     size_t cap = 1 << 16, len = 0;
     char *buf = pika_malloc(cap);
     for (;;) {
@@ -112,11 +110,18 @@ char *pika_read_file(const char *path, size_t *len_out) {
         len += r;
         if (r == 0) break;
     }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { free(buf); pika_set_error("error reading %s", path); return NULL; }
+    if (ferror(f)) { free(buf); pika_set_error("read error: %s", strerror(errno)); return NULL; }
     buf[len] = 0;
     if (len_out) *len_out = len;
+    return buf;
+}
+
+char *pika_read_file(const char *path, size_t *len_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { pika_set_error("cannot open %s: %s", path, strerror(errno)); return NULL; }
+    char *buf = pika_read_stream(f, len_out);
+    fclose(f);
+    if (!buf) pika_set_error("error reading %s", path);
     return buf;
 }
 

@@ -44,6 +44,8 @@ void pika_buf_puts(pika_buf *b, const char *p);
 
 /* Read a whole file into a NUL-terminated buffer. Returns NULL + error on failure. */
 char *pika_read_file(const char *path, size_t *len_out);
+/* Read a stream to its end (binary-safe, NUL-terminated). NULL + error on a read error. */
+char *pika_read_stream(FILE *f, size_t *len_out);
 /* Write buf to path atomically (write to path.tmp, fsync, rename). */
 int pika_write_file_atomic(const char *path, const void *buf, size_t len);
 /* mkdir -p. */

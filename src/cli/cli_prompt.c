@@ -79,17 +79,7 @@ int cmd_prompt(int argc, char **argv) {
     if (mfile) {
         size_t n;
         char *txt;
-        if (!strcmp(mfile, "-")) {
-            size_t cap = 1 << 16;
-            n = 0;
-            txt = pika_malloc(cap);
-            size_t r;
-            while ((r = fread(txt + n, 1, cap - n - 1, stdin)) > 0) {
-                n += r;
-                if (n + 1 >= cap) txt = pika_realloc(txt, cap *= 2);
-            }
-            txt[n] = 0;
-        } else if (!(txt = pika_read_file(mfile, &n))) {
+        if (!(txt = !strcmp(mfile, "-") ? pika_read_stream(stdin, &n) : pika_read_file(mfile, &n))) {
             pika_die("%s", pika_last_error());
         }
         messages = cJSON_ParseWithLength(txt, n);

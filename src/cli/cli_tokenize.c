@@ -9,19 +9,9 @@
 #include "pika/tokenizer.h"
 #include "pika/util.h"
 
-/* Read all of a stream (binary-safe). *len gets the byte count; the buffer is NUL-terminated. */
 static char *read_all(FILE *f, size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *b = pika_malloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) { cap *= 2; b = pika_realloc(b, cap); }
-        size_t r = fread(b + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) pika_die("reading stdin failed");
-    b[n] = 0;
-    *len = n;
+    char *b = pika_read_stream(f, len);
+    if (!b) pika_die("reading stdin failed: %s", pika_last_error());
     return b;
 }
 
