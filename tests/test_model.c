@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "pika/gguf.h"
+#include "pika/gguf_write.h"
 #include "pika/model.h"
 #include "pika/npy.h"
 #include "pika/util.h"
@@ -442,7 +443,82 @@ static void test_gguf_metadata(void) {
     pika_gguf_close(g);
 }
 
+/* A tiny random llama model written with the GGUF writer; rope: 0 plain, 1 rope_freqs all 1,
+ * 2 rope_freqs all 2, 3 linear RoPE scaling factor 2 (no rope_freqs). */
+static void write_tiny_llama(const char *path, int rope) {
+    const int E = 16, H = 2, Hkv = 1, D = 8, F = 32, V = 20;
+    pika_gguf_writer *w = pika_gguf_writer_new();
+    pika_gguf_set_str(w, "general.architecture", "llama");
+    pika_gguf_set_u32(w, "llama.embedding_length", E);
+    pika_gguf_set_u32(w, "llama.block_count", 1);
+    pika_gguf_set_u32(w, "llama.attention.head_count", H);
+    pika_gguf_set_u32(w, "llama.attention.head_count_kv", Hkv);
+    pika_gguf_set_u32(w, "llama.feed_forward_length", F);
+    pika_gguf_set_u32(w, "llama.context_length", 64);
+    pika_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    if (rope == 3) {
+        pika_gguf_set_str(w, "llama.rope.scaling.type", "linear");
+        pika_gguf_set_f32(w, "llama.rope.scaling.factor", 2.0f);
+    }
+    float buf[4096];
+    uint64_t x = 7;
+    struct { const char *name; int64_t ne0, ne1; } t[] = {
+        {"token_embd.weight", E, V}, {"blk.0.attn_q.weight", E, H * D}, {"blk.0.attn_k.weight", E, Hkv * D},
+        {"blk.0.attn_v.weight", E, Hkv * D}, {"blk.0.attn_output.weight", H * D, E}, {"blk.0.ffn_gate.weight", E, F},
+        {"blk.0.ffn_up.weight", E, F}, {"blk.0.ffn_down.weight", F, E}, {"output.weight", E, V},
+        {"blk.0.attn_norm.weight", E, 0}, {"blk.0.ffn_norm.weight", E, 0}, {"output_norm.weight", E, 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int64_t ne[2] = {t[i].ne0, t[i].ne1 ? t[i].ne1 : 1};
+        for (int64_t k = 0; k < ne[0] * ne[1]; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            double u = (double)(x >> 11) / 9007199254740992.0;
+            buf[k] = t[i].ne1 ? (float)((u - 0.5) * 1.5) : (float)(1.0 + (u - 0.5) * 0.2);
+        }
+        pika_gguf_add_tensor(w, t[i].name, 0, t[i].ne1 ? 2 : 1, ne, buf);
+    }
+    if (rope == 1 || rope == 2) {
+        float f[4];
+        for (int i = 0; i < D / 2; i++) f[i] = rope == 1 ? 1.0f : 2.0f;
+        int64_t ne[1] = {D / 2};
+        pika_gguf_add_tensor(w, "rope_freqs.weight", 0, 1, ne, f);
+    }
+    pika_gguf_writer_write(w, path);
+    pika_gguf_writer_free(w);
+}
+
+/* llama3-style rope_freqs.weight divides each pair's frequency: all ones changes nothing; all twos
+ * equals linear RoPE scaling by 2 (every angle halved). */
+static void test_rope_freqs_and_scaling(void) {
+    const char *dir = test_tmpdir();
+    float out[4][12 * 16];
+    int32_t ids[12] = {1, 5, 9, 3, 17, 2, 8, 8, 4, 19, 0, 6};
+    for (int v = 0; v < 4; v++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/tiny%d.gguf", dir, v);
+        write_tiny_llama(p, v);
+        pika_model *m = pika_model_load(p);
+        REQUIRE(m, "variant %d: %s", v, pika_last_error());
+        pika_ctx *c = pika_ctx_new(m, 1);
+        int layer = 1;
+        pika_forward_req req = {1, &layer, -1, NULL, out[v], NULL};
+        REQUIRE(pika_forward(c, ids, 12, &req) == 0, "%s", pika_last_error());
+        pika_ctx_free(c);
+        pika_model_free(m);
+    }
+    double d01 = 0, d02 = 0, d23 = 0;
+    for (int i = 0; i < 12 * 16; i++) {
+        d01 = fmax(d01, fabs(out[0][i] - out[1][i]));
+        d02 = fmax(d02, fabs(out[0][i] - out[2][i]));
+        d23 = fmax(d23, fabs(out[2][i] - out[3][i]));
+    }
+    CHECK(d01 == 0, "rope_freqs of ones changed the output by %.3g", d01);
+    CHECK(d02 > 1e-3, "rope_freqs of twos did not change the output (%.3g)", d02);
+    CHECK(d23 < 1e-6, "rope_freqs 2 and linear scaling 2 differ by %.3g", d23);
+}
+
 int main(void) {
+    RUN(test_rope_freqs_and_scaling);
     RUN(test_gguf_metadata);
     RUN(test_llama_tiny);
     RUN(test_qwen2_tiny);
