@@ -85,35 +85,6 @@ void pika_lines_close(pika_lines *r) {
 }
 
 /* Length (1..4) of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
-static int utf8_seq(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    int k;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
-    else return 0;
-    if ((size_t)k >= n) return 0;
-    for (int j = 1; j <= k; j++) {
-        if ((p[j] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[j] & 0x3F);
-    }
-    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-    return k + 1;
-}
-
-int pika_utf8_valid(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        int k = utf8_seq(p + i, n - i);
-        if (!k) return 0;
-        i += (size_t)k;
-    }
-    return 1;
-}
 
 void *pika_json_parse_line(const char *line, size_t len, const char *where, long lineno) {
     if (memchr(line, 0, len)) {
@@ -158,7 +129,7 @@ int pika_csv_read(const char *path, char ****cells_out, int **ncols_out) {
     if (!pika_utf8_valid(txt, len)) {
         long line = 1;
         for (size_t i = 0; i < len;) {
-            int k = utf8_seq((const unsigned char *)txt + i, len - i);
+            int k = pika_utf8_char_len((const unsigned char *)txt + i, len - i);
             if (!k) break;
             if (txt[i] == '\n') line++;
             i += (size_t)k;

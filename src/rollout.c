@@ -119,7 +119,11 @@ int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, int64_t n, char *const
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "id", ids[q]);
             cJSON_AddNumberToObject(j, "sample", s);
-            cJSON_AddStringToObject(j, "text", text);
+            /* a sample cut off mid-character (or a model emitting stray bytes) must still be valid
+             * JSON text: invalid bytes become U+FFFD, as Hugging Face's and vLLM's decoders do */
+            char *clean = pika_utf8_repair(text, tl, NULL);
+            cJSON_AddStringToObject(j, "text", clean);
+            free(clean);
             cJSON_AddNumberToObject(j, "tokens_in", np);
             cJSON_AddNumberToObject(j, "tokens_out", ng);
             cJSON_AddStringToObject(j, "model", o->model_name ? o->model_name : "");

@@ -260,6 +260,54 @@ int pika_parse_int_list(const char *s, int32_t **out) {
     return n;
 }
 
+int pika_utf8_char_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int k;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
+    else return 0;
+    if ((size_t)k >= n) return 0;
+    for (int j = 1; j <= k; j++) {
+        if ((p[j] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (p[j] & 0x3F);
+    }
+    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+    return k + 1;
+}
+
+int pika_utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        int k = pika_utf8_char_len(p + i, n - i);
+        if (!k) return 0;
+        i += (size_t)k;
+    }
+    return 1;
+}
+
+char *pika_utf8_repair(const char *s, size_t n, size_t *out_len) {
+    pika_buf b = {0};
+    pika_buf_add(&b, "", 0);
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int k = pika_utf8_char_len(p + i, n - i);
+        if (k) {
+            pika_buf_add(&b, s + i, (size_t)k);
+            i += (size_t)k;
+        } else {
+            pika_buf_add(&b, "\xEF\xBF\xBD", 3); /* U+FFFD for each byte that starts no valid character */
+            i++;
+        }
+    }
+    if (out_len) *out_len = b.n;
+    return b.s;
+}
+
 float pika_fp16_to_fp32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;

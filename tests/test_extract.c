@@ -208,6 +208,7 @@ static void test_sample_resume(void) {
     int lines = 0;
     for (char *c = full; *c; c++) lines += *c == '\n';
     CHECK(lines == 12, "expected 4 questions x 3 samples, got %d lines", lines);
+    CHECK(pika_utf8_valid(full, strlen(full)), "rollouts must be valid UTF-8");
     CHECK(strstr(full, "\"id\":\"q1\",\"sample\":2") && strstr(full, "\"tokens_out\":6") && strstr(full, "\"finish\":\"length\""),
           "rollout fields: %.300s", full);
     /* killed run: keep the first 5 lines and half of the 6th, then resume */
@@ -239,7 +240,23 @@ static void test_sample_resume(void) {
     free(g);
 }
 
+/* Sampled text cut mid-character must still be valid UTF-8 in the rollouts (U+FFFD replaces bytes). */
+static void test_utf8_repair(void) {
+    size_t n;
+    char *r = pika_utf8_repair("a\xc3\xa9" "b\xe2\x82", 6, &n); /* "aéb" + a truncated 3-byte char */
+    CHECK(n == 10 && !memcmp(r, "a\xc3\xa9" "b\xef\xbf\xbd\xef\xbf\xbd", 10), "repair of a truncated char");
+    CHECK(pika_utf8_valid(r, n), "repaired text is valid");
+    free(r);
+    r = pika_utf8_repair("\xed\xa0\x80x", 4, &n); /* a UTF-16 surrogate is not UTF-8 */
+    CHECK(n == 10 && r[9] == 'x' && pika_utf8_valid(r, n), "surrogate bytes replaced");
+    free(r);
+    r = pika_utf8_repair("", 0, &n);
+    CHECK(n == 0 && r && r[0] == 0, "empty");
+    free(r);
+}
+
 int main(void) {
+    RUN(test_utf8_repair);
     RUN(test_sample_resume);
     RUN(test_extract_matches_forward);
     RUN(test_resume);

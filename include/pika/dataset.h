@@ -81,8 +81,7 @@ int pika_lines_next(pika_lines *r, char **line, size_t *len);
 long pika_lines_lineno(const pika_lines *r); /* 1-based number of the last line returned */
 void pika_lines_close(pika_lines *r);
 
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates), else 0. */
-int pika_utf8_valid(const char *s, size_t n);
+/* (pika_utf8_valid, used to check lines, is in util.h) */
 
 /* Parse one JSONL line into a cJSON object (returned as void* to keep cJSON out of this header).
  * Errors ("where:LINE: invalid UTF-8" / "...: malformed JSON" / "...: not a JSON object") → NULL. */

@@ -83,6 +83,13 @@ void pika_progress_end(pika_progress *p, int64_t done);
  * *out is malloc'ed. */
 int pika_parse_int_list(const char *s, int32_t **out);
 
+/* UTF-8: byte length of the valid character starting at p (1-4), or 0 when p[0..n) does not start
+ * one (overlong, surrogate, out of range, truncated). pika_utf8_valid: the whole string is valid.
+ * pika_utf8_repair: a malloc'ed valid copy, each invalid byte replaced by U+FFFD. */
+int pika_utf8_char_len(const unsigned char *p, size_t n);
+int pika_utf8_valid(const char *s, size_t n);
+char *pika_utf8_repair(const char *s, size_t n, size_t *out_len);
+
 /* Half-precision and bfloat16 conversions (exact, round-to-nearest-even for the narrowing ones). */
 float pika_fp16_to_fp32(uint16_t h);
 uint16_t pika_fp32_to_fp16(float f);

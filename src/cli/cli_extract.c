@@ -20,6 +20,7 @@
 static const char *PROMPT_OPTIONS =
     "data and prompt options (the same for extract and sample):\n"
     "  --data PRESET[:SPLIT]|FILE  a preset (math, gsm8k, ...; see pika data) or a .jsonl/.jsonl.gz/.csv file\n"
+    "  --data-dir DIR        where presets live (default $PIKA_DATA, else ../shared/data)\n"
     "  --problem-field NAME  question field of a file (default problem)\n"
     "  --id-field NAME       id field of a file (default id; the row number when absent)\n"
     "  --limit N             only the first N questions\n"
@@ -35,7 +36,7 @@ static const char *PROMPT_OPTIONS =
 
 /* Everything both commands load: questions, model, tokenizer and the prompt recipe. */
 typedef struct {
-    const char *model_path, *data, *field, *id_field, *tname, *tfile, *kwjson;
+    const char *model_path, *data, *data_dir, *field, *id_field, *tname, *tfile, *kwjson;
     int no_template, threads;
     long long limit;
     pika_eoi_opts prompt;
@@ -56,6 +57,7 @@ static int shared_option(run_setup *r, const char *cmd, int argc, char **argv, i
     const char **slot = NULL;
     if (!strcmp(a, "--model")) slot = &r->model_path;
     else if (!strcmp(a, "--data")) slot = &r->data;
+    else if (!strcmp(a, "--data-dir")) slot = &r->data_dir;
     else if (!strcmp(a, "--problem-field")) slot = &r->field;
     else if (!strcmp(a, "--id-field")) slot = &r->id_field;
     else if (!strcmp(a, "--system")) slot = &r->prompt.system;
@@ -91,7 +93,7 @@ static void setup_load(run_setup *r, const char *cmd) {
         r->prompt.kwargs = r->kwargs;
     }
     if (pika_dataset_is_preset(r->data)) {
-        r->ds = pika_dataset_load_preset(r->data, NULL);
+        r->ds = pika_dataset_load_preset(r->data, r->data_dir);
     } else {
         pika_field_map fm;
         memset(&fm, 0, sizeof fm);
