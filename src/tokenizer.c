@@ -596,23 +596,24 @@ static void partition(const pika_tokenizer *t, const char *text, size_t len, boo
 
 /* ---------------------------------------------------------------- SPM encoder */
 
+/* A candidate merge of symbols left+right. Both encoders pop the smallest key first, ties to the
+ * lower left index: SPM uses key = -score (best score first), BPE key = merge rank. */
 typedef struct {
     int32_t left, right;
-    float score;
+    double key;
     uint32_t size;
-} spm_bigram;
+} bigram;
 
-/* max-heap: higher score first, then lower left index */
-static int spm_before(const spm_bigram *a, const spm_bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
+static int bigram_before(const bigram *a, const bigram *b) {
+    return a->key < b->key || (a->key == b->key && a->left < b->left);
 }
 
 typedef struct {
-    spm_bigram *a;
+    bigram *a;
     size_t n, cap;
-} spm_heap;
+} bigram_heap;
 
-static void spm_heap_push(spm_heap *h, spm_bigram x) {
+static void heap_push(bigram_heap *h, bigram x) {
     if (h->n == h->cap) {
         h->cap = h->cap ? 2 * h->cap : 64;
         h->a = pika_realloc(h->a, h->cap * sizeof *h->a);
@@ -620,21 +621,21 @@ static void spm_heap_push(spm_heap *h, spm_bigram x) {
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!spm_before(&x, &h->a[p])) break;
+        if (!bigram_before(&x, &h->a[p])) break;
         h->a[i] = h->a[p];
         i = p;
     }
     h->a[i] = x;
 }
 
-static spm_bigram spm_heap_pop(spm_heap *h) {
-    spm_bigram top = h->a[0], x = h->a[--h->n];
+static bigram heap_pop(bigram_heap *h) {
+    bigram top = h->a[0], x = h->a[--h->n];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= h->n) break;
-        if (c + 1 < h->n && spm_before(&h->a[c + 1], &h->a[c])) c++;
-        if (!spm_before(&h->a[c], &x)) break;
+        if (c + 1 < h->n && bigram_before(&h->a[c + 1], &h->a[c])) c++;
+        if (!bigram_before(&h->a[c], &x)) break;
         h->a[i] = h->a[c];
         i = c;
     }
@@ -647,13 +648,13 @@ typedef struct {
     uint32_t start, n; /* byte range in the word; n == 0: merged away */
 } tok_sym;
 
-static void spm_try_bigram(const pika_tokenizer *t, const char *s, const tok_sym *sym, int32_t l, int32_t r, spm_heap *h) {
+static void spm_try_bigram(const pika_tokenizer *t, const char *s, const tok_sym *sym, int32_t l, int32_t r, bigram_heap *h) {
     if (l < 0 || r < 0) return;
     uint32_t n = sym[l].n + sym[r].n;
     int32_t id = tok_htab_get(&t->vocab, s + sym[l].start, n);
     if (id < 0) return;
-    spm_bigram b = {l, r, t->score[id], n};
-    spm_heap_push(h, b);
+    bigram b = {l, r, -(double)t->score[id], n};
+    heap_push(h, b);
 }
 
 static int is_escaped_space(const char *s, const tok_sym *y) {
@@ -680,7 +681,7 @@ static void spm_encode(const pika_tokenizer *t, const char *s, size_t n, tok_ive
         off += cl;
         ns++;
     }
-    spm_heap h = {0};
+    bigram_heap h = {0};
     for (int32_t a = 0; a < ns;) {
         int32_t b = a + 1;
         if (t->spm_split_ok)
@@ -694,7 +695,7 @@ static void spm_encode(const pika_tokenizer *t, const char *s, size_t n, tok_ive
         h.n = 0;
         for (int32_t i = a + 1; i < b; i++) spm_try_bigram(t, s, sym, i - 1, i, &h);
         while (h.n) {
-            spm_bigram bg = spm_heap_pop(&h);
+            bigram bg = heap_pop(&h);
             tok_sym *L = &sym[bg.left], *R = &sym[bg.right];
             if (L->n == 0 || R->n == 0 || L->n + R->n != bg.size) continue;
             L->n += R->n;
@@ -720,55 +721,10 @@ static void spm_encode(const pika_tokenizer *t, const char *s, size_t n, tok_ive
 
 /* ---------------------------------------------------------------- BPE encoder */
 
-typedef struct {
-    int32_t left, right, rank;
-    uint32_t size;
-} bpe_bigram;
-
-/* min-heap: lower rank first, then lower left index */
-static int bpe_before(const bpe_bigram *a, const bpe_bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-typedef struct {
-    bpe_bigram *a;
-    size_t n, cap;
-} bpe_heap;
-
-static void bpe_heap_push(bpe_heap *h, bpe_bigram x) {
-    if (h->n == h->cap) {
-        h->cap = h->cap ? 2 * h->cap : 64;
-        h->a = pika_realloc(h->a, h->cap * sizeof *h->a);
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!bpe_before(&x, &h->a[p])) break;
-        h->a[i] = h->a[p];
-        i = p;
-    }
-    h->a[i] = x;
-}
-
-static bpe_bigram bpe_heap_pop(bpe_heap *h) {
-    bpe_bigram top = h->a[0], x = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && bpe_before(&h->a[c + 1], &h->a[c])) c++;
-        if (!bpe_before(&h->a[c], &x)) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n) h->a[i] = x;
-    return top;
-}
-
 struct tok_bpe_work {
     tok_sym *sym;
     size_t sym_cap;
-    bpe_heap heap;
+    bigram_heap heap;
     char key[1024];
 };
 
@@ -782,8 +738,8 @@ static void bpe_try_bigram(const pika_tokenizer *t, const char *w, tok_bpe_work 
     memcpy(wk->key + nl + 1, w + sym[r].start, nr);
     int32_t rank = tok_htab_get(&t->merges, wk->key, nl + nr + 1);
     if (rank < 0) return;
-    bpe_bigram b = {l, r, rank, nl + nr};
-    bpe_heap_push(&wk->heap, b);
+    bigram b = {l, r, (double)rank, nl + nr};
+    heap_push(&wk->heap, b);
 }
 
 /* One pre-token word, already byte-level encoded. */
@@ -812,7 +768,7 @@ void tok_bpe_word(const pika_tokenizer *t, const char *w, size_t n, tok_bpe_work
     wk->heap.n = 0;
     for (int32_t i = 1; i < ns; i++) bpe_try_bigram(t, w, wk, i - 1, i);
     while (wk->heap.n) {
-        bpe_bigram b = bpe_heap_pop(&wk->heap);
+        bigram b = heap_pop(&wk->heap);
         tok_sym *L = &sym[b.left], *R = &sym[b.right];
         if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue;
         L->n += R->n;
