@@ -244,6 +244,7 @@ struct pika_ctx {
     float **v_cache;
     int scratch_n;    /* batch size the scratch buffers fit */
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
+    float *rope_cos, *rope_sin; /* [n, D/2] RoPE rotation of this batch's positions */
     float **wbuf;     /* per thread: dequantized weight slice */
     size_t wbuf_elems;
     float **scores;   /* per thread: [ATT_Q_BLOCK, cap] */
@@ -272,6 +273,7 @@ void pika_ctx_free(pika_ctx *c) {
     for (int i = 0; i < nth; i++) { free(c->wbuf[i]); free(c->scores[i]); }
     free(c->k_cache); free(c->v_cache); free(c->wbuf); free(c->scores);
     free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->gate); free(c->up);
+    free(c->rope_cos); free(c->rope_sin);
     pika_pool_free(c->pool);
     free(c);
 }
@@ -300,6 +302,7 @@ static void ensure_capacity(pika_ctx *c, int n) {
 #define GROW(p, w) (p = pika_realloc(p, sizeof(float) * (size_t)n * (w)))
         GROW(c->x, (size_t)hp->n_embd); GROW(c->xn, wide); GROW(c->q, qw); GROW(c->k, kvw); GROW(c->v, kvw);
         GROW(c->att, qw); GROW(c->gate, (size_t)hp->n_ff); GROW(c->up, (size_t)hp->n_ff);
+        GROW(c->rope_cos, (size_t)hp->head_dim / 2); GROW(c->rope_sin, (size_t)hp->head_dim / 2);
 #undef GROW
         c->scratch_n = n;
     }
@@ -391,15 +394,13 @@ static void add_bias(float *y, const float *b, int n_rows, int width) {
         for (int i = 0; i < width; i++) y[(size_t)t * width + i] += b[i];
 }
 
-/* Rotate one head vector v[D] for absolute position pos. */
-static void rope(float *v, int D, int pos, const double *inv_freq, int neox) {
+/* Rotate one head vector v[D] by the angles of its position (cs, sn: [D/2]). */
+static void rope(float *v, int D, const float *cs, const float *sn, int neox) {
     for (int i = 0; i < D / 2; i++) {
-        double a = (double)pos * inv_freq[i];
-        float cs = (float)cos(a), sn = (float)sin(a);
         int i0 = neox ? i : 2 * i, i1 = neox ? i + D / 2 : 2 * i + 1;
         float x0 = v[i0], x1 = v[i1];
-        v[i0] = x0 * cs - x1 * sn;
-        v[i1] = x0 * sn + x1 * cs;
+        v[i0] = x0 * cs[i] - x1 * sn[i];
+        v[i1] = x0 * sn[i] + x1 * cs[i];
     }
 }
 
@@ -515,6 +516,13 @@ int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_r
         pika_dequantize_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * erow,
                             c->x + (size_t)t * E, E);
     if (n_layers) capture(c, req, 0, n, layers, n_layers, pos, n_pos);
+    /* RoPE angles depend only on (position, pair): computed once, shared by every head and layer */
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < D / 2; i++) {
+            double a = (double)(c->n_past + t) * m->rope_inv_freq[i];
+            c->rope_cos[(size_t)t * (D / 2) + i] = (float)cos(a);
+            c->rope_sin[(size_t)t * (D / 2) + i] = (float)sin(a);
+        }
 
     for (int l = 0; l < last_layer; l++) {
         const layer_weights *w = &m->layers[l];
@@ -527,16 +535,16 @@ int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_r
         add_bias(c->k, w->bk, n, kvw);
         add_bias(c->v, w->bv, n, kvw);
         for (int t = 0; t < n; t++) {
-            int p = c->n_past + t;
+            const float *cs = c->rope_cos + (size_t)t * (D / 2), *sn = c->rope_sin + (size_t)t * (D / 2);
             for (int h = 0; h < H; h++) {
                 float *qh = c->q + (size_t)t * qw + h * D;
                 if (w->q_norm) rmsnorm(qh, qh, w->q_norm, D, hp->rms_eps);
-                rope(qh, D, p, m->rope_inv_freq, hp->rope_neox);
+                rope(qh, D, cs, sn, hp->rope_neox);
             }
             for (int h = 0; h < Hkv; h++) {
                 float *kh = c->k + (size_t)t * kvw + h * D;
                 if (w->k_norm) rmsnorm(kh, kh, w->k_norm, D, hp->rms_eps);
-                rope(kh, D, p, m->rope_inv_freq, hp->rope_neox);
+                rope(kh, D, cs, sn, hp->rope_neox);
             }
         }
         memcpy(c->k_cache[l] + (size_t)c->n_past * kvw, c->k, sizeof(float) * (size_t)n * kvw);
