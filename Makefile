@@ -4,7 +4,9 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := openblas lapacke libpcre2-8 libcjson libcurl libmicrohttpd sqlite3 zlib
+# pkg-config names of the libraries the code links today (libcurl, libmicrohttpd and sqlite3 join
+# when code uses them); scripts/install-deps.sh installs the Debian packages that provide them.
+PKGS    := openblas lapacke libpcre2-8 libcjson zlib
 
 NODEPS_GOALS := clean help
 ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
@@ -15,6 +17,13 @@ $(error scripts/install-deps.sh failed; install the packages it lists and retry)
 endif
 endif
 
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+PKGS_MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+ifneq ($(PKGS_MISSING),)
+$(error pkg-config cannot find: $(PKGS_MISSING) (run scripts/install-deps.sh, or set PKG_CONFIG_PATH))
+endif
+endif
+
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Iinclude -Isrc \
@@ -22,7 +31,7 @@ CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Iin
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llinear -lstdc++ -lm -pthread
 LDFLAGS  := $(SAN)
 
-LIB_SRC   := $(wildcard src/*.c)
+LIB_SRC   := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC   := $(wildcard src/cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)

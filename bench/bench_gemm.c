@@ -1,9 +1,9 @@
-/* bench_gemm.c — GFLOP/s of pika_sgemm_nt (src/gemm.c) vs cblas_sgemm(RowMajor, NoTrans, Trans)
+/* bench_gemm.c — GFLOP/s of pika_sgemm_nt (src/engine/gemm.c) vs cblas_sgemm(RowMajor, NoTrans, Trans)
  * on prefill shapes: C[n, m] = X[n, k] · W[m, k]ᵀ. "1t" runs one call on this thread; "2t" runs two
- * threads at once, each on its own half of m (as src/model.c's matmul_worker does), and reports
+ * threads at once, each on its own half of m (as src/engine/model.c's matmul_worker does), and reports
  * the summed rate. Per-call CPU time (CLOCK_THREAD_CPUTIME_ID) is printed next to wall time: the
  * machine may be shared, and CPU time is the steadier number. Both routines run single-threaded
- * per call (openblas_set_num_threads(1), as src/model.c does).
+ * per call (openblas_set_num_threads(1), as src/engine/model.c does).
  *
  *   bench_gemm [--n N] [--seconds S] [--shape MxK ...]
  * Default shapes (m x k): 448x896 896x896 2432x896 448x4864 4864x896 896x4864, n = 256.

@@ -1,4 +1,4 @@
-/* bench_kernels.c — throughput of the tensor-type kernels (src/quant.c): the decode matvec
+/* bench_kernels.c — throughput of the tensor-type kernels (src/engine/quant.c): the decode matvec
  * (weight GB/s and Gelem/s, 1 and 2 threads) and dequantize_row (Gelem/s of F32 output), per
  * type and SIMD path. 1-thread and dequant rates use this thread's CPU time (steadier on a
  * shared machine); 2-thread rates use wall time. The weight matrix is large (default 16384 x 4864, like a stack of

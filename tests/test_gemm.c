@@ -1,4 +1,4 @@
-/* test_gemm.c — pika_sgemm_nt (src/gemm.c) against a double-precision reference and cblas_sgemm:
+/* test_gemm.c — pika_sgemm_nt (src/engine/gemm.c) against a double-precision reference and cblas_sgemm:
  * edge sizes around the micro-tile (14 x 32) and block (k 256, n 280) sizes and the small-n path
  * (n < 4: 3 x 8 dot tiles, k blocks of 1024), leading dimensions
  * larger than the minimum (padding must be neither read as data nor written), k = 0, the real

@@ -1,4 +1,4 @@
-/* test_quant.c — ggml tensor-type kernels (src/quant.c), the GGUF writer (src/gguf_write.c) and
+/* test_quant.c — ggml tensor-type kernels (src/engine/quant.c), the GGUF writer (src/engine/gguf_write.c) and
  * tools/mkgguf: fast vs reference dequantization (bit-identical, SIMD and scalar paths),
  * dot/matvec vs dequantize-then-dot, quantization error bounds, edge rows, llama.cpp's own
  * dequantized slices of the Q8_0/Q4_K fixture models, GGUF write/read round trip, mkgguf output. */

@@ -11,7 +11,7 @@
 #include "pika/tokenizer.h"
 #include "pika/util.h"
 #include "test.h"
-#include "tokenizer_internal.h"
+#include "text/tokenizer_internal.h"
 
 typedef struct {
     const char *name;

@@ -1,4 +1,4 @@
-/* test_train.c — the trainer (src/train.c), the math task (src/mathtask.c) and the committed pool.
+/* test_train.c — the trainer (src/train/train.c), the math task (src/train/mathtask.c) and the committed pool.
  *
  * Gradient checks: every op's float backward (train.c) is compared with central finite
  * differences of a DOUBLE-precision reference forward written here (independent code), on the

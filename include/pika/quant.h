@@ -1,6 +1,6 @@
 /* quant.h — ggml tensor types: sizes, dequantization and dot-product kernels.
  *
- * Block layouts are those of ggml (llama.cpp); see src/quant.c for each struct.
+ * Block layouts are those of ggml (llama.cpp); see src/engine/quant.c for each struct.
  * Every row length n passed here must be a multiple of the type's block size.
  * Kernels have an AVX2/AVX-512 path chosen at run time and a portable path; the
  * *_ref functions are plain scalar code written independently, used by tests.
