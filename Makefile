@@ -18,7 +18,7 @@ endif
 endif
 
 ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
-PKGS_MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+PKGS_MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(PKGS_MISSING),)
 $(error pkg-config cannot find: $(PKGS_MISSING) (run scripts/install-deps.sh, or set PKG_CONFIG_PATH))
 endif
