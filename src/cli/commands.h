@@ -24,6 +24,8 @@ int cmd_difficulty(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
 int cmd_labels(int argc, char **argv);
+/* offline routing over a pool of arms (cli_route.c) */
+int cmd_route(int argc, char **argv);
 /* pika's own small language models (cli_train.c) */
 int cmd_train_lm(int argc, char **argv);
 
