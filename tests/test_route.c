@@ -102,6 +102,12 @@ static void test_policies_hand(void) {
     CHECK(NEAR(s.cost, 1 + 4 + 10 + 10) && NEAR(s.accuracy, 0.75), "cascade final-cost %g", s.cost);
     pika_route_score_choices(&t, rows, n, ch, order, tried, &s);
     CHECK(NEAR(s.cost, 1 + 5 + 15 + 15), "cascade all-cost %g", s.cost);
+    /* reader overhead: utility reads every probe; the cascade above the probes of the arms it left or stopped
+     * at, not the final fallback: q0 a0, q1 a0 a1, q2 a0 a1, q3 a0 a1 */
+    for (int i = 0; i < 12; i++) t.reader_cost[i] = (double)(1 << (i % 3));
+    CHECK(NEAR(pika_route_reader_cost(&t, rows, n, PIKA_POL_UTILITY, NULL, 0, NULL), 4 * 7), "utility reader cost");
+    CHECK(NEAR(pika_route_reader_cost(&t, rows, n, PIKA_POL_CASCADE, order, 3, tried), 1 + 3 + 3 + 3), "cascade reader cost");
+    CHECK(pika_route_reader_cost(&t, rows, n, PIKA_POL_ORACLE, NULL, 0, NULL) == 0, "oracle reads no probe");
     /* random: seeded, reproducible, every choice a valid arm */
     int r1[4], r2[4];
     pika_route_random(&t, n, 7, r1);
@@ -330,15 +336,17 @@ static void test_build(void) {
     write_file(p3, "{\"id\":\"a\",\"score\":1,\"prob\":0.9}\n");
     pika_route_arm_spec arms[2] = {
         {.name = "s", .labels = l1, .pred = p1, .price_in = 1, .price_out = 2, .k = 1},
-        {.name = "l", .labels = l2, .pred = p2, .price_in = 10, .price_out = 20, .prefill = 0.5, .target = "success_rate"},
+        {.name = "l", .labels = l2, .pred = p2, .price_in = 10, .price_out = 20, .prefill = 0.5, .prefill_price = 1e5,
+         .target = "success_rate"},
     };
     pika_route_table t;
     REQUIRE(pika_route_table_build(arms, 2, 0, &t) == 0, "%s", pika_last_error());
     CHECK(t.n_q == 2 && !strcmp(t.ids[0], "a") && t.split[0] == PIKA_SPLIT_TEST && t.split[1] == PIKA_SPLIT_TRAIN, "ids and splits");
     /* s, k=1 of n=5: a: (10·1 + 50/5·2)/1e6 = 30e-6 */
     CHECK(NEAR(t.cost[0], 30e-6) && NEAR(t.tokens_out[0], 10), "k-scaled cost %g", t.cost[0]);
-    /* l: a: (10·10 + 5·20)/1e6 + 0.5 */
-    CHECK(NEAR(t.cost[1], 200e-6 + 0.5), "prefill cost %g", t.cost[1]);
+    /* l: a: (10·10 + 5·20)/1e6; reader cost apart: 0.5 + 10·1e5/1e6 */
+    CHECK(NEAR(t.cost[1], 200e-6) && NEAR(t.reader_cost[1], 1.5) && t.reader_cost[0] == 0, "cost %g, reader cost %g", t.cost[1],
+          t.reader_cost[1]);
     CHECK(t.correct[0] == 1 && NEAR(t.correct[1], 0.8) && t.correct[2] == 0 && t.correct[3] == 1, "targets");
     CHECK(NEAR(t.p[0], 0.7) && NEAR(t.p[3], 0.9), "probabilities joined by id");
     pika_route_table_free(&t);

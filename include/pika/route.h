@@ -41,6 +41,7 @@ typedef struct {
     double *cost;       /* [n_q * n_arms] */
     double *tokens_in;  /* [n_q * n_arms], NaN where absent */
     double *tokens_out; /* [n_q * n_arms], NaN where absent */
+    double *reader_cost;/* [n_q * n_arms] cost of evaluating arm a's probe on q (its reader prefill); 0 when absent */
     int8_t *split;      /* [n_q] PIKA_SPLIT_TRAIN / VAL / TEST */
 } pika_route_table;
 
@@ -50,7 +51,7 @@ void pika_route_table_free(pika_route_table *t);
 
 /* ---- table I/O (route_table.c) ----
  * JSONL, one object per (question, arm): {"id", "arm", "p", "correct", "cost", "split"[, "tokens_in",
- * "tokens_out"]}; id a string or integer; correct a number in [0,1] or a boolean. Arms are numbered in
+ * "tokens_out", "reader_cost"]}; id a string or integer; correct a number in [0,1] or a boolean. Arms are numbered in
  * first-seen order, questions too. Errors name "path:line": invalid JSON, a missing or out-of-range field,
  * NaN / infinite numbers, an unknown split, a duplicate (id, arm), a split that differs between rows of
  * one id, and an id that lacks a row for some arm. */
@@ -65,10 +66,12 @@ typedef struct {
     const char *target;      /* labels field used as `correct` (default majority_vote_is_correct) */
     double price_in, price_out; /* cost units per 1M tokens */
     int k;                   /* samples this arm draws (0 = all n of the labels); output tokens scale by k/n */
-    double prefill;          /* reader-prefill cost per question (the probe's own overhead), added to cost */
+    double prefill;          /* reader-prefill cost per question (the probe's own overhead) -> reader_cost */
+    double prefill_price;    /* ... or per 1M prompt tokens: reader_cost += tokens_in·prefill_price / 1e6 */
 } pika_route_arm_spec;
 /* Build a table over the ids of the first arm's prediction file (every arm must predict every id; each
- * id needs a labels row). cost = (tokens_in·price_in + total_tokens_out·(k/n)·price_out) / 1e6 + prefill.
+ * id needs a labels row). cost = (tokens_in·price_in + total_tokens_out·(k/n)·price_out) / 1e6; reader_cost =
+ * prefill + tokens_in·prefill_price / 1e6 (kept apart from cost: the paper does not count it).
  * split: the labels' "split" field ("train"/"val"/"test"; absent -> test); with val_frac > 0, questions
  * not in train go to val when (FNV-1a(id) mod 10000) < val_frac·10000, else test. */
 int pika_route_table_build(const pika_route_arm_spec *arms, int n_arms, double val_frac, pika_route_table *t);
@@ -96,13 +99,19 @@ void pika_route_cascade(const pika_route_table *t, const int64_t *rows, int64_t 
 
 typedef struct {
     double accuracy;   /* mean correct */
-    double cost;       /* summed cost */
+    double cost;       /* summed cost (the paper's accounting: generation only) */
+    double reader_cost;/* summed probe overhead of the policy (see pika_route_reader_cost); not in cost */
     int64_t n;
     int64_t calls[PIKA_ROUTE_MAX_ARMS];
 } pika_route_score;
 /* Score choices. With order and tried non-NULL the cost of question i is the sum over order[0..tried[i]). */
 void pika_route_score_choices(const pika_route_table *t, const int64_t *rows, int64_t n, const int *choice,
                               const int *order, const int *tried, pika_route_score *s);
+
+/* Probe overhead of a policy, summed over questions: utility and max_prob read every arm's probe
+ * (Σ_a reader_cost), a cascade the probes of the arms it tried except a final fallback, the others none. */
+double pika_route_reader_cost(const pika_route_table *t, const int64_t *rows, int64_t n, int policy, const int *order,
+                              int n_order, const int *tried);
 
 /* ---- metrics over (cost, accuracy) points ---- */
 /* Pareto frontier: sort by cost (ties: higher accuracy first, then index), keep points whose accuracy
@@ -174,6 +183,7 @@ typedef struct {
     int n_pareto;
     int savings_at, savings99_at; /* index into pts or -1 */
     double savings, savings99;    /* 1 − cost/cost(best_single); NaN when none */
+    double savings_reader;        /* 1 − (cost + reader_cost)/cost(best_single) at savings_at; NaN when none */
     double aiq_router, aiq_zero;
     int has_pair;
     int pair_weak, pair_strong;

@@ -11,9 +11,11 @@
 
 static const char ROUTE_USAGE[] =
     "usage:\n"
-    "  pika route table --arm name=N,labels=FILE,pred=FILE,price_in=X,price_out=Y[,k=K][,target=FIELD][,prefill=C]\n"
-    "                   [--arm ...]... [--val-frac F] -o TABLE.jsonl\n"
-    "      cost = (tokens_in*price_in + total_tokens_out*(k/n)*price_out)/1e6 + prefill, per question;\n"
+    "  pika route table --arm name=N,labels=FILE,pred=FILE,price_in=X,price_out=Y[,k=K][,target=FIELD]\n"
+    "                   [,prefill=C][,prefill_price=X] [--arm ...]... [--val-frac F] -o TABLE.jsonl\n"
+    "      cost = (tokens_in*price_in + total_tokens_out*(k/n)*price_out)/1e6 per question (target default\n"
+    "      majority_vote_is_correct); reader_cost = prefill + tokens_in*prefill_price/1e6 (the probe's own\n"
+    "      overhead, reported apart from cost);\n"
     "      split from the labels' split field (absent: test); --val-frac moves that share of the non-train ids\n"
     "      (by id hash) to val.\n"
     "  pika route eval --table TABLE.jsonl [--split test] [eval flags] [--json]\n"
@@ -153,6 +155,7 @@ static cJSON *point_json(const pika_route_table *t, const pika_route_result *r, 
     cJSON_AddItemToObject(o, "accuracy", num_or_null(p->s.accuracy));
     cJSON_AddItemToObject(o, "cost", num_or_null(p->s.cost));
     cJSON_AddItemToObject(o, "cost_per_query", num_or_null(p->s.cost / (double)p->s.n));
+    cJSON_AddItemToObject(o, "reader_cost", num_or_null(p->s.reader_cost));
     cJSON *calls = cJSON_AddObjectToObject(o, "calls");
     for (int a = 0; a < t->n_arms; a++) cJSON_AddNumberToObject(calls, t->arms[a], (double)p->s.calls[a]);
     return o;
@@ -181,6 +184,7 @@ static void print_json(const pika_route_table *t, const pika_route_result *r) {
     cJSON *sv = cJSON_AddObjectToObject(o, "savings");
     cJSON_AddItemToObject(sv, "at_best_accuracy", num_or_null(r->savings));
     cJSON_AddItemToObject(sv, "at_best_accuracy_point", r->savings_at >= 0 ? point_json(t, r, r->savings_at) : cJSON_CreateNull());
+    cJSON_AddItemToObject(sv, "at_best_accuracy_with_reader", num_or_null(r->savings_reader));
     cJSON_AddItemToObject(sv, "at_99pct", num_or_null(r->savings99));
     cJSON_AddItemToObject(sv, "at_99pct_point", r->savings99_at >= 0 ? point_json(t, r, r->savings99_at) : cJSON_CreateNull());
     cJSON *aiq = cJSON_AddObjectToObject(o, "aiq");
@@ -249,6 +253,8 @@ static void print_text(const pika_route_table *t, const pika_route_result *r) {
         printf("savings: %.1f%% at λ=%.4f (accuracy %.4f >= best single %.4f)\n", 100 * r->savings, r->pts[r->savings_at].lambda,
                r->pts[r->savings_at].s.accuracy, b->s.accuracy);
     else printf("savings: none (no utility point reaches the best single arm's accuracy %.4f)\n", b->s.accuracy);
+    if (r->savings_at >= 0 && r->pts[r->savings_at].s.reader_cost > 0)
+        printf("savings counting the probes' reader overhead (%.6g): %.1f%%\n", r->pts[r->savings_at].s.reader_cost, 100 * r->savings_reader);
     if (r->savings99_at >= 0)
         printf("savings at 99%% of its accuracy: %.1f%% at λ=%.4f (accuracy %.4f)\n", 100 * r->savings99,
                r->pts[r->savings99_at].lambda, r->pts[r->savings99_at].s.accuracy);
@@ -291,14 +297,16 @@ static int route_table_cmd(int argc, char **argv) {
                 else if (!strcmp(kv, "labels")) s->labels = v;
                 else if (!strcmp(kv, "pred")) s->pred = v;
                 else if (!strcmp(kv, "target")) s->target = v;
-                else if (!strcmp(kv, "price_in") || !strcmp(kv, "price_out") || !strcmp(kv, "prefill") || !strcmp(kv, "k")) {
+                else if (!strcmp(kv, "price_in") || !strcmp(kv, "price_out") || !strcmp(kv, "prefill") || !strcmp(kv, "k") ||
+                           !strcmp(kv, "prefill_price")) {
                     double x = strtod(v, &end);
                     if (end == v || *end || !isfinite(x) || x < 0) pika_die("--arm: %s=%s is not a number >= 0", kv, v);
                     if (!strcmp(kv, "price_in")) s->price_in = x;
                     else if (!strcmp(kv, "price_out")) s->price_out = x;
                     else if (!strcmp(kv, "prefill")) s->prefill = x;
+                    else if (!strcmp(kv, "prefill_price")) s->prefill_price = x;
                     else s->k = (int)x;
-                } else pika_die("--arm: unknown key '%s' (name, labels, pred, price_in, price_out, k, target, prefill)", kv);
+                } else pika_die("--arm: unknown key '%s' (name, labels, pred, price_in, price_out, k, target, prefill, prefill_price)", kv);
             }
             if (!s->name || !s->labels || !s->pred || isnan(s->price_in) || isnan(s->price_out))
                 pika_die("--arm needs name=, labels=, pred=, price_in= and price_out=");
@@ -318,9 +326,9 @@ static int route_table_cmd(int argc, char **argv) {
     int64_t ns[3] = {0};
     for (int64_t q = 0; q < t.n_q; q++) ns[t.split[q]]++;
     int has_prefill = 0;
-    for (int a = 0; a < n; a++) has_prefill |= arms[a].prefill > 0;
+    for (int a = 0; a < n; a++) has_prefill |= arms[a].prefill > 0 || arms[a].prefill_price > 0;
     printf("%s: %lld questions x %d arms (train %lld, val %lld, test %lld)%s\n", out, (long long)t.n_q, t.n_arms, (long long)ns[0],
-           (long long)ns[1], (long long)ns[2], has_prefill ? "; costs include the reader-prefill overhead" : "");
+           (long long)ns[1], (long long)ns[2], has_prefill ? "; reader_cost holds the probes' prefill overhead" : "");
     pika_route_table_free(&t);
     for (int a = 0; a < n; a++) free(specs[a]);
     return 0;

@@ -41,6 +41,7 @@ void pika_route_table_alloc(pika_route_table *t, int n_arms, int64_t n_q) {
     t->cost = pika_calloc(m ? m : 1, sizeof(double));
     t->tokens_in = pika_malloc((m ? m : 1) * sizeof(double));
     t->tokens_out = pika_malloc((m ? m : 1) * sizeof(double));
+    t->reader_cost = pika_calloc(m ? m : 1, sizeof(double));
     for (size_t i = 0; i < m; i++) t->tokens_in[i] = t->tokens_out[i] = NAN;
     t->split = pika_calloc(n_q ? (size_t)n_q : 1, 1);
 }
@@ -57,6 +58,7 @@ void pika_route_table_free(pika_route_table *t) {
     free(t->cost);
     free(t->tokens_in);
     free(t->tokens_out);
+    free(t->reader_cost);
     free(t->split);
     memset(t, 0, sizeof *t);
 }
@@ -195,6 +197,22 @@ void pika_route_score_choices(const pika_route_table *t, const int64_t *rows, in
     s->n = n;
     s->accuracy = n ? acc / (double)n : NAN;
     s->cost = cost;
+}
+
+double pika_route_reader_cost(const pika_route_table *t, const int64_t *rows, int64_t n, int policy, const int *order,
+                              int n_order, const int *tried) {
+    int A = t->n_arms;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double *rq = t->reader_cost + rows[i] * A;
+        if (policy == PIKA_POL_UTILITY || policy == PIKA_POL_MAX_PROB)
+            for (int a = 0; a < A; a++) s += rq[a];
+        else if (policy == PIKA_POL_CASCADE && order && tried) {
+            int m = tried[i] < n_order ? tried[i] : n_order - 1;
+            for (int j = 0; j < m; j++) s += rq[order[j]];
+        }
+    }
+    return s;
 }
 
 /* ---------------------------------------------------------------- frontier metrics */
@@ -445,15 +463,19 @@ int pika_route_eval(const pika_route_table *t, const pika_route_eval_opts *o, pi
     double *lam = pika_malloc(sizeof(double) * (size_t)(nl ? nl : 1));
     lambda_grid(nl, o->lambdas, lam);
     int first_util = r->n_pts;
+    double reader_all = pika_route_reader_cost(t, rows, n, PIKA_POL_UTILITY, NULL, 0, NULL);
     for (int l = 0; l < nl; l++) {
         pika_route_utility(t, rows, n, r->ct, lam[l], 0, choice);
         pika_route_point *p = add_point(r, &cap, PIKA_POL_UTILITY);
         p->lambda = lam[l];
         pika_route_score_choices(t, rows, n, choice, NULL, NULL, &p->s);
+        p->s.reader_cost = reader_all;
     }
     int n_util = r->n_pts - first_util;
     pika_route_max_prob(t, rows, n, choice);
-    pika_route_score_choices(t, rows, n, choice, NULL, NULL, &add_point(r, &cap, PIKA_POL_MAX_PROB)->s);
+    pika_route_point *mp = add_point(r, &cap, PIKA_POL_MAX_PROB);
+    pika_route_score_choices(t, rows, n, choice, NULL, NULL, &mp->s);
+    mp->s.reader_cost = reader_all;
     pika_route_min_cost(t, n, r->ct, choice);
     pika_route_score_choices(t, rows, n, choice, NULL, NULL, &add_point(r, &cap, PIKA_POL_MIN_COST)->s);
     pika_route_random(t, n, r->seed, choice);
@@ -487,6 +509,7 @@ int pika_route_eval(const pika_route_table *t, const pika_route_eval_opts *o, pi
             p->threshold = th[k];
             pika_route_score_choices(t, rows, n, choice, o->cascade_cost_all ? r->cascade_order : NULL,
                                      o->cascade_cost_all ? tried : NULL, &p->s);
+            p->s.reader_cost = pika_route_reader_cost(t, rows, n, PIKA_POL_CASCADE, r->cascade_order, r->n_cascade, tried);
         }
     }
     /* frontier, savings, AIQ over the utility sweep */
@@ -505,6 +528,7 @@ int pika_route_eval(const pika_route_table *t, const pika_route_eval_opts *o, pi
     r->savings99_at = i99 >= 0 ? first_util + i99 : -1;
     r->savings = i100 >= 0 && bs->cost > 0 ? 1.0 - uc[i100] / bs->cost : NAN;
     r->savings99 = i99 >= 0 && bs->cost > 0 ? 1.0 - uc[i99] / bs->cost : NAN;
+    r->savings_reader = i100 >= 0 && bs->cost > 0 ? 1.0 - (uc[i100] + reader_all) / bs->cost : NAN;
     double zc[PIKA_ROUTE_MAX_ARMS], za[PIKA_ROUTE_MAX_ARMS];
     double c_lo = INFINITY, c_hi = -INFINITY;
     for (int a = 0; a < A; a++) {

@@ -31,7 +31,7 @@ static int json_num(const cJSON *o, const char *k, int allow_bool, double *out) 
 typedef struct {
     int64_t q;
     int arm;
-    double p, correct, cost, tin, tout;
+    double p, correct, cost, tin, tout, reader;
     int64_t line;
 } raw_row;
 
@@ -84,6 +84,7 @@ int pika_route_table_read(const char *path, pika_route_table *t) {
             bad = "\"split\" must be \"train\", \"val\" or \"test\"";
         else if ((k = json_num(o, "tokens_in", 0, &r.tin)) < 0 || (k == 1 && r.tin < 0)) bad = "\"tokens_in\" must be a number >= 0";
         else if ((k = json_num(o, "tokens_out", 0, &r.tout)) < 0 || (k == 1 && r.tout < 0)) bad = "\"tokens_out\" must be a number >= 0";
+        else if ((k = json_num(o, "reader_cost", 0, &r.reader)) < 0 || (k == 1 && r.reader < 0)) bad = "\"reader_cost\" must be a number >= 0";
         if (bad) {
             pika_set_error("%s:%lld: %s", path, (long long)line, bad);
             free(id);
@@ -154,6 +155,7 @@ int pika_route_table_read(const char *path, pika_route_table *t) {
         t->cost[c] = rows[i].cost;
         t->tokens_in[c] = rows[i].tin;
         t->tokens_out[c] = rows[i].tout;
+        t->reader_cost[c] = rows[i].reader;
     }
     for (int64_t q = 0; q < nq; q++)
         for (int a = 0; a < n_arms; a++)
@@ -215,6 +217,7 @@ int pika_route_table_write(FILE *f, const pika_route_table *t) {
             fprintf(f, ",\"split\":\"%s\"", pika_route_split_name(t->split[q]));
             if (!isnan(t->tokens_in[c])) put_num(f, "tokens_in", t->tokens_in[c]);
             if (!isnan(t->tokens_out[c])) put_num(f, "tokens_out", t->tokens_out[c]);
+            if (t->reader_cost[c] != 0) put_num(f, "reader_cost", t->reader_cost[c]);
             fputs("}\n", f);
         }
     return ferror(f) ? pika_set_error("write error") : 0;
@@ -304,7 +307,8 @@ int pika_route_table_build(const pika_route_arm_spec *arms, int n_arms, double v
             t->correct[c] = y;
             t->tokens_in[c] = tin;
             t->tokens_out[c] = out;
-            t->cost[c] = (tin * s->price_in + out * s->price_out) / 1e6 + s->prefill;
+            t->cost[c] = (tin * s->price_in + out * s->price_out) / 1e6;
+            t->reader_cost[c] = s->prefill + tin * s->prefill_price / 1e6;
             if (a == 0) {
                 int sp = PIKA_SPLIT_TEST;
                 if (has_split) {
