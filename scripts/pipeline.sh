@@ -3,6 +3,9 @@
 # per problem of the synthetic math task, grade them, derive labels, extract EOI activations, train a
 # probe on majority-vote correctness, compare it with the length and TF-IDF baselines on held-out
 # problems, write a report, and compare the task's human difficulty rating with model difficulty.
+# Then route: arms = each model at k=1 (target success_rate, probe trained on it) and k=K (majority vote),
+# cost = 2 x parameters x tokens (a FLOPs proxy, in MFLOP), the held-out problems split by id hash into
+# val (calibration) and test (result); `pika route table | calibrate | eval | report` under OUT/route.
 # Every step resumes or is cheap to redo.
 #
 # usage: scripts/pipeline.sh [BUILD_DIR]   (env: N problems (600), K samples (5), MODELS ("s m l"),
@@ -37,6 +40,11 @@ for m in $MODELS; do
         -o "$D/probe.json" --cv-table "$D/cv.tsv" > "$D/probe-train.txt"
     $P probe predict --probe "$D/probe.json" --acts "$D/acts" --labels "$D/labels.jsonl" --split split=test \
         -o "$D/probe.pred.jsonl"
+    # routing arms: the k=K probe on every problem (train rows only feed the arms' mean costs), and a k=1 probe
+    $P probe predict --probe "$D/probe.json" --acts "$D/acts" -o "$D/route-k$K.pred.jsonl"
+    $P probe train --acts "$D/acts" --labels "$D/labels.jsonl" --target success_rate --split split=train \
+        -o "$D/probe-k1.json" > /dev/null
+    $P probe predict --probe "$D/probe-k1.json" --acts "$D/acts" -o "$D/route-k1.pred.jsonl"
     for kind in length tfidf; do
         $P baseline train --kind $kind --data "$OUT/problems.jsonl" --text-field problem --tokenizer "$M" \
             --labels "$D/labels.jsonl" --target $TARGET --split split=train -o "$D/$kind.json" > /dev/null
@@ -59,4 +67,26 @@ for m in $MODELS; do
 done
 echo "== summary (majority-vote correctness over $K samples; AUROC on the held-out 30% of $N problems)"
 cat "$OUT/summary.txt"
-echo "reports: $OUT/*/report/report.md, $OUT/*/difficulty/difficulty.md"
+echo "== routing over the pool: arms = model x {k=1, k=$K}, cost = 2 x params x tokens (MFLOP)"
+R="$OUT/route"
+mkdir -p "$R"
+ARMS=""
+for m in $MODELS; do
+    D="$OUT/$m"
+    pr=$(( 2 * $($P info "models/pool/pika-math-$m.gguf" | awk '/^parameters:/ {print $2}') ))
+    # the probes read the model's prompt prefill (cost tokens_in x 2 x params), charged once per model: on its k=K arm
+    ARMS="$ARMS --arm name=$m-k1,labels=$D/labels.jsonl,pred=$D/route-k1.pred.jsonl,price_in=$pr,price_out=$pr,k=1"
+    ARMS="$ARMS,target=success_rate"
+    ARMS="$ARMS --arm name=$m-k$K,labels=$D/labels.jsonl,pred=$D/route-k$K.pred.jsonl,price_in=$pr,price_out=$pr"
+    ARMS="$ARMS,prefill_price=$pr"
+done
+# shellcheck disable=SC2086
+$P route table $ARMS --val-frac 0.5 -o "$R/table.jsonl"
+best_val=$($P route eval --table "$R/table.jsonl" --split val --bootstrap 0 | awk '/^best_single:/ {print $4}')
+$P route calibrate --table "$R/table.jsonl" --split val --eval-split test --target-accuracy "$best_val" \
+    -o "$R/router.json" | tee "$R/calibrate.txt"
+$P route eval --table "$R/table.jsonl" --split test --pair "s-k1,l-k$K" > "$R/eval.txt"
+$P route eval --table "$R/table.jsonl" --split test --pair "s-k1,l-k$K" --json > "$R/eval.json"
+$P route report --table "$R/table.jsonl" --split test --pair "s-k1,l-k$K" --out "$R/report" --title "pika pool, $N problems" > /dev/null
+grep -E '^(best_single|savings|AIQ|pair|paired)' "$R/eval.txt"
+echo "reports: $OUT/*/report/report.md, $OUT/*/difficulty/difficulty.md, $R/report/report.html"
