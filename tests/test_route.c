@@ -267,6 +267,19 @@ static void test_calibrate(void) {
     o.value = 0.0;
     REQUIRE(pika_route_calibrate(&t, &o, &c) == 0, "%s", pika_last_error());
     CHECK(c.feasible && c.cal.calls[2] == 0 && NEAR(c.cal.accuracy, 1), "max share a2 = 0: acc %g", c.cal.accuracy);
+    /* cascade a0 -> a1 -> a2: accuracy 1 on val needs q1 escalated from a0 (p 0.3 <= th) but kept at a1 (0.7 > th):
+     * the cheapest is th = 0.3 (0.3..0.6 tie at cost 5; the first wins); test: q2 a0 0.2 -> a1 0.2 -> a2; q3 0.5 > 0.3 stays */
+    o.objective = PIKA_CAL_TARGET_ACC;
+    o.value = 1.0;
+    o.share_arm = -1;
+    o.cascade = 1;
+    REQUIRE(pika_route_calibrate(&t, &o, &c) == 0, "%s", pika_last_error());
+    CHECK(c.feasible && NEAR(c.threshold, 0.3) && isnan(c.lambda) && NEAR(c.cal.cost, 5), "cascade threshold %g cost %g", c.threshold,
+          c.cal.cost);
+    CHECK(c.eval.calls[2] == 1 && c.eval.calls[0] == 1 && NEAR(c.eval.cost, 11), "cascade on test: cost %g", c.eval.cost);
+    o.cascade_cost_all = 1;
+    REQUIRE(pika_route_calibrate(&t, &o, &c) == 0, "%s", pika_last_error());
+    CHECK(NEAR(c.cal.cost, 1 + 5) && NEAR(c.eval.cost, 15 + 1), "cascade paying every tried arm: %g %g", c.cal.cost, c.eval.cost);
     pika_route_table_free(&t);
 }
 

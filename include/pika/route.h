@@ -209,16 +209,26 @@ typedef struct {
     int cal_split, eval_split;
     int n_lambdas;          /* default 50 */
     const double *lambdas;
+    int cascade;            /* 1: calibrate a cascade's threshold instead of λ */
+    const int *cascade_order; /* default: arms by c̃ */
+    int n_cascade;
+    const double *thresholds; /* default 0.1..0.9 */
+    int n_thresholds;
+    int cascade_cost_all;
 } pika_route_cal_opts;
 typedef struct {
-    double lambda;
+    double lambda;          /* utility: the chosen λ (NaN for a cascade) */
+    double threshold;       /* cascade: the chosen threshold of every non-final arm (NaN for utility) */
+    int cascade_order[PIKA_ROUTE_MAX_ARMS];
+    int n_cascade;
     int feasible;           /* 0: no λ met the objective on cal_split; the closest one was taken */
     pika_route_score cal, eval;
     double mean_cost[PIKA_ROUTE_MAX_ARMS], ct[PIKA_ROUTE_MAX_ARMS];
 } pika_route_cal;
 /* Budget: the most accurate λ whose cost per query <= budget (ties: cheaper); fallback the cheapest.
  * Target: the cheapest λ with accuracy >= target; fallback the most accurate. Max share: the most accurate λ
- * whose share of share_arm <= value; fallback the smallest share. */
+ * whose share of share_arm <= value; fallback the smallest share. With cascade = 1 the same rules choose
+ * a threshold of the cascade grid instead. */
 int pika_route_calibrate(const pika_route_table *t, const pika_route_cal_opts *o, pika_route_cal *c);
 
 /* ---- report (route_report.c): report.md, report.html (plots embedded as base64), route.dat/.gp, plot ---- */

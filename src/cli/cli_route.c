@@ -22,6 +22,8 @@ static const char ROUTE_USAGE[] =
     "  pika route calibrate --table TABLE.jsonl [--split val] [--eval-split test]\n"
     "                   (--budget COST_PER_QUERY | --target-accuracy A | --max-share ARM=S)\n"
     "                   [--lambdas 0:1:50] [--probe ARM=FILE]... [-o ROUTER.json] [--json]\n"
+    "                   [--policy utility|cascade [--cascade ARM1,ARM2,..] [--thresholds LIST] [--cascade-cost final|all]]\n"
+    "      picks λ (or the cascade threshold) on --split and reports it on --eval-split\n"
     "  pika route report --table TABLE.jsonl --out DIR [--split test] [--title T] [eval flags]\n"
     "eval flags:\n"
     "  --lambdas A:B:N | L1,L2,...   utility λ grid (default 0:1:50 = linspace(0, 1, 50))\n"
@@ -359,6 +361,7 @@ static int route_eval_cmd(int argc, char **argv, int report) {
 
 static int route_calibrate_cmd(int argc, char **argv) {
     const char *table = NULL, *split = "val", *eval_split = "test", *lambdas = NULL, *out = NULL;
+    const char *policy = "utility", *cascade = NULL, *thresholds = NULL, *cascade_cost = NULL;
     const char *probes[PIKA_ROUTE_MAX_ARMS];
     int n_probes = 0, json = 0, have = 0;
     pika_route_cal_opts o = {0};
@@ -370,6 +373,10 @@ static int route_calibrate_cmd(int argc, char **argv) {
         else if (!strcmp(f, "--split") && hv) split = argv[++i];
         else if (!strcmp(f, "--eval-split") && hv) eval_split = argv[++i];
         else if (!strcmp(f, "--lambdas") && hv) lambdas = argv[++i];
+        else if (!strcmp(f, "--policy") && hv) policy = argv[++i];
+        else if (!strcmp(f, "--cascade") && hv) cascade = argv[++i];
+        else if (!strcmp(f, "--thresholds") && hv) thresholds = argv[++i];
+        else if (!strcmp(f, "--cascade-cost") && hv) cascade_cost = argv[++i];
         else if (!strcmp(f, "-o") && hv) out = argv[++i];
         else if (!strcmp(f, "--json")) json = 1;
         else if (!strcmp(f, "--probe") && hv) {
@@ -408,12 +415,38 @@ static int route_calibrate_cmd(int argc, char **argv) {
         o.value = strtod(eq + 1, &end);
         if (*end || !(o.value >= 0 && o.value <= 1)) pika_die("--max-share: SHARE must be in [0,1]");
     }
-    double *lam = NULL;
+    double *lam = NULL, *th = NULL;
     if (lambdas) lam = parse_doubles(lambdas, &o.n_lambdas);
     o.lambdas = lam;
+    if (strcmp(policy, "utility") && strcmp(policy, "cascade")) pika_die("--policy: 'utility' or 'cascade', not '%s'", policy);
+    o.cascade = !strcmp(policy, "cascade");
+    if (!o.cascade && (cascade || thresholds || cascade_cost)) pika_die("--cascade, --thresholds, --cascade-cost need --policy cascade");
+    int order[PIKA_ROUTE_MAX_ARMS];
+    if (cascade) {
+        char *s = pika_strdup(cascade), *save = NULL;
+        for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            int a = arm_index(&t, tok);
+            if (a < 0) pika_die("--cascade: no arm '%s' in %s", tok, table);
+            if (o.n_cascade == PIKA_ROUTE_MAX_ARMS) pika_die("--cascade: too many arms");
+            order[o.n_cascade++] = a;
+        }
+        free(s);
+        if (o.n_cascade < 2) pika_die("--cascade: needs at least two arms");
+        o.cascade_order = order;
+    }
+    if (thresholds) th = parse_doubles(thresholds, &o.n_thresholds);
+    o.thresholds = th;
+    if (cascade_cost) {
+        if (!strcmp(cascade_cost, "all")) o.cascade_cost_all = 1;
+        else if (strcmp(cascade_cost, "final")) pika_die("--cascade-cost: 'final' or 'all', not '%s'", cascade_cost);
+    }
     pika_route_cal c;
     if (pika_route_calibrate(&t, &o, &c)) pika_die("%s", pika_last_error());
     free(lam);
+    free(th);
+    char what[64];
+    if (o.cascade) snprintf(what, sizeof what, "cascade threshold = %.4f", c.threshold);
+    else snprintf(what, sizeof what, "λ = %.4f", c.lambda);
     int64_t nc = c.cal.n, ne = c.eval.n;
     const char *objn[] = {"budget", "target_accuracy", "max_share"};
     if (json) {
@@ -421,7 +454,9 @@ static int route_calibrate_cmd(int argc, char **argv) {
         cJSON_AddStringToObject(j, "objective", objn[o.objective]);
         cJSON_AddNumberToObject(j, "value", o.value);
         if (o.share_arm >= 0) cJSON_AddStringToObject(j, "share_arm", t.arms[o.share_arm]);
-        cJSON_AddNumberToObject(j, "lambda", c.lambda);
+        cJSON_AddStringToObject(j, "policy", policy);
+        cJSON_AddItemToObject(j, "lambda", num_or_null(c.lambda));
+        cJSON_AddItemToObject(j, "threshold", num_or_null(c.threshold));
         cJSON_AddBoolToObject(j, "feasible", c.feasible);
         const pika_route_score *S[2] = {&c.cal, &c.eval};
         const char *nm[2] = {split, eval_split};
@@ -440,8 +475,8 @@ static int route_calibrate_cmd(int argc, char **argv) {
         free(s);
         cJSON_Delete(j);
     } else {
-        printf("calibrated on %s (%lld questions): λ = %.4f%s\n", split, (long long)nc, c.lambda,
-               c.feasible ? "" : " (no λ met the objective; the closest was taken)");
+        printf("calibrated on %s (%lld questions): %s%s\n", split, (long long)nc, what,
+               c.feasible ? "" : " (no grid value met the objective; the closest was taken)");
         const pika_route_score *S[2] = {&c.cal, &c.eval};
         const char *nm[2] = {split, eval_split};
         for (int k = 0; k < 2; k++) {
@@ -456,8 +491,13 @@ static int route_calibrate_cmd(int argc, char **argv) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "format", "pika-router");
         cJSON_AddNumberToObject(j, "version", 1);
-        cJSON_AddStringToObject(j, "policy", "utility");
-        cJSON_AddNumberToObject(j, "lambda", c.lambda);
+        cJSON_AddStringToObject(j, "policy", policy);
+        if (o.cascade) {
+            cJSON_AddNumberToObject(j, "threshold", c.threshold);
+            cJSON *co = cJSON_AddArrayToObject(j, "cascade_order");
+            for (int k = 0; k < c.n_cascade; k++) cJSON_AddItemToArray(co, cJSON_CreateString(t.arms[c.cascade_order[k]]));
+            cJSON_AddStringToObject(j, "cascade_cost", o.cascade_cost_all ? "all" : "final");
+        } else cJSON_AddNumberToObject(j, "lambda", c.lambda);
         cJSON_AddStringToObject(j, "objective", objn[o.objective]);
         cJSON_AddNumberToObject(j, "value", o.value);
         cJSON_AddStringToObject(j, "table", table);

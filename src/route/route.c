@@ -589,6 +589,23 @@ static int better_budget(const pika_route_score *c, const pika_route_score *b) {
     return c->accuracy > b->accuracy + 1e-12 || (fabs(c->accuracy - b->accuracy) <= 1e-12 && c->cost < b->cost);
 }
 
+/* Score one grid value (λ, or a cascade threshold) on rows. */
+static void route_cal_one(const pika_route_table *t, const pika_route_cal_opts *o, const pika_route_cal *c, const int64_t *rows,
+                          int64_t n, double v, int *choice, int *tried, pika_route_score *s) {
+    if (o->cascade) {
+        double th[PIKA_ROUTE_MAX_ARMS];
+        for (int j = 0; j < c->n_cascade; j++) th[j] = v;
+        pika_route_cascade(t, rows, n, c->cascade_order, c->n_cascade, th, choice, tried);
+        pika_route_score_choices(t, rows, n, choice, o->cascade_cost_all ? c->cascade_order : NULL,
+                                 o->cascade_cost_all ? tried : NULL, s);
+        s->reader_cost = pika_route_reader_cost(t, rows, n, PIKA_POL_CASCADE, c->cascade_order, c->n_cascade, tried);
+    } else {
+        pika_route_utility(t, rows, n, c->ct, v, 0, choice);
+        pika_route_score_choices(t, rows, n, choice, NULL, NULL, s);
+        s->reader_cost = pika_route_reader_cost(t, rows, n, PIKA_POL_UTILITY, NULL, 0, NULL);
+    }
+}
+
 int pika_route_calibrate(const pika_route_table *t, const pika_route_cal_opts *o, pika_route_cal *c) {
     memset(c, 0, sizeof *c);
     int A = t->n_arms;
@@ -607,15 +624,36 @@ int pika_route_calibrate(const pika_route_table *t, const pika_route_cal_opts *o
         return pika_set_error("route calibrate: --max-share arm out of range");
     }
     pika_route_norm_costs(t, c->mean_cost, c->ct);
-    int nl = o->lambdas ? o->n_lambdas : (o->n_lambdas > 0 ? o->n_lambdas : 50);
-    double *lam = pika_malloc(sizeof(double) * (size_t)(nl ? nl : 1));
-    lambda_grid(nl, o->lambdas, lam);
+    static const double TH_DEFAULT[9] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+    int nl;
+    double *lam;
+    if (o->cascade) {
+        if (o->cascade_order && o->n_cascade > 0) {
+            c->n_cascade = o->n_cascade;
+            memcpy(c->cascade_order, o->cascade_order, sizeof(int) * (size_t)o->n_cascade);
+        } else {
+            c->n_cascade = A;
+            arms_by_cost(c->ct, A, c->cascade_order);
+        }
+        if (c->n_cascade < 2) {
+            free(rc);
+            free(re);
+            return pika_set_error("route calibrate: a cascade needs at least two arms");
+        }
+        nl = o->thresholds ? o->n_thresholds : 9;
+        lam = pika_malloc(sizeof(double) * (size_t)(nl ? nl : 1));
+        memcpy(lam, o->thresholds ? o->thresholds : TH_DEFAULT, sizeof(double) * (size_t)nl);
+    } else {
+        nl = o->lambdas ? o->n_lambdas : (o->n_lambdas > 0 ? o->n_lambdas : 50);
+        lam = pika_malloc(sizeof(double) * (size_t)(nl ? nl : 1));
+        lambda_grid(nl, o->lambdas, lam);
+    }
     int *choice = pika_malloc(sizeof(int) * (size_t)(nc > ne ? nc : ne));
+    int *tried = pika_malloc(sizeof(int) * (size_t)(nc > ne ? nc : ne));
     int best = -1, fb = -1, feasible = 0;
     pika_route_score bs = {0}, fs = {0}, s;
     for (int l = 0; l < nl; l++) {
-        pika_route_utility(t, rc, nc, c->ct, lam[l], 0, choice);
-        pika_route_score_choices(t, rc, nc, choice, NULL, NULL, &s);
+        route_cal_one(t, o, c, rc, nc, lam[l], choice, tried, &s);
         int ok;
         double cpq = s.cost / (double)nc, share = (double)s.calls[o->share_arm < 0 ? 0 : o->share_arm] / (double)nc;
         if (o->objective == PIKA_CAL_BUDGET) {
@@ -635,11 +673,12 @@ int pika_route_calibrate(const pika_route_table *t, const pika_route_cal_opts *o
     }
     int pick = best >= 0 ? best : fb;
     c->feasible = feasible;
-    c->lambda = lam[pick];
+    c->lambda = o->cascade ? NAN : lam[pick];
+    c->threshold = o->cascade ? lam[pick] : NAN;
     c->cal = best >= 0 ? bs : fs;
-    pika_route_utility(t, re, ne, c->ct, c->lambda, 0, choice);
-    pika_route_score_choices(t, re, ne, choice, NULL, NULL, &c->eval);
+    route_cal_one(t, o, c, re, ne, lam[pick], choice, tried, &c->eval);
     free(lam);
+    free(tried);
     free(choice);
     free(rc);
     free(re);
