@@ -3,7 +3,7 @@
 min_cost, random, oracle, oracle_utility, cascade, Pareto frontier, savings, AIQ, APGR/CPT), compared with
 the JSON that pika printed.
 
-usage: route_check.py TABLE.jsonl PIKA.json SPLIT [WEAK,STRONG]
+usage: route_check.py TABLE.jsonl PIKA.json SPLIT [WEAK,STRONG|-] [CASCADE_ORDER|-] [final|all]
 Exit 0 = agree, 1 = disagree (differences printed), 77 = numpy missing.
 """
 import json
@@ -97,7 +97,9 @@ def aiq(cost, acc, lo, hi):
 
 def main():
     table, pj, split = sys.argv[1], sys.argv[2], sys.argv[3]
-    pair = sys.argv[4].split(",") if len(sys.argv) > 4 else None
+    pair = sys.argv[4].split(",") if len(sys.argv) > 4 and sys.argv[4] != "-" else None
+    corder = sys.argv[5].split(",") if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+    pay_all = len(sys.argv) > 6 and sys.argv[6] == "all"
     arms, P, Y, C, S = load(table)
     out = json.load(open(pj))
     A = len(arms)
@@ -135,14 +137,17 @@ def main():
     for l in lams:
         exp.append(("oracle_utility", None, l, None, score(Y, C, first_argmax(Y - l * ct))))
     if A >= 2:
+        cord = [arms.index(a) for a in corder] if corder else order
         for th in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]:
-            ch = []
+            ch, paid = [], 0.0
             for q in range(n):
                 j = 0
-                while j < A - 1 and P[q, order[j]] <= th:
+                while j < len(cord) - 1 and P[q, cord[j]] <= th:
                     j += 1
-                ch.append(order[j])
-            exp.append(("cascade", None, None, th, score(Y, C, np.array(ch))))
+                ch.append(cord[j])
+                paid += sum(C[q, cord[i]] for i in range(j + 1)) if pay_all else C[q, cord[j]]
+            acc, _, calls = score(Y, C, np.array(ch))
+            exp.append(("cascade", None, None, th, (acc, paid, calls)))
     bad = []
 
     def close(x, y, what):
@@ -153,6 +158,8 @@ def main():
         if abs(x - y) > 1e-9 * max(1.0, abs(y)):
             bad.append(f"{what}: pika {x} vs check {y}")
 
+    if corder and out["cascade_order"] != corder:
+        bad.append(f"cascade order {out['cascade_order']} vs {corder}")
     pts = out["points"]
     if len(pts) != len(exp):
         bad.append(f"{len(pts)} points vs {len(exp)}")

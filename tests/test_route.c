@@ -402,20 +402,23 @@ static void test_cli_vs_python(void) {
     if (access(test_pika_bin(), X_OK) != 0) SKIP_TEST("*** %s not built: CLI NOT checked ***", test_pika_bin());
     if (access("/usr/bin/python3", X_OK) != 0) SKIP_TEST("*** /usr/bin/python3 not found: numpy agreement NOT checked ***");
     const char *dir = test_tmpdir();
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         char tab[512], js[512], cmd[2048];
         snprintf(tab, sizeof tab, "%s/t%d.jsonl", dir, k);
         snprintf(js, sizeof js, "%s/t%d.json", dir, k);
-        int A = k == 2 ? 1 : 4 + k;
+        int A = k == 2 ? 1 : k == 3 ? 3 : 4 + k;
         write_random_table(tab, 400, A, 11 + (uint64_t)k);
         const char *split = k == 1 ? "val" : "test";
-        snprintf(cmd, sizeof cmd, "%s route eval --table %s --split %s --bootstrap 50 %s --json > %s", test_pika_bin(), tab, split,
-                 A > 1 ? "--pair arm0,arm3" : "", js);
+        /* table 3: a custom cascade order paying every tried arm */
+        const char *pair = A > 3 ? "arm0,arm3" : "-", *corder = k == 3 ? "arm2,arm0,arm1" : "-", *pay = k == 3 ? "all" : "final";
+        snprintf(cmd, sizeof cmd, "%s route eval --table %s --split %s --bootstrap 50 %s%s %s%s --cascade-cost %s --json > %s",
+                 test_pika_bin(), tab, split, A > 3 ? "--pair " : "", A > 3 ? pair : "", k == 3 ? "--cascade " : "",
+                 k == 3 ? corder : "", pay, js);
         int st;
         char *out = test_run(cmd, &st);
         CHECK(st == 0, "route eval status %d: %s", st, out);
         free(out);
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/route_check.py %s %s %s %s 2>&1", tab, js, split, A > 1 ? "arm0,arm3" : "");
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/route_check.py %s %s %s %s %s %s 2>&1", tab, js, split, pair, corder, pay);
         out = test_run(cmd, &st);
         if (st == 77) { free(out); SKIP_TEST("*** numpy missing: route_check.py NOT run ***"); }
         CHECK(st == 0, "route_check.py (table %d) disagrees:\n%s", k, out);
