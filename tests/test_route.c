@@ -366,6 +366,26 @@ static void test_build(void) {
     REQUIRE(pika_route_table_build(arms, 2, 1.0, &t) == 0, "%s", pika_last_error());
     CHECK(t.split[0] == PIKA_SPLIT_VAL && t.split[1] == PIKA_SPLIT_TRAIN, "val-frac 1 moves test ids to val, keeps train");
     pika_route_table_free(&t);
+    /* the CLI: route table writes a table route eval reads; a missing id is one line naming it */
+    if (access(test_pika_bin(), X_OK) == 0) {
+        char cmd[4096], tab[600];
+        snprintf(tab, sizeof tab, "%s/table.jsonl", dir);
+        snprintf(cmd, sizeof cmd,
+                 "%s route table --arm name=s,labels=%s,pred=%s,price_in=1,price_out=2,k=1 "
+                 "--arm name=l,labels=%s,pred=%s,price_in=10,price_out=20,target=success_rate,prefill_price=1e5 -o %s && "
+                 "%s route eval --table %s --split all --bootstrap 0",
+                 test_pika_bin(), l1, p1, l2, p2, tab, test_pika_bin(), tab);
+        int st;
+        char *out = test_run(cmd, &st);
+        CHECK(st == 0 && strstr(out, "2 questions x 2 arms (train 1, val 0, test 1)") && strstr(out, "best_single: l"),
+              "route table + eval: %d %s", st, out);
+        free(out);
+        snprintf(cmd, sizeof cmd, "%s route table --arm name=s,labels=%s,pred=%s,price_in=1,price_out=2 "
+                 "--arm name=l,labels=%s,pred=%s,price_in=1,price_out=2 -o %s 2>&1", test_pika_bin(), l1, p1, l2, p3, tab);
+        out = test_run(cmd, &st);
+        CHECK(st == 2 && strstr(out, "no prediction for id 'b'") && strchr(out, '\n') == out + strlen(out) - 1, "missing id: %s", out);
+        free(out);
+    }
     arms[1].pred = p3;
     CHECK(pika_route_table_build(arms, 2, 0, &t) == -1 && strstr(pika_last_error(), "no prediction for id 'b'"), "missing id: %s",
           pika_last_error());
