@@ -82,11 +82,14 @@ for m in $MODELS; do
 done
 # shellcheck disable=SC2086
 $P route table $ARMS --val-frac 0.5 -o "$R/table.jsonl"
+first=${MODELS%% *}
+last=${MODELS##* }
+PAIR="$first-k1,$last-k$K"
 best_val=$($P route eval --table "$R/table.jsonl" --split val --bootstrap 0 | awk '/^best_single:/ {print $4}')
 $P route calibrate --table "$R/table.jsonl" --split val --eval-split test --target-accuracy "$best_val" \
     -o "$R/router.json" | tee "$R/calibrate.txt"
-$P route eval --table "$R/table.jsonl" --split test --pair "s-k1,l-k$K" > "$R/eval.txt"
-$P route eval --table "$R/table.jsonl" --split test --pair "s-k1,l-k$K" --json > "$R/eval.json"
-$P route report --table "$R/table.jsonl" --split test --pair "s-k1,l-k$K" --out "$R/report" --title "pika pool, $N problems" > /dev/null
+$P route eval --table "$R/table.jsonl" --split test --pair "$PAIR" > "$R/eval.txt"
+$P route eval --table "$R/table.jsonl" --split test --pair "$PAIR" --json > "$R/eval.json"
+$P route report --table "$R/table.jsonl" --split test --pair "$PAIR" --out "$R/report" --title "pika pool, $N problems" > /dev/null
 grep -E '^(best_single|savings|AIQ|pair|paired)' "$R/eval.txt"
 echo "reports: $OUT/*/report/report.md, $OUT/*/difficulty/difficulty.md, $R/report/report.html"

@@ -54,6 +54,17 @@ static void test_pipeline_small(void) {
     char *rep = pika_read_file(p, NULL);
     CHECK(rep && strstr(rep, "| probe |") && strstr(rep, "| tfidf |") && strstr(rep, "| length |"), "report tables");
     free(rep);
+    /* routing: arms s-k1 and s-k3 over all 100 problems, a router file and the report */
+    snprintf(p, sizeof p, "%s/route/table.jsonl", dir);
+    CHECK(count_lines(p) == 200, "routing table: 100 problems x 2 arms");
+    snprintf(p, sizeof p, "%s/route/router.json", dir);
+    char *router = pika_read_file(p, NULL);
+    CHECK(router && strstr(router, "\"pika-router\"") && strstr(router, "\"s-k3\""), "router file");
+    free(router);
+    snprintf(p, sizeof p, "%s/route/report/report.md", dir);
+    char *rrep = pika_read_file(p, NULL);
+    CHECK(rrep && strstr(rrep, "best single arm: s-k") && strstr(rrep, "AIQ"), "routing report");
+    free(rrep);
     snprintf(p, sizeof p, "%s/summary.txt", dir);
     char *sum = pika_read_file(p, NULL);
     CHECK(sum && strstr(sum, "\ns ") && strstr(sum, "0."), "summary row for model s: %s", sum ? sum : "(none)");
