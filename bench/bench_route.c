@@ -2,7 +2,8 @@
  * L λ values alone, then the full `route eval` (every policy, 50 + 50 λ, 9 cascade thresholds, frontier,
  * savings, AIQ; no bootstrap unless --bootstrap B).
  *
- *   bench_route [--q 100000] [--arms 8] [--lambdas 50] [--bootstrap 0] [--reps 3]
+ *   bench_route [--q 100000] [--arms 8] [--lambdas 50] [--bootstrap 0] [--reps 3] [--io FILE]
+ * --io FILE also writes the table as JSONL to FILE and times reading it back (read_s=).
  * Prints "bench_route q=... arms=... lambdas=... utility_sweep_s=... eval_s=... cpu_s=..." (best of reps;
  * cpu_s: process CPU time of the last full evaluation). Target: utility sweep of 10^5 x 8 x 50 well under 1 s.
  */
@@ -24,12 +25,14 @@ static double cpu_now(void) {
 int main(int argc, char **argv) {
     int64_t Q = 100000;
     int A = 8, L = 50, n_boot = 0, reps = 3;
+    const char *io = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--q")) Q = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--arms")) A = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--lambdas")) L = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bootstrap")) n_boot = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--io")) io = argv[i + 1];
         else { fprintf(stderr, "bench_route: unknown flag %s\n", argv[i]); return 2; }
     }
     if (Q < 1 || A < 1 || A > PIKA_ROUTE_MAX_ARMS || L < 1 || reps < 1) { fprintf(stderr, "bench_route: bad sizes\n"); return 2; }
@@ -86,6 +89,15 @@ int main(int argc, char **argv) {
     }
     printf("bench_route q=%lld arms=%d lambdas=%d bootstrap=%d utility_sweep_s=%.4f eval_s=%.4f cpu_s=%.4f (checksum %.6f)\n",
            (long long)Q, A, L, n_boot, best_sweep, best_eval, cpu, sink);
+    if (io) {
+        FILE *f = fopen(io, "w");
+        if (!f || pika_route_table_write(f, &t) || fclose(f)) { fprintf(stderr, "bench_route: cannot write %s\n", io); return 1; }
+        pika_route_table u;
+        double t0 = pika_now();
+        if (pika_route_table_read(io, &u)) { fprintf(stderr, "bench_route: %s\n", pika_last_error()); return 1; }
+        printf("bench_route read_s=%.3f rows=%lld\n", pika_now() - t0, (long long)(u.n_q * u.n_arms));
+        pika_route_table_free(&u);
+    }
     free(choice);
     free(rows);
     pika_route_table_free(&t);
