@@ -71,6 +71,7 @@ echo "== routing over the pool: arms = model x {k=1, k=$K}, cost = 2 x params x 
 R="$OUT/route"
 mkdir -p "$R"
 ARMS=""
+PROBES=""
 for m in $MODELS; do
     D="$OUT/$m"
     pr=$(( 2 * $($P info "models/pool/pika-math-$m.gguf" | awk '/^parameters:/ {print $2}') ))
@@ -79,6 +80,7 @@ for m in $MODELS; do
     ARMS="$ARMS,target=success_rate"
     ARMS="$ARMS --arm name=$m-k$K,labels=$D/labels.jsonl,pred=$D/route-k$K.pred.jsonl,price_in=$pr,price_out=$pr"
     ARMS="$ARMS,prefill_price=$pr"
+    PROBES="$PROBES --probe $m-k1=$D/probe-k1.json --probe $m-k$K=$D/probe.json"
 done
 # shellcheck disable=SC2086
 $P route table $ARMS --val-frac 0.5 -o "$R/table.jsonl"
@@ -87,7 +89,7 @@ last=${MODELS##* }
 PAIR="$first-k1,$last-k$K"
 best_val=$($P route eval --table "$R/table.jsonl" --split val --bootstrap 0 | awk '/^best_single:/ {print $4}')
 $P route calibrate --table "$R/table.jsonl" --split val --eval-split test --target-accuracy "$best_val" \
-    -o "$R/router.json" | tee "$R/calibrate.txt"
+    $PROBES -o "$R/router.json" | tee "$R/calibrate.txt"
 $P route eval --table "$R/table.jsonl" --split test --pair "$PAIR" > "$R/eval.txt"
 $P route eval --table "$R/table.jsonl" --split test --pair "$PAIR" --json > "$R/eval.json"
 $P route report --table "$R/table.jsonl" --split test --pair "$PAIR" --out "$R/report" --title "pika pool, $N problems" > /dev/null

@@ -227,10 +227,11 @@ static void print_json(const pika_route_table *t, const pika_route_result *r) {
     cJSON_Delete(o);
 }
 
-static void point_label(const pika_route_table *t, const pika_route_point *p, char *b, size_t n) {
+static void point_label(const pika_route_table *t, const pika_route_point *p, uint64_t seed, char *b, size_t n) {
     if (p->policy == PIKA_POL_ALWAYS) snprintf(b, n, "always %s", t->arms[p->arm]);
     else if (!isnan(p->lambda)) snprintf(b, n, "%s λ=%.4f", pika_route_policy_name(p->policy), p->lambda);
     else if (p->policy == PIKA_POL_CASCADE) snprintf(b, n, "cascade th=%.2f", p->threshold);
+    else if (p->policy == PIKA_POL_RANDOM) snprintf(b, n, "random (seed %llu)", (unsigned long long)seed);
     else snprintf(b, n, "%s", pika_route_policy_name(p->policy));
 }
 
@@ -240,7 +241,7 @@ static void print_text(const pika_route_table *t, const pika_route_result *r) {
     for (int i = 0; i < r->n_pts; i++) {
         const pika_route_point *p = &r->pts[i];
         char lab[96];
-        point_label(t, p, lab, sizeof lab);
+        point_label(t, p, r->seed, lab, sizeof lab);
         printf("%-28s %9.4f %14.6g %12.6g ", lab, p->s.accuracy, p->s.cost, p->s.cost / (double)p->s.n);
         for (int a = 0; a < t->n_arms; a++) printf(" %s=%lld", t->arms[a], (long long)p->s.calls[a]);
         printf("\n");

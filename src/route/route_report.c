@@ -34,10 +34,11 @@ static void html_esc(FILE *f, const char *s) {
     }
 }
 
-static void label(const pika_route_table *t, const pika_route_point *p, char *b, size_t n) {
+static void label(const pika_route_table *t, const pika_route_point *p, uint64_t seed, char *b, size_t n) {
     if (p->policy == PIKA_POL_ALWAYS) snprintf(b, n, "always %s", t->arms[p->arm]);
     else if (!isnan(p->lambda)) snprintf(b, n, "%s λ=%.3f", pika_route_policy_name(p->policy), p->lambda);
     else if (p->policy == PIKA_POL_CASCADE) snprintf(b, n, "cascade th=%.2f", p->threshold);
+    else if (p->policy == PIKA_POL_RANDOM) snprintf(b, n, "random (seed %llu)", (unsigned long long)seed);
     else snprintf(b, n, "%s", pika_route_policy_name(p->policy));
 }
 
@@ -53,7 +54,7 @@ static void rows_out(FILE *f, const pika_route_table *t, const pika_route_result
         if (p->policy == PIKA_POL_UTILITY && !on_front) continue;
         if (p->policy == PIKA_POL_ORACLE_UTILITY) continue;
         char lab[128], calls[1024] = "";
-        label(t, p, lab, sizeof lab);
+        label(t, p, r->seed, lab, sizeof lab);
         if (on_front) strcat(lab, " (Pareto)");
         size_t off = 0;
         for (int a = 0; a < t->n_arms && off < sizeof calls - 64; a++)
