@@ -8,7 +8,7 @@
 #include "pika/model.h"
 #include "pika/npy.h"
 #include "pika/tokenizer.h"
-#include "pika/chat.h"
+#include "pika/prompt.h"
 #include "test.h"
 
 static const char *QUESTIONS =
@@ -73,16 +73,14 @@ static void test_extract_matches_forward(void) {
     pika_model *m = pika_model_load(mpath);
     pika_tokenizer *tok = pika_tokenizer_from_gguf(pika_model_gguf(m));
     REQUIRE(m && tok, "%s", pika_last_error());
-    char *tmpl, *bos, *eos;
-    pika_chat_from_gguf(pika_model_gguf(m), NULL, &tmpl, &bos, &eos);
-    pika_eoi_opts o;
-    pika_eoi_opts_default(&o);
-    o.template_src = tmpl;
-    o.bos_token = bos;
-    o.eos_token = eos;
-    int32_t *ids;
-    int n, n_eoi;
-    REQUIRE(pika_eoi_prompt(tok, &o, "Compute 3*7, then add 5.", &ids, &n, &n_eoi) == 0, "%s", pika_last_error());
+    pika_prompt_opts o;
+    pika_prompt_opts_default(&o);
+    pika_prompt_recipe *rec = pika_prompt_recipe_new(pika_model_gguf(m), tok, &o);
+    REQUIRE(rec, "%s", pika_last_error());
+    pika_prompt pr;
+    REQUIRE(pika_prompt_build(rec, "Compute 3*7, then add 5.", &pr) == 0, "%s", pika_last_error());
+    int32_t *ids = pr.ids;
+    int n = pr.n_ids, n_eoi = pr.n_eoi;
     CHECK(n_eoi == 5, "n_eoi %d", n_eoi);
     CHECK(ids[n - 5] == 151645 && ids[n - 3] == 151644, "EOI tokens are <|im_end|> \\n <|im_start|> assistant \\n");
     pika_ctx *c = pika_ctx_new(m, 1);
@@ -97,7 +95,8 @@ static void test_extract_matches_forward(void) {
         for (int e = 0; e < 64; e++) worst = fmax(worst, fabs(x[e] - h[pi * 64 + e]));
     }
     CHECK(worst < 1e-5, "store row differs from a direct forward pass by %.3g", worst);
-    free(ids); free(tmpl); free(bos); free(eos);
+    pika_prompt_free(&pr);
+    pika_prompt_recipe_free(rec);
     pika_ctx_free(c);
     pika_tokenizer_free(tok);
     pika_model_free(m);
@@ -218,6 +217,13 @@ static void test_sample_resume(void) {
     FILE *f = fopen(p, "w");
     fwrite(full, 1, (size_t)(cut - full) + 10, f);
     fclose(f);
+    /* a killed run leaves its provenance sidecar (written before the first row) */
+    char mp[1024], *meta;
+    snprintf(mp, sizeof mp, "%s/full.jsonl.meta.json", dir);
+    REQUIRE((meta = pika_read_file(mp, NULL)) != NULL, "no provenance sidecar %s", mp);
+    snprintf(mp, sizeof mp, "%s/part.jsonl.meta.json", dir);
+    REQUIRE(pika_write_file_atomic(mp, meta, strlen(meta)) == 0, "write %s", mp);
+    free(meta);
     snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s --out %s/part.jsonl -k 3 --max-tokens 6 --temperature 0.9 --seed 5 --resume 2>/dev/null",
              test_pika_bin(), mpath, q, dir);
     free(test_run(cmd, &st));
