@@ -211,10 +211,10 @@ int cmd_sample(int argc, char **argv) {
                    "Samples k answers per question with the local engine; writes one JSON line per answer:\n"
                    "{id, sample, text, tokens_in, tokens_out, model, finish}  (finish: stop | length)\n"
                    "and the run's provenance (model, prompt recipe, sampling) to ROLLOUTS.jsonl.meta.json.\n"
+                   "Each (question, sample) draws with its own seed derived from --seed and the question id.\n"
                    "  -k N                  answers per question (default 1)\n"
                    "  --max-tokens N        generated tokens per answer, >= 1 (default 256)\n"
                    "%s"
-                   "                        (each (question, sample) derives its own seed from --seed)\n"
                    "  --model-name NAME     \"model\" field of the rollouts (default: the GGUF file name)\n",
                    pika_gen_flags_help());
             print_data_options();

@@ -67,9 +67,10 @@ int pika_prompt_parse_flag(pika_prompt_opts *o, const char *flag, const char *v)
 
 const char *pika_prompt_flags_help(void) {
     return "  --system TEXT         system message\n"
-           "  --suffix TEXT         appended to every question. A newline must be a real one: in a shell write\n"
+           "  --suffix TEXT         appended to every question. A newline must be a real one: in bash/zsh write\n"
            "                        --suffix $'\\nPlease reason step by step, and put your final answer within \\\\boxed{}.'\n"
-           "                        (\"\\n\" inside plain quotes is a backslash and an n, not a newline)\n"
+           "                        (\"\\n\" inside plain quotes is a backslash and an n, not a newline; in POSIX sh\n"
+           "                        put a real line break inside the quotes, or use --suffix-file)\n"
            "  --suffix-file FILE    the suffix as the bytes of FILE (one final newline dropped)\n"
            "  --prefix TEXT         put before every question\n"
            "  --template NAME       built-in chat template instead of the GGUF's (pika prompt --list-templates)\n"
