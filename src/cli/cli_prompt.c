@@ -49,9 +49,11 @@ int cmd_prompt(int argc, char **argv) {
             if (pika_prompt_parse_flag(&po, a, ar ? argv[++i] : NULL) < 0) pika_die("prompt: %s", pika_last_error());
             continue;
         }
-        if (!strcmp(a, "--model") || !strcmp(a, "--user") || !strcmp(a, "--messages")) {
+        const char **slot = !strcmp(a, "--model") ? &model : !strcmp(a, "--user") ? &user
+                          : !strcmp(a, "--messages") ? &mfile : NULL;
+        if (slot) {
             if (i + 1 >= argc) pika_die("prompt: %s needs a value", a);
-            *(a[2] == 'm' && a[3] == 'o' ? &model : a[2] == 'u' ? &user : &mfile) = argv[++i];
+            *slot = argv[++i];
             continue;
         }
         if (!strcmp(a, "--ids")) { ids = 1; continue; }
