@@ -219,6 +219,26 @@ static void test_option_parser(void) {
     cJSON_Delete(j);
     for (int i = 0; i < PIKA_GEN_MAX_STOP; i++) pika_gen_parse_flag(&o, "--stop", "x");
     CHECK(pika_gen_parse_flag(&o, "--stop", "x") < 0 && strstr(pika_last_error(), "at most"), "too many stops");
+    /* an OpenAI-style request goes through the same checks */
+    cJSON *req = cJSON_Parse("{\"temperature\":0.5,\"top_p\":0.9,\"top_k\":5,\"min_p\":0.1,\"seed\":9,\"max_tokens\":7,"
+                             "\"stop\":[\"\\n\",\"END\"]}");
+    pika_gen_opts_default(&o);
+    CHECK(pika_gen_opts_from_json(&o, req) == 0 && o.sampling.temperature == 0.5f && o.sampling.top_k == 5 &&
+              o.sampling.seed == 9 && o.max_tokens == 7 && o.n_stop == 2 && !strcmp(o.stop[1], "END"),
+          "request: %s", pika_last_error());
+    cJSON_Delete(req);
+    const char *bad_req[][2] = {{"{\"temperature\":-1}", "temperature"}, {"{\"temperature\":\"hot\"}", "temperature must be a number"},
+                                {"{\"top_p\":0}", "top-p"}, {"{\"min_p\":2}", "min-p"}, {"{\"top_k\":-4}", "top-k"},
+                                {"{\"top_k\":1.5}", "top_k must be an integer"}, {"{\"seed\":-1}", "seed"},
+                                {"{\"max_tokens\":-1}", "max tokens"}, {"{\"stop\":[1]}", "stop must be"},
+                                {"{\"stop\":\"\"}", "stop string must not be empty"}, {"[]", "JSON object"}};
+    for (size_t i = 0; i < sizeof bad_req / sizeof bad_req[0]; i++) {
+        req = cJSON_Parse(bad_req[i][0]);
+        pika_gen_opts_default(&o);
+        CHECK(pika_gen_opts_from_json(&o, req) < 0 && strstr(pika_last_error(), bad_req[i][1]), "request %s: '%s'", bad_req[i][0],
+              pika_last_error());
+        cJSON_Delete(req);
+    }
     /* the sampler itself: NaN temperature is greedy, never garbage */
     pika_sampling sp;
     pika_sampling_default(&sp);

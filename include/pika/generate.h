@@ -15,6 +15,8 @@
  * (stray bytes become U+FFFD); the concatenation of all pieces equals result.text. With stop
  * strings, text that could still turn out to be the start of a stop string is held back until it
  * cannot; the stop string itself and anything after it is never emitted (OpenAI semantics).
+ *
+ * Threads: one pika_ctx per thread; the model, tokenizer and options may be shared.
  */
 #ifndef PIKA_GENERATE_H
 #define PIKA_GENERATE_H
@@ -46,6 +48,12 @@ void pika_gen_opts_default(pika_gen_opts *o);
  * parsed (the range is checked by pika_gen_opts_validate), 0 when the flag is not a generation flag,
  * -1 + error ("--top-k must be an integer, got '1.5'") when the value does not parse. */
 int pika_gen_parse_flag(pika_gen_opts *o, const char *flag, const char *value);
+/* The same options from an OpenAI-style request object (for the server): "temperature", "top_p",
+ * "top_k", "min_p", "seed", "max_tokens" (or "max_completion_tokens"), "stop" (a string or an array of
+ * strings; borrowed from req, which must outlive o). Absent or null keys keep o's values; a key of the
+ * wrong type is an error ("temperature must be a number"). Ranges are then checked as by
+ * pika_gen_opts_validate. 0 or -1 + error. */
+int pika_gen_opts_from_json(pika_gen_opts *o, const cJSON *req);
 /* Sampling ranges (pika_sampling_validate) + max_tokens >= 0 + non-empty stop strings. 0 or -1 + error. */
 int pika_gen_opts_validate(const pika_gen_opts *o);
 /* Help text of the generation flags (static, lines of "  --flag ...  what\n"). */

@@ -18,6 +18,8 @@
  *   pika_prompt_recipe *r = pika_prompt_recipe_new(gguf, tok, &o);   // NULL + error
  *   pika_prompt p; pika_prompt_build(r, "What is 2+2?", &p);         // p.ids[p.n_ids], p.n_eoi
  *   pika_prompt_free(&p); pika_prompt_recipe_free(r);
+ *
+ * A recipe is immutable once made: any number of threads may build prompts with it at once.
  */
 #ifndef PIKA_PROMPT_H
 #define PIKA_PROMPT_H

@@ -73,7 +73,7 @@ void pika_sampler_free(pika_sampler *s) {
 }
 
 /* Order: higher probability first, ties to the lower id. */
-static const float *g_sort_prob;
+static _Thread_local const float *g_sort_prob; /* qsort has no context argument; one per thread */
 static int by_prob_desc(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b;
     float x = g_sort_prob[i], y = g_sort_prob[j];

@@ -72,6 +72,60 @@ int pika_gen_parse_flag(pika_gen_opts *o, const char *flag, const char *v) {
     return 0;
 }
 
+static int json_number(const cJSON *req, const char *key, double *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(req, key);
+    if (!x || cJSON_IsNull(x)) return 0;
+    if (!cJSON_IsNumber(x)) return pika_set_error("%s must be a number", key);
+    *v = x->valuedouble;
+    return 1;
+}
+
+static int json_int(const cJSON *req, const char *key, long long lo, long long hi, long long *v) {
+    double d;
+    int r = json_number(req, key, &d);
+    if (r <= 0) return r;
+    if (d != floor(d) || d < (double)lo || d > (double)hi) return pika_set_error("%s must be an integer in [%lld, %lld], got %g", key, lo, hi, d);
+    *v = (long long)d;
+    return 1;
+}
+
+int pika_gen_opts_from_json(pika_gen_opts *o, const cJSON *req) {
+    if (!cJSON_IsObject(req)) return pika_set_error("the request must be a JSON object");
+    double d;
+    long long v;
+    int r;
+    if ((r = json_number(req, "temperature", &d)) < 0) return -1;
+    if (r) o->sampling.temperature = (float)d;
+    if ((r = json_number(req, "top_p", &d)) < 0) return -1;
+    if (r) o->sampling.top_p = (float)d;
+    if ((r = json_number(req, "min_p", &d)) < 0) return -1;
+    if (r) o->sampling.min_p = (float)d;
+    if ((r = json_int(req, "top_k", -(1LL << 30), 1LL << 30, &v)) < 0) return -1;
+    if (r) o->sampling.top_k = (int)v;
+    if ((r = json_int(req, "seed", 0, 1LL << 53, &v)) < 0) return -1;
+    if (r) o->sampling.seed = (uint64_t)v;
+    const char *mt = cJSON_GetObjectItemCaseSensitive(req, "max_tokens") ? "max_tokens" : "max_completion_tokens";
+    if ((r = json_int(req, mt, -(1LL << 30), 1LL << 30, &v)) < 0) return -1;
+    if (r) o->max_tokens = (int)v;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(req, "stop");
+    if (st && !cJSON_IsNull(st)) {
+        o->n_stop = 0;
+        if (cJSON_IsString(st)) {
+            o->stop[o->n_stop++] = st->valuestring;
+        } else if (cJSON_IsArray(st)) {
+            const cJSON *it;
+            cJSON_ArrayForEach(it, st) {
+                if (!cJSON_IsString(it)) return pika_set_error("stop must be a string or an array of strings");
+                if (o->n_stop >= PIKA_GEN_MAX_STOP) return pika_set_error("stop: at most %d stop strings", PIKA_GEN_MAX_STOP);
+                o->stop[o->n_stop++] = it->valuestring;
+            }
+        } else {
+            return pika_set_error("stop must be a string or an array of strings");
+        }
+    }
+    return pika_gen_opts_validate(o);
+}
+
 int pika_gen_opts_validate(const pika_gen_opts *o) {
     if (pika_sampling_validate(&o->sampling)) return -1;
     if (o->max_tokens < 0) return pika_set_error("max tokens must be an integer >= 0, got %d", o->max_tokens);
