@@ -188,6 +188,9 @@ int cmd_generate(int argc, char **argv) {
     if (!model || (!!ids_s + !!prompt + !!user) != 1)
         pika_die("generate: usage: pika generate --model M.gguf (--ids \"ID ...\" | --prompt TEXT | --user TEXT) -n N");
     if (po.system && !user) pika_die("generate: --system goes with --user");
+    if (!user && (po.template_name || po.template_file || po.no_template || po.user_prefix || po.user_suffix ||
+                  po.user_suffix_file || po.kwargs_json || po.date || po.bos_token || po.eos_token || !po.add_generation_prompt))
+        pika_die("generate: prompt options (--template, --suffix, --kwargs, ...) go with --user");
     if (pika_gen_opts_validate(&go)) pika_die("generate: %s", pika_last_error());
     pika_model *m = pika_model_load(model);
     if (!m) pika_die("generate: %s", pika_last_error());

@@ -74,10 +74,9 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
     const pika_model *m = pika_ctx_model(c);
     const pika_hparams *hp = pika_model_hparams(m);
     /* EOI count from the first question decides the default positions */
-    pika_prompt p0;
+    pika_prompt p0; /* kept for the first row of a fresh store */
     if (pika_prompt_build(recipe, questions[0], &p0)) return pika_error_context("question %s", ids[0]);
     int n_eoi = p0.n_eoi;
-    pika_prompt_free(&p0);
     st->n_eoi = n_eoi;
     int n_layers = o->n_layers, n_pos = o->n_pos;
     int32_t *layers = pika_malloc(sizeof(int32_t) * (size_t)(hp->n_layer + 1));
@@ -88,7 +87,7 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
     } else {
         for (int i = 0; i < n_layers; i++) {
             if (o->layers[i] < 0 || o->layers[i] > hp->n_layer) {
-                free(layers); free(pos);
+                free(layers); free(pos); pika_prompt_free(&p0);
                 return pika_set_error("layer %d is outside [0, %d] for this model", o->layers[i], hp->n_layer);
             }
             layers[i] = o->layers[i];
@@ -99,7 +98,7 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
         for (int i = 0; i < n_pos; i++) pos[i] = -n_eoi + i;
     } else {
         for (int i = 0; i < n_pos; i++) {
-            if (o->positions[i] >= 0) { free(layers); free(pos); return pika_set_error("positions must be negative offsets from the prompt end (-1 = last token), got %d", o->positions[i]); }
+            if (o->positions[i] >= 0) { free(layers); free(pos); pika_prompt_free(&p0); return pika_set_error("positions must be negative offsets from the prompt end (-1 = last token), got %d", o->positions[i]); }
             pos[i] = o->positions[i];
         }
     }
@@ -161,7 +160,10 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
     int since_flush = 0;
     for (int64_t i = w.n; i < n; i++) {
         pika_prompt pr;
-        if (pika_prompt_build(recipe, questions[i], &pr)) {
+        if (i == 0 && p0.ids) {
+            pr = p0;
+            memset(&p0, 0, sizeof p0);
+        } else if (pika_prompt_build(recipe, questions[i], &pr)) {
             pika_error_context("question %s", ids[i]);
             goto close;
         }
@@ -199,6 +201,7 @@ close:
     st->done = w.n;
     if (pika_acts_writer_close(&w) && rc == 0) rc = -1;
 done:
+    pika_prompt_free(&p0);
     free(hidden);
     free(layers);
     free(pos);
