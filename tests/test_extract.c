@@ -498,7 +498,46 @@ static void test_rollouts_reader(void) {
           "bad field: %s", pika_last_error());
 }
 
+/* A store written before the prompt recipe existed ("prompt" with the five old keys) resumes when
+ * the recipe is the same, keeps its recorded provenance (and so its fingerprint), and is refused
+ * when the recipe differs. */
+static void test_legacy_store_resume(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[4096], mp[1024], sdir[1024];
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/s --layers 1 --limit 2 --suffix ' Be brief.'", mpath, q, dir);
+    REQUIRE(run(args) == 0, "extract");
+    snprintf(mp, sizeof mp, "%s/s/meta.json", dir);
+    snprintf(sdir, sizeof sdir, "%s/s", dir);
+    char *txt = pika_read_file(mp, NULL);
+    cJSON *meta = cJSON_Parse(txt);
+    free(txt);
+    cJSON *p = cJSON_GetObjectItem(meta, "prompt");
+    const char *newkeys[] = {"template_source", "user_prefix", "date", "bos_token", "eos_token", "add_generation_prompt", "bos"};
+    for (int i = 0; i < 7; i++) cJSON_DeleteItemFromObject(p, newkeys[i]);
+    char *legacy = cJSON_Print(meta), *legacy_prompt = cJSON_PrintUnformatted(p);
+    cJSON_Delete(meta);
+    REQUIRE(pika_write_file_atomic(mp, legacy, strlen(legacy)) == 0, "write");
+    free(legacy);
+    pika_acts a;
+    REQUIRE(pika_acts_open(&a, sdir) == 0, "%s", pika_last_error());
+    char fp[64];
+    snprintf(fp, sizeof fp, "%s", a.fingerprint);
+    pika_acts_close(&a);
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/s --layers 1 --suffix ' Other.' --resume", mpath, q, dir);
+    CHECK(run(args) == 2, "a legacy store resumed with another suffix");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/s --layers 1 --suffix ' Be brief.' --resume", mpath, q, dir);
+    REQUIRE(run(args) == 0, "legacy store with the same recipe refused");
+    REQUIRE(pika_acts_open(&a, sdir) == 0, "%s", pika_last_error());
+    CHECK(a.n == 4 && !strcmp(a.fingerprint, fp) && !strcmp(a.prompt_json, legacy_prompt),
+          "resumed legacy store: n=%lld, fingerprint %s (was %s), prompt %s", (long long)a.n, a.fingerprint, fp, a.prompt_json);
+    pika_acts_close(&a);
+    free(legacy_prompt);
+}
+
 int main(void) {
+    RUN(test_legacy_store_resume);
     RUN(test_rollouts_reader);
     RUN(test_suffix_newline);
     RUN(test_no_silent_overwrite);

@@ -33,8 +33,12 @@ static int64_t store_rows(const char *dir) {
 }
 
 /* Existing meta.json's "model", "prompt" and layout must equal ours to resume. */
+/* A store written before the prompt recipe existed matches on the keys it has; *keep then gets its
+ * recorded prompt JSON, which the resumed store keeps (so its fingerprint, and the probes trained on
+ * it, stay valid). */
 static int check_resume_provenance(const char *dir, const char *model_json, const char *prompt_json, int n_layers,
-                                   const int32_t *layers, int n_pos, const int32_t *pos, int dtype) {
+                                   const int32_t *layers, int n_pos, const int32_t *pos, int dtype, char **keep) {
+    *keep = NULL;
     char path[4096];
     snprintf(path, sizeof path, "%s/meta.json", dir);
     char *txt = pika_read_file(path, NULL);
@@ -44,6 +48,8 @@ static int check_resume_provenance(const char *dir, const char *model_json, cons
     int ok = meta && cJSON_Compare(cJSON_GetObjectItem(meta, "model"), mine_m, 1) &&
              pika_prompt_provenance_matches(cJSON_GetObjectItem(meta, "prompt"), mine_p, NULL);
     int layout = 1;
+    const cJSON *rp = meta ? cJSON_GetObjectItem(meta, "prompt") : NULL;
+    if (ok && !cJSON_GetObjectItem(rp, "template_source")) *keep = cJSON_PrintUnformatted(rp);
     if (ok) {
         cJSON *l = cJSON_CreateIntArray((const int *)layers, n_layers), *p = cJSON_CreateIntArray((const int *)pos, n_pos);
         const cJSON *dt = cJSON_GetObjectItem(meta, "dtype");
@@ -56,6 +62,7 @@ static int check_resume_provenance(const char *dir, const char *model_json, cons
     cJSON_Delete(meta);
     cJSON_Delete(mine_m);
     cJSON_Delete(mine_p);
+    if (!ok || !layout) { free(*keep); *keep = NULL; }
     if (!ok) return pika_set_error("%s holds activations of a different model or prompt recipe; cannot resume into it "
                                    "(use a new --out directory, or --force to overwrite it)", dir);
     if (!layout) return pika_set_error("%s holds other layers, positions or dtype than asked for; cannot resume into it "
@@ -122,9 +129,12 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
     pika_acts_writer w;
     memset(&w, 0, sizeof w);
     float *hidden = NULL;
-    if (o->resume && !o->force &&
-        check_resume_provenance(out_dir, model_json, prompt_json, n_layers, layers, n_pos, pos, o->dtype))
-        goto done;
+    if (o->resume && !o->force) {
+        char *keep;
+        if (check_resume_provenance(out_dir, model_json, prompt_json, n_layers, layers, n_pos, pos, o->dtype, &keep))
+            goto done;
+        if (keep) { free(prompt_json); prompt_json = keep; }
+    }
     if (pika_mkdir_p(out_dir)) goto done;
     if (pika_acts_writer_open(&w, out_dir, hp->n_embd, n_layers, layers, n_pos, pos, o->dtype, model_json,
                               prompt_json, o->resume && !o->force))
