@@ -458,6 +458,35 @@ static void test_sample_provenance(void) {
     out = run_all(args, &st);
     CHECK(st == 2 && strstr(out, "no provenance file") && count_lines(lp) == 1, "legacy resume: %s", out);
     free(out);
+    /* --stop: the answer ends before the stop string, finish "stop" */
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/g.jsonl --limit 1 --max-tokens 12 --temperature 0", mpath, q, dir);
+    out = run_all(args, &st);
+    free(out);
+    snprintf(p, sizeof p, "%s/g.jsonl", dir);
+    pika_rollout_rec *rows;
+    int64_t nr;
+    REQUIRE(st == 0 && pika_rollouts_read(p, 0, &rows, &nr) == 0 && nr == 1, "greedy sample");
+    REQUIRE(strlen(rows[0].text) > 8, "greedy text too short: '%s'", rows[0].text);
+    char stop[8] = {0};
+    size_t at = 4;
+    while (at > 0 && ((unsigned char)rows[0].text[at] & 0xC0) == 0x80) at--; /* start on a character */
+    memcpy(stop, rows[0].text + at, 1);
+    size_t k = 1;
+    while (((unsigned char)rows[0].text[at + k] & 0xC0) == 0x80 && k < 6) { stop[k] = rows[0].text[at + k]; k++; }
+    size_t first = (size_t)(strstr(rows[0].text, stop) - rows[0].text);
+    char *greedy = pika_strdup(rows[0].text);
+    pika_rollouts_free(rows, nr);
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/h.jsonl --limit 1 --max-tokens 12 --temperature 0 --stop '%s'",
+             mpath, q, dir, stop);
+    out = run_all(args, &st);
+    free(out);
+    snprintf(p, sizeof p, "%s/h.jsonl", dir);
+    REQUIRE(st == 0 && pika_rollouts_read(p, 0, &rows, &nr) == 0 && nr == 1, "sample --stop");
+    CHECK(strlen(rows[0].text) == first && !strncmp(rows[0].text, greedy, first) && !strcmp(rows[0].finish, "stop"),
+          "--stop '%s': '%s' (finish %s) of '%s'", stop, rows[0].text, rows[0].finish, greedy);
+    pika_rollouts_free(rows, nr);
+    free(greedy);
+    snprintf(p, sizeof p, "%s/r.jsonl", dir);
     /* bad sampling values on the command line: one clear line, nothing written */
     const char *vals[][2] = {{"--temperature nan", "temperature"}, {"--temperature -1", "temperature"},
                              {"--top-p nan", "top-p"}, {"--min-p nan", "min-p"}, {"--top-k -4", "top-k"},

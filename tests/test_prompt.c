@@ -277,7 +277,29 @@ static void test_errors_and_flags(void) {
     CHECK(!pika_prompt_recipe_new(NULL, NULL, &o) && strstr(pika_last_error(), "not both"), "both suffixes");
 }
 
+/* pika prompt over the recipe: --provenance, --prefix/--suffix, --no-template. */
+static void test_cli(void) {
+    REQUIRE_SHARED(path, "fixtures/models/qwen2-tiny.gguf");
+    if (access(test_pika_bin(), X_OK) != 0) SKIP_TEST("%s not built", test_pika_bin());
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s prompt --model %s --provenance --suffix ' Go.' --date 2024-01-01 2>&1", test_pika_bin(), path);
+    char *out = test_run(cmd, &st);
+    CHECK(st == 0 && strstr(out, "\"template\":\"gguf\"") && strstr(out, "\"user_suffix\":\" Go.\"") &&
+              strstr(out, "\"date\":\"2024-01-01\""), "--provenance: %s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s prompt --template chatml --user Q --prefix 'P: ' --suffix ' S' 2>&1", test_pika_bin());
+    out = test_run(cmd, &st);
+    CHECK(st == 0 && !strcmp(out, "<|im_start|>user\nP: Q S<|im_end|>\n<|im_start|>assistant\n"), "prefix/suffix: [%s]", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s prompt --model %s --no-template --user 'What is 2+2?' --ids 2>&1", test_pika_bin(), path);
+    out = test_run(cmd, &st);
+    CHECK(st == 0 && strstr(out, "\neoi 1\n") && !strstr(out, "151644"), "--no-template --ids: %s", out);
+    free(out);
+}
+
 int main(void) {
+    RUN(test_cli);
     RUN(test_same_ids_as_chat_build);
     RUN(test_pool_models);
     RUN(test_raw_mode);
