@@ -8,7 +8,8 @@
 #include "pika/model.h"
 #include "pika/npy.h"
 #include "pika/tokenizer.h"
-#include "pika/chat.h"
+#include "pika/prompt.h"
+#include "pika/rollout.h"
 #include "test.h"
 
 static const char *QUESTIONS =
@@ -73,16 +74,14 @@ static void test_extract_matches_forward(void) {
     pika_model *m = pika_model_load(mpath);
     pika_tokenizer *tok = pika_tokenizer_from_gguf(pika_model_gguf(m));
     REQUIRE(m && tok, "%s", pika_last_error());
-    char *tmpl, *bos, *eos;
-    pika_chat_from_gguf(pika_model_gguf(m), NULL, &tmpl, &bos, &eos);
-    pika_eoi_opts o;
-    pika_eoi_opts_default(&o);
-    o.template_src = tmpl;
-    o.bos_token = bos;
-    o.eos_token = eos;
-    int32_t *ids;
-    int n, n_eoi;
-    REQUIRE(pika_eoi_prompt(tok, &o, "Compute 3*7, then add 5.", &ids, &n, &n_eoi) == 0, "%s", pika_last_error());
+    pika_prompt_opts o;
+    pika_prompt_opts_default(&o);
+    pika_prompt_recipe *rec = pika_prompt_recipe_new(pika_model_gguf(m), tok, &o);
+    REQUIRE(rec, "%s", pika_last_error());
+    pika_prompt pr;
+    REQUIRE(pika_prompt_build(rec, "Compute 3*7, then add 5.", &pr) == 0, "%s", pika_last_error());
+    int32_t *ids = pr.ids;
+    int n = pr.n_ids, n_eoi = pr.n_eoi;
     CHECK(n_eoi == 5, "n_eoi %d", n_eoi);
     CHECK(ids[n - 5] == 151645 && ids[n - 3] == 151644, "EOI tokens are <|im_end|> \\n <|im_start|> assistant \\n");
     pika_ctx *c = pika_ctx_new(m, 1);
@@ -97,7 +96,8 @@ static void test_extract_matches_forward(void) {
         for (int e = 0; e < 64; e++) worst = fmax(worst, fabs(x[e] - h[pi * 64 + e]));
     }
     CHECK(worst < 1e-5, "store row differs from a direct forward pass by %.3g", worst);
-    free(ids); free(tmpl); free(bos); free(eos);
+    pika_prompt_free(&pr);
+    pika_prompt_recipe_free(rec);
     pika_ctx_free(c);
     pika_tokenizer_free(tok);
     pika_model_free(m);
@@ -218,6 +218,13 @@ static void test_sample_resume(void) {
     FILE *f = fopen(p, "w");
     fwrite(full, 1, (size_t)(cut - full) + 10, f);
     fclose(f);
+    /* a killed run leaves its provenance sidecar (written before the first row) */
+    char mp[1024], *meta;
+    snprintf(mp, sizeof mp, "%s/full.jsonl.meta.json", dir);
+    REQUIRE((meta = pika_read_file(mp, NULL)) != NULL, "no provenance sidecar %s", mp);
+    snprintf(mp, sizeof mp, "%s/part.jsonl.meta.json", dir);
+    REQUIRE(pika_write_file_atomic(mp, meta, strlen(meta)) == 0, "write %s", mp);
+    free(meta);
     snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s --out %s/part.jsonl -k 3 --max-tokens 6 --temperature 0.9 --seed 5 --resume 2>/dev/null",
              test_pika_bin(), mpath, q, dir);
     free(test_run(cmd, &st));
@@ -255,7 +262,316 @@ static void test_utf8_repair(void) {
     free(r);
 }
 
+/* Run `pika ARGS` capturing stdout+stderr. */
+static char *run_all(const char *args, int *st) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", test_pika_bin(), args);
+    return test_run(cmd, st);
+}
+
+static int count_lines(const char *path) {
+    char *t = pika_read_file(path, NULL);
+    int n = 0;
+    for (char *c = t; c && *c; c++) n += *c == '\n';
+    free(t);
+    return t ? n : -1;
+}
+
+/* Issue 10.2 and 10.12: --help shows a suffix with a real newline ($'\n...'), --suffix-file, and
+ * $PIKA_SHARED; a real newline reaches the prompt; a literal backslash-n draws a note. */
+static void test_suffix_newline(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    int st;
+    const char *cmds[] = {"extract --help", "sample --help"};
+    for (int i = 0; i < 2; i++) {
+        char *h = run_all(cmds[i], &st);
+        CHECK(st == 0 && strstr(h, "--suffix $'\\nPlease reason step by step") && strstr(h, "--suffix-file") &&
+                  strstr(h, "PIKA_SHARED") && !strstr(h, "\"\\nPlease"),
+              "%s shows the shell form of a newline and $PIKA_SHARED: %s", cmds[i], h);
+        free(h);
+    }
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char sf[512], args[4096];
+    snprintf(sf, sizeof sf, "%s/suffix.txt", dir);
+    const char *suf = "\nPlease reason step by step, and put your final answer within \\boxed{}.\n";
+    REQUIRE(pika_write_file_atomic(sf, suf, strlen(suf)) == 0, "write");
+    /* a real newline (what $'\n...' gives in bash; here inside plain single quotes, for sh) and
+     * --suffix-file give the same store */
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/a --layers 1 --limit 1 --suffix '\nPlease reason step by step, and put your final answer within \\boxed{}.'", mpath, q, dir);
+    char *out = run_all(args, &st);
+    CHECK(st == 0 && !strstr(out, "note:"), "real newline: %d %s", st, out);
+    free(out);
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/b --layers 1 --limit 1 --suffix-file %s", mpath, q, dir, sf);
+    out = run_all(args, &st);
+    CHECK(st == 0, "--suffix-file: %d %s", st, out);
+    free(out);
+    char d1[1024], d2[1024];
+    snprintf(d1, sizeof d1, "%s/a", dir);
+    snprintf(d2, sizeof d2, "%s/b", dir);
+    pika_acts a;
+    REQUIRE(pika_acts_open(&a, d1) == 0, "%s", pika_last_error());
+    CHECK(strstr(a.prompt_json, "\"user_suffix\":\"\\nPlease reason step by step, and put your final answer within \\\\boxed{}.\""),
+          "the suffix starts with a real newline: %s", a.prompt_json);
+    pika_acts_close(&a);
+    CHECK(store_diff(d1, d2) == 0, "--suffix-file and --suffix $'...' differ");
+    /* the mistake from the old docs: a literal backslash-n */
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/c --layers 1 --limit 1 --suffix '\\nPlease reason.'", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 0 && strstr(out, "note: --suffix contains a backslash followed by 'n'") && strstr(out, "$'\\n"), "literal \\n note: %s", out);
+    free(out);
+}
+
+/* Issue 10.5 and 10.6: finished work is never silently overwritten; error messages mention stored
+ * rows only when there are some, with no doubled prefix. */
+static void test_no_silent_overwrite(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[4096], p[1024];
+    int st;
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/acts --layers 1,2", mpath, q, dir);
+    char *out = run_all(args, &st);
+    REQUIRE(st == 0, "extract: %s", out);
+    free(out);
+    /* again without --resume: refused, store intact, message names both ways */
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/acts --layers 1,2 --limit 2", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 2 && strstr(out, "already holds 4 rows") && strstr(out, "--resume") && strstr(out, "--force") &&
+              !strstr(out, "safely stored") && !strstr(out, "extract: extract:"),
+          "overwrite refused: %s", out);
+    free(out);
+    snprintf(p, sizeof p, "%s/acts/ids.txt", dir);
+    CHECK(count_lines(p) == 4, "the store was damaged");
+    /* a refused resume (other layout) does not say "rerun with --resume" */
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/acts --layers 3 --resume", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 2 && strstr(out, "layers") && !strstr(out, "safely stored") && !strstr(out, "rerun with --resume"),
+          "refused resume: %s", out);
+    free(out);
+    CHECK(count_lines(p) == 4, "a refused resume damaged the store");
+    /* --force overwrites */
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/acts --layers 1,2 --limit 2 --force", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 0 && count_lines(p) == 2, "--force: %d %s", st, out);
+    free(out);
+    /* a bad flag: one line, no note about stored rows */
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/acts --dtype f8", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 2 && !strstr(out, "safely stored") && strchr(out, '\n') == out + strlen(out) - 1, "bad flag: %s", out);
+    free(out);
+    snprintf(args, sizeof args, "extract --model %s --data %s --out %s/acts --resume --force", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 2 && strstr(out, "exclusive"), "--resume --force: %s", out);
+    free(out);
+    /* pika sample: the same rule */
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/r.jsonl --max-tokens 3", mpath, q, dir);
+    out = run_all(args, &st);
+    REQUIRE(st == 0, "sample: %s", out);
+    free(out);
+    snprintf(p, sizeof p, "%s/r.jsonl", dir);
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/r.jsonl --max-tokens 3 --limit 1", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 2 && strstr(out, "--resume") && strstr(out, "--force") && !strstr(out, "are kept") && count_lines(p) == 4,
+          "sample overwrite refused: %s", out);
+    free(out);
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/r.jsonl --max-tokens 3 --limit 1 --force", mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 0 && count_lines(p) == 1, "sample --force: %s", out);
+    free(out);
+}
+
+/* Issue 10.7: empty inputs are an error for sample, as for extract (and say so once). */
+static void test_empty_input(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    char e[512], args[4096];
+    snprintf(e, sizeof e, "%s/empty.jsonl", dir);
+    REQUIRE(pika_write_file_atomic(e, "", 0) == 0, "write");
+    int st;
+    const char *cmds[] = {"sample", "extract"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "%s --model %s --data %s --out %s/o%d", cmds[i], mpath, e, dir, i);
+        char *out = run_all(args, &st);
+        char dbl[64];
+        snprintf(dbl, sizeof dbl, "%s: %s:", cmds[i], cmds[i]);
+        CHECK(st == 2 && (strstr(out, "no questions") || strstr(out, "empty")) && !strstr(out, dbl) && !strstr(out, "safely stored"),
+              "%s on empty data: exit %d '%s'", cmds[i], st, out);
+        free(out);
+    }
+}
+
+/* Issue 10.3: a resume is refused unless model, prompt recipe and sampling match the sidecar. */
+static void test_sample_provenance(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[4096], p[1024];
+    int st;
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/r.jsonl -k 2 --max-tokens 3 --temperature 0.7 --seed 3 --limit 2",
+             mpath, q, dir);
+    char *out = run_all(args, &st);
+    REQUIRE(st == 0, "sample: %s", out);
+    free(out);
+    snprintf(p, sizeof p, "%s/r.jsonl.meta.json", dir);
+    char *meta = pika_read_file(p, NULL);
+    CHECK(meta && strstr(meta, "\"fingerprint\"") && strstr(meta, "\"template_fingerprint\"") && strstr(meta, "\"temperature\":\t0.7") &&
+              strstr(meta, "\"seed\":\t\"3\"") && strstr(meta, "\"k\":\t2"),
+          "sidecar: %s", meta ? meta : "(none)");
+    free(meta);
+    snprintf(p, sizeof p, "%s/r.jsonl", dir);
+    const char *other = test_shared_path("fixtures/models/qwen3-tiny.gguf");
+    struct { const char *extra; const char *why; } bad[] = {
+        {"-k 2 --max-tokens 3 --temperature 1 --seed 3", "temperature"},
+        {"-k 2 --max-tokens 3 --temperature 0.7 --seed 4", "seed"},
+        {"-k 2 --max-tokens 5 --temperature 0.7 --seed 3", "max_tokens"},
+        {"-k 2 --max-tokens 3 --temperature 0.7 --seed 3 --suffix ' Be brief.'", "prompt"},
+        {"-k 2 --max-tokens 3 --temperature 0.7 --seed 3 --model-name other", "another model"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, "sample --model %s --data %s --out %s/r.jsonl --resume %s", mpath, q, dir, bad[i].extra);
+        out = run_all(args, &st);
+        CHECK(st == 2 && strstr(out, bad[i].why) && strstr(out, "cannot resume") && !strstr(out, "are kept"),
+              "mismatched resume (%s) accepted or unclear: %s", bad[i].extra, out);
+        CHECK(count_lines(p) == 4, "a refused resume changed the rollouts");
+        free(out);
+    }
+    if (other) {
+        snprintf(args, sizeof args, "sample --model %s --data %s --out %s/r.jsonl --resume -k 2 --max-tokens 3 --temperature 0.7 --seed 3 --model-name qwen2-tiny.gguf",
+                 other, q, dir);
+        out = run_all(args, &st);
+        CHECK(st == 2 && strstr(out, "another model") && strstr(out, "fingerprint"), "other model accepted: %s", out);
+        free(out);
+    }
+    /* the same settings resume; a larger k adds samples */
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/r.jsonl --resume -k 3 --max-tokens 3 --temperature 0.7 --seed 3",
+             mpath, q, dir);
+    out = run_all(args, &st);
+    CHECK(st == 0 && count_lines(p) == 12, "matching resume: %d lines, %s", count_lines(p), out);
+    free(out);
+    /* a rollouts file without a sidecar (an older pika, or another tool) is not resumed into */
+    char lp[1024];
+    snprintf(lp, sizeof lp, "%s/legacy.jsonl", dir);
+    const char *row = "{\"id\":\"q1\",\"sample\":0,\"text\":\"x\",\"tokens_in\":1,\"tokens_out\":1,\"model\":\"m\",\"finish\":\"stop\"}\n";
+    REQUIRE(pika_write_file_atomic(lp, row, strlen(row)) == 0, "write");
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s --resume --max-tokens 3", mpath, q, lp);
+    out = run_all(args, &st);
+    CHECK(st == 2 && strstr(out, "no provenance file") && count_lines(lp) == 1, "legacy resume: %s", out);
+    free(out);
+    /* --stop: the answer ends before the stop string, finish "stop" */
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/g.jsonl --limit 1 --max-tokens 12 --temperature 0", mpath, q, dir);
+    out = run_all(args, &st);
+    free(out);
+    snprintf(p, sizeof p, "%s/g.jsonl", dir);
+    pika_rollout_rec *rows;
+    int64_t nr;
+    REQUIRE(st == 0 && pika_rollouts_read(p, 0, &rows, &nr) == 0 && nr == 1, "greedy sample");
+    REQUIRE(strlen(rows[0].text) > 8, "greedy text too short: '%s'", rows[0].text);
+    char stop[8] = {0};
+    size_t at = 4;
+    while (at > 0 && ((unsigned char)rows[0].text[at] & 0xC0) == 0x80) at--; /* start on a character */
+    memcpy(stop, rows[0].text + at, 1);
+    size_t k = 1;
+    while (((unsigned char)rows[0].text[at + k] & 0xC0) == 0x80 && k < 6) { stop[k] = rows[0].text[at + k]; k++; }
+    size_t first = (size_t)(strstr(rows[0].text, stop) - rows[0].text);
+    char *greedy = pika_strdup(rows[0].text);
+    pika_rollouts_free(rows, nr);
+    snprintf(args, sizeof args, "sample --model %s --data %s --out %s/h.jsonl --limit 1 --max-tokens 12 --temperature 0 --stop '%s'",
+             mpath, q, dir, stop);
+    out = run_all(args, &st);
+    free(out);
+    snprintf(p, sizeof p, "%s/h.jsonl", dir);
+    REQUIRE(st == 0 && pika_rollouts_read(p, 0, &rows, &nr) == 0 && nr == 1, "sample --stop");
+    CHECK(strlen(rows[0].text) == first && !strncmp(rows[0].text, greedy, first) && !strcmp(rows[0].finish, "stop"),
+          "--stop '%s': '%s' (finish %s) of '%s'", stop, rows[0].text, rows[0].finish, greedy);
+    pika_rollouts_free(rows, nr);
+    free(greedy);
+    snprintf(p, sizeof p, "%s/r.jsonl", dir);
+    /* bad sampling values on the command line: one clear line, nothing written */
+    const char *vals[][2] = {{"--temperature nan", "temperature"}, {"--temperature -1", "temperature"},
+                             {"--top-p nan", "top-p"}, {"--min-p nan", "min-p"}, {"--top-k -4", "top-k"},
+                             {"-k 0", "-k"}, {"--max-tokens 0", "max-tokens"}};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        snprintf(args, sizeof args, "sample --model %s --data %s --out %s/bad%zu.jsonl %s", mpath, q, dir, i, vals[i][0]);
+        out = run_all(args, &st);
+        char bp[1024];
+        snprintf(bp, sizeof bp, "%s/bad%zu.jsonl", dir, i);
+        CHECK(st == 2 && strstr(out, vals[i][1]) && access(bp, F_OK) != 0, "%s: exit %d '%s'", vals[i][0], st, out);
+        free(out);
+    }
+}
+
+/* The rollouts reader (rollout.h) reads what pika sample writes. */
+static void test_rollouts_reader(void) {
+    const char *dir = test_tmpdir();
+    char p[512];
+    snprintf(p, sizeof p, "%s/r.jsonl", dir);
+    const char *txt = "{\"id\":\"a\",\"sample\":0,\"text\":\"x\",\"tokens_in\":3,\"tokens_out\":1,\"model\":\"m\",\"finish\":\"stop\"}\n"
+                      "\n{\"id\":7,\"sample\":1,\"text\":\"y\",\"correct\":true,\"answer\":null}\n{\"id\":\"torn";
+    REQUIRE(pika_write_file_atomic(p, txt, strlen(txt)) == 0, "write");
+    pika_rollout_rec *rows;
+    int64_t n;
+    REQUIRE(pika_rollouts_read(p, 1, &rows, &n) == 0, "%s", pika_last_error());
+    CHECK(n == 2 && !strcmp(rows[0].id, "a") && rows[0].tokens_in == 3 && !strcmp(rows[0].finish, "stop") && rows[0].correct == -1 &&
+              !strcmp(rows[1].id, "7") && rows[1].sample == 1 && rows[1].correct == 1 && !rows[1].answer && rows[1].tokens_in == -1,
+          "records");
+    char *line = pika_rollout_rec_json(&rows[0]);
+    CHECK(!strcmp(line, "{\"id\":\"a\",\"sample\":0,\"text\":\"x\",\"tokens_in\":3,\"tokens_out\":1,\"model\":\"m\",\"finish\":\"stop\"}"),
+          "round trip: %s", line);
+    free(line);
+    pika_rollouts_free(rows, n);
+    CHECK(pika_rollouts_read(p, 0, &rows, &n) < 0 && strstr(pika_last_error(), ":4:"), "torn line without ignore: %s", pika_last_error());
+    const char *bad = "{\"id\":\"a\",\"sample\":\"zero\"}\n";
+    REQUIRE(pika_write_file_atomic(p, bad, strlen(bad)) == 0, "write");
+    CHECK(pika_rollouts_read(p, 1, &rows, &n) < 0 && strstr(pika_last_error(), ":1:") && strstr(pika_last_error(), "sample"),
+          "bad field: %s", pika_last_error());
+}
+
+/* A store written before the prompt recipe existed ("prompt" with the five old keys) resumes when
+ * the recipe is the same, keeps its recorded provenance (and so its fingerprint), and is refused
+ * when the recipe differs. */
+static void test_legacy_store_resume(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[4096], mp[1024], sdir[1024];
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/s --layers 1 --limit 2 --suffix ' Be brief.'", mpath, q, dir);
+    REQUIRE(run(args) == 0, "extract");
+    snprintf(mp, sizeof mp, "%s/s/meta.json", dir);
+    snprintf(sdir, sizeof sdir, "%s/s", dir);
+    char *txt = pika_read_file(mp, NULL);
+    cJSON *meta = cJSON_Parse(txt);
+    free(txt);
+    cJSON *p = cJSON_GetObjectItem(meta, "prompt");
+    const char *newkeys[] = {"template_source", "user_prefix", "date", "bos_token", "eos_token", "add_generation_prompt", "bos"};
+    for (int i = 0; i < 7; i++) cJSON_DeleteItemFromObject(p, newkeys[i]);
+    char *legacy = cJSON_Print(meta), *legacy_prompt = cJSON_PrintUnformatted(p);
+    cJSON_Delete(meta);
+    REQUIRE(pika_write_file_atomic(mp, legacy, strlen(legacy)) == 0, "write");
+    free(legacy);
+    pika_acts a;
+    REQUIRE(pika_acts_open(&a, sdir) == 0, "%s", pika_last_error());
+    char fp[64];
+    snprintf(fp, sizeof fp, "%s", a.fingerprint);
+    pika_acts_close(&a);
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/s --layers 1 --suffix ' Other.' --resume", mpath, q, dir);
+    CHECK(run(args) == 2, "a legacy store resumed with another suffix");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/s --layers 1 --suffix ' Be brief.' --resume", mpath, q, dir);
+    REQUIRE(run(args) == 0, "legacy store with the same recipe refused");
+    REQUIRE(pika_acts_open(&a, sdir) == 0, "%s", pika_last_error());
+    CHECK(a.n == 4 && !strcmp(a.fingerprint, fp) && !strcmp(a.prompt_json, legacy_prompt),
+          "resumed legacy store: n=%lld, fingerprint %s (was %s), prompt %s", (long long)a.n, a.fingerprint, fp, a.prompt_json);
+    pika_acts_close(&a);
+    free(legacy_prompt);
+}
+
 int main(void) {
+    RUN(test_legacy_store_resume);
+    RUN(test_rollouts_reader);
+    RUN(test_suffix_newline);
+    RUN(test_no_silent_overwrite);
+    RUN(test_empty_input);
+    RUN(test_sample_provenance);
     RUN(test_utf8_repair);
     RUN(test_sample_resume);
     RUN(test_extract_matches_forward);

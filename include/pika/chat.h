@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "pika/gguf.h"
+#include "pika/jinja.h"
 #include "pika/tokenizer.h"
 
 typedef struct {
@@ -43,6 +44,8 @@ const char *pika_chat_builtin_list(void);
  * errors read "chat template: <what> (choose a built-in with --template NAME: chatml, ...)", or
  * "chat template rejects the conversation: <message>" when the template calls raise_exception. */
 char *pika_chat_render(const char *tmpl, const cJSON *messages, const pika_chat_opts *o, size_t *len);
+/* The same with a template parsed once by pika_jinja_parse (jinja.h). */
+char *pika_chat_render_parsed(const pika_jinja *t, const cJSON *messages, const pika_chat_opts *o, size_t *len);
 
 /* [{"role":"system","content":system}]? + [{"role":"user","content":user}] (system may be NULL). */
 cJSON *pika_chat_messages(const char *system, const char *user);

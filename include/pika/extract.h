@@ -3,6 +3,7 @@
  * layer needed) and store the residual stream at the end-of-instruction (EOI) tokens, at the
  * requested layers, in an activation store (acts.h). Memory-bounded (one prompt at a time),
  * resumable (a killed run continues where its last flush left off), with progress on a TTY.
+ * Prompts come from a prompt recipe (prompt.h), the same one `pika sample` uses.
  */
 #ifndef PIKA_EXTRACT_H
 #define PIKA_EXTRACT_H
@@ -11,22 +12,17 @@
 #include <stdint.h>
 
 #include "pika/model.h"
+#include "pika/prompt.h"
 #include "pika/tokenizer.h"
 
 typedef struct {
-    const char *template_src; /* Jinja chat template; NULL = raw text (BOS as the vocab asks; EOI = last token) */
-    const char *template_name;/* recorded in provenance only */
-    const char *system;       /* optional system message */
-    const char *user_suffix;  /* appended to every question, e.g. "\nPlease reason step by step, ..." */
-    const char *bos_token, *eos_token;
-    const cJSON *kwargs;      /* template variables, e.g. {"enable_thinking": false} */
-    const char *date;         /* pins strftime_now() */
     int n_layers;             /* -1 = all (0..n_layer) */
     const int32_t *layers;
     int n_pos;                /* -1 = the EOI positions -n_eoi..-1 */
     const int32_t *positions; /* negative offsets from the prompt end */
     int dtype;                /* PIKA_NPY_F16 (default) or PIKA_NPY_F32 */
-    int resume;               /* continue an existing store made with the same model and prompt */
+    int resume;               /* continue an existing store made with the same model, prompt and layout */
+    int force;                /* overwrite an existing non-empty store */
     int flush_every;          /* examples between durable flushes (default 16) */
     const char *model_path;   /* recorded in provenance */
 } pika_eoi_opts;
@@ -36,19 +32,17 @@ void pika_eoi_opts_default(pika_eoi_opts *o);
 typedef struct {
     int64_t done;      /* rows in the store at the end */
     int64_t resumed;   /* rows that were already there */
+    int started;       /* 1 once the store was opened for writing (rows in done are safe on disk) */
     int n_eoi;         /* EOI tokens of the template */
     int64_t tokens;    /* prompt tokens processed in this run */
     double seconds;
 } pika_eoi_stats;
 
-/* Render the prompt of one question as the extractor does (for inspection / tests).
- * Returns malloc'ed ids (*n_ids) and the EOI count, or -1 + error. */
-int pika_eoi_prompt(const pika_tokenizer *tok, const pika_eoi_opts *o, const char *question, int32_t **ids,
-                        int *n_ids, int *n_eoi);
-
-/* Extract rows for ids[0..n) / questions[0..n) into out_dir. Returns 0 or -1 + error; rows finished
- * before an error are flushed and kept. */
-int pika_eoi_extract(pika_ctx *c, const pika_tokenizer *tok, int64_t n, char *const *ids, char *const *questions,
-                 const char *out_dir, const pika_eoi_opts *o, pika_eoi_stats *st);
+/* Extract rows for ids[0..n) / questions[0..n) (n >= 1) into out_dir, prompts from the recipe
+ * (prompt.h; "prompt" in meta.json is its provenance + "n_eoi"). A non-empty store is only reopened
+ * with resume (and must then match: model, prompt, layers, positions, dtype, ids) or overwritten
+ * with force. Returns 0 or -1 + error; rows finished before an error are flushed and kept. */
+int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, char *const *ids,
+                     char *const *questions, const char *out_dir, const pika_eoi_opts *o, pika_eoi_stats *st);
 
 #endif

@@ -71,19 +71,7 @@ typedef struct {
  * Returns 0, or -1 + error (bad token id, context overflow). */
 int pika_forward(pika_ctx *c, const int32_t *tokens, int n_tokens, const pika_forward_req *req);
 
-/* Sampling. temperature <= 0 means greedy (argmax, ties to the lowest id). */
-typedef struct {
-    float temperature; /* default 1 */
-    int top_k;         /* 0 = off */
-    float top_p;       /* 1 = off */
-    float min_p;       /* 0 = off */
-    uint64_t seed;
-} pika_sampling;
-void pika_sampling_default(pika_sampling *s);
-
-typedef struct pika_sampler pika_sampler;
-pika_sampler *pika_sampler_new(const pika_sampling *s, int n_vocab);
-void pika_sampler_free(pika_sampler *s);
-int32_t pika_sample(pika_sampler *s, const float *logits);
+/* Sampling (pika_sampling, pika_sampler) has its own header. */
+#include "pika/sampler.h"
 
 #endif

@@ -1,38 +1,51 @@
-/* rollout.h — sample k answers per question with the local engine and write them as rollouts
- * JSONL ({id, sample, text, tokens_in, tokens_out, model, finish}), the input of `pika grade`.
- * The prompt is built exactly as for activation extraction (extract.h), so the activations a probe
- * reads come from the very prompt the answers were generated from. Each (question, sample) draws
- * with its own seed derived from (seed, id, sample): a resumed run writes what an uninterrupted one
- * would have. The prompt is prefilled once per question and its KV cache reused by all k samples.
+/* rollout.h — the rollouts file format (read and write): JSONL, one object per sampled answer,
+ *   {"id", "sample", "text", "tokens_in", "tokens_out", "model", "finish"}   (finish: stop | length)
+ * and, after `pika grade rollouts`, also "correct" (bool) and "answer" (string or null); other keys
+ * are kept by readers that pass objects through. Text is always valid UTF-8.
+ *
+ * Provenance sidecar FILE.meta.json (written by `pika sample` before the first row):
+ *   {"format": "pika-rollouts", "version": 1, "model": {...}, "prompt": {...recipe (prompt.h)},
+ *    "sampling": {...generation options (generate.h)}, "k": K}
+ * A resumed run must match it (model fingerprint and name, prompt recipe, sampling).
  */
 #ifndef PIKA_ROLLOUT_H
 #define PIKA_ROLLOUT_H
 
 #include <stdint.h>
+#include <stdio.h>
 
-#include "pika/extract.h"
-#include "pika/model.h"
-#include "pika/tokenizer.h"
+#include <cjson/cJSON.h>
 
+/* One rollout line. */
 typedef struct {
-    int k;                 /* samples per question (default 1) */
-    int max_tokens;        /* generated tokens per sample (default 256) */
-    pika_sampling sampling;/* temperature 0 = greedy */
-    const char *model_name;/* "model" field of each rollout (default: the GGUF file name) */
-    int resume;            /* keep (id, sample) pairs already in the output file */
-} pika_rollout_opts;
+    char *id;
+    int sample;          /* -1 when absent */
+    char *text;          /* NULL when absent */
+    int64_t tokens_in;   /* -1 when absent */
+    int64_t tokens_out;  /* -1 when absent */
+    char *model;         /* NULL when absent */
+    char *finish;        /* NULL when absent */
+    int correct;         /* 1 / 0, -1 = not graded */
+    char *answer;        /* NULL = none */
+} pika_rollout_rec;
 
-void pika_rollout_opts_default(pika_rollout_opts *o);
+void pika_rollout_rec_free(pika_rollout_rec *r);
 
-typedef struct {
-    int64_t written, skipped;
-    int64_t tokens_out;
-    double seconds;
-} pika_rollout_stats;
+/* One line as a JSON object (compact, no newline; caller frees). The text is repaired to valid UTF-8;
+ * correct/answer are written only when correct >= 0. */
+char *pika_rollout_rec_json(const pika_rollout_rec *r);
 
-/* Generate for questions[0..n) into out_path (JSONL, appended and flushed line by line). */
-int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, int64_t n, char *const *ids, char *const *questions,
-                  const pika_eoi_opts *prompt, const pika_rollout_opts *o, const char *out_path,
-                  pika_rollout_stats *st);
+/* Parse one JSON object into r. Required: "id" (a string, or an integral number printed as an
+ * integer). 0 or -1 + error naming the field. */
+int pika_rollout_rec_parse(const cJSON *o, pika_rollout_rec *r);
+
+/* Read a whole rollouts file ("-" = stdin). Blank lines are skipped; a torn last line (no newline:
+ * a run killed mid-write) is ignored when ignore_torn_tail. *rows malloc'ed, free with
+ * pika_rollouts_free. 0, or -1 + error "path:line: what". */
+int pika_rollouts_read(const char *path, int ignore_torn_tail, pika_rollout_rec **rows, int64_t *n);
+void pika_rollouts_free(pika_rollout_rec *rows, int64_t n);
+
+/* FILE.meta.json for a rollouts path (malloc'ed). */
+char *pika_rollouts_meta_path(const char *path);
 
 #endif

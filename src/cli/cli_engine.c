@@ -1,14 +1,14 @@
-/* cli_engine.c — `pika info`, `pika forward`, `pika generate`: thin wrappers over model.h. */
+/* cli_engine.c — `pika info`, `pika forward`, `pika generate`: thin wrappers over model.h, prompt.h and generate.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
-#include "pika/chat.h"
-#include "pika/extract.h"
+#include "pika/generate.h"
 #include "pika/gguf.h"
 #include "pika/model.h"
 #include "pika/npy.h"
+#include "pika/prompt.h"
 #include "pika/quant.h"
 #include "pika/tokenizer.h"
 #include "pika/util.h"
@@ -23,13 +23,6 @@ static long opt_long(const char *cmd, const char *name, const char *v, long lo, 
     char *end;
     long x = strtol(v, &end, 10);
     if (!*v || *end || x < lo || x > hi) pika_die("%s: %s must be an integer in [%ld, %ld], got '%s'", cmd, name, lo, hi, v);
-    return x;
-}
-
-static double opt_double(const char *cmd, const char *name, const char *v) {
-    char *end;
-    double x = strtod(v, &end);
-    if (!*v || *end) pika_die("%s: %s must be a number, got '%s'", cmd, name, v);
     return x;
 }
 
@@ -142,101 +135,95 @@ int cmd_forward(int argc, char **argv) {
 
 /* -------------------------------------------------------------- generate */
 
+static int print_piece(const char *piece, size_t len, void *user) {
+    (void)user;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL, *prompt = NULL, *user = NULL, *system = NULL;
-    int n_gen = 32, threads = 0, print_ids = 0, ignore_eos = 0;
-    pika_sampling sp;
-    pika_sampling_default(&sp);
+    const char *model = NULL, *ids_s = NULL, *prompt = NULL, *user = NULL;
+    int threads = 0, print_ids = 0;
+    pika_gen_opts go;
+    pika_gen_opts_default(&go);
+    go.max_tokens = 32;
+    pika_prompt_opts po;
+    pika_prompt_opts_default(&po);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("usage: pika generate --model M.gguf (--ids \"ID ...\" | --prompt TEXT | --user TEXT [--system TEXT])\n"
-                   "       [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--threads N]\n"
-                   "       [--print-ids] [--ignore-eos]\n"
+                   "       [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--stop TEXT]...\n"
+                   "       [--threads N] [--print-ids] [--ignore-eos] [prompt options]\n"
                    "  --ids      token ids used as given (no BOS added)\n"
                    "  --prompt   raw text, tokenized with BOS as the vocab asks\n"
-                   "  --user     a user message rendered with the model's chat template (+ --system)\n"
-                   "  prints the generated text, or with --print-ids the generated ids on one line\n");
+                   "  --user     a user message rendered with the chat template (the prompt recipe of extract/sample)\n"
+                   "  -n, --max-tokens N    tokens to generate at most (default 32)\n"
+                   "%s"
+                   "  --ignore-eos          do not stop at end-of-generation tokens\n"
+                   "  prints the generated text as it is decoded, or with --print-ids the generated ids on one line\n"
+                   "prompt options (with --user):\n%s",
+                   pika_gen_flags_help(), pika_prompt_flags_help());
             return 0;
         }
+        int ar = pika_prompt_flag_arity(a);
+        if (ar >= 0) {
+            if (ar && i + 1 >= argc) pika_die("generate: option %s needs a value", a);
+            if (pika_prompt_parse_flag(&po, a, ar ? argv[++i] : NULL) < 0) pika_die("generate: %s", pika_last_error());
+            continue;
+        }
+        int g = pika_gen_parse_flag(&go, a, i + 1 < argc ? argv[i + 1] : NULL);
+        if (g < 0) pika_die("generate: %s", pika_last_error());
+        if (g > 0) { i++; continue; }
         if (!strcmp(a, "--model")) model = opt_value(argc, argv, &i);
         else if (!strcmp(a, "--ids")) ids_s = opt_value(argc, argv, &i);
         else if (!strcmp(a, "--prompt")) prompt = opt_value(argc, argv, &i);
         else if (!strcmp(a, "--user")) user = opt_value(argc, argv, &i);
-        else if (!strcmp(a, "--system")) system = opt_value(argc, argv, &i);
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) n_gen = (int)opt_long("generate", a, opt_value(argc, argv, &i), 0, 1 << 20);
-        else if (!strcmp(a, "--temperature") || !strcmp(a, "--temp")) sp.temperature = (float)opt_double("generate", a, opt_value(argc, argv, &i));
-        else if (!strcmp(a, "--top-k")) sp.top_k = (int)opt_long("generate", a, opt_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--top-p")) sp.top_p = (float)opt_double("generate", a, opt_value(argc, argv, &i));
-        else if (!strcmp(a, "--min-p")) sp.min_p = (float)opt_double("generate", a, opt_value(argc, argv, &i));
-        else if (!strcmp(a, "--seed")) sp.seed = (uint64_t)opt_long("generate", a, opt_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--threads")) threads = (int)opt_long("generate", a, opt_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
-        else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
+        else if (!strcmp(a, "--ignore-eos")) go.ignore_eog = 1;
         else pika_die("generate: unknown option %s", a);
     }
     if (!model || (!!ids_s + !!prompt + !!user) != 1)
         pika_die("generate: usage: pika generate --model M.gguf (--ids \"ID ...\" | --prompt TEXT | --user TEXT) -n N");
-    if (system && !user) pika_die("generate: --system goes with --user");
-    if (sp.top_p <= 0 || sp.top_p > 1 || sp.min_p < 0 || sp.min_p > 1) pika_die("generate: --top-p and --min-p must be in (0, 1] and [0, 1]");
+    if (po.system && !user) pika_die("generate: --system goes with --user");
+    if (!user && (po.template_name || po.template_file || po.no_template || po.user_prefix || po.user_suffix ||
+                  po.user_suffix_file || po.kwargs_json || po.date || po.bos_token || po.eos_token || !po.add_generation_prompt))
+        pika_die("generate: prompt options (--template, --suffix, --kwargs, ...) go with --user");
+    if (pika_gen_opts_validate(&go)) pika_die("generate: %s", pika_last_error());
     pika_model *m = pika_model_load(model);
-    if (!m) pika_die("%s", pika_last_error());
-    const pika_hparams *hp = pika_model_hparams(m);
+    if (!m) pika_die("generate: %s", pika_last_error());
     /* the tokenizer is needed for text in or out, and for end-of-generation ids */
     pika_tokenizer *tok = pika_tokenizer_from_gguf(pika_model_gguf(m));
-    if (!tok && (prompt || user || !print_ids)) pika_die("%s", pika_last_error());
+    if (!tok && (prompt || user || !print_ids || go.n_stop)) pika_die("generate: %s", pika_last_error());
     int32_t *ids = NULL;
     int n;
     if (ids_s) {
         n = pika_parse_int_list(ids_s, &ids);
         if (n < 0) pika_die("generate: --ids: %s", pika_last_error());
-    } else if (prompt) {
-        n = pika_tokenize(tok, prompt, strlen(prompt), true, false, &ids);
-        if (n < 0) pika_die("generate: %s", pika_last_error());
     } else {
-        char *tmpl = NULL, *bos = NULL, *eos = NULL;
-        pika_chat_from_gguf(pika_model_gguf(m), NULL, &tmpl, &bos, &eos);
-        if (!tmpl) pika_die("generate: %s has no chat template; use --prompt", model);
-        pika_eoi_opts po;
-        pika_eoi_opts_default(&po);
-        po.template_src = tmpl;
-        po.bos_token = bos;
-        po.eos_token = eos;
-        po.system = system;
-        int n_eoi;
-        if (pika_eoi_prompt(tok, &po, user, &ids, &n, &n_eoi)) pika_die("generate: %s", pika_last_error());
-        free(tmpl); free(bos); free(eos);
+        if (prompt) po.no_template = 1;
+        pika_prompt_recipe *rec = pika_prompt_recipe_new(pika_model_gguf(m), tok, &po);
+        if (!rec) pika_die("generate: %s: %s%s", model, pika_last_error(), prompt ? "" : " (or use --prompt)");
+        pika_prompt p;
+        if (pika_prompt_build(rec, prompt ? prompt : user, &p)) pika_die("generate: %s", pika_last_error());
+        ids = p.ids;
+        n = p.n_ids;
+        p.ids = NULL;
+        pika_prompt_free(&p);
+        pika_prompt_recipe_free(rec);
     }
     if (n == 0) pika_die("generate: the prompt is empty");
-    int64_t eos = pika_gguf_get_int(pika_model_gguf(m), "tokenizer.ggml.eos_token_id", -1);
     pika_ctx *c = pika_ctx_new(m, threads);
-    pika_sampler *s = pika_sampler_new(&sp, hp->n_vocab);
-    float *logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
-    pika_forward_req req = {0, NULL, 0, NULL, NULL, logits};
-    if (pika_forward(c, ids, n, &req)) pika_die("generate: %s", pika_last_error());
-    pika_detok_stream ds;
-    if (tok) pika_detok_stream_init(&ds, tok, false);
-    char buf[256];
-    for (int k = 0; k < n_gen; k++) {
-        int32_t t = pika_sample(s, logits);
-        int stop = tok ? pika_tokenizer_is_eog(tok, t) : t == eos;
-        if (!ignore_eos && stop) break;
-        if (print_ids) {
-            printf(k ? " %d" : "%d", t);
-        } else {
-            int w = pika_detok_stream_push(&ds, t, buf, sizeof buf);
-            if (w > 0) fwrite(buf, 1, (size_t)w, stdout);
-        }
-        fflush(stdout);
-        if (k + 1 < n_gen && pika_forward(c, &t, 1, &req)) pika_die("generate: %s", pika_last_error());
-    }
-    if (!print_ids) {
-        int w = pika_detok_stream_flush(&ds, buf, sizeof buf);
-        if (w > 0) fwrite(buf, 1, (size_t)w, stdout);
-    }
+    pika_gen_result res;
+    int rc = pika_generate(c, tok, ids, n, &go, print_ids ? NULL : print_piece, NULL, &res);
+    if (print_ids)
+        for (int k = 0; k < res.n_ids; k++) printf(k ? " %d" : "%d", res.ids[k]);
     printf("\n");
-    free(logits); free(ids);
-    pika_sampler_free(s);
+    if (rc) pika_die("generate: %s", pika_last_error());
+    pika_gen_result_free(&res);
+    free(ids);
     pika_tokenizer_free(tok);
     pika_ctx_free(c);
     pika_model_free(m);

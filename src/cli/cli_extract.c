@@ -8,38 +8,37 @@
 
 #include "cli/commands.h"
 #include "pika/acts.h"
-#include "pika/chat.h"
 #include "pika/dataset.h"
 #include "pika/extract.h"
 #include "pika/model.h"
 #include "pika/npy.h"
-#include "pika/rollout.h"
+#include "pika/prompt.h"
+#include "pika/sample.h"
 #include "pika/tokenizer.h"
 #include "pika/util.h"
 
-static const char *PROMPT_OPTIONS =
-    "data and prompt options (the same for extract and sample):\n"
-    "  --data PRESET[:SPLIT]|FILE  a preset (math, gsm8k, ...; see pika data) or a .jsonl/.jsonl.gz/.csv file\n"
-    "  --data-dir DIR        where presets live (default $PIKA_DATA, else ../shared/data)\n"
-    "  --problem-field NAME  question field of a file (default problem)\n"
-    "  --id-field NAME       id field of a file (default id; the row number when absent)\n"
-    "  --limit N             only the first N questions\n"
-    "  --system TEXT         system message\n"
-    "  --suffix TEXT         appended to every question (e.g. \"\\nPlease reason step by step, ...\")\n"
-    "  --template NAME       built-in chat template instead of the GGUF's\n"
-    "  --template-file F     Jinja chat template file instead of the GGUF's\n"
-    "  --no-template         raw question text (BOS as the vocab asks); EOI = the last token\n"
-    "  --kwargs JSON         template variables, e.g. '{\"enable_thinking\": false}'\n"
-    "  --date YYYY-MM-DD     pin the date templates print\n"
-    "  --threads N           threads (default: all cores)\n"
-    "  --resume              continue the output of an interrupted run\n";
+static void print_data_options(void) {
+    printf("data options (the same for extract and sample):\n"
+           "  --data PRESET[:SPLIT]|FILE  a preset (math, gsm8k, ...; see pika data) or a .jsonl/.jsonl.gz/.csv file\n"
+           "  --data-dir DIR        where presets live (default $PIKA_DATA, else $PIKA_SHARED/data, else ../shared/data)\n"
+           "  --problem-field NAME  question field of a file (default problem)\n"
+           "  --id-field NAME       id field of a file (default id; the row number when absent)\n"
+           "  --limit N             only the first N questions\n"
+           "  --threads N           threads (default: all cores)\n"
+           "  --resume              continue the output of an interrupted run (it must have been made with the\n"
+           "                        same model, prompt and settings)\n"
+           "  --force               overwrite a non-empty output (without --resume or --force that is an error)\n"
+           "prompt options (the same for extract, sample and generate; see pika prompt):\n%s"
+           "environment: PIKA_DATA (preset dir), PIKA_SHARED (the shared dir; presets in $PIKA_SHARED/data)\n",
+           pika_prompt_flags_help());
+}
 
 /* Everything both commands load: questions, model, tokenizer and the prompt recipe. */
 typedef struct {
-    const char *model_path, *data, *data_dir, *field, *id_field, *tname, *tfile, *kwjson;
-    int no_template, threads;
+    const char *model_path, *data, *data_dir, *field, *id_field;
+    int threads, resume, force;
     long long limit;
-    pika_eoi_opts prompt;
+    pika_prompt_opts prompt;
     /* loaded */
     pika_dataset *ds;
     int64_t n;
@@ -47,32 +46,31 @@ typedef struct {
     pika_model *m;
     pika_tokenizer *tok;
     pika_ctx *ctx;
-    cJSON *kwargs;
-    char *tmpl, *bos, *eos, *file_tmpl;
+    pika_prompt_recipe *recipe;
 } run_setup;
 
 /* Consume a shared option at argv[*i]; 1 when it was one, 0 when not. */
 static int shared_option(run_setup *r, const char *cmd, int argc, char **argv, int *i) {
     const char *a = argv[*i];
+    int ar = pika_prompt_flag_arity(a);
+    if (ar >= 0) {
+        if (ar && *i + 1 >= argc) pika_die("%s: %s needs a value", cmd, a);
+        if (pika_prompt_parse_flag(&r->prompt, a, ar ? argv[++*i] : NULL) < 0) pika_die("%s: %s", cmd, pika_last_error());
+        return 1;
+    }
     const char **slot = NULL;
     if (!strcmp(a, "--model")) slot = &r->model_path;
     else if (!strcmp(a, "--data")) slot = &r->data;
     else if (!strcmp(a, "--data-dir")) slot = &r->data_dir;
     else if (!strcmp(a, "--problem-field")) slot = &r->field;
     else if (!strcmp(a, "--id-field")) slot = &r->id_field;
-    else if (!strcmp(a, "--system")) slot = &r->prompt.system;
-    else if (!strcmp(a, "--suffix")) slot = &r->prompt.user_suffix;
-    else if (!strcmp(a, "--template")) slot = &r->tname;
-    else if (!strcmp(a, "--template-file")) slot = &r->tfile;
-    else if (!strcmp(a, "--kwargs")) slot = &r->kwjson;
-    else if (!strcmp(a, "--date")) slot = &r->prompt.date;
     if (slot) {
         if (*i + 1 >= argc) pika_die("%s: %s needs a value", cmd, a);
         *slot = argv[++*i];
         return 1;
     }
-    if (!strcmp(a, "--no-template")) { r->no_template = 1; return 1; }
-    if (!strcmp(a, "--resume")) { r->prompt.resume = 1; return 1; }
+    if (!strcmp(a, "--resume")) { r->resume = 1; return 1; }
+    if (!strcmp(a, "--force")) { r->force = 1; return 1; }
     if (!strcmp(a, "--limit") || !strcmp(a, "--threads")) {
         if (*i + 1 >= argc) pika_die("%s: %s needs a value", cmd, a);
         char *end;
@@ -85,13 +83,17 @@ static int shared_option(run_setup *r, const char *cmd, int argc, char **argv, i
     return 0;
 }
 
+/* A literal backslash-n in --suffix is almost always a shell quoting mistake. */
+static void suffix_note(const char *cmd, const pika_prompt_opts *p) {
+    if (p->user_suffix && strstr(p->user_suffix, "\\n"))
+        fprintf(stderr, "pika: %s: note: --suffix contains a backslash followed by 'n', not a newline; for a newline write "
+                        "--suffix $'\\n...' in the shell, or use --suffix-file FILE\n", cmd);
+}
+
 static void setup_load(run_setup *r, const char *cmd) {
     if (!r->model_path || !r->data) pika_die("%s: --model and --data are required (see pika %s --help)", cmd, cmd);
-    if (r->kwjson) {
-        r->kwargs = cJSON_Parse(r->kwjson);
-        if (!r->kwargs || !cJSON_IsObject(r->kwargs)) pika_die("%s: --kwargs must be a JSON object", cmd);
-        r->prompt.kwargs = r->kwargs;
-    }
+    if (r->resume && r->force) pika_die("%s: --resume and --force are exclusive (continue the output, or overwrite it)", cmd);
+    suffix_note(cmd, &r->prompt);
     if (pika_dataset_is_preset(r->data)) {
         r->ds = pika_dataset_load_preset(r->data, r->data_dir);
     } else {
@@ -101,51 +103,33 @@ static void setup_load(run_setup *r, const char *cmd) {
         fm.problem = r->field;
         r->ds = pika_dataset_load_file(r->data, &fm);
     }
-    if (!r->ds) pika_die("%s", pika_last_error());
+    if (!r->ds) pika_die("%s: %s", cmd, pika_last_error());
     r->n = r->ds->n;
     if (r->limit > 0 && r->limit < r->n) r->n = r->limit;
-    r->ids = pika_malloc(sizeof(char *) * (size_t)(r->n ? r->n : 1));
-    r->questions = pika_malloc(sizeof(char *) * (size_t)(r->n ? r->n : 1));
+    if (r->n == 0) pika_die("%s: %s holds no questions; nothing to do", cmd, r->data);
+    r->ids = pika_malloc(sizeof(char *) * (size_t)r->n);
+    r->questions = pika_malloc(sizeof(char *) * (size_t)r->n);
     for (int64_t i = 0; i < r->n; i++) {
         r->ids[i] = r->ds->rows[i].id;
         r->questions[i] = r->ds->rows[i].problem;
-        if (!r->questions[i]) pika_die("%s: row %lld has no question text (--problem-field '%s')", r->data, (long long)i + 1, r->field);
+        if (!r->questions[i]) pika_die("%s: %s: row %lld has no question text (--problem-field '%s')", cmd, r->data, (long long)i + 1, r->field);
     }
     r->m = pika_model_load(r->model_path);
-    if (!r->m) pika_die("%s", pika_last_error());
+    if (!r->m) pika_die("%s: %s", cmd, pika_last_error());
     r->tok = pika_tokenizer_from_gguf(pika_model_gguf(r->m));
-    if (!r->tok) pika_die("%s", pika_last_error());
-    pika_chat_from_gguf(pika_model_gguf(r->m), NULL, &r->tmpl, &r->bos, &r->eos);
-    r->prompt.bos_token = r->bos;
-    r->prompt.eos_token = r->eos;
-    if (!r->no_template) {
-        if (r->tname) {
-            r->prompt.template_src = pika_chat_builtin(r->tname);
-            if (!r->prompt.template_src) pika_die("%s: unknown --template '%s' (choices: %s)", cmd, r->tname, pika_chat_builtin_list());
-            r->prompt.template_name = r->tname;
-        } else if (r->tfile) {
-            if (!(r->file_tmpl = pika_read_file(r->tfile, NULL))) pika_die("%s", pika_last_error());
-            r->prompt.template_src = r->file_tmpl;
-            r->prompt.template_name = r->tfile;
-        } else if (r->tmpl) {
-            r->prompt.template_src = r->tmpl;
-            r->prompt.template_name = "gguf";
-        } else {
-            pika_die("%s: %s has no chat template; pass --template NAME (%s), --template-file F or --no-template", cmd,
-                     r->model_path, pika_chat_builtin_list());
-        }
-    }
-    r->prompt.model_path = r->model_path;
+    if (!r->tok) pika_die("%s: %s", cmd, pika_last_error());
+    r->recipe = pika_prompt_recipe_new(pika_model_gguf(r->m), r->tok, &r->prompt);
+    if (!r->recipe) pika_die("%s: %s: %s", cmd, r->model_path, pika_last_error());
     r->ctx = pika_ctx_new(r->m, r->threads);
 }
 
 static void setup_free(run_setup *r) {
     pika_ctx_free(r->ctx);
+    pika_prompt_recipe_free(r->recipe);
     pika_tokenizer_free(r->tok);
     pika_model_free(r->m);
     pika_dataset_free(r->ds);
-    free(r->ids); free(r->questions); free(r->tmpl); free(r->bos); free(r->eos); free(r->file_tmpl);
-    cJSON_Delete(r->kwargs);
+    free(r->ids); free(r->questions);
 }
 
 static void setup_init(run_setup *r) {
@@ -153,7 +137,7 @@ static void setup_init(run_setup *r) {
     r->field = "problem";
     r->id_field = "id";
     r->limit = -1;
-    pika_eoi_opts_default(&r->prompt);
+    pika_prompt_opts_default(&r->prompt);
 }
 
 static int parse_list(const char *cmd, const char *s, int32_t **out) {
@@ -165,6 +149,8 @@ static int parse_list(const char *cmd, const char *s, int32_t **out) {
 int cmd_extract(int argc, char **argv) {
     run_setup r;
     setup_init(&r);
+    pika_eoi_opts eo;
+    pika_eoi_opts_default(&eo);
     const char *out = NULL, *layers_s = NULL, *pos_s = NULL, *dtype_s = "f16";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -174,7 +160,8 @@ int cmd_extract(int argc, char **argv) {
                    "  --out DIR             activation store (meta.json, ids.txt, layer_XX.npy)\n"
                    "  --layers all|L,L,..   layers to store (0 = embeddings, i = after block i; default all)\n"
                    "  --positions eoi|P,..  negative offsets from the prompt end (default eoi = -n_eoi..-1)\n"
-                   "  --dtype f16|f32       storage type (default f16)\n%s", PROMPT_OPTIONS);
+                   "  --dtype f16|f32       storage type (default f16)\n");
+            print_data_options();
             return 0;
         }
         if (shared_option(&r, "extract", argc, argv, &i)) continue;
@@ -185,18 +172,23 @@ int cmd_extract(int argc, char **argv) {
         *slot = argv[++i];
     }
     if (!out) pika_die("extract: --out DIR is required");
-    if (!strcmp(dtype_s, "f16")) r.prompt.dtype = PIKA_NPY_F16;
-    else if (!strcmp(dtype_s, "f32")) r.prompt.dtype = PIKA_NPY_F32;
+    if (!strcmp(dtype_s, "f16")) eo.dtype = PIKA_NPY_F16;
+    else if (!strcmp(dtype_s, "f32")) eo.dtype = PIKA_NPY_F32;
     else pika_die("extract: --dtype must be f16 or f32");
     int32_t *layers = NULL, *pos = NULL;
-    if (layers_s && strcmp(layers_s, "all")) { r.prompt.n_layers = parse_list("extract", layers_s, &layers); r.prompt.layers = layers; }
-    if (pos_s && strcmp(pos_s, "eoi")) { r.prompt.n_pos = parse_list("extract", pos_s, &pos); r.prompt.positions = pos; }
+    if (layers_s && strcmp(layers_s, "all")) { eo.n_layers = parse_list("extract", layers_s, &layers); eo.layers = layers; }
+    if (pos_s && strcmp(pos_s, "eoi")) { eo.n_pos = parse_list("extract", pos_s, &pos); eo.positions = pos; }
     setup_load(&r, "extract");
+    eo.resume = r.resume;
+    eo.force = r.force;
+    eo.model_path = r.model_path;
     pika_eoi_stats st;
-    int rc = pika_eoi_extract(r.ctx, r.tok, r.n, r.ids, r.questions, out, &r.prompt, &st);
-    if (rc)
+    int rc = pika_eoi_extract(r.ctx, r.recipe, r.n, r.ids, r.questions, out, &eo, &st);
+    if (rc && st.started && st.done > 0)
         fprintf(stderr, "pika: extract: %s (%lld rows are safely stored in %s; rerun with --resume)\n", pika_last_error(),
                 (long long)st.done, out);
+    else if (rc)
+        fprintf(stderr, "pika: extract: %s\n", pika_last_error());
     else
         fprintf(stderr, "extract: %lld rows in %s (%lld resumed), %d EOI tokens, %.1f prompt tok/s\n", (long long)st.done,
                 out, (long long)st.resumed, st.n_eoi, st.seconds > 0 ? st.tokens / st.seconds : 0.0);
@@ -204,13 +196,6 @@ int cmd_extract(int argc, char **argv) {
     free(layers);
     free(pos);
     return rc ? 2 : 0;
-}
-
-static double num(const char *cmd, const char *flag, const char *v) {
-    char *end;
-    double x = strtod(v, &end);
-    if (!*v || *end) pika_die("%s: %s must be a number, got '%s'", cmd, flag, v);
-    return x;
 }
 
 int cmd_sample(int argc, char **argv) {
@@ -225,44 +210,49 @@ int cmd_sample(int argc, char **argv) {
             printf("usage: pika sample --model M.gguf --data PRESET|FILE --out ROLLOUTS.jsonl [options]\n"
                    "Samples k answers per question with the local engine; writes one JSON line per answer:\n"
                    "{id, sample, text, tokens_in, tokens_out, model, finish}  (finish: stop | length)\n"
+                   "and the run's provenance (model, prompt recipe, sampling) to ROLLOUTS.jsonl.meta.json.\n"
+                   "Each (question, sample) draws with its own seed derived from --seed and the question id.\n"
                    "  -k N                  answers per question (default 1)\n"
-                   "  --max-tokens N        generated tokens per answer (default 256)\n"
-                   "  --temperature T       0 = greedy (default 1)\n"
-                   "  --top-k K --top-p P --min-p P   sampling filters (off by default)\n"
-                   "  --seed S              base seed; each (question, sample) derives its own (default 42)\n"
-                   "  --model-name NAME     \"model\" field of the rollouts (default: the GGUF file name)\n%s",
-                   PROMPT_OPTIONS);
+                   "  --max-tokens N        generated tokens per answer, >= 1 (default 256)\n"
+                   "%s"
+                   "  --model-name NAME     \"model\" field of the rollouts (default: the GGUF file name)\n",
+                   pika_gen_flags_help());
+            print_data_options();
             return 0;
         }
         if (shared_option(&r, "sample", argc, argv, &i)) continue;
         if (i + 1 >= argc) pika_die("sample: unknown option %s or missing value (see pika sample --help)", a);
+        int g = pika_gen_parse_flag(&o.gen, a, argv[i + 1]);
+        if (g < 0) pika_die("sample: %s", pika_last_error());
+        if (g > 0) { i++; continue; }
         const char *v = argv[++i];
         if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "-k")) o.k = (int)num("sample", a, v);
-        else if (!strcmp(a, "--max-tokens")) o.max_tokens = (int)num("sample", a, v);
-        else if (!strcmp(a, "--temperature")) o.sampling.temperature = (float)num("sample", a, v);
-        else if (!strcmp(a, "--top-k")) o.sampling.top_k = (int)num("sample", a, v);
-        else if (!strcmp(a, "--top-p")) o.sampling.top_p = (float)num("sample", a, v);
-        else if (!strcmp(a, "--min-p")) o.sampling.min_p = (float)num("sample", a, v);
-        else if (!strcmp(a, "--seed")) o.sampling.seed = (uint64_t)num("sample", a, v);
-        else if (!strcmp(a, "--model-name")) o.model_name = v;
+        else if (!strcmp(a, "-k")) {
+            char *end;
+            long k = strtol(v, &end, 10);
+            if (!*v || *end || k < 1 || k > 1000000) pika_die("sample: -k must be an integer >= 1, got '%s'", v);
+            o.k = (int)k;
+        } else if (!strcmp(a, "--model-name")) o.model_name = v;
         else pika_die("sample: unknown option %s (see pika sample --help)", a);
     }
     if (!out) pika_die("sample: --out ROLLOUTS.jsonl is required");
-    if (o.k < 1 || o.max_tokens < 1) pika_die("sample: -k and --max-tokens must be >= 1");
-    if (o.sampling.top_p <= 0 || o.sampling.top_p > 1 || o.sampling.min_p < 0 || o.sampling.min_p > 1)
-        pika_die("sample: --top-p must be in (0, 1] and --min-p in [0, 1]");
-    o.resume = r.prompt.resume;
+    if (pika_gen_opts_validate(&o.gen)) pika_die("sample: %s", pika_last_error());
+    if (o.gen.max_tokens < 1) pika_die("sample: --max-tokens must be >= 1, got %d", o.gen.max_tokens);
     setup_load(&r, "sample");
+    o.resume = r.resume;
+    o.force = r.force;
+    o.model_path = r.model_path;
     if (!o.model_name) {
         const char *b = strrchr(r.model_path, '/');
         o.model_name = b ? b + 1 : r.model_path;
     }
     pika_rollout_stats st;
-    int rc = pika_rollouts(r.ctx, r.tok, r.n, r.ids, r.questions, &r.prompt, &o, out, &st);
-    if (rc)
-        fprintf(stderr, "pika: sample: %s (%lld answers written to %s are kept; rerun with --resume)\n", pika_last_error(),
-                (long long)st.written, out);
+    int rc = pika_rollouts(r.ctx, r.tok, r.recipe, r.n, r.ids, r.questions, &o, out, &st);
+    if (rc && st.started && st.written + st.existing > 0)
+        fprintf(stderr, "pika: sample: %s (%lld answers in %s are kept; rerun with --resume)\n", pika_last_error(),
+                (long long)(st.written + st.existing), out);
+    else if (rc)
+        fprintf(stderr, "pika: sample: %s\n", pika_last_error());
     else
         fprintf(stderr, "sample: %lld answers written (%lld already there), %.1f generated tok/s\n", (long long)st.written,
                 (long long)st.skipped, st.seconds > 0 ? st.tokens_out / st.seconds : 0.0);

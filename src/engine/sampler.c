@@ -1,11 +1,11 @@
-/* sampler.c — next-token choice from logits: greedy, or temperature with top-k, top-p and
- * min-p filters applied to the tempered distribution in that order (as Hugging Face and vLLM do),
- * drawing with a seeded xoshiro256** generator so the same seed gives the same tokens. */
+/* sampler.c — next-token choice from logits (sampler.h): greedy, or temperature with top-k, top-p
+ * and min-p filters applied to the tempered distribution in that order (as Hugging Face and vLLM
+ * do), drawing with a seeded xoshiro256** generator so the same seed gives the same tokens. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pika/model.h"
+#include "pika/sampler.h"
 #include "pika/util.h"
 
 struct pika_sampler {
@@ -43,6 +43,17 @@ void pika_sampling_default(pika_sampling *s) {
     s->seed = 42;
 }
 
+int pika_sampling_validate(const pika_sampling *s) {
+    if (!isfinite(s->temperature) || s->temperature < 0)
+        return pika_set_error("temperature must be a finite number >= 0 (0 = greedy), got %g", (double)s->temperature);
+    if (s->top_k < 0) return pika_set_error("top-k must be an integer >= 0 (0 = off), got %d", s->top_k);
+    if (!isfinite(s->top_p) || s->top_p <= 0 || s->top_p > 1)
+        return pika_set_error("top-p must be a number in (0, 1] (1 = off), got %g", (double)s->top_p);
+    if (!isfinite(s->min_p) || s->min_p < 0 || s->min_p > 1)
+        return pika_set_error("min-p must be a number in [0, 1] (0 = off), got %g", (double)s->min_p);
+    return 0;
+}
+
 pika_sampler *pika_sampler_new(const pika_sampling *cfg, int n_vocab) {
     pika_sampler *s = pika_calloc(1, sizeof *s);
     s->cfg = *cfg;
@@ -62,7 +73,7 @@ void pika_sampler_free(pika_sampler *s) {
 }
 
 /* Order: higher probability first, ties to the lower id. */
-static const float *g_sort_prob;
+static _Thread_local const float *g_sort_prob; /* qsort has no context argument; one per thread */
 static int by_prob_desc(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b;
     float x = g_sort_prob[i], y = g_sort_prob[j];
@@ -109,7 +120,7 @@ static void top_k_select(const float *l, int V, int k, int *idx) {
  * Hugging Face's and vLLM's samplers), then one draw. No full sort unless top-p needs one. */
 int32_t pika_sample(pika_sampler *s, const float *logits) {
     const int V = s->n_vocab;
-    if (s->cfg.temperature <= 0) return argmax(logits, V);
+    if (!(s->cfg.temperature > 0)) return argmax(logits, V); /* also NaN */
     const float inv_t = 1.0f / s->cfg.temperature;
     const float mx = logits[argmax(logits, V)];
     int n;

@@ -247,9 +247,10 @@ static cJSON *make_vars(const cJSON *messages, const pika_chat_opts *o) {
     return v;
 }
 
-char *pika_chat_render(const char *tmpl, const cJSON *messages, const pika_chat_opts *o, size_t *len) {
+/* Shared by both render entry points: t is the parsed template (NULL: parse tmpl each time). */
+static char *render(const pika_jinja *t, const char *tmpl, const cJSON *messages, const pika_chat_opts *o, size_t *len) {
     if (len) *len = 0;
-    if (!tmpl) {
+    if (!t && !tmpl) {
         pika_set_error("chat template: none given (choose a built-in with --template NAME: %s)", pika_chat_builtin_list());
         return NULL;
     }
@@ -262,7 +263,7 @@ char *pika_chat_render(const char *tmpl, const cJSON *messages, const pika_chat_
         return NULL;
     }
     cJSON *vars = make_vars(messages, o);
-    char *out = pika_jinja_render_string(tmpl, strlen(tmpl), vars, o->date, len);
+    char *out = t ? pika_jinja_render(t, vars, o->date, len) : pika_jinja_render_string(tmpl, strlen(tmpl), vars, o->date, len);
     cJSON_Delete(vars);
     if (!out) {
         char msg[600];
@@ -273,6 +274,14 @@ char *pika_chat_render(const char *tmpl, const cJSON *messages, const pika_chat_
             pika_set_error("chat template: %s (choose a built-in with --template NAME: %s)", msg, pika_chat_builtin_list());
     }
     return out;
+}
+
+char *pika_chat_render(const char *tmpl, const cJSON *messages, const pika_chat_opts *o, size_t *len) {
+    return render(NULL, tmpl, messages, o, len);
+}
+
+char *pika_chat_render_parsed(const pika_jinja *t, const cJSON *messages, const pika_chat_opts *o, size_t *len) {
+    return render(t, NULL, messages, o, len);
 }
 
 /* ---------------------------------------------------------------- EOI */
