@@ -9,6 +9,7 @@
 
 #include "pika/acts.h"
 #include "pika/baseline.h"
+#include "pika/labels.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"
 #include "test.h"

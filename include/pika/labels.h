@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "pika/util.h"
+
 typedef struct {
     char *id;
     char *model;      /* "" when absent */
@@ -64,5 +66,37 @@ typedef struct {
 int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, int math_answers,
                           const pika_price_table *prices, pika_label **out, int *n_out);
 void pika_label_free(pika_label *l, int n);
+
+/* ---- the labels file (JSONL, one object per question) ----
+ * Written by `pika labels` (see README); read here for probes, baselines, evaluation and reports.
+ * Ids follow the one JSON-id rule (pika_json_id in dataset.h: 7 -> "7", 1.5 -> "1.5"). */
+typedef struct {
+    int64_t n;
+    char **ids;            /* [n] */
+    int n_fields;
+    char **fields;         /* [n_fields] requested numeric fields */
+    double *vals;          /* [n x n_fields]; booleans -> 0/1 */
+    char **split;          /* [n] value of split_field (NULL when no split field requested) */
+    pika_strmap id_index;
+} pika_labels;
+
+/* Read a JSONL file; every line must have id_field (a string or a number, pika_json_id) and every requested numeric
+ * field (a finite number or boolean). When split_field is non-NULL each line must carry it as a string.
+ * Duplicate ids and a file without any labelled line are errors. */
+int pika_labels_read(pika_labels *L, const char *path, const char *id_field, int n_fields,
+                     const char *const *fields, const char *split_field);
+void pika_labels_free(pika_labels *L);
+/* Map each of ids[0..n) to its label row into row_out[n]; an id with no label is an error. */
+int pika_labels_join(const pika_labels *L, char *const *ids, int64_t n, int64_t *row_out);
+
+/* ---- graded rollouts (input of `pika labels`) ----
+ * Each line needs id (pika_json_id) and correct (bool, or a number: non-zero = true); tokens_in /
+ * tokens_out are non-negative integers (absent = 0), model / answer strings or null, sample a number
+ * (absent = line order). Bad lines: with bad == NULL the first one is an error; otherwise each is
+ * passed to bad(message, bad_ctx) and skipped (*n_bad counts them). No rollout at all is an error
+ * ("no graded rollouts"). *out is malloc'ed; free with pika_rollouts_free. */
+int pika_rollouts_read_graded(const char *path, pika_rollout **out, int *n_out, void (*bad)(const char *msg, void *bad_ctx),
+                              void *bad_ctx, int64_t *n_bad);
+void pika_rollouts_free(pika_rollout *r, int n);
 
 #endif

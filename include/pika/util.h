@@ -15,6 +15,29 @@
 #define PIKA_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define PIKA_PRINTF(a, b)
+/* ---- the one string hash and string -> int64 map of pika ----
+ * pika_hash_bytes: 64-bit FNV-1a (prime 1099511628211) over n bytes, continuing from h (start with
+ * PIKA_HASH_SEED: pika's historical seed, not FNV's standard offset basis; kept so that the
+ * fingerprints recorded in existing stores and probe files stay valid);
+ * pika_hash_str: the same over a NUL-terminated string. Every hash table in the library uses it. */
+#define PIKA_HASH_SEED 1469598103934665603ULL
+uint64_t pika_hash_bytes(const void *p, size_t n, uint64_t h);
+uint64_t pika_hash_str(const char *s);
+/* String -> int64 map (open addressing, keys copied). Start with pika_strmap_init. */
+typedef struct {
+    char **keys;     /* [cap], NULL = empty slot */
+    int64_t *vals;   /* [cap] */
+    int64_t cap, len;
+} pika_strmap;
+void pika_strmap_init(pika_strmap *m);
+void pika_strmap_free(pika_strmap *m);
+/* Value of key, or -1 when absent. */
+int64_t pika_strmap_get(const pika_strmap *m, const char *key);
+/* Insert key -> val; returns the previous value or -1 when the key was new. */
+int64_t pika_strmap_put(pika_strmap *m, const char *key, int64_t val);
+/* 64-bit FNV-1a hash of a byte string, as 16 hex digits into out[17]. */
+void pika_fingerprint(const char *s, char out[17]);
+
 #endif
 
 /* Record the current error (thread-local, overwrites the previous one). Always returns -1. */
@@ -95,5 +118,28 @@ float pika_fp16_to_fp32(uint16_t h);
 uint16_t pika_fp32_to_fp16(float f);
 float pika_bf16_to_fp32(uint16_t h);
 uint16_t pika_fp32_to_bf16(float f);
+
+/* ---- the one string hash and string -> int64 map of pika ----
+ * pika_hash_bytes: 64-bit FNV-1a (prime 1099511628211) over n bytes, continuing from h (start with
+ * PIKA_HASH_SEED: pika's historical seed, not FNV's standard offset basis; kept so that the
+ * fingerprints recorded in existing stores and probe files stay valid);
+ * pika_hash_str: the same over a NUL-terminated string. Every hash table in the library uses it. */
+#define PIKA_HASH_SEED 1469598103934665603ULL
+uint64_t pika_hash_bytes(const void *p, size_t n, uint64_t h);
+uint64_t pika_hash_str(const char *s);
+/* String -> int64 map (open addressing, keys copied). Start with pika_strmap_init. */
+typedef struct {
+    char **keys;     /* [cap], NULL = empty slot */
+    int64_t *vals;   /* [cap] */
+    int64_t cap, len;
+} pika_strmap;
+void pika_strmap_init(pika_strmap *m);
+void pika_strmap_free(pika_strmap *m);
+/* Value of key, or -1 when absent. */
+int64_t pika_strmap_get(const pika_strmap *m, const char *key);
+/* Insert key -> val; returns the previous value or -1 when the key was new. */
+int64_t pika_strmap_put(pika_strmap *m, const char *key, int64_t val);
+/* 64-bit FNV-1a hash of a byte string, as 16 hex digits into out[17]. */
+void pika_fingerprint(const char *s, char out[17]);
 
 #endif

@@ -1,5 +1,5 @@
 /* cli_grade.c — `pika data show`, `pika grade math|code|rollouts`, `pika labels`: argument parsing and
- * JSONL plumbing over dataset.c, math_grade.c, code_grade.c, sandbox.c and labels.c. Bad input lines are
+ * printing over dataset.c (the JSONL reader), math_grade.c, code_grade.c, sandbox.c and labels.c. Bad input lines are
  * reported as "pika: FILE:LINE: ..." and skipped; every good line is still written (exit status 2 at the
  * end when any line was bad). */
 #include <cJSON.h>
@@ -224,27 +224,17 @@ int cmd_data(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- JSONL iteration with line errors */
 
-typedef int (*line_fn)(cJSON *obj, const char *path, long lineno, void *ctx);
+static void print_bad(const char *msg, void *ctx) {
+    (void)ctx;
+    fprintf(stderr, "pika: %s\n", msg);
+}
 
-/* Calls fn for every well-formed object line; reports bad lines; returns the number of bad lines. */
-static int for_each_line(const char *path, line_fn fn, void *ctx) {
-    pika_lines *lr = pika_lines_open(path);
-    if (!lr) pika_die("%s", pika_last_error());
-    char *line;
-    size_t len;
-    int rc, bad = 0;
-    while ((rc = pika_lines_next(lr, &line, &len)) == 1) {
-        size_t k = 0;
-        while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
-        if (k == len) continue;
-        cJSON *j = pika_json_parse_line(line, len, path, pika_lines_lineno(lr));
-        if (!j) { fprintf(stderr, "pika: %s\n", pika_last_error()); bad++; continue; }
-        if (fn(j, path, pika_lines_lineno(lr), ctx) < 0) { fprintf(stderr, "pika: %s\n", pika_last_error()); bad++; }
-        cJSON_Delete(j);
-    }
-    if (rc < 0) { fprintf(stderr, "pika: %s:%ld: %s\n", path, pika_lines_lineno(lr) + 1, pika_last_error()); bad++; }
-    pika_lines_close(lr);
-    return bad;
+/* Calls fn for every well-formed object line (the library's JSONL reader); prints bad lines and
+ * returns their number. */
+static int for_each_line(const char *path, pika_jsonl_fn fn, void *ctx) {
+    int64_t bad = pika_jsonl_read(path, fn, ctx, print_bad, NULL, NULL);
+    if (bad < 0) pika_die("%s", pika_last_error());
+    return (int)bad;
 }
 
 static const char *get_str(cJSON *o, const char *k, const char *path, long ln, int required, int *err) {
@@ -257,16 +247,12 @@ static const char *get_str(cJSON *o, const char *k, const char *path, long ln, i
     return v->valuestring;
 }
 
-/* id as text: strings as is, integral numbers printed as integers. */
+/* id as text by the library's one rule (pika_json_id). */
 static char *get_id(cJSON *o, const char *path, long ln) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
-    char b[64];
-    if (cJSON_IsString(v)) return pika_strdup(v->valuestring);
-    if (cJSON_IsNumber(v)) {
-        if (v->valuedouble == (double)(long long)v->valuedouble) snprintf(b, sizeof b, "%lld", (long long)v->valuedouble);
-        else snprintf(b, sizeof b, "%.17g", v->valuedouble);
-        return pika_strdup(b);
-    }
+    char b[40];
+    const char *id = pika_json_id(v, b);
+    if (id) return pika_strdup(id);
     pika_set_error("%s:%ld: %s field \"id\"", path, ln, v ? "non-string/number" : "missing");
     return NULL;
 }
@@ -283,7 +269,8 @@ typedef struct {
     pika_extract_opts eo;
 } math_ctx;
 
-static int math_line(cJSON *o, const char *path, long ln, void *vctx) {
+static int math_line(void *obj, const char *path, long ln, void *vctx) {
+    cJSON *o = obj;
     math_ctx *c = vctx;
     int err = 0;
     const char *pred = get_str(o, "pred", path, ln, 1, &err);
@@ -423,7 +410,8 @@ typedef struct {
     rollout_buf *rb;
 } rollout_ctx;
 
-static int rollout_line(cJSON *o, const char *path, long ln, void *vctx) {
+static int rollout_line(void *obj, const char *path, long ln, void *vctx) {
+    cJSON *o = obj;
     rollout_ctx *c = vctx;
     int err = 0;
     char *id = get_id(o, path, ln);
@@ -454,6 +442,10 @@ static int grade_rollouts(args_t *a) {
     rollout_buf rb = {0};
     rollout_ctx c = {d, &rb};
     int bad = for_each_line(a->rollouts, rollout_line, &c);
+    if (rb.n == 0) {
+        pika_dataset_free(d);
+        pika_die("%s: no rollouts to grade%s", a->rollouts, bad ? " (every line was bad)" : " (empty file)");
+    }
     FILE *out = open_out(a->out);
     if (d->kind == PIKA_TASK_MATH) {
         pika_extract_opts eo;
@@ -524,49 +516,6 @@ int cmd_grade(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- labels */
 
-typedef struct {
-    pika_rollout *r;
-    int n, cap;
-} labels_ctx;
-
-static int get_int64(cJSON *o, const char *k, int64_t *v, const char *path, long ln) {
-    cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!x || cJSON_IsNull(x)) { *v = 0; return 0; }
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble))
-        return pika_set_error("%s:%ld: field \"%s\" must be a non-negative integer", path, ln, k);
-    *v = (int64_t)x->valuedouble;
-    return 0;
-}
-
-static int labels_line(cJSON *o, const char *path, long ln, void *vctx) {
-    labels_ctx *c = vctx;
-    pika_rollout r = {0};
-    r.id = get_id(o, path, ln);
-    if (!r.id) return -1;
-    cJSON *cv = cJSON_GetObjectItemCaseSensitive(o, "correct");
-    if (!cJSON_IsBool(cv) && !cJSON_IsNumber(cv)) {
-        free(r.id);
-        return pika_set_error("%s:%ld: %s field \"correct\" (grade the rollouts first: pika grade rollouts)", path, ln,
-                              cv ? "non-boolean" : "missing");
-    }
-    r.correct = cJSON_IsBool(cv) ? cJSON_IsTrue(cv) : cv->valuedouble != 0;
-    if (get_int64(o, "tokens_in", &r.tokens_in, path, ln) || get_int64(o, "tokens_out", &r.tokens_out, path, ln)) { free(r.id); return -1; }
-    int err = 0;
-    const char *model = get_str(o, "model", path, ln, 0, &err);
-    const char *ans = err ? NULL : get_str(o, "answer", path, ln, 0, &err);
-    if (err) { free(r.id); return -1; }
-    cJSON *sv = cJSON_GetObjectItemCaseSensitive(o, "sample");
-    r.sample = cJSON_IsNumber(sv) ? (int)sv->valuedouble : c->n;
-    r.model = pika_strdup(model ? model : "");
-    r.answer = ans ? pika_strdup(ans) : NULL;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 1024;
-        c->r = pika_realloc(c->r, (size_t)c->cap * sizeof *c->r);
-    }
-    c->r[c->n++] = r;
-    return 0;
-}
-
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
 int cmd_labels(int argc, char **argv) {
@@ -592,15 +541,17 @@ int cmd_labels(int argc, char **argv) {
         d = load_data(&a);
         if (!d) pika_die("%s", pika_last_error());
     }
-    labels_ctx c = {0};
-    int bad = for_each_line(a.rollouts, labels_line, &c);
+    pika_rollout *R = NULL;
+    int nr = 0;
+    int64_t bad = 0;
+    if (pika_rollouts_read_graded(a.rollouts, &R, &nr, print_bad, NULL, &bad)) pika_die("%s", pika_last_error());
     /* default k list: 1 only (pass_at_n is always written) */
     int kbuf[1] = {1};
     int *kk = nk ? (int *)ks : kbuf;
     int nkk = nk ? nk : 1;
     pika_label *L = NULL;
     int nl = 0;
-    pika_label_aggregate(c.r, c.n, kk, nkk, !a.exact_answers, a.prices ? &prices : NULL, &L, &nl);
+    pika_label_aggregate(R, nr, kk, nkk, !a.exact_answers, a.prices ? &prices : NULL, &L, &nl);
     FILE *out = open_out(a.out);
     int warned_price = 0;
     for (int i = 0; i < nl; i++) {
@@ -646,12 +597,11 @@ int cmd_labels(int argc, char **argv) {
         cJSON_Delete(o);
     }
     close_out(out);
-    for (int i = 0; i < c.n; i++) { free(c.r[i].id); free(c.r[i].model); free(c.r[i].answer); }
-    free(c.r);
+    pika_rollouts_free(R, nr);
     pika_label_free(L, nl);
     pika_price_table_free(&prices);
     pika_dataset_free(d);
     free(ks);
-    if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; labels use the other rollouts\n", bad); return 2; }
+    if (bad) { fprintf(stderr, "pika: %lld bad line(s) skipped; labels use the other rollouts\n", (long long)bad); return 2; }
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "pika/acts.h"
 #include "pika/baseline.h"
 #include "pika/gguf.h"
+#include "pika/labels.h"
 #include "pika/tokenizer.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"

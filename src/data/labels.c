@@ -1,13 +1,16 @@
 /* labels.c — owns per-question label aggregation from graded rollouts (success rate, unbiased pass@k,
- * majority vote, token counts, cost) and the price-table reader. See include/pika/labels.h. */
+ * majority vote, token counts, cost), the price-table reader, and the two label-side file formats:
+ * the labels JSONL file and graded rollouts. See include/pika/labels.h. */
 #include "pika/labels.h"
 
+#include <cJSON.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pika/dataset.h" /* the JSONL reader and the JSON-id rule */
 #include "pika/math_grade.h"
 #include "pika/util.h"
 
@@ -82,12 +85,10 @@ void pika_label_free(pika_label *l, int n) {
     free(l);
 }
 
+/* (model, id) key: the two strings joined by a NUL byte, through the library's one hash */
 static uint64_t hash2(const char *a, const char *b) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *a; a++) h = (h ^ (unsigned char)*a) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-    for (; *b; b++) h = (h ^ (unsigned char)*b) * 1099511628211ull;
-    return h;
+    uint64_t h = pika_hash_bytes(a, strlen(a) + 1, PIKA_HASH_SEED);
+    return pika_hash_bytes(b, strlen(b), h);
 }
 
 int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, int math_answers,
@@ -189,5 +190,171 @@ int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, in
     free(first);
     *out = L;
     *n_out = ng;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the labels file */
+
+void pika_labels_free(pika_labels *L) {
+    for (int64_t i = 0; i < L->n; i++) {
+        free(L->ids[i]);
+        if (L->split) free(L->split[i]);
+    }
+    for (int j = 0; j < L->n_fields; j++) free(L->fields[j]);
+    free(L->ids);
+    free(L->split);
+    free(L->fields);
+    free(L->vals);
+    pika_strmap_free(&L->id_index);
+    memset(L, 0, sizeof *L);
+}
+
+typedef struct {
+    pika_labels *L;
+    const char *id_field, *split_field;
+    int64_t cap;
+} labels_read_ctx;
+
+static int labels_line(void *obj, const char *path, long ln, void *vc) {
+    labels_read_ctx *c = vc;
+    pika_labels *L = c->L;
+    cJSON *o = obj;
+    int nf = L->n_fields;
+    if (L->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        L->ids = pika_realloc(L->ids, sizeof(char *) * (size_t)c->cap);
+        L->vals = pika_realloc(L->vals, sizeof(double) * (size_t)c->cap * (size_t)(nf ? nf : 1));
+        if (c->split_field) L->split = pika_realloc(L->split, sizeof(char *) * (size_t)c->cap);
+    }
+    char buf[40];
+    const char *id = pika_json_id(cJSON_GetObjectItemCaseSensitive(o, c->id_field), buf);
+    if (!id) return pika_set_error("%s:%ld: missing field \"%s\" (string or number id)", path, ln, c->id_field);
+    for (int j = 0; j < nf; j++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, L->fields[j]);
+        double x;
+        if (cJSON_IsBool(v)) x = cJSON_IsTrue(v) ? 1.0 : 0.0;
+        else if (cJSON_IsNumber(v)) x = v->valuedouble;
+        else return pika_set_error("%s:%ld: id '%s': missing or non-numeric field \"%s\"", path, ln, id, L->fields[j]);
+        if (!isfinite(x)) return pika_set_error("%s:%ld: field \"%s\" is not finite", path, ln, L->fields[j]);
+        L->vals[L->n * nf + j] = x;
+    }
+    char *split = NULL;
+    if (c->split_field) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, c->split_field);
+        if (!cJSON_IsString(s)) return pika_set_error("%s:%ld: id '%s': missing string field \"%s\"", path, ln, id, c->split_field);
+        split = pika_strdup(s->valuestring);
+    }
+    if (pika_strmap_put(&L->id_index, id, L->n) >= 0) {
+        free(split);
+        return pika_set_error("%s:%ld: duplicate id '%s'", path, ln, id);
+    }
+    if (c->split_field) L->split[L->n] = split;
+    L->ids[L->n] = pika_strdup(id);
+    L->n++;
+    return 0;
+}
+
+int pika_labels_read(pika_labels *L, const char *path, const char *id_field, int n_fields,
+                     const char *const *fields, const char *split_field) {
+    memset(L, 0, sizeof *L);
+    L->n_fields = n_fields;
+    L->fields = pika_calloc((size_t)(n_fields ? n_fields : 1), sizeof(char *));
+    for (int j = 0; j < n_fields; j++) L->fields[j] = pika_strdup(fields[j]);
+    pika_strmap_init(&L->id_index);
+    labels_read_ctx c = {L, id_field, split_field, 0};
+    int rc = pika_jsonl_read(path, labels_line, &c, NULL, NULL, NULL) < 0 ? -1 : 0;
+    if (rc == 0 && L->n == 0) rc = pika_set_error("%s: no labelled lines", path);
+    if (rc) pika_labels_free(L); /* only frees: the error message stays */
+    return rc;
+}
+
+int pika_labels_join(const pika_labels *L, char *const *ids, int64_t n, int64_t *row_out) {
+    int64_t missing = 0;
+    const char *first = NULL;
+    for (int64_t i = 0; i < n; i++) {
+        row_out[i] = pika_strmap_get(&L->id_index, ids[i]);
+        if (row_out[i] < 0 && missing++ == 0) first = ids[i];
+    }
+    if (missing)
+        return pika_set_error("id mismatch: %lld of %lld activation ids have no label (first: '%s')", (long long)missing,
+                              (long long)n, first);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- graded rollouts */
+
+typedef struct {
+    pika_rollout *r;
+    int n, cap;
+} rollouts_ctx;
+
+static int get_count(const cJSON *o, const char *k, int64_t *v, const char *path, long ln) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!x || cJSON_IsNull(x)) { *v = 0; return 0; }
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble))
+        return pika_set_error("%s:%ld: field \"%s\" must be a non-negative integer", path, ln, k);
+    *v = (int64_t)x->valuedouble;
+    return 0;
+}
+
+static int get_opt_str(const cJSON *o, const char *k, const char **out, const char *path, long ln) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) return pika_set_error("%s:%ld: field \"%s\" must be a string", path, ln, k);
+    *out = v->valuestring;
+    return 0;
+}
+
+static int rollout_line(void *obj, const char *path, long ln, void *vc) {
+    rollouts_ctx *c = vc;
+    const cJSON *o = obj;
+    pika_rollout r = {0};
+    const cJSON *iv = cJSON_GetObjectItemCaseSensitive(o, "id");
+    char buf[40];
+    const char *id = pika_json_id(iv, buf);
+    if (!id) return pika_set_error("%s:%ld: %s field \"id\"", path, ln, iv ? "non-string/number" : "missing");
+    const cJSON *cv = cJSON_GetObjectItemCaseSensitive(o, "correct");
+    if (!cJSON_IsBool(cv) && !cJSON_IsNumber(cv))
+        return pika_set_error("%s:%ld: %s field \"correct\" (grade the rollouts first: pika grade rollouts)", path, ln,
+                              cv ? "non-boolean" : "missing");
+    r.correct = cJSON_IsBool(cv) ? cJSON_IsTrue(cv) : cv->valuedouble != 0;
+    const char *model, *ans;
+    if (get_count(o, "tokens_in", &r.tokens_in, path, ln) || get_count(o, "tokens_out", &r.tokens_out, path, ln) ||
+        get_opt_str(o, "model", &model, path, ln) || get_opt_str(o, "answer", &ans, path, ln))
+        return -1;
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(o, "sample");
+    r.sample = cJSON_IsNumber(sv) ? (int)sv->valuedouble : c->n;
+    r.id = pika_strdup(id);
+    r.model = pika_strdup(model ? model : "");
+    r.answer = ans ? pika_strdup(ans) : NULL;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->r = pika_realloc(c->r, (size_t)c->cap * sizeof *c->r);
+    }
+    c->r[c->n++] = r;
+    return 0;
+}
+
+void pika_rollouts_free(pika_rollout *r, int n) {
+    for (int i = 0; i < n; i++) { free(r[i].id); free(r[i].model); free(r[i].answer); }
+    free(r);
+}
+
+int pika_rollouts_read_graded(const char *path, pika_rollout **out, int *n_out, void (*bad)(const char *msg, void *bad_ctx),
+                              void *bad_ctx, int64_t *n_bad) {
+    rollouts_ctx c = {0};
+    *out = NULL;
+    *n_out = 0;
+    if (n_bad) *n_bad = 0;
+    int64_t nb = pika_jsonl_read(path, rollout_line, &c, bad, bad_ctx, NULL);
+    if (nb < 0) { pika_rollouts_free(c.r, c.n); return -1; }
+    if (n_bad) *n_bad = nb;
+    if (c.n == 0) {
+        pika_rollouts_free(c.r, c.n);
+        return pika_set_error("%s: no graded rollouts%s", path, nb ? " (every line was bad)" : " (empty file)");
+    }
+    *out = c.r;
+    *n_out = c.n;
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pika/dataset.h" /* the JSONL reader and the JSON-id rule */
 #include "pika/metrics.h"
 #include "pika/util.h"
 
@@ -21,60 +22,46 @@ void pika_textset_free(pika_textset *t) {
     memset(t, 0, sizeof *t);
 }
 
+typedef struct {
+    pika_textset *t;
+    const char *id_field, *text_field, *tokens_field;
+    int64_t cap;
+} textset_ctx;
+
+static int textset_line(void *obj, const char *path, long ln, void *vc) {
+    textset_ctx *c = vc;
+    pika_textset *t = c->t;
+    const cJSON *o = obj;
+    char buf[40];
+    const char *id = pika_json_id(cJSON_GetObjectItemCaseSensitive(o, c->id_field), buf);
+    const cJSON *tx = cJSON_GetObjectItemCaseSensitive(o, c->text_field);
+    if (!id) return pika_set_error("%s:%ld: missing field \"%s\"", path, ln, c->id_field);
+    if (!cJSON_IsString(tx)) return pika_set_error("%s:%ld: missing string field \"%s\"", path, ln, c->text_field);
+    if (t->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        t->ids = pika_realloc(t->ids, sizeof(char *) * c->cap);
+        t->texts = pika_realloc(t->texts, sizeof(char *) * c->cap);
+        if (c->tokens_field) t->n_tokens = pika_realloc(t->n_tokens, sizeof(double) * c->cap);
+    }
+    if (c->tokens_field) {
+        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, c->tokens_field);
+        t->n_tokens[t->n] = cJSON_IsNumber(tk) ? tk->valuedouble : NAN;
+    }
+    if (pika_strmap_put(&t->id_index, id, t->n) >= 0) return pika_set_error("%s:%ld: duplicate id '%s'", path, ln, id);
+    t->ids[t->n] = pika_strdup(id);
+    t->texts[t->n] = pika_strdup(tx->valuestring);
+    t->n++;
+    return 0;
+}
+
 int pika_textset_read(pika_textset *t, const char *path, const char *id_field, const char *text_field,
                       const char *tokens_field) {
     memset(t, 0, sizeof *t);
-    char *txt = pika_read_file(path, NULL);
-    if (!txt) return -1;
     pika_strmap_init(&t->id_index);
-    int64_t cap = 0, lineno = 0;
-    int rc = 0;
-    char *p = txt;
-    while (*p && !rc) {
-        char *e = strchr(p, '\n');
-        if (e) *e = 0;
-        lineno++;
-        char *q = p;
-        while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-        if (*q) {
-            cJSON *o = cJSON_Parse(q);
-            const cJSON *id = o ? cJSON_GetObjectItemCaseSensitive(o, id_field) : NULL;
-            const cJSON *tx = o ? cJSON_GetObjectItemCaseSensitive(o, text_field) : NULL;
-            char buf[64];
-            const char *ids = NULL;
-            if (cJSON_IsString(id) && id->valuestring[0]) ids = id->valuestring;
-            else if (cJSON_IsNumber(id)) { snprintf(buf, sizeof buf, "%lld", (long long)id->valuedouble); ids = buf; }
-            if (!cJSON_IsObject(o)) rc = pika_set_error("%s:%lld: not a JSON object", path, (long long)lineno);
-            else if (!ids) rc = pika_set_error("%s:%lld: missing field \"%s\"", path, (long long)lineno, id_field);
-            else if (!cJSON_IsString(tx)) rc = pika_set_error("%s:%lld: missing string field \"%s\"", path, (long long)lineno, text_field);
-            if (!rc) {
-                if (t->n == cap) {
-                    cap = cap ? cap * 2 : 256;
-                    t->ids = pika_realloc(t->ids, sizeof(char *) * cap);
-                    t->texts = pika_realloc(t->texts, sizeof(char *) * cap);
-                    if (tokens_field) t->n_tokens = pika_realloc(t->n_tokens, sizeof(double) * cap);
-                }
-                if (tokens_field) {
-                    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, tokens_field);
-                    t->n_tokens[t->n] = cJSON_IsNumber(tk) ? tk->valuedouble : NAN;
-                }
-                if (pika_strmap_put(&t->id_index, ids, t->n) >= 0) rc = pika_set_error("%s:%lld: duplicate id '%s'", path, (long long)lineno, ids);
-                else {
-                    t->ids[t->n] = pika_strdup(ids);
-                    t->texts[t->n] = pika_strdup(tx->valuestring);
-                    t->n++;
-                }
-            }
-            cJSON_Delete(o);
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    free(txt);
+    textset_ctx c = {t, id_field, text_field, tokens_field, 0};
+    int rc = pika_jsonl_read(path, textset_line, &c, NULL, NULL, NULL) < 0 ? -1 : 0;
     if (!rc && t->n == 0) rc = pika_set_error("%s: no rows", path);
-    if (rc) {
-        pika_textset_free(t); /* only frees: the error message stays */
-    }
+    if (rc) pika_textset_free(t); /* only frees: the error message stays */
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "pika/labels.h"
 #include "pika/util.h"
 
 int pika_eval_load(const char *pred_path, const char *labels_path, const char *target, const char *id_field,
