@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     }
     pika_fit_opts o;
     pika_fit_opts_default(&o);
-    o.task = binary ? PIKA_TASK_BINARY : PIKA_TASK_CONTINUOUS;
+    o.task = binary ? PIKA_TARGET_BINARY : PIKA_TARGET_CONTINUOUS;
     o.ridge_solver = solver;
     if (threads > 0) o.n_threads = threads;
     if (eps > 0) o.eps = eps;

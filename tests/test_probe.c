@@ -91,8 +91,8 @@ static void test_folds(void) {
     double y[103];
     for (int i = 0; i < 103; i++) y[i] = pika_rng_uniform(&r) < 0.3;
     int f[103], f2[103], cnt[5][2] = {{0}};
-    REQUIRE(pika_make_folds(y, 103, PIKA_TASK_BINARY, 5, 9, f) == 0, "%s", pika_last_error());
-    pika_make_folds(y, 103, PIKA_TASK_BINARY, 5, 9, f2);
+    REQUIRE(pika_make_folds(y, 103, PIKA_TARGET_BINARY, 5, 9, f) == 0, "%s", pika_last_error());
+    pika_make_folds(y, 103, PIKA_TARGET_BINARY, 5, 9, f2);
     CHECK(!memcmp(f, f2, sizeof f), "seeded folds are deterministic");
     for (int i = 0; i < 103; i++) cnt[f[i]][(int)y[i]]++;
     int lo1 = 1000, hi1 = 0, lo = 1000, hi = 0;
@@ -103,7 +103,7 @@ static void test_folds(void) {
     }
     CHECK(hi - lo <= 1 && hi1 - lo1 <= 1, "stratified and balanced: sizes %d..%d, positives %d..%d", lo, hi, lo1, hi1);
     double one[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-    CHECK(pika_resolve_task(PIKA_TASK_AUTO, one, 10) < 0 && strstr(pika_last_error(), "one-class"), "one-class: %s", pika_last_error());
+    CHECK(pika_resolve_task(PIKA_TARGET_AUTO, one, 10) < 0 && strstr(pika_last_error(), "one-class"), "one-class: %s", pika_last_error());
 }
 
 /* Gram-trick ridge CV must equal refitting each fold explicitly (primal and dual paths). */
@@ -118,7 +118,7 @@ static void test_ridge_cv_exact(void) {
             y[i] = X[i * d] * 0.1 + gauss(&r);
         }
         int fold[120];
-        REQUIRE(pika_make_folds(y, n, PIKA_TASK_CONTINUOUS, k, 1, fold) == 0, "%s", pika_last_error());
+        REQUIRE(pika_make_folds(y, n, PIKA_TARGET_CONTINUOUS, k, 1, fold) == 0, "%s", pika_last_error());
         for (int variant = 0; variant < 3; variant++) {
             pika_fit_opts o;
             pika_fit_opts_default(&o);
@@ -126,7 +126,7 @@ static void test_ridge_cv_exact(void) {
             if (variant == 1) o.ridge_solver = PIKA_RIDGE_EIG;
             if (variant == 2) { o.standardize = 0; o.intercept = 0; }
             double cm[5], cs[5], *oof = malloc(sizeof(double) * 5 * n);
-            REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_CONTINUOUS, fold, &o, cm, cs, oof) == 0, "%s", pika_last_error());
+            REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TARGET_CONTINUOUS, fold, &o, cm, cs, oof) == 0, "%s", pika_last_error());
             double maxdiff = 0;
             for (int f = 0; f < k; f++) {
                 double *Xt = malloc(sizeof(double) * n * d), *yt = malloc(sizeof(double) * n);
@@ -135,7 +135,7 @@ static void test_ridge_cv_exact(void) {
                     if (fold[i] != f) { memcpy(Xt + m * d, X + i * d, sizeof(double) * d); yt[m++] = y[i]; }
                 for (int a = 0; a < 5; a++) {
                     pika_linear lm;
-                    REQUIRE(pika_fit_dense(Xt, m, d, yt, PIKA_TASK_CONTINUOUS, o.alpha[a], &o, &lm) == 0, "%s", pika_last_error());
+                    REQUIRE(pika_fit_dense(Xt, m, d, yt, PIKA_TARGET_CONTINUOUS, o.alpha[a], &o, &lm) == 0, "%s", pika_last_error());
                     for (int i = 0; i < n; i++)
                         if (fold[i] == f) {
                             double e = fabs(pika_linear_score(&lm, X + i * d) - oof[a * n + i]);
@@ -164,14 +164,14 @@ static void test_logistic_solvers_agree(void) {
         y[i] = z + gauss(&r) > 0;
     }
     int fold[300];
-    REQUIRE(pika_make_folds(y, n, PIKA_TASK_BINARY, k, 1, fold) == 0, "%s", pika_last_error());
+    REQUIRE(pika_make_folds(y, n, PIKA_TARGET_BINARY, k, 1, fold) == 0, "%s", pika_last_error());
     double cm[2][5], cs[5];
     for (int s = 0; s < 2; s++) {
         pika_fit_opts o;
         pika_fit_opts_default(&o);
         o.eps = 1e-5;
         o.logistic_solver = s ? PIKA_LOGISTIC_LIBLINEAR : PIKA_LOGISTIC_NEWTON;
-        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
+        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TARGET_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
     }
     for (int a = 0; a < 5; a++) CHECK(fabs(cm[0][a] - cm[1][a]) < 0.003, "alpha %d: newton %g liblinear %g", a, cm[0][a], cm[1][a]);
     /* the portable (non-AVX2) kernels give the same scores */
@@ -181,7 +181,7 @@ static void test_logistic_solvers_agree(void) {
         o.eps = 1e-5;
         double cg[5];
         setenv("PIKA_NO_SIMD", "1", 1);
-        int rc = pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cg, cs, NULL);
+        int rc = pika_cv_dense(X, n, d, y, PIKA_TARGET_BINARY, fold, &o, cg, cs, NULL);
         unsetenv("PIKA_NO_SIMD");
         REQUIRE(rc == 0, "%s", pika_last_error());
         for (int a = 0; a < 5; a++) CHECK(fabs(cg[a] - cm[0][a]) < 1e-6, "alpha %d: generic %g simd %g", a, cg[a], cm[0][a]);
@@ -193,7 +193,7 @@ static void test_logistic_solvers_agree(void) {
         pika_fit_opts_paper(&o);
         o.eps = 1e-5;
         o.logistic_solver = s ? PIKA_LOGISTIC_LIBLINEAR : PIKA_LOGISTIC_NEWTON;
-        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
+        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TARGET_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
     }
     for (int a = 0; a < 5; a++) CHECK(fabs(cm[0][a] - cm[1][a]) < 0.01, "paper alpha %d: newton %g liblinear %g", a, cm[0][a], cm[1][a]);
     free(X);
@@ -543,7 +543,32 @@ static void test_cli_pipeline(void) {
     snprintf(path, sizeof path, "%s/rep/report.md", d);
     char *md = pika_read_file(path, NULL);
     CHECK(md && strstr(md, "selected: **layer 1, position -1") && strstr(md, "Paired bootstrap"), "report.md: %s", md ? md : "(missing)");
+    /* provenance: model, prompt recipe, activation fingerprint, N, k, base rate, labels file */
+    CHECK(md && strstr(md, "## Provenance") && strstr(md, "- model file `(not recorded)`") && strstr(md, "- prompt recipe `\"t\"`") &&
+              strstr(md, "- activation fingerprint `") && strstr(md, "N = 180 rows, 5-fold CV, base rate 0.") &&
+              strstr(md, "labels.jsonl`: 240 questions, target `correct`") && strstr(md, "| base rate |"),
+          "provenance in report.md: %s", md ? md : "(missing)");
+    /* p-values from B resamples: "p < 1/B" or "p = x", never "p = 0.0000" */
+    CHECK(md && (strstr(md, "p < 1/100") || strstr(md, ", p = ")) && !strstr(md, "p = 0.0000"), "p-value: %s", md ? md : "");
     free(md);
+    /* --out with a trailing slash: the printed path has no "//" */
+    snprintf(cmd, sizeof cmd, "report --out %1$s/rep2/ --probe %1$s/p.json --data %1$s/data.jsonl", d);
+    out = run_pika(cmd, &st);
+    CHECK(st == 0 && strstr(out, "rep2/report.md") && !strstr(out, "//"), "report path: %s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/rep2/report.md", d);
+    md = pika_read_file(path, NULL);
+    CHECK(md && strstr(md, "- dataset `") && strstr(md, "data.jsonl`"), "dataset in provenance: %s", md ? md : "(missing)");
+    free(md);
+    /* baseline text field defaults to pika's "problem" (then "text") */
+    snprintf(path, sizeof path, "%s/problems.jsonl", d);
+    f = fopen(path, "w");
+    for (int i = 0; i < 240; i++) fprintf(f, "{\"id\":\"q%04d\",\"problem\":\"Problem %d: compute the value\"}\n", i, i);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "baseline train --kind tfidf --data %1$s/problems.jsonl --labels %1$s/labels.jsonl --target correct --min-df 1 -o %1$s/tf2.json", d);
+    out = run_pika(cmd, &st);
+    CHECK(st == 0, "baseline on a problem field without --text-field: %s", out);
+    free(out);
     snprintf(path, sizeof path, "%s/diff/difficulty.md", d);
     md = pika_read_file(path, NULL);
     CHECK(md && strstr(md, "Spearman(rate, correct)"), "difficulty.md");

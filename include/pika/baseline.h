@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "pika/acts.h"
+#include "pika/dataset.h"
 #include "pika/probe.h"
 
 /* A dataset JSONL: id + text (+ optional numeric token count). */
@@ -31,8 +32,12 @@ typedef struct {
     pika_strmap id_index;
 } pika_textset;
 
+/* text_field NULL = the default: "problem" (pika's datasets) when the first line has it, else "text".
+ * Ids follow pika_json_id. */
 int pika_textset_read(pika_textset *t, const char *path, const char *id_field, const char *text_field,
                       const char *tokens_field);
+/* The problems of a loaded dataset (a preset such as math:test): id + problem text, no token counts. */
+int pika_textset_from_dataset(pika_textset *t, const pika_dataset *d);
 void pika_textset_free(pika_textset *t);
 
 typedef struct {

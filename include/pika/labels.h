@@ -89,6 +89,16 @@ void pika_labels_free(pika_labels *L);
 /* Map each of ids[0..n) to its label row into row_out[n]; an id with no label is an error. */
 int pika_labels_join(const pika_labels *L, char *const *ids, int64_t n, int64_t *row_out);
 
+/* What a labels file records about where it came from (for report provenance): its rows, the
+ * distinct "model" values (comma-joined, at most 4 then ", ..."; "" when none), and the range of
+ * "n" (rollouts per question, k in the paper; 0 when absent). */
+typedef struct {
+    int64_t n_rows;
+    char models[512];
+    int k_min, k_max;
+} pika_labels_info;
+int pika_labels_describe(const char *path, pika_labels_info *info);
+
 /* ---- graded rollouts (input of `pika labels`) ----
  * Each line needs id (pika_json_id) and correct (bool, or a number: non-zero = true); tokens_in /
  * tokens_out are non-negative integers (absent = 0), model / answer strings or null, sample a number

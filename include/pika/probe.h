@@ -31,7 +31,8 @@
 
 #include "pika/acts.h"
 
-enum { PIKA_TASK_AUTO = 0, PIKA_TASK_BINARY = 1, PIKA_TASK_CONTINUOUS = 2 };
+/* Kind of probe target (not to be confused with pika_task_kind, the grading kind of a dataset row). */
+enum { PIKA_TARGET_AUTO = 0, PIKA_TARGET_BINARY = 1, PIKA_TARGET_CONTINUOUS = 2 };
 enum { PIKA_RIDGE_AUTO = 0, PIKA_RIDGE_EIG = 1, PIKA_RIDGE_CHOL = 2 };
 enum { PIKA_LOGISTIC_NEWTON = 0, PIKA_LOGISTIC_LIBLINEAR = 1 };
 #define PIKA_MAX_ALPHA 32
@@ -40,7 +41,7 @@ enum { PIKA_LOGISTIC_NEWTON = 0, PIKA_LOGISTIC_LIBLINEAR = 1 };
 struct cJSON;
 
 typedef struct {
-    int task;                     /* PIKA_TASK_* (AUTO: binary when every y is 0 or 1) */
+    int task;                     /* target kind PIKA_TARGET_* (AUTO: binary when every y is 0 or 1) */
     int n_alpha;
     double alpha[PIKA_MAX_ALPHA]; /* default {1, 10, 100, 1000, 10000} */
     int standardize;              /* default 1 */

@@ -1,8 +1,6 @@
-/* report.h — evaluation of prediction files against labels, the `pika report` Markdown summary
- * with gnuplot plots, and the human-vs-model difficulty analysis (`pika difficulty`).
- *
- * Prediction files are JSONL lines {"id": ..., "score": s, "prob": p} as written by
- * `pika probe predict` / `pika baseline predict`.
+/* report.h — the `pika report` Markdown summary with gnuplot plots (with its provenance: model file +
+ * fingerprint, prompt recipe, labels file, N, k, base rate), and the human-vs-model difficulty
+ * analysis (`pika difficulty`). Prediction files and their evaluation are in eval.h.
  */
 #ifndef PIKA_REPORT_H
 #define PIKA_REPORT_H
@@ -11,24 +9,9 @@
 #include <stdio.h>
 
 #include "pika/acts.h"
+#include "pika/eval.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"
-
-typedef struct {
-    int task;                 /* PIKA_TASK_BINARY or PIKA_TASK_CONTINUOUS */
-    int64_t n;
-    int has[PIKA_M_COUNT];
-    double m[PIKA_M_COUNT], lo[PIKA_M_COUNT], hi[PIKA_M_COUNT]; /* point estimate and bootstrap 95% CI */
-} pika_eval;
-
-/* Join a prediction file with labels[target] by id (every prediction id must have a label). The
- * arrays are malloc'ed, in prediction-file order. */
-int pika_eval_load(const char *pred_path, const char *labels_path, const char *target, const char *id_field,
-                   double **y, double **score, double **prob, char ***ids, int64_t *n);
-/* Binary: AUROC (score), Brier, log loss, ECE (prob), Spearman (score vs y). Continuous: Spearman,
- * Pearson (score), Brier = MSE (prob). task AUTO decides from y. n_boot = 0 skips the CIs. */
-int pika_eval_compute(const double *y, const double *score, const double *prob, int64_t n, int task, int n_boot,
-                      uint64_t seed, pika_eval *e);
 
 typedef struct {
     const char *out_dir;
@@ -38,6 +21,7 @@ typedef struct {
     const char **pred_names, **pred_paths; /* optional test predictions; the first is compared to the others */
     int n_preds;
     const char *labels_path, *target, *id_field;
+    const char *dataset;           /* optional: dataset name or file, printed in the provenance */
     int n_boot;
     uint64_t seed;
     const char *plot_format;       /* "png" (default) or "svg" */

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "pika/acts.h"
 #include "pika/baseline.h"
+#include "pika/eval.h"
 #include "pika/gguf.h"
 #include "pika/labels.h"
 #include "pika/tokenizer.h"
@@ -41,17 +43,18 @@ static const char PROBE_USAGE[] =
 
 static const char BASELINE_USAGE[] =
     "usage:\n"
-    "  pika baseline train   --kind length|tfidf --data DATA.jsonl --labels FILE --target FIELD -o BASE.json\n"
-    "                        [--text-field text] [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id]\n"
+    "  pika baseline train   --kind length|tfidf --data DATA.jsonl|PRESET --labels FILE --target FIELD -o BASE.json\n"
+    "                        [--text-field F (default problem, else text)] [--tokens-field FIELD | --tokenizer MODEL.gguf]\n"
+    "                        [--id-field id] [--data-dir DIR]\n"
     "                        [--split FIELD=VALUE]\n"
     "                        [--ngram-max 2] [--min-df 2] [--sublinear] [fit flags]\n"
-    "  pika baseline predict --baseline BASE.json --data DATA.jsonl -o PRED.jsonl [--text-field text]\n"
+    "  pika baseline predict --baseline BASE.json --data DATA.jsonl|PRESET -o PRED.jsonl [--text-field F]\n"
     "                        [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id] [--labels FILE --split FIELD=VALUE]\n"
     "fit flags:\n";
 
 static const char REPORT_USAGE[] =
     "usage: pika report --out DIR [--probe PROBE.json] [--baseline BASE.json]... [--pred NAME=PRED.jsonl]...\n"
-    "                   [--labels FILE --target FIELD] [--id-field id] [--bootstrap 1000] [--seed 42] [--svg]\n"
+    "                   [--labels FILE --target FIELD] [--id-field id] [--data DATASET] [--bootstrap 1000] [--seed 42] [--svg]\n"
     "  Writes DIR/report.md plus gnuplot plots: CV score by layer (baselines as horizontal lines) and a\n"
     "  reliability diagram of the test predictions. The first --pred is compared to the others (paired bootstrap).\n";
 
@@ -63,7 +66,7 @@ static const char DIFF_USAGE[] =
 
 typedef struct {
     const char *acts, *labels, *target, *out, *probe, *pred, *compare, *id_field, *split, *cv_table;
-    const char *kind, *data, *text_field, *tokens_field, *tokenizer, *baseline, *human, *success, *out_dir;
+    const char *kind, *data, *data_dir, *text_field, *tokens_field, *tokenizer, *baseline, *human, *success, *out_dir;
     int32_t *layers, *positions;
     int n_layers, n_pos;
     int json, n_boot, svg;
@@ -93,7 +96,7 @@ static int parse_alphas(const char *s, pika_fit_opts *o) {
 static void parse_args(int argc, char **argv, int first, args_t *A, const char *usage, int fit) {
     memset(A, 0, sizeof *A);
     A->id_field = "id";
-    A->text_field = "text";
+    A->text_field = NULL; /* library default: "problem", else "text" */
     A->n_boot = 1000;
     pika_tfidf_opts_default(&A->to);
     pika_fit_opts_default(&A->fit);
@@ -121,6 +124,7 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
         else if (!strcmp(k, "--cv-table")) TAKE(cv_table);
         else if (!strcmp(k, "--kind")) TAKE(kind);
         else if (!strcmp(k, "--data")) TAKE(data);
+        else if (!strcmp(k, "--data-dir")) TAKE(data_dir);
         else if (!strcmp(k, "--text-field")) TAKE(text_field);
         else if (!strcmp(k, "--tokens-field")) TAKE(tokens_field);
         else if (!strcmp(k, "--tokenizer")) TAKE(tokenizer);
@@ -144,9 +148,9 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
         else if (v && !strcmp(k, "--ngram-max")) { A->to.ngram_max = atoi(v); if (A->to.ngram_max < 1 || A->to.ngram_max > 4) pika_die("--ngram-max must be 1..4"); i++; }
         else if (v && !strcmp(k, "--min-df")) { A->to.min_df = atoi(v); if (A->to.min_df < 1) pika_die("--min-df must be >= 1"); i++; }
         else if (v && !strcmp(k, "--task")) {
-            if (!strcmp(v, "auto")) A->fit.task = PIKA_TASK_AUTO;
-            else if (!strcmp(v, "binary")) A->fit.task = PIKA_TASK_BINARY;
-            else if (!strcmp(v, "continuous")) A->fit.task = PIKA_TASK_CONTINUOUS;
+            if (!strcmp(v, "auto")) A->fit.task = PIKA_TARGET_AUTO;
+            else if (!strcmp(v, "binary")) A->fit.task = PIKA_TARGET_BINARY;
+            else if (!strcmp(v, "continuous")) A->fit.task = PIKA_TARGET_CONTINUOUS;
             else pika_die("--task must be auto, binary or continuous");
             i++;
         } else if (v && !strcmp(k, "--logistic-solver")) {
@@ -220,28 +224,7 @@ static int64_t select_rows(char *const *ids, int64_t n, const char *labels, cons
 }
 
 static void write_preds(const char *path, char *const *ids, const int64_t *rows, int64_t n, const double *score, const double *prob) {
-    size_t cap = 1 << 16, len = 0;
-    char *buf = pika_malloc(cap);
-    for (int64_t i = 0; i < n; i++) {
-        char line[1024];
-        const char *id = ids[rows ? rows[i] : i];
-        /* ids come from ids.txt / JSONL: escape quotes and backslashes */
-        char esc[768];
-        size_t e = 0;
-        for (const char *p = id; *p && e + 7 < sizeof esc; p++) {
-            unsigned char c = (unsigned char)*p;
-            if (c == '"' || c == '\\') { esc[e++] = '\\'; esc[e++] = (char)c; }
-            else if (c < 0x20) e += (size_t)snprintf(esc + e, sizeof esc - e, "\\u%04x", c);
-            else esc[e++] = (char)c;
-        }
-        esc[e] = 0;
-        int l = snprintf(line, sizeof line, "{\"id\":\"%s\",\"score\":%.17g,\"prob\":%.17g}\n", esc, score[i], prob[i]);
-        if (len + (size_t)l + 1 > cap) buf = pika_realloc(buf, cap = cap * 2 + (size_t)l);
-        memcpy(buf + len, line, (size_t)l);
-        len += (size_t)l;
-    }
-    if (pika_write_file_atomic(path, buf, len)) pika_die("%s", pika_last_error());
-    free(buf);
+    if (pika_pred_write(path, ids, rows, n, score, prob)) pika_die("%s", pika_last_error());
 }
 
 /* ---------------------------------------------------------------- probe */
@@ -303,7 +286,7 @@ static void print_eval(const char *name, const pika_eval *e, int json, int first
     static const char *nm[PIKA_M_COUNT] = {"auroc", "spearman", "pearson", "brier", "logloss", "ece"};
     if (json) {
         printf("%s\"%s\":{\"n\":%lld,\"task\":\"%s\"", first ? "" : ",", name, (long long)e->n,
-               e->task == PIKA_TASK_BINARY ? "binary" : "continuous");
+               e->task == PIKA_TARGET_BINARY ? "binary" : "continuous");
         for (int w = 0; w < PIKA_M_COUNT; w++) {
             if (!e->has[w]) continue;
             printf(",\"%s\":%.10g", nm[w], e->m[w]);
@@ -312,7 +295,7 @@ static void print_eval(const char *name, const pika_eval *e, int json, int first
         printf("}");
         return;
     }
-    printf("%s (n=%lld, %s)\n", name, (long long)e->n, e->task == PIKA_TASK_BINARY ? "binary" : "continuous");
+    printf("%s (n=%lld, %s)\n", name, (long long)e->n, e->task == PIKA_TARGET_BINARY ? "binary" : "continuous");
     for (int w = 0; w < PIKA_M_COUNT; w++) {
         if (!e->has[w]) continue;
         if (isnan(e->lo[w])) printf("  %-9s %.4f\n", nm[w], e->m[w]);
@@ -339,22 +322,15 @@ static int probe_eval(args_t *A) {
         if (pika_eval_compute(y2, s2, p2, n2, e.task, A->n_boot, A->fit.seed, &e2)) pika_die("%s", pika_last_error());
         if (!A->json) printf("\n");
         print_eval("compare", &e2, A->json, 0);
-        pika_strmap m;
-        pika_strmap_init(&m);
-        for (int64_t i = 0; i < n2; i++) pika_strmap_put(&m, ids2[i], i);
-        double *yy = pika_malloc(sizeof(double) * n), *a = pika_malloc(sizeof(double) * n), *b = pika_malloc(sizeof(double) * n);
-        int64_t k = 0;
-        for (int64_t i = 0; i < n; i++) {
-            int64_t j = pika_strmap_get(&m, ids[i]);
-            if (j >= 0) { yy[k] = y[i]; a[k] = s[i]; b[k++] = s2[j]; }
-        }
-        int w = e.task == PIKA_TASK_BINARY ? PIKA_M_AUROC : PIKA_M_SPEARMAN;
-        double lo, hi, pv;
-        double d = pika_paired_bootstrap(w, yy, a, b, k, A->n_boot, A->fit.seed, &lo, &hi, &pv);
-        if (A->json) printf(",\"paired\":{\"metric\":\"%s\",\"n\":%lld,\"delta\":%.10g,\"ci\":[%.10g,%.10g],\"p\":%.10g}", pika_metric_names[w], (long long)k, d, lo, hi, pv);
-        else printf("\npaired bootstrap (pred - compare, %s, %lld shared ids): delta %+.4f  [%+.4f, %+.4f]  p=%.4f\n", pika_metric_names[w], (long long)k, d, lo, hi, pv);
-        free(yy); free(a); free(b);
-        pika_strmap_free(&m);
+        pika_paired pp;
+        if (pika_eval_paired(e.task, y, ids, s, n, ids2, s2, n2, A->n_boot, A->fit.seed, &pp)) pika_die("%s", pika_last_error());
+        char pb[64];
+        if (A->json)
+            printf(",\"paired\":{\"metric\":\"%s\",\"n\":%lld,\"delta\":%.10g,\"ci\":[%.10g,%.10g],\"p\":%.10g,\"n_boot\":%d}",
+                   pika_metric_names[pp.metric], (long long)pp.n, pp.delta, pp.lo, pp.hi, pp.p, pp.n_boot);
+        else
+            printf("\npaired bootstrap (pred - compare, %s, %lld shared ids): delta %+.4f  [%+.4f, %+.4f]  %s\n",
+                   pika_metric_names[pp.metric], (long long)pp.n, pp.delta, pp.lo, pp.hi, pika_format_p(pp.p, pp.n_boot, pb, sizeof pb));
         for (int64_t i = 0; i < n2; i++) free(ids2[i]);
         free(ids2); free(y2); free(s2); free(p2);
     }
@@ -396,7 +372,12 @@ int cmd_baseline(int argc, char **argv) {
     need(A.data, "--data");
     need(A.out, "-o");
     pika_textset T;
-    if (pika_textset_read(&T, A.data, A.id_field, A.text_field, A.tokens_field)) pika_die("%s", pika_last_error());
+    if (pika_dataset_is_preset(A.data) && access(A.data, F_OK) != 0) { /* a preset: its problem text */
+        pika_dataset *ds = pika_dataset_load_preset(A.data, A.data_dir);
+        if (!ds || pika_textset_from_dataset(&T, ds)) pika_die("%s", pika_last_error());
+        pika_dataset_free(ds);
+    } else if (pika_textset_read(&T, A.data, A.id_field, A.text_field, A.tokens_field))
+        pika_die("%s", pika_last_error());
     int64_t *rows = NULL, n = T.n;
     double *y = NULL;
     if (train) {
@@ -461,10 +442,12 @@ int cmd_report(int argc, char **argv) {
     if (!A.probe && !A.n_preds) pika_die("nothing to report: give --probe and/or --pred");
     pika_report_opts o = {.out_dir = A.out_dir, .probe_path = A.probe, .baseline_paths = A.baselines, .n_baselines = A.n_baselines,
                           .pred_names = A.pred_names, .pred_paths = A.pred_paths, .n_preds = A.n_preds, .labels_path = A.labels,
-                          .target = A.target, .id_field = A.id_field, .n_boot = A.n_boot, .seed = A.fit.seed,
+                          .target = A.target, .id_field = A.id_field, .dataset = A.data, .n_boot = A.n_boot, .seed = A.fit.seed,
                           .plot_format = A.svg ? "svg" : "png"};
     if (pika_report_run(&o)) pika_die("%s", pika_last_error());
-    printf("wrote %s/report.md\n", A.out_dir);
+    size_t L = strlen(A.out_dir);
+    while (L > 1 && A.out_dir[L - 1] == '/') L--;
+    printf("wrote %.*s/report.md\n", (int)L, A.out_dir);
     free_args(&A);
     return 0;
 }

@@ -281,6 +281,49 @@ int pika_labels_join(const pika_labels *L, char *const *ids, int64_t n, int64_t 
     return 0;
 }
 
+typedef struct {
+    pika_labels_info *info;
+    int n_models;
+} describe_ctx;
+
+static int describe_line(void *obj, const char *path, long ln, void *vc) {
+    (void)path; (void)ln;
+    describe_ctx *c = vc;
+    pika_labels_info *I = c->info;
+    I->n_rows++;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive((cJSON *)obj, "model");
+    if (cJSON_IsString(m) && m->valuestring[0]) {
+        char pat[300];
+        snprintf(pat, sizeof pat, "%s", m->valuestring);
+        int seen = 0;
+        for (const char *q = I->models; *q && !seen;) { /* exact match against the joined list */
+            const char *e = strstr(q, ", ");
+            size_t l = e ? (size_t)(e - q) : strlen(q);
+            seen = l == strlen(pat) && !strncmp(q, pat, l);
+            q = e ? e + 2 : q + l;
+        }
+        if (!seen) {
+            size_t u = strlen(I->models);
+            if (c->n_models < 4) snprintf(I->models + u, sizeof I->models - u, "%s%s", u ? ", " : "", pat);
+            else if (c->n_models == 4) snprintf(I->models + u, sizeof I->models - u, ", ...");
+            c->n_models++;
+        }
+    }
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive((cJSON *)obj, "n");
+    if (cJSON_IsNumber(n) && n->valuedouble >= 1) {
+        int k = (int)n->valuedouble;
+        if (I->k_min == 0 || k < I->k_min) I->k_min = k;
+        if (k > I->k_max) I->k_max = k;
+    }
+    return 0;
+}
+
+int pika_labels_describe(const char *path, pika_labels_info *info) {
+    memset(info, 0, sizeof *info);
+    describe_ctx c = {info, 0};
+    return pika_jsonl_read(path, describe_line, &c, NULL, NULL, NULL) < 0 ? -1 : 0;
+}
+
 /* ---------------------------------------------------------------- graded rollouts */
 
 typedef struct {

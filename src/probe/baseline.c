@@ -34,6 +34,8 @@ static int textset_line(void *obj, const char *path, long ln, void *vc) {
     const cJSON *o = obj;
     char buf[40];
     const char *id = pika_json_id(cJSON_GetObjectItemCaseSensitive(o, c->id_field), buf);
+    if (!c->text_field) /* default: pika's own field "problem", else "text", decided on the first line */
+        c->text_field = cJSON_GetObjectItemCaseSensitive(o, "problem") ? "problem" : "text";
     const cJSON *tx = cJSON_GetObjectItemCaseSensitive(o, c->text_field);
     if (!id) return pika_set_error("%s:%ld: missing field \"%s\"", path, ln, c->id_field);
     if (!cJSON_IsString(tx)) return pika_set_error("%s:%ld: missing string field \"%s\"", path, ln, c->text_field);
@@ -51,6 +53,28 @@ static int textset_line(void *obj, const char *path, long ln, void *vc) {
     t->ids[t->n] = pika_strdup(id);
     t->texts[t->n] = pika_strdup(tx->valuestring);
     t->n++;
+    return 0;
+}
+
+int pika_textset_from_dataset(pika_textset *t, const pika_dataset *d) {
+    memset(t, 0, sizeof *t);
+    pika_strmap_init(&t->id_index);
+    t->ids = pika_malloc(sizeof(char *) * (size_t)(d->n ? d->n : 1));
+    t->texts = pika_malloc(sizeof(char *) * (size_t)(d->n ? d->n : 1));
+    for (int i = 0; i < d->n; i++) {
+        if (pika_strmap_put(&t->id_index, d->rows[i].id, t->n) >= 0) {
+            pika_set_error("%s: duplicate id '%s'", d->name, d->rows[i].id);
+            pika_textset_free(t);
+            return -1;
+        }
+        t->ids[t->n] = pika_strdup(d->rows[i].id);
+        t->texts[t->n] = pika_strdup(d->rows[i].problem ? d->rows[i].problem : "");
+        t->n++;
+    }
+    if (t->n == 0) {
+        pika_textset_free(t);
+        return pika_set_error("%s: no rows", d->name);
+    }
     return 0;
 }
 
@@ -348,13 +372,13 @@ int pika_baseline_train(const char *kind, char *const *texts, const double *toke
             cJSON *idf = cJSON_AddArrayToObject(out->extra, "idf");
             for (int j = 0; j < c.d; j++) cJSON_AddItemToArray(idf, cJSON_CreateNumber(c.idf[j]));
         }
-        if (!rc && task == PIKA_TASK_BINARY) {
+        if (!rc && task == PIKA_TARGET_BINARY) {
             rc = pika_platt_fit(oof + (size_t)ba * n, y, n, &out->platt_a, &out->platt_b);
             out->has_platt = rc == 0;
         }
         if (!rc && log)
             fprintf(log, "%s baseline: alpha %g  CV %s %.4f +- %.4f (n=%lld%s)\n", kind, out->alpha,
-                    task == PIKA_TASK_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std, (long long)n,
+                    task == PIKA_TARGET_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std, (long long)n,
                     is_len ? (F == 2 ? ", features n_tokens+n_chars" : ", feature n_chars") : "");
     }
     if (!is_len) ctx_free(&c);

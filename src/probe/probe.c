@@ -19,7 +19,7 @@
 
 void pika_fit_opts_default(pika_fit_opts *o) {
     memset(o, 0, sizeof *o);
-    o->task = PIKA_TASK_AUTO;
+    o->task = PIKA_TARGET_AUTO;
     o->n_alpha = 5;
     double a[5] = {1, 10, 100, 1000, 10000};
     memcpy(o->alpha, a, sizeof a);
@@ -51,8 +51,8 @@ int pika_resolve_task(int task, const double *y, int64_t n) {
         if (y[i] < lo) lo = y[i];
         if (y[i] > hi) hi = y[i];
     }
-    if (task == PIKA_TASK_AUTO) task = all01 ? PIKA_TASK_BINARY : PIKA_TASK_CONTINUOUS;
-    if (task == PIKA_TASK_BINARY) {
+    if (task == PIKA_TARGET_AUTO) task = all01 ? PIKA_TARGET_BINARY : PIKA_TARGET_CONTINUOUS;
+    if (task == PIKA_TARGET_BINARY) {
         if (!all01) return pika_set_error("binary target must be 0/1 (or true/false)");
         if (pos == 0 || pos == n)
             return pika_set_error("one-class labels: all %lld training rows are %d; a probe needs both classes", (long long)n,
@@ -73,7 +73,7 @@ int pika_make_folds(const double *y, int64_t n, int task, int k, uint64_t seed, 
     int64_t *idx = pika_malloc(sizeof(int64_t) * (size_t)n);
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     pika_rng_shuffle(&r, idx, n);
-    if (task == PIKA_TASK_BINARY) {
+    if (task == PIKA_TARGET_BINARY) {
         int64_t cnt[2] = {0, 0};
         for (int64_t i = 0; i < n; i++) cnt[y[i] == 1]++;
         if (cnt[0] < k || cnt[1] < k) {
@@ -133,7 +133,7 @@ double pika_linear_score(const pika_linear *m, const double *x) {
 }
 
 static double fold_metric(int task, const double *y, const double *s, int64_t n) {
-    return task == PIKA_TASK_BINARY ? pika_auroc(y, s, n) : pika_spearman(s, y, n);
+    return task == PIKA_TARGET_BINARY ? pika_auroc(y, s, n) : pika_spearman(s, y, n);
 }
 
 /* Mean / scale over rows (all rows of X [n x d]) per the options. */
@@ -1263,7 +1263,7 @@ int pika_cv_dense(const double *X, int64_t n, int d, const double *y, int task, 
     o2.task = task;
     double *scores = pika_malloc(sizeof(double) * k * A);
     int rc;
-    if (task == PIKA_TASK_CONTINUOUS) {
+    if (task == PIKA_TARGET_CONTINUOUS) {
         rc = ridge_cv(X, n, d, y, fold, &o2, scores, oof);
     } else if (o->logistic_solver == PIKA_LOGISTIC_NEWTON) {
         if (k > 64) { free(scores); return pika_set_error("at most 64 folds"); }
@@ -1295,7 +1295,7 @@ int pika_fit_dense(const double *X, int64_t n, int d, const double *y, int task,
     m->scale = pika_malloc(sizeof(double) * d);
     m->w = pika_malloc(sizeof(double) * d);
     int rc;
-    if (task == PIKA_TASK_CONTINUOUS) {
+    if (task == PIKA_TARGET_CONTINUOUS) {
         rc = ridge_fit_all(X, n, d, y, o, &alpha, 1, m->mean, m->scale, m->w, &m->b);
     } else if (o->logistic_solver == PIKA_LOGISTIC_NEWTON) {
         lr_newton(X, n, d, y, NULL, 1, o, &alpha, 1, NULL, m->w, &m->b, m->mean, m->scale);
@@ -1408,7 +1408,7 @@ int pika_cv_sparse(pika_csr_builder build, void *ctx, int64_t n, const double *y
     for (int f = 0; f < k && !rc; f++) {
         pika_csr Z;
         if (build(f, fold, ctx, &Z)) { rc = -1; break; }
-        if (task == PIKA_TASK_CONTINUOUS) {
+        if (task == PIKA_TARGET_CONTINUOUS) {
             unsigned char *use = pika_malloc((size_t)n);
             for (int64_t i = 0; i < n; i++) use[i] = fold[i] != f;
             double *W = pika_malloc(sizeof(double) * (size_t)A * Z.d), bias[PIKA_MAX_ALPHA];
@@ -1444,7 +1444,7 @@ int pika_fit_sparse(const pika_csr *Z, const double *y, int task, double alpha, 
     m->scale = pika_malloc(sizeof(double) * d);
     for (int j = 0; j < d; j++) m->scale[j] = 1;
     m->w = pika_malloc(sizeof(double) * d);
-    if (task == PIKA_TASK_CONTINUOUS) {
+    if (task == PIKA_TARGET_CONTINUOUS) {
         unsigned char *use = pika_malloc((size_t)Z->n);
         memset(use, 1, (size_t)Z->n);
         ridge_sparse_cg(Z, y, use, o, &alpha, 1, m->w, &m->b);
@@ -1551,8 +1551,8 @@ int pika_probe_save(const pika_probe *p, const char *path) {
     cJSON_AddStringToObject(r, "format", "pika-probe");
     cJSON_AddNumberToObject(r, "version", PIKA_PROBE_VERSION);
     cJSON_AddStringToObject(r, "kind", p->kind);
-    cJSON_AddStringToObject(r, "task", p->task == PIKA_TASK_BINARY ? "binary" : "continuous");
-    cJSON_AddStringToObject(r, "model_type", p->task == PIKA_TASK_BINARY ? "logistic" : "ridge");
+    cJSON_AddStringToObject(r, "task", p->task == PIKA_TARGET_BINARY ? "binary" : "continuous");
+    cJSON_AddStringToObject(r, "model_type", p->task == PIKA_TARGET_BINARY ? "logistic" : "ridge");
     cJSON_AddStringToObject(r, "target", p->target ? p->target : "");
     if (!strcmp(p->kind, "probe")) {
         cJSON_AddNumberToObject(r, "layer", p->layer);
@@ -1561,7 +1561,7 @@ int pika_probe_save(const pika_probe *p, const char *path) {
     add_num(r, "alpha", p->alpha);
     add_num(r, "cv_score", p->cv_score);
     add_num(r, "cv_score_std", p->cv_score_std);
-    cJSON_AddStringToObject(r, "cv_metric", p->task == PIKA_TASK_BINARY ? "auroc" : "spearman");
+    cJSON_AddStringToObject(r, "cv_metric", p->task == PIKA_TARGET_BINARY ? "auroc" : "spearman");
     cJSON *tr = cJSON_AddObjectToObject(r, "training");
     cJSON_AddNumberToObject(tr, "n_train", (double)p->n_train);
     add_num(tr, "pos_rate", p->pos_rate);
@@ -1642,7 +1642,7 @@ int pika_probe_load(pika_probe *p, const char *path) {
         goto done;
     }
     snprintf(p->kind, sizeof p->kind, "%s", kind->valuestring);
-    p->task = strcmp(task->valuestring, "binary") ? PIKA_TASK_CONTINUOUS : PIKA_TASK_BINARY;
+    p->task = strcmp(task->valuestring, "binary") ? PIKA_TARGET_CONTINUOUS : PIKA_TARGET_BINARY;
     p->target = pika_strdup(cJSON_IsString(GETS("target")) ? GETS("target")->valuestring : "");
     p->layer = cJSON_IsNumber(GETS("layer")) ? GETS("layer")->valueint : 0;
     p->position = cJSON_IsNumber(GETS("position")) ? GETS("position")->valueint : 0;
@@ -1733,7 +1733,7 @@ int pika_probe_check_acts(const pika_probe *p, const pika_acts *a) {
 }
 
 double pika_probe_prob(const pika_probe *p, double score) {
-    if (p->task == PIKA_TASK_BINARY) return p->has_platt ? pika_sigmoid(p->platt_a * score + p->platt_b) : pika_sigmoid(score);
+    if (p->task == PIKA_TARGET_BINARY) return p->has_platt ? pika_sigmoid(p->platt_a * score + p->platt_b) : pika_sigmoid(score);
     return score < 0 ? 0 : score > 1 ? 1 : score;
 }
 
@@ -1781,7 +1781,7 @@ int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const doub
     int bl = -1, bp = -1, ba = -1, rc = 0;
     pika_progress prog;
     pika_progress_begin(&prog, "probe sweep", (int64_t)nl * np, 0);
-    if (log) fprintf(log, "%-6s %-9s %-10s %-8s  (CV %s, %d-fold, n=%lld)\n", "layer", "best_pos", "best_alpha", "cv", task == PIKA_TASK_BINARY ? "AUROC" : "Spearman", k, (long long)n);
+    if (log) fprintf(log, "%-6s %-9s %-10s %-8s  (CV %s, %d-fold, n=%lld)\n", "layer", "best_pos", "best_alpha", "cv", task == PIKA_TARGET_BINARY ? "AUROC" : "Spearman", k, (long long)n);
     for (int l = 0; l < nl && !rc; l++) {
         double lbest = -INFINITY;
         int lp = 0, la = 0;
@@ -1828,14 +1828,14 @@ int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const doub
         rc = pika_acts_read(a, li[bl], pi[bp], rows, n, X);
         pika_acts_release_layer(a, li[bl]);
         if (!rc) rc = pika_fit_dense(X, n, d, y, task, out->alpha, &o2, &out->lin);
-        if (!rc && task == PIKA_TASK_BINARY) {
+        if (!rc && task == PIKA_TARGET_BINARY) {
             rc = pika_platt_fit(best_oof, y, n, &out->platt_a, &out->platt_b);
             out->has_platt = rc == 0;
         }
         if (!rc && oof_out) memcpy(oof_out, best_oof, sizeof(double) * n);
         if (!rc && log)
             fprintf(log, "selected: layer %d position %d alpha %g  CV %s %.4f +- %.4f\n", out->layer, out->position, out->alpha,
-                    task == PIKA_TASK_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std);
+                    task == PIKA_TARGET_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std);
     }
     free(li); free(pi); free(fold); free(X); free(oof); free(best_oof);
     scratch_release();
