@@ -507,6 +507,60 @@ static void test_bad_inputs(void) {
 }
 
 
+/* Serving: score one hidden vector without writing a store, equal to the store path; reader checks. */
+static void test_score_hidden_and_reader(void) {
+    const char *dir = test_tmpdir();
+    REQUIRE(make_store(dir, 120, 8, 2, 2, 1, -1, 5, 0) == 0, "%s", pika_last_error());
+    pika_acts a;
+    REQUIRE(pika_acts_open(&a, dir) == 0, "%s", pika_last_error());
+    pika_labels L;
+    const char *f[1] = {"correct"};
+    char path[512];
+    snprintf(path, sizeof path, "%s/labels.jsonl", dir);
+    REQUIRE(pika_labels_read(&L, path, "id", 1, f, NULL) == 0, "%s", pika_last_error());
+    int64_t *rows = malloc(sizeof(int64_t) * 120);
+    double *y = malloc(sizeof(double) * 120);
+    for (int64_t i = 0; i < 120; i++) { rows[i] = i; y[i] = L.vals[pika_strmap_get(&L.id_index, a.ids[i])]; }
+    pika_fit_opts o;
+    pika_fit_opts_default(&o);
+    pika_probe p;
+    REQUIRE(pika_probe_train(&a, rows, 120, y, "correct", NULL, 0, NULL, 0, &o, &p, NULL) == 0, "%s", pika_last_error());
+    CHECK(pika_probe_layer(&p) == 1 && pika_probe_position(&p) == -1 && pika_probe_d_model(&p) == 8, "reads layer %d pos %d d %d",
+          pika_probe_layer(&p), pika_probe_position(&p), pika_probe_d_model(&p));
+    double ss[10], pp[10], x[8];
+    REQUIRE(pika_probe_predict(&p, &a, rows, 10, ss, pp) == 0, "%s", pika_last_error());
+    int li = pika_acts_layer_index(&a, pika_probe_layer(&p)), pi = pika_acts_pos_index(&a, pika_probe_position(&p));
+    for (int64_t i = 0; i < 10; i++) {
+        REQUIRE(pika_acts_read(&a, li, pi, &i, 1, x) == 0, "%s", pika_last_error());
+        float h[8];
+        for (int j = 0; j < 8; j++) h[j] = (float)x[j];
+        double s1, p1;
+        REQUIRE(pika_probe_score_hidden(&p, h, 8, &s1, &p1) == 0, "%s", pika_last_error());
+        CHECK(fabs(s1 - ss[i]) < 1e-12 && fabs(p1 - pp[i]) < 1e-12, "row %lld: %g vs %g", (long long)i, s1, ss[i]);
+        CHECK(p1 > 0 && p1 < 1, "probability");
+    }
+    float h[8] = {0};
+    CHECK(pika_probe_score_hidden(&p, h, 7, NULL, NULL) == -1 && strstr(pika_last_error(), "8 values"), "d mismatch");
+    h[3] = NAN;
+    CHECK(pika_probe_score_hidden(&p, h, 8, NULL, NULL) == -1, "NaN rejected");
+    /* reader check: model fingerprint + prompt recipe */
+    CHECK(pika_probe_check_reader(&p, "abc", NULL) == -1 && strstr(pika_last_error(), "no model fingerprint"), "store without a fingerprint");
+    free(p.model_json);
+    free(p.prompt_json);
+    p.model_json = pika_strdup("{\"file\":\"m.gguf\",\"fingerprint\":\"abc123\"}");
+    p.prompt_json = pika_strdup("{\"template\":\"chatml\",\"n_eoi\":2}");
+    CHECK(pika_probe_check_reader(&p, "abc123", NULL) == 0, "model only: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(&p, "abc123", "{ \"n_eoi\": 2, \"template\": \"chatml\" }") == 0, "same recipe: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(&p, "abc124", NULL) == -1 && strstr(pika_last_error(), "abc123"), "other model: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(&p, "abc123", "{\"template\":\"llama3\",\"n_eoi\":2}") == -1 && strstr(pika_last_error(), "recipe"),
+          "other recipe: %s", pika_last_error());
+    pika_probe_free(&p);
+    pika_labels_free(&L);
+    pika_acts_close(&a);
+    free(rows);
+    free(y);
+}
+
 /* End to end through the CLI: train, predict, baselines (incl. --tokenizer), eval --json, report, difficulty. */
 static void test_cli_pipeline(void) {
     if (access(test_pika_bin(), X_OK) != 0) SKIP_TEST("*** %s not built ***", test_pika_bin());
@@ -589,6 +643,7 @@ static void test_cli_pipeline(void) {
 }
 
 int main(void) {
+    RUN(test_score_hidden_and_reader);
     RUN(test_store_roundtrip_resume);
     RUN(test_folds);
     RUN(test_ridge_cv_exact);

@@ -143,6 +143,22 @@ int pika_probe_save(const pika_probe *p, const char *path);
 int pika_probe_load(pika_probe *p, const char *path);
 /* Error unless the store matches the probe's provenance (fingerprint, d_model, layer, position). */
 int pika_probe_check_acts(const pika_probe *p, const pika_acts *a);
+/* ---- serving: score a hidden vector the caller just computed (no activation store) ----
+ * Which hidden vector the probe reads: the residual stream after block pika_probe_layer(p) (0 =
+ * token embeddings) at pika_probe_position(p) (a negative offset from the prompt end, -1 = last
+ * prompt token), d_model = pika_probe_d_model(p) values. */
+int pika_probe_layer(const pika_probe *p);
+int pika_probe_position(const pika_probe *p);
+int pika_probe_d_model(const pika_probe *p);
+/* h [d] float32 -> raw score and calibrated probability (either may be NULL). Errors: a baseline
+ * probe, d != the probe's d_model, a non-finite value. */
+int pika_probe_score_hidden(const pika_probe *p, const float *h, int d, double *score, double *prob);
+/* Error unless this probe was trained on activations of the model with this fingerprint
+ * (pika_model_fingerprint) and, when recipe_json != NULL, the same prompt recipe (the JSON object the
+ * activation store's meta.json records as "prompt"; compared as JSON values, so key order and
+ * whitespace do not matter). */
+int pika_probe_check_reader(const pika_probe *p, const char *model_fingerprint, const char *recipe_json);
+
 /* Calibrated probability for a raw score (Platt for binary; clip to [0,1] for continuous). */
 double pika_probe_prob(const pika_probe *p, double score);
 

@@ -1737,6 +1737,43 @@ double pika_probe_prob(const pika_probe *p, double score) {
     return score < 0 ? 0 : score > 1 ? 1 : score;
 }
 
+int pika_probe_layer(const pika_probe *p) { return p->layer; }
+int pika_probe_position(const pika_probe *p) { return p->position; }
+int pika_probe_d_model(const pika_probe *p) { return p->d_model ? p->d_model : p->lin.d; }
+
+int pika_probe_score_hidden(const pika_probe *p, const float *h, int d, double *score, double *prob) {
+    if (strcmp(p->kind, "probe")) return pika_set_error("this is a %s baseline, not an activation probe", p->kind);
+    if (d != p->lin.d) return pika_set_error("probe expects a hidden vector of %d values, got %d", p->lin.d, d);
+    double s = p->lin.b;
+    for (int j = 0; j < d; j++) {
+        if (!isfinite(h[j])) return pika_set_error("hidden vector has a non-finite value at %d", j);
+        s += p->lin.w[j] * (((double)h[j] - p->lin.mean[j]) / p->lin.scale[j]);
+    }
+    if (score) *score = s;
+    if (prob) *prob = pika_probe_prob(p, s);
+    return 0;
+}
+
+int pika_probe_check_reader(const pika_probe *p, const char *model_fingerprint, const char *recipe_json) {
+    if (strcmp(p->kind, "probe")) return pika_set_error("this is a %s baseline, not an activation probe", p->kind);
+    cJSON *m = cJSON_Parse(p->model_json ? p->model_json : "null");
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(m, "fingerprint");
+    int rc = 0;
+    if (!cJSON_IsString(fp)) rc = pika_set_error("the probe records no model fingerprint (model %s)", p->model_json ? p->model_json : "null");
+    else if (!model_fingerprint || strcmp(fp->valuestring, model_fingerprint))
+        rc = pika_set_error("probe was trained on model %s, not on this model (fingerprint %s)", fp->valuestring,
+                            model_fingerprint ? model_fingerprint : "(none)");
+    cJSON_Delete(m);
+    if (rc || !recipe_json) return rc;
+    cJSON *mine = cJSON_Parse(recipe_json), *theirs = cJSON_Parse(p->prompt_json ? p->prompt_json : "null");
+    if (!mine) rc = pika_set_error("prompt recipe is not valid JSON");
+    else if (!theirs || !cJSON_Compare(mine, theirs, 1))
+        rc = pika_set_error("probe was trained with prompt recipe %s, not %s", p->prompt_json ? p->prompt_json : "null", recipe_json);
+    cJSON_Delete(mine);
+    cJSON_Delete(theirs);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- sweep on a store */
 
 int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
