@@ -60,11 +60,22 @@ typedef struct {
     double input_cost_once, output_cost, total_cost; /* USD */
 } pika_label;
 
+/* Answer equality for majority vote, e.g. pika_answers_equal of grade.h wrapped for the task kind. */
+typedef int (*pika_answer_eq_fn)(const char *a, const char *b, void *ctx);
+
+typedef struct {
+    const int *ks;                   /* pass@k for each k (nk values >= 1) */
+    int nk;
+    const pika_price_table *prices;  /* NULL = no costs */
+    pika_answer_eq_fn answers_equal; /* NULL = identical text */
+    void *eq_ctx;
+} pika_label_opts;
+
 /* Group rollouts by (model, id) in first-seen order and aggregate. Majority vote: answers are
- * clustered (math_equiv when math_answers, else exact text), the plurality cluster wins, ties go to the
- * cluster seen first, and its correctness is that of its first rollout. prices may be NULL. */
-int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, int math_answers,
-                          const pika_price_table *prices, pika_label **out, int *n_out);
+ * clustered (o->answers_equal against each cluster's first answer, identical text always equal), the
+ * plurality cluster wins, ties go to the cluster seen first, and its correctness is that of its first
+ * rollout. */
+int pika_label_aggregate(const pika_rollout *r, int n, const pika_label_opts *o, pika_label **out, int *n_out);
 void pika_label_free(pika_label *l, int n);
 
 /* ---- the labels file (JSONL, one object per question) ----

@@ -10,11 +10,9 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "pika/code_grade.h"
 #include "pika/dataset.h"
+#include "pika/grade.h"
 #include "pika/labels.h"
-#include "pika/math_grade.h"
-#include "pika/sandbox.h"
 #include "pika/util.h"
 
 static const char DATA_FLAGS[] =
@@ -113,11 +111,7 @@ static int parse_args(int argc, char **argv, int first, args_t *a, const char *u
             const char *k = NULL;
             TAKE(k);
             a->kind_set = 1;
-            if (!strcmp(k, "math")) a->fm.kind = PIKA_TASK_MATH;
-            else if (!strcmp(k, "humaneval")) a->fm.kind = PIKA_TASK_HUMANEVAL;
-            else if (!strcmp(k, "mbpp")) a->fm.kind = PIKA_TASK_MBPP;
-            else if (!strcmp(k, "stdio")) a->fm.kind = PIKA_TASK_STDIO;
-            else { fprintf(stderr, "pika: --kind must be math, humaneval, mbpp or stdio\n"); return -1; }
+            if (pika_task_kind_parse(k, &a->fm.kind)) { fprintf(stderr, "pika: --kind: %s\n", pika_last_error()); return -1; }
         } else if (!strcmp(f, "--row")) { const char *s = NULL; TAKE(s); a->row = atoi(s); }
         else if (!strcmp(f, "--workers")) { const char *s = NULL; TAKE(s); a->workers = atoi(s); if (a->workers < 1) { fprintf(stderr, "pika: --workers must be >= 1\n"); return -1; } }
         else if (!strcmp(f, "--timeout")) { const char *s = NULL; TAKE(s); a->timeout = atof(s); if (!(a->timeout > 0)) { fprintf(stderr, "pika: --timeout must be > 0\n"); return -1; } }
@@ -167,9 +161,7 @@ static void write_json_line(FILE *f, cJSON *j) {
     cJSON_free(s);
 }
 
-static const char *kind_name(pika_task_kind k) {
-    return k == PIKA_TASK_HUMANEVAL ? "humaneval" : k == PIKA_TASK_MBPP ? "mbpp" : k == PIKA_TASK_STDIO ? "stdio" : "math";
-}
+static const char *kind_name(pika_task_kind k) { return pika_task_kind_name(k); }
 
 /* ---------------------------------------------------------------- pika data show */
 
@@ -447,49 +439,38 @@ static int grade_rollouts(args_t *a) {
         pika_die("%s: no rollouts to grade%s", a->rollouts, bad ? " (every line was bad)" : " (empty file)");
     }
     FILE *out = open_out(a->out);
-    if (d->kind == PIKA_TASK_MATH) {
-        pika_extract_opts eo;
-        pika_extract_opts_default(&eo);
-        eo.mcq = a->mcq;
-        eo.number_fallback = !a->no_fallback;
-        for (int i = 0; i < rb.n; i++) {
-            const char *text = cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring;
-            char *ans = NULL;
-            int ok = pika_math_grade(text, rb.ex[i]->gold, &eo, &ans);
-            set_field(rb.objs[i], "correct", cJSON_CreateBool(ok));
-            set_field(rb.objs[i], "answer", ans ? cJSON_CreateString(ans) : cJSON_CreateNull());
-            free(ans);
+    pika_grade_opts go;
+    pika_grade_opts_default(&go);
+    go.math.mcq = a->mcq;
+    go.math.number_fallback = !a->no_fallback;
+    if (d->kind != PIKA_TASK_MATH) go.sandbox = so;
+    go.n_workers = a->workers;
+    int code = d->kind != PIKA_TASK_MATH;
+    /* graded in chunks, each written as soon as it is done, so an interrupted run keeps its work */
+    int chunk = code ? 64 * (a->workers > 0 ? a->workers : pika_n_cores()) : rb.n;
+    const char **texts = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *texts);
+    pika_grade_result *res = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *res);
+    for (int i = 0; i < rb.n; i++) texts[i] = cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring;
+    pika_progress pg;
+    pika_progress_begin(&pg, "grade", rb.n, 0);
+    for (int c0 = 0; c0 < rb.n; c0 += chunk) {
+        int c1 = c0 + chunk < rb.n ? c0 + chunk : rb.n;
+        pika_grade_batch(d->kind, rb.ex + c0, texts + c0, c1 - c0, &go, res + c0);
+        for (int i = c0; i < c1; i++) {
+            set_field(rb.objs[i], "correct", cJSON_CreateBool(res[i].correct));
+            set_field(rb.objs[i], "answer", res[i].answer ? cJSON_CreateString(res[i].answer) : cJSON_CreateNull());
+            if (code) {
+                set_field(rb.objs[i], "verdict", cJSON_CreateString(pika_verdict_name(res[i].verdict)));
+                set_field(rb.objs[i], "detail", res[i].detail ? cJSON_CreateString(res[i].detail) : cJSON_CreateNull());
+            }
             write_json_line(out, rb.objs[i]);
+            pika_grade_result_free(&res[i]);
         }
-    } else {
-        /* graded in chunks, each written as soon as it is done, so an interrupted run keeps its work */
-        pika_code_job *jobs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *jobs);
-        char **progs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *progs);
-        int chunk = 64 * (a->workers > 0 ? a->workers : pika_n_cores());
-        pika_progress pg;
-        pika_progress_begin(&pg, "grade", rb.n, 0);
-        for (int c0 = 0; c0 < rb.n; c0 += chunk) {
-            int c1 = c0 + chunk < rb.n ? c0 + chunk : rb.n;
-            for (int i = c0; i < c1; i++) {
-                progs[i] = pika_code_extract(cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring);
-                jobs[i] = (pika_code_job){d->kind, rb.ex[i], progs[i], {0}};
-            }
-            pika_code_grade_batch(&so, jobs + c0, c1 - c0, a->workers);
-            for (int i = c0; i < c1; i++) {
-                set_field(rb.objs[i], "correct", cJSON_CreateBool(jobs[i].res.verdict == PIKA_VERDICT_PASS));
-                set_field(rb.objs[i], "answer", progs[i] ? cJSON_CreateString(progs[i]) : cJSON_CreateNull());
-                set_field(rb.objs[i], "verdict", cJSON_CreateString(pika_verdict_name(jobs[i].res.verdict)));
-                set_field(rb.objs[i], "detail", jobs[i].res.detail ? cJSON_CreateString(jobs[i].res.detail) : cJSON_CreateNull());
-                write_json_line(out, rb.objs[i]);
-                pika_code_result_free(&jobs[i].res);
-                free(progs[i]);
-            }
-            pika_progress_update(&pg, c1);
-        }
-        pika_progress_end(&pg, rb.n);
-        free(jobs);
-        free(progs);
+        if (code) pika_progress_update(&pg, c1);
     }
+    if (code) pika_progress_end(&pg, rb.n);
+    free(texts);
+    free(res);
     close_out(out);
     for (int i = 0; i < rb.n; i++) cJSON_Delete(rb.objs[i]);
     free(rb.objs);
@@ -515,6 +496,10 @@ int cmd_grade(int argc, char **argv) {
 }
 
 /* ---------------------------------------------------------------- labels */
+
+static int answers_equal_kind(const char *a, const char *b, void *ctx) {
+    return pika_answers_equal(*(const pika_task_kind *)ctx, a, b);
+}
 
 static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -551,7 +536,10 @@ int cmd_labels(int argc, char **argv) {
     int nkk = nk ? nk : 1;
     pika_label *L = NULL;
     int nl = 0;
-    pika_label_aggregate(R, nr, kk, nkk, !a.exact_answers, a.prices ? &prices : NULL, &L, &nl);
+    pika_task_kind kind = d ? d->kind : a.fm.kind; /* majority vote by the dataset's task kind (default math) */
+    pika_label_opts lo = {.ks = kk, .nk = nkk, .prices = a.prices ? &prices : NULL,
+                          .answers_equal = a.exact_answers ? NULL : answers_equal_kind, .eq_ctx = &kind};
+    if (pika_label_aggregate(R, nr, &lo, &L, &nl)) pika_die("%s", pika_last_error());
     FILE *out = open_out(a.out);
     int warned_price = 0;
     for (int i = 0; i < nl; i++) {

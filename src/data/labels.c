@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "pika/dataset.h" /* the JSONL reader and the JSON-id rule */
-#include "pika/math_grade.h"
 #include "pika/util.h"
 
 double pika_pass_at_k(int n, int c, int k) {
@@ -91,8 +90,10 @@ static uint64_t hash2(const char *a, const char *b) {
     return pika_hash_bytes(b, strlen(b), h);
 }
 
-int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, int math_answers,
-                          const pika_price_table *prices, pika_label **out, int *n_out) {
+int pika_label_aggregate(const pika_rollout *r, int n, const pika_label_opts *o, pika_label **out, int *n_out) {
+    const int *ks = o->ks;
+    int nk = o->nk;
+    const pika_price_table *prices = o->prices;
     /* group: hash table (model,id) → group index; members as index lists */
     int cap = 16;
     while (cap < 2 * n + 2) cap *= 2;
@@ -147,7 +148,7 @@ int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, in
             int c = 0;
             for (; c < ncl; c++) {
                 const char *rep = r[members[start[g] + cl_rep[c]]].answer;
-                if (!strcmp(rep, x->answer) || (math_answers && pika_math_equiv(x->answer, rep))) break;
+                if (!strcmp(rep, x->answer) || (o->answers_equal && o->answers_equal(x->answer, rep, o->eq_ctx))) break;
             }
             if (c == ncl) { cl_rep[ncl] = j; cl_cnt[ncl] = 0; ncl++; }
             cl_cnt[c]++;
