@@ -122,7 +122,9 @@ int main(int argc, char **argv) {
     if (nl > L - start_layer) nl = L - start_layer;
     if (start_pos < 0 || start_pos >= P) start_pos = 0;
     if (np > P - start_pos) np = P - start_pos;
-    if (pika_probe_train(&a, NULL, n, y, "y", layers + start_layer, nl, pos + start_pos, np, &o, &p, NULL)) {
+    pika_probe_train_opts to = {.target = "y", .layers = layers + start_layer, .n_layers = nl, .positions = pos + start_pos,
+                                .n_pos = np, .fit = o};
+    if (pika_probe_train(&a, NULL, n, y, &to, &p)) {
         fprintf(stderr, "bench_probe: %s\n", pika_last_error());
         return 2;
     }

@@ -220,7 +220,11 @@ static void test_planted_signal(void) {
     pika_fit_opts_default(&o);
     for (int t = 0; t < 2; t++) {
         pika_probe p;
-        REQUIRE(pika_probe_train(&a, rows, n, t ? yc : yb, t ? "rate" : "correct", NULL, 0, NULL, 0, &o, &p, NULL) == 0, "%s", pika_last_error());
+        pika_probe_train_opts to;
+        pika_probe_train_opts_default(&to);
+        to.target = t ? "rate" : "correct";
+        to.fit = o;
+        REQUIRE(pika_probe_train(&a, rows, n, t ? yc : yb, &to, &p) == 0, "%s", pika_last_error());
         CHECK(p.layer == 2 && p.position == -2, "task %d: planted (2,-2) found, got (%d,%d)", t, p.layer, p.position);
         CHECK(p.cv_score > (t ? 0.6 : 0.75), "task %d: CV score %g", t, p.cv_score);
         /* every other (layer, position) is noise */
@@ -281,7 +285,8 @@ static void test_pure_noise_ci(void) {
     pika_fit_opts o;
     pika_fit_opts_default(&o);
     pika_probe p;
-    REQUIRE(pika_probe_train(&a, tr, ntr, ytr, "correct", only0, 1, NULL, 0, &o, &p, NULL) == 0, "%s", pika_last_error());
+    pika_probe_train_opts to = {.target = "correct", .layers = only0, .n_layers = 1, .fit = o};
+    REQUIRE(pika_probe_train(&a, tr, ntr, ytr, &to, &p) == 0, "%s", pika_last_error());
     REQUIRE(pika_probe_predict(&p, &a, te, nte, s, NULL) == 0, "%s", pika_last_error());
     double lo, hi, est = pika_bootstrap_ci(PIKA_M_AUROC, yte, s, nte, 1000, 42, &lo, &hi);
     CHECK(lo < 0.5 && hi > 0.5, "pure-noise test AUROC %g CI [%g, %g] covers 0.5", est, lo, hi);
@@ -521,10 +526,11 @@ static void test_score_hidden_and_reader(void) {
     int64_t *rows = malloc(sizeof(int64_t) * 120);
     double *y = malloc(sizeof(double) * 120);
     for (int64_t i = 0; i < 120; i++) { rows[i] = i; y[i] = L.vals[pika_strmap_get(&L.id_index, a.ids[i])]; }
-    pika_fit_opts o;
-    pika_fit_opts_default(&o);
+    pika_probe_train_opts o;
+    pika_probe_train_opts_default(&o);
+    o.target = "correct";
     pika_probe p;
-    REQUIRE(pika_probe_train(&a, rows, 120, y, "correct", NULL, 0, NULL, 0, &o, &p, NULL) == 0, "%s", pika_last_error());
+    REQUIRE(pika_probe_train(&a, rows, 120, y, &o, &p) == 0, "%s", pika_last_error());
     CHECK(pika_probe_layer(&p) == 1 && pika_probe_position(&p) == -1 && pika_probe_d_model(&p) == 8, "reads layer %d pos %d d %d",
           pika_probe_layer(&p), pika_probe_position(&p), pika_probe_d_model(&p));
     double ss[10], pp[10], x[8];

@@ -162,16 +162,24 @@ int pika_probe_check_reader(const pika_probe *p, const char *model_fingerprint, 
 /* Calibrated probability for a raw score (Platt for binary; clip to [0,1] for continuous). */
 double pika_probe_prob(const pika_probe *p, double score);
 
-/* The full sweep on an activation store: rows[0..n) are the TRAINING rows (nothing else is read),
- * y their targets. Layers/positions restricted to the given lists when non-NULL. Progress and the
- * per-layer CV table go to log (may be NULL). */
-int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
-                     const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                     const pika_fit_opts *o, pika_probe *out, FILE *log);
-/* Same, also copying the pooled out-of-fold scores of the selected configuration into oof_out[n]. */
-int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
-                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                        const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out);
+/* Options of the full sweep on an activation store (pika_probe_train_opts_default: all layers and
+ * positions, pika_fit_opts_default, no log, no out-of-fold copy). */
+typedef struct {
+    const char *target;         /* label field name recorded in the probe ("" when NULL) */
+    const int32_t *layers;      /* [n_layers] layer numbers to sweep; NULL = every layer of the store */
+    int n_layers;
+    const int32_t *positions;   /* [n_pos] position offsets to sweep; NULL = every position */
+    int n_pos;
+    pika_fit_opts fit;
+    FILE *log;                  /* progress and the per-layer CV table (NULL = silent) */
+    double *oof_out;            /* [n] when non-NULL: pooled out-of-fold scores of the selected configuration */
+} pika_probe_train_opts;
+void pika_probe_train_opts_default(pika_probe_train_opts *o);
+
+/* The full sweep on an activation store: rows[0..n) are the TRAINING rows (nothing else is read; NULL
+ * = rows 0..n-1), y [n] their targets. */
+int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
+                     pika_probe *out);
 /* Scores for rows of a store (checks provenance first). score[i], prob[i]. */
 int pika_probe_predict(const pika_probe *p, pika_acts *a, const int64_t *rows, int64_t n, double *score, double *prob);
 

@@ -30,12 +30,25 @@ typedef struct {
  * is reported in the Markdown (the data and scripts are still written). */
 int pika_report_run(const pika_report_opts *o);
 
-/* Human vs model difficulty on training rows of a store: Spearman(human, success) with CI,
- * per-layer probes for both targets (CV), cross-prediction using out-of-fold scores, written as
- * Markdown to out (and difficulty.md + a plot when out_dir != NULL). */
+/* Options of the human-vs-model difficulty analysis (pika_difficulty_opts_default: names "human" /
+ * "success", all layers and positions, pika_fit_opts_default, 1000 resamples, no output). */
+typedef struct {
+    const char *human_name, *success_name; /* label field names (shown and recorded in the probes) */
+    const int32_t *layers;                  /* [n_layers]; NULL = every layer of the store */
+    int n_layers;
+    const int32_t *positions;               /* [n_pos]; NULL = every position */
+    int n_pos;
+    pika_fit_opts fit;
+    int n_boot;                             /* bootstrap resamples for the CIs */
+    const char *out_dir;                    /* when set: difficulty.md, a plot, probe_human.json, probe_success.json */
+    FILE *out;                              /* when set: the Markdown is also written here */
+} pika_difficulty_opts;
+void pika_difficulty_opts_default(pika_difficulty_opts *o);
+
+/* Human vs model difficulty on training rows rows[0..n) of a store: Spearman(human, success) with CI,
+ * per-layer probes for both targets (CV), cross-prediction using out-of-fold scores. human [n] and
+ * success [n] are the two targets. */
 int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
-                        const char *human_name, const char *success_name, const int32_t *layers, int n_layers,
-                        const int32_t *positions, int n_pos, const pika_fit_opts *o, int n_boot, const char *out_dir,
-                        FILE *out);
+                        const pika_difficulty_opts *o);
 
 #endif

@@ -238,7 +238,9 @@ static int probe_train(args_t *A) {
     int64_t n = select_rows(a.ids, a.n, A->labels, A->id_field, A->target, A->split, &rows, &y);
     pika_probe p;
     double t0 = pika_now();
-    if (pika_probe_train(&a, rows, n, y, A->target, A->layers, A->n_layers, A->positions, A->n_pos, &A->fit, &p, stdout))
+    pika_probe_train_opts to = {.target = A->target, .layers = A->layers, .n_layers = A->n_layers, .positions = A->positions,
+                                .n_pos = A->n_pos, .fit = A->fit, .log = stdout};
+    if (pika_probe_train(&a, rows, n, y, &to, &p))
         pika_die("%s", pika_last_error());
     if (pika_probe_save(&p, A->out)) pika_die("%s", pika_last_error());
     printf("wrote %s (%.1f s)\n", A->out, pika_now() - t0);
@@ -463,21 +465,10 @@ int cmd_difficulty(int argc, char **argv) {
     int64_t n = select_rows(a.ids, a.n, A.labels, A.id_field, A.human, A.split, &rows, &h);
     int64_t n2 = select_rows(a.ids, a.n, A.labels, A.id_field, A.success, A.split, &rows2, &s);
     if (n2 != n) pika_die("internal: row selection differs between targets");
-    FILE *out = stdout;
-    char path[4096];
-    if (A.out_dir) {
-        if (pika_mkdir_p(A.out_dir)) pika_die("%s", pika_last_error());
-        snprintf(path, sizeof path, "%s/difficulty.md", A.out_dir);
-        if (!(out = fopen(path, "w"))) pika_die("cannot write %s", path);
-    }
-    if (pika_difficulty_run(&a, rows, n, h, s, A.human, A.success, A.layers, A.n_layers, A.positions, A.n_pos, &A.fit, A.n_boot,
-                            A.out_dir, out))
-        pika_die("%s", pika_last_error());
-    if (out != stdout) {
-        fclose(out);
-        char *t = pika_read_file(path, NULL);
-        if (t) { fputs(t, stdout); free(t); }
-    }
+    pika_difficulty_opts o = {.human_name = A.human, .success_name = A.success, .layers = A.layers, .n_layers = A.n_layers,
+                              .positions = A.positions, .n_pos = A.n_pos, .fit = A.fit, .n_boot = A.n_boot,
+                              .out_dir = A.out_dir, .out = stdout};
+    if (pika_difficulty_run(&a, rows, n, h, s, &o)) pika_die("%s", pika_last_error());
     pika_acts_close(&a);
     free(rows); free(rows2); free(h); free(s);
     free_args(&A);

@@ -1776,15 +1776,24 @@ int pika_probe_check_reader(const pika_probe *p, const char *model_fingerprint, 
 
 /* ---------------------------------------------------------------- sweep on a store */
 
-int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
-                     const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                     const pika_fit_opts *o, pika_probe *out, FILE *log) {
-    return pika_probe_train_ex(a, rows, n, y, target, layers, n_layers, positions, n_pos, o, out, log, NULL);
+void pika_probe_train_opts_default(pika_probe_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    pika_fit_opts_default(&o->fit);
 }
 
-int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
-                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                        const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out) {
+static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
+                       const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
+                       const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out);
+
+int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
+                     pika_probe *out) {
+    return probe_train(a, rows, n, y, o->target, o->layers, o->n_layers, o->positions, o->n_pos, &o->fit, out, o->log,
+                       o->oof_out);
+}
+
+static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
+                       const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
+                       const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out) {
     memset(out, 0, sizeof *out);
     int task = pika_resolve_task(o->task, y, n);
     if (task < 0) return -1;

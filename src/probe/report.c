@@ -255,23 +255,35 @@ int pika_report_run(const pika_report_opts *o) {
 
 /* ---------------------------------------------------------------- difficulty */
 
-int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
-                        const char *human_name, const char *success_name, const int32_t *layers, int n_layers,
-                        const int32_t *positions, int n_pos, const pika_fit_opts *o, int n_boot, const char *out_dir,
-                        FILE *out) {
+void pika_difficulty_opts_default(pika_difficulty_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->human_name = "human";
+    o->success_name = "success";
+    pika_fit_opts_default(&o->fit);
+    o->n_boot = 1000;
+}
+
+static int difficulty_md(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
+                         const pika_difficulty_opts *D, FILE *out) {
+    const char *human_name = D->human_name, *success_name = D->success_name, *out_dir = D->out_dir;
+    const pika_fit_opts *o = &D->fit;
+    int n_boot = D->n_boot;
     double lo, hi;
     double rho = pika_bootstrap_ci(PIKA_M_SPEARMAN, success, human, n, n_boot, o->seed, &lo, &hi);
     pika_probe ph, ps;
     double *oof_h = pika_malloc(sizeof(double) * n), *oof_s = pika_malloc(sizeof(double) * n);
-    pika_fit_opts oh = *o;
-    oh.task = PIKA_TARGET_CONTINUOUS;
-    if (pika_probe_train_ex(a, rows, n, human, human_name, layers, n_layers, positions, n_pos, &oh, &ph, NULL, oof_h)) {
+    pika_probe_train_opts th = {.target = human_name, .layers = D->layers, .n_layers = D->n_layers, .positions = D->positions,
+                                .n_pos = D->n_pos, .fit = *o, .oof_out = oof_h};
+    th.fit.task = PIKA_TARGET_CONTINUOUS;
+    if (pika_probe_train(a, rows, n, human, &th, &ph)) {
         free(oof_h); free(oof_s);
         return -1;
     }
-    pika_fit_opts os = *o;
-    os.task = PIKA_TARGET_AUTO;
-    if (pika_probe_train_ex(a, rows, n, success, success_name, layers, n_layers, positions, n_pos, &os, &ps, NULL, oof_s)) {
+    pika_probe_train_opts ts = th;
+    ts.target = success_name;
+    ts.fit.task = PIKA_TARGET_AUTO;
+    ts.oof_out = oof_s;
+    if (pika_probe_train(a, rows, n, success, &ts, &ps)) {
         pika_probe_free(&ph);
         free(oof_h); free(oof_s);
         return -1;
@@ -326,5 +338,23 @@ int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const doub
     free(bh); free(bs); free(neg); free(oof_h); free(oof_s);
     pika_probe_free(&ph);
     pika_probe_free(&ps);
+    return rc;
+}
+
+int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
+                        const pika_difficulty_opts *o) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem) return pika_set_error("out of memory");
+    int rc = difficulty_md(a, rows, n, human, success, o, mem);
+    fclose(mem);
+    if (!rc && o->out_dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/difficulty.md", o->out_dir);
+        rc = pika_write_file_atomic(path, buf, len);
+    }
+    if (!rc && o->out) fwrite(buf, 1, len, o->out);
+    free(buf);
     return rc;
 }
