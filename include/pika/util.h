@@ -15,6 +15,20 @@
 #define PIKA_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define PIKA_PRINTF(a, b)
+/* ---- the one CPU-feature check of pika (quant.c, gemm.c and model.c all use it) ----
+ * Levels: PIKA_SIMD_AVX512 (AVX-512 F+BW+VL+DQ with AVX2+FMA+F16C), PIKA_SIMD_AVX2 (AVX2+FMA+F16C),
+ * PIKA_SIMD_SCALAR. pika_simd_detected(): what this CPU supports, capped by the environment variable
+ * PIKA_SIMD=avx512|avx2|scalar|auto (read once; a level the CPU lacks, or an unknown value, means
+ * auto). pika_simd_level(): the level the kernels use now = the override when set, else detected.
+ * pika_simd_override(level): -1 clears it; a level above pika_simd_detected() is an error. */
+enum { PIKA_SIMD_SCALAR = 0, PIKA_SIMD_AVX2 = 1, PIKA_SIMD_AVX512 = 2 };
+int pika_simd_detected(void);
+int pika_simd_level(void);
+int pika_simd_override(int level);
+/* "avx512" | "avx2" | "scalar" -> level; "auto" or NULL -> -1; anything else -> -2. */
+int pika_simd_parse(const char *name);
+const char *pika_simd_name(int level);
+
 /* ---- the one string hash and string -> int64 map of pika ----
  * pika_hash_bytes: 64-bit FNV-1a (prime 1099511628211) over n bytes, continuing from h (start with
  * PIKA_HASH_SEED: pika's historical seed, not FNV's standard offset basis; kept so that the
@@ -118,6 +132,20 @@ float pika_fp16_to_fp32(uint16_t h);
 uint16_t pika_fp32_to_fp16(float f);
 float pika_bf16_to_fp32(uint16_t h);
 uint16_t pika_fp32_to_bf16(float f);
+
+/* ---- the one CPU-feature check of pika (quant.c, gemm.c and model.c all use it) ----
+ * Levels: PIKA_SIMD_AVX512 (AVX-512 F+BW+VL+DQ with AVX2+FMA+F16C), PIKA_SIMD_AVX2 (AVX2+FMA+F16C),
+ * PIKA_SIMD_SCALAR. pika_simd_detected(): what this CPU supports, capped by the environment variable
+ * PIKA_SIMD=avx512|avx2|scalar|auto (read once; a level the CPU lacks, or an unknown value, means
+ * auto). pika_simd_level(): the level the kernels use now = the override when set, else detected.
+ * pika_simd_override(level): -1 clears it; a level above pika_simd_detected() is an error. */
+enum { PIKA_SIMD_SCALAR = 0, PIKA_SIMD_AVX2 = 1, PIKA_SIMD_AVX512 = 2 };
+int pika_simd_detected(void);
+int pika_simd_level(void);
+int pika_simd_override(int level);
+/* "avx512" | "avx2" | "scalar" -> level; "auto" or NULL -> -1; anything else -> -2. */
+int pika_simd_parse(const char *name);
+const char *pika_simd_name(int level);
 
 /* ---- the one string hash and string -> int64 map of pika ----
  * pika_hash_bytes: 64-bit FNV-1a (prime 1099511628211) over n bytes, continuing from h (start with

@@ -429,3 +429,50 @@ int64_t pika_strmap_put(pika_strmap *m, const char *key, int64_t val) {
     m->len++;
     return -1;
 }
+
+/* ---------------------------------------------------------------- CPU features */
+
+static int g_simd_detected = -1; /* -1 = not yet detected */
+static int g_simd_override = -1; /* -1 = none */
+
+int pika_simd_parse(const char *name) {
+    if (!name || !*name || !strcmp(name, "auto")) return -1;
+    if (!strcmp(name, "avx512")) return PIKA_SIMD_AVX512;
+    if (!strcmp(name, "avx2")) return PIKA_SIMD_AVX2;
+    if (!strcmp(name, "scalar")) return PIKA_SIMD_SCALAR;
+    return -2;
+}
+
+const char *pika_simd_name(int level) {
+    return level == PIKA_SIMD_AVX512 ? "avx512" : level == PIKA_SIMD_AVX2 ? "avx2" : "scalar";
+}
+
+int pika_simd_detected(void) {
+    int p = __atomic_load_n(&g_simd_detected, __ATOMIC_RELAXED);
+    if (p >= 0) return p;
+    p = PIKA_SIMD_SCALAR;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) p = PIKA_SIMD_AVX2;
+    if (p == PIKA_SIMD_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        p = PIKA_SIMD_AVX512;
+#endif
+    int env = pika_simd_parse(getenv("PIKA_SIMD"));
+    if (env >= 0 && env < p) p = env;
+    __atomic_store_n(&g_simd_detected, p, __ATOMIC_RELAXED);
+    return p;
+}
+
+int pika_simd_level(void) {
+    int o = __atomic_load_n(&g_simd_override, __ATOMIC_RELAXED);
+    return o >= 0 ? o : pika_simd_detected();
+}
+
+int pika_simd_override(int level) {
+    if (level < 0) { __atomic_store_n(&g_simd_override, -1, __ATOMIC_RELAXED); return 0; }
+    if (level > PIKA_SIMD_AVX512) return pika_set_error("unknown SIMD level %d", level);
+    if (level > pika_simd_detected()) return pika_set_error("this CPU (or PIKA_SIMD) does not allow the %s path", pika_simd_name(level));
+    __atomic_store_n(&g_simd_override, level, __ATOMIC_RELAXED);
+    return 0;
+}
