@@ -10,11 +10,11 @@
 #include <lapacke.h>
 #include <linear.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pika/metrics.h"
+#include "pika/threadpool.h"
 #include "pika/util.h"
 
 void pika_fit_opts_default(pika_fit_opts *o) {
@@ -253,7 +253,18 @@ static void *scratch_get(int slot, size_t bytes) {
     return g_scratch[slot].p;
 }
 
+/* The worker threads of the probe solvers: one pika_pool (core/threadpool) per calling thread, kept
+ * between solver passes of a sweep and released with the scratch buffers. */
+static _Thread_local pika_pool *g_pool;
+
+static pika_pool *probe_pool(int nt) {
+    if (g_pool && pika_pool_size(g_pool) != nt) { pika_pool_free(g_pool); g_pool = NULL; }
+    if (!g_pool) g_pool = pika_pool_new(nt);
+    return g_pool;
+}
+
 static void scratch_release(void) {
+    if (g_pool) { pika_pool_free(g_pool); g_pool = NULL; }
     for (int i = 0; i < 2; i++) {
         free(g_scratch[i].p);
         g_scratch[i].p = NULL;
@@ -512,20 +523,22 @@ static void *lr_run(void *arg) {
     return NULL;
 }
 
+typedef struct {
+    lr_job *jobs;
+    int k;
+} lr_batch;
+
+static void lr_pool_fn(void *ctx, int ith, int nth) {
+    lr_batch *b = ctx;
+    for (int f = ith; f < b->k; f += nth) lr_run(&b->jobs[f]);
+}
+
 static int run_jobs(lr_job *jobs, int k, int n_threads) {
     if (n_threads < 1) n_threads = 1;
+    if (n_threads > k) n_threads = k;
     set_print_string_function(ll_quiet);
-    for (int f0 = 0; f0 < k; f0 += n_threads) {
-        pthread_t th[64];
-        int started[64] = {0};
-        int nt = 0;
-        for (int f = f0; f < k && f < f0 + n_threads && nt < 64; f++, nt++)
-            started[nt] = n_threads > 1 && pthread_create(&th[nt], NULL, lr_run, &jobs[f]) == 0;
-        for (int t = 0; t < nt; t++) {
-            if (started[t]) pthread_join(th[t], NULL);
-            else lr_run(&jobs[f0 + t]);
-        }
-    }
+    lr_batch b = {jobs, k};
+    pika_pool_run(probe_pool(n_threads), lr_pool_fn, &b);
     for (int f = 0; f < k; f++)
         if (jobs[f].rc) return pika_set_error("%s", jobs[f].err);
     return 0;
@@ -613,25 +626,23 @@ static void *mm_work(void *arg) {
     return NULL;
 }
 
+static void mm_pool_fn(void *ctx, int ith, int nth) {
+    (void)nth;
+    mm_work(&((mm_job *)ctx)[ith]);
+}
+
 static void mm_run(const float *X, int64_t n, int d, int F, const double *T, double *M, const double *cst) {
     int nt = pika_n_cores();
     if (nt > 16) nt = 16;
     if ((int64_t)nt * 64 > n) nt = 1;
     mm_job jobs[16];
-    pthread_t th[16];
     int simd = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-    simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("PIKA_NO_SIMD");
+    simd = pika_simd_level() >= PIKA_SIMD_AVX2; /* the one CPU-feature check (util.h) */
 #endif
     for (int t = 0; t < nt; t++)
         jobs[t] = (mm_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .M = M, .simd = simd};
-    int started[16] = {0};
-    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, mm_work, &jobs[t]) == 0;
-    mm_work(&jobs[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else mm_work(&jobs[t]);
-    }
+    pika_pool_run(probe_pool(nt), mm_pool_fn, jobs);
 }
 
 /* Hessian-vector pass in float32 (the CG inner loop, ~3/4 of the solver's work): for each row i and
@@ -874,33 +885,30 @@ static void *hv_work(void *arg) {
 }
 
 /* G [F x d] and rs [F] over all rows, split over threads. */
+static void hv_pool_fn(void *ctx, int ith, int nth) {
+    (void)nth;
+    hv_work(&((hv_job *)ctx)[ith]);
+}
+
 static void hv_run(const float *X, int64_t n, int d, int F, const float *T, const double *cst, const double *Dw, const double *R,
                    const int *fold, const int *act, double *G, double *rs, double *U) {
     int nt = pika_n_cores();
     if (nt > 16) nt = 16;
     if ((int64_t)nt * 64 > n) nt = 1;
     hv_job jobs[16];
-    pthread_t th[16];
     size_t fd = (size_t)F * d;
     double *part = nt > 1 ? pika_malloc(sizeof(double) * (size_t)(nt - 1) * fd) : NULL;
     float *acc = pika_malloc(sizeof(float) * (size_t)nt * fd);
     double rsp[16][64];
     int simd = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-    simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("PIKA_NO_SIMD");
-    if (simd && __builtin_cpu_supports("avx512f") && !getenv("PIKA_NO_AVX512")) simd = 2;
+    simd = pika_simd_level() >= PIKA_SIMD_AVX512 ? 2 : pika_simd_level() >= PIKA_SIMD_AVX2; /* util.h's one check */
 #endif
     for (int t = 0; t < nt; t++)
         jobs[t] = (hv_job){.X = X, .i0 = n * t / nt, .i1 = n * (t + 1) / nt, .d = d, .F = F, .T = T, .cst = cst, .Dw = Dw, .R = R,
                            .fold = fold, .act = act, .G = t == 0 ? G : part + (size_t)(t - 1) * fd, .rs = rsp[t], .U = U,
                            .acc = acc + (size_t)t * fd, .simd = simd};
-    int started[16] = {0};
-    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, hv_work, &jobs[t]) == 0;
-    hv_work(&jobs[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else hv_work(&jobs[t]);
-    }
+    pika_pool_run(probe_pool(nt), hv_pool_fn, jobs);
     for (int t = 1; t < nt; t++)
         for (size_t q = 0; q < fd; q++) G[q] += part[(size_t)(t - 1) * fd + q];
     for (int f = 0; f < F; f++) {
