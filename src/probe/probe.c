@@ -580,7 +580,7 @@ typedef struct {
     int d, F;
     const double *T, *cst;
     double *M;
-    int simd;          /* use the AVX2 kernel (CPU has it and PIKA_NO_SIMD is unset) */
+    int simd;          /* use the AVX2 kernel (pika_simd_level() >= AVX2) */
 } mm_job;
 
 #if defined(__x86_64__) && defined(__GNUC__)
