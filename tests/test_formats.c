@@ -135,6 +135,31 @@ static void test_labels_reader_ids(void) {
     CHECK(pika_labels_read(&L, p, "id", 1, f, NULL) == -1 && strstr(pika_last_error(), "no labelled lines"), "empty: %s", pika_last_error());
 }
 
+static void test_labels_select(void) {
+    const char *dir = test_tmpdir();
+    char p[512];
+    snprintf(p, sizeof p, "%s/labels.jsonl", dir);
+    const char *txt = "{\"id\":\"a\",\"y\":1,\"split\":\"train\"}\n{\"id\":\"b\",\"y\":0,\"split\":\"test\"}\n"
+                      "{\"id\":\"c\",\"y\":0,\"split\":\"train\"}\n";
+    write_file(p, txt, strlen(txt));
+    char *ids[3] = {"c", "b", "a"};
+    int64_t *rows;
+    double *y;
+    int64_t m = pika_labels_select(p, "id", "y", "split=train", ids, 3, &rows, &y);
+    REQUIRE(m == 2, "m=%lld: %s", (long long)m, pika_last_error());
+    CHECK(rows[0] == 0 && y[0] == 0 && rows[1] == 2 && y[1] == 1, "train rows in id order");
+    free(rows); free(y);
+    m = pika_labels_select(p, NULL, NULL, NULL, ids, 3, &rows, NULL);
+    CHECK(m == 3, "all rows without split or target");
+    free(rows);
+    CHECK(pika_labels_select(p, "id", "y", "split=dev", ids, 3, &rows, &y) == -1 && strstr(pika_last_error(), "no rows selected"), "%s",
+          pika_last_error());
+    CHECK(pika_labels_select(p, "id", "y", "train", ids, 3, &rows, &y) == -1 && strstr(pika_last_error(), "FIELD=VALUE"), "%s",
+          pika_last_error());
+    char *ids2[2] = {"a", "zz"};
+    CHECK(pika_labels_select(p, "id", "y", NULL, ids2, 2, &rows, &y) == -1 && strstr(pika_last_error(), "'zz'"), "%s", pika_last_error());
+}
+
 static void test_rollouts_reader(void) {
     const char *dir = test_tmpdir();
     char p[512];
@@ -184,6 +209,7 @@ int main(void) {
     RUN(test_jsonl_reader);
     RUN(test_corrupt_gz_message);
     RUN(test_labels_reader_ids);
+    RUN(test_labels_select);
     RUN(test_rollouts_reader);
     RUN(test_cli_empty_inputs);
     return test_summary("formats");

@@ -600,6 +600,13 @@ static void test_cli_pipeline(void) {
     out = run_pika(cmd, &st);
     CHECK(st == 0 && strstr(out, "\"auroc\":") && strstr(out, "\"paired\":"), "eval json: %s", out);
     free(out);
+    snprintf(path, sizeof path, "%s/cv.tsv", d);
+    char *tsv = pika_read_file(path, NULL);
+    int tl = 0;
+    for (const char *q = tsv ? tsv : ""; *q; q++) tl += *q == '\n';
+    CHECK(tsv && !strncmp(tsv, "layer\tposition\talpha\tcv_mean\tcv_std\n", 36) && tl == 1 + 2 * 2 * 5, "cv table (%d lines): %s", tl,
+          tsv ? tsv : "(missing)");
+    free(tsv);
     snprintf(path, sizeof path, "%s/rep/report.md", d);
     char *md = pika_read_file(path, NULL);
     CHECK(md && strstr(md, "selected: **layer 1, position -1") && strstr(md, "Paired bootstrap"), "report.md: %s", md ? md : "(missing)");

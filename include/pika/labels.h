@@ -100,6 +100,13 @@ void pika_labels_free(pika_labels *L);
 /* Map each of ids[0..n) to its label row into row_out[n]; an id with no label is an error. */
 int pika_labels_join(const pika_labels *L, char *const *ids, int64_t n, int64_t *row_out);
 
+/* Select the entries of ids[0..n) (a store's or a dataset's ids) for a probe or baseline: read the
+ * labels file, join by id (every id needs a label), keep those whose split field matches split_spec
+ * ("FIELD=VALUE", NULL = all). *rows = indices into ids [m] and, when target != NULL, *y = the target
+ * [m] (y may be NULL without a target). Returns m >= 1, or -1 + error (also for no row selected). */
+int64_t pika_labels_select(const char *labels_path, const char *id_field, const char *target, const char *split_spec,
+                           char *const *ids, int64_t n, int64_t **rows, double **y);
+
 /* What a labels file records about where it came from (for report provenance): its rows, the
  * distinct "model" values (comma-joined, at most 4 then ", ..."; "" when none), and the range of
  * "n" (rollouts per question, k in the paper; 0 when absent). */

@@ -140,6 +140,8 @@ typedef struct {
 
 void pika_probe_free(pika_probe *p);
 int pika_probe_save(const pika_probe *p, const char *path);
+/* The CV curve as TSV: header "layer position alpha cv_mean cv_std", one line per configuration. */
+int pika_probe_write_cv_table(const pika_probe *p, const char *path);
 int pika_probe_load(pika_probe *p, const char *path);
 /* Error unless the store matches the probe's provenance (fingerprint, d_model, layer, position). */
 int pika_probe_check_acts(const pika_probe *p, const pika_acts *a);

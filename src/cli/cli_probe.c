@@ -186,40 +186,11 @@ static void need(const char *v, const char *flag) {
     if (!v) pika_die("missing required option %s (see --help)", flag);
 }
 
-/* Split "FIELD=VALUE" into field / value (static storage). */
-static void split_spec(const char *s, char **field, char **value) {
-    const char *eq = s ? strchr(s, '=') : NULL;
-    if (s && !eq) pika_die("--split must look like FIELD=VALUE (e.g. split=train)");
-    *field = s ? pika_strndup(s, (size_t)(eq - s)) : NULL;
-    *value = s ? pika_strdup(eq + 1) : NULL;
-}
-
-/* Select ids (of a store or a dataset) that have labels (and the split value): rows[] and y[]
- * (y only when a target is given). */
+/* Rows of ids (a store or a dataset) that have labels and the --split value; y[] when a target is given. */
 static int64_t select_rows(char *const *ids, int64_t n, const char *labels, const char *id_field, const char *target,
                            const char *split, int64_t **rows, double **y) {
-    char *sf, *sv;
-    split_spec(split, &sf, &sv);
-    pika_labels L;
-    const char *f[1] = {target};
-    if (pika_labels_read(&L, labels, id_field, target ? 1 : 0, f, sf)) pika_die("%s", pika_last_error());
-    int64_t *lrow = pika_malloc(sizeof(int64_t) * (n ? n : 1));
-    if (pika_labels_join(&L, ids, n, lrow)) pika_die("%s", pika_last_error());
-    *rows = pika_malloc(sizeof(int64_t) * (n ? n : 1));
-    if (y) *y = pika_malloc(sizeof(double) * (n ? n : 1));
-    int64_t m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t r = lrow[i];
-        if (sf && strcmp(L.split[r], sv)) continue;
-        (*rows)[m] = i;
-        if (y) (*y)[m] = L.vals[r];
-        m++;
-    }
-    if (m == 0) pika_die("no rows selected%s%s", sf ? " for --split " : "", sf ? split : "");
-    pika_labels_free(&L);
-    free(lrow);
-    free(sf);
-    free(sv);
+    int64_t m = pika_labels_select(labels, id_field, target, split, ids, n, rows, y);
+    if (m < 0) pika_die("%s", pika_last_error());
     return m;
 }
 
@@ -245,16 +216,7 @@ static int probe_train(args_t *A) {
     if (pika_probe_save(&p, A->out)) pika_die("%s", pika_last_error());
     printf("wrote %s (%.1f s)\n", A->out, pika_now() - t0);
     if (A->cv_table) {
-        FILE *f = fopen(A->cv_table, "w");
-        if (!f) pika_die("cannot write %s", A->cv_table);
-        fprintf(f, "layer\tposition\talpha\tcv_mean\tcv_std\n");
-        for (int l = 0; l < p.n_layers; l++)
-            for (int q = 0; q < p.n_pos; q++)
-                for (int k = 0; k < p.n_alpha; k++) {
-                    size_t ix = ((size_t)l * p.n_pos + q) * p.n_alpha + k;
-                    fprintf(f, "%d\t%d\t%g\t%.6f\t%.6f\n", p.layers[l], p.positions[q], p.alphas[k], p.cv_mean[ix], p.cv_std[ix]);
-                }
-        fclose(f);
+        if (pika_probe_write_cv_table(&p, A->cv_table)) pika_die("%s", pika_last_error());
     }
     pika_probe_free(&p);
     pika_acts_close(&a);

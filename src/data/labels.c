@@ -325,6 +325,48 @@ int pika_labels_describe(const char *path, pika_labels_info *info) {
     return pika_jsonl_read(path, describe_line, &c, NULL, NULL, NULL) < 0 ? -1 : 0;
 }
 
+int64_t pika_labels_select(const char *labels_path, const char *id_field, const char *target, const char *split_spec,
+                           char *const *ids, int64_t n, int64_t **rows, double **y) {
+    *rows = NULL;
+    if (y) *y = NULL;
+    char *sf = NULL, *sv = NULL;
+    if (split_spec) {
+        const char *eq = strchr(split_spec, '=');
+        if (!eq || eq == split_spec) return pika_set_error("split must look like FIELD=VALUE (e.g. split=train), got '%s'", split_spec);
+        sf = pika_strndup(split_spec, (size_t)(eq - split_spec));
+        sv = pika_strdup(eq + 1);
+    }
+    pika_labels L;
+    const char *f[1] = {target};
+    if (pika_labels_read(&L, labels_path, id_field ? id_field : "id", target ? 1 : 0, f, sf)) { free(sf); free(sv); return -1; }
+    int64_t *lrow = pika_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    int64_t m = -1;
+    if (pika_labels_join(&L, ids, n, lrow) == 0) {
+        *rows = pika_malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+        if (y) *y = pika_malloc(sizeof(double) * (size_t)(n ? n : 1));
+        m = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t r = lrow[i];
+            if (sf && strcmp(L.split[r], sv)) continue;
+            (*rows)[m] = i;
+            if (y && target) (*y)[m] = L.vals[r];
+            m++;
+        }
+        if (m == 0) {
+            pika_set_error("no rows selected%s%s", sf ? " for split " : "", sf ? split_spec : "");
+            free(*rows);
+            *rows = NULL;
+            if (y) { free(*y); *y = NULL; }
+            m = -1;
+        }
+    }
+    pika_labels_free(&L);
+    free(lrow);
+    free(sf);
+    free(sv);
+    return m;
+}
+
 /* ---------------------------------------------------------------- graded rollouts */
 
 typedef struct {

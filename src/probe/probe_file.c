@@ -275,3 +275,20 @@ int pika_probe_check_reader(const pika_probe *p, const char *model_fingerprint, 
     cJSON_Delete(theirs);
     return rc;
 }
+
+int pika_probe_write_cv_table(const pika_probe *p, const char *path) {
+    pika_buf b = {0};
+    pika_buf_puts(&b, "layer\tposition\talpha\tcv_mean\tcv_std\n");
+    char line[160];
+    for (int l = 0; l < p->n_layers; l++)
+        for (int q = 0; q < p->n_pos; q++)
+            for (int k = 0; k < p->n_alpha; k++) {
+                size_t ix = ((size_t)l * p->n_pos + q) * p->n_alpha + k;
+                snprintf(line, sizeof line, "%d\t%d\t%g\t%.6f\t%.6f\n", p->layers[l], p->positions[q], p->alphas[k], p->cv_mean[ix],
+                         p->cv_std[ix]);
+                pika_buf_puts(&b, line);
+            }
+    int rc = pika_write_file_atomic(path, b.s, b.n);
+    free(b.s);
+    return rc;
+}
