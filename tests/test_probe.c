@@ -318,7 +318,8 @@ static void test_baselines(void) {
     pika_tfidf_opts to;
     pika_tfidf_opts_default(&to);
     pika_probe p;
-    REQUIRE(pika_baseline_train("tfidf", tx, NULL, n, y, "y", &to, &o, &p, NULL) == 0, "%s", pika_last_error());
+    pika_baseline_opts bo = {.kind = "tfidf", .target = "y", .tfidf = to, .fit = o};
+    REQUIRE(pika_baseline_train(tx, NULL, n, y, &bo, &p) == 0, "%s", pika_last_error());
     CHECK(p.cv_score > 0.8, "tfidf CV AUROC %g", p.cv_score);
     const char *dir = test_tmpdir();
     char path[512];
@@ -336,10 +337,15 @@ static void test_baselines(void) {
     /* continuous target through CG ridge */
     double *yc = malloc(sizeof(double) * n);
     for (int i = 0; i < n; i++) yc[i] = y[i] + 0.3 * gauss(&r);
-    REQUIRE(pika_baseline_train("tfidf", tx, NULL, n, yc, "y", &to, &o, &p, NULL) == 0, "%s", pika_last_error());
+    bo.tfidf = to;
+    bo.fit = o;
+    REQUIRE(pika_baseline_train(tx, NULL, n, yc, &bo, &p) == 0, "%s", pika_last_error());
     CHECK(p.cv_score > 0.5, "tfidf ridge CV Spearman %g", p.cv_score);
     pika_probe_free(&p);
-    REQUIRE(pika_baseline_train("length", tx, tk, n, y, "y", &to, &o, &p, NULL) == 0, "%s", pika_last_error());
+    bo.kind = "length";
+    bo.tfidf = to;
+    bo.fit = o;
+    REQUIRE(pika_baseline_train(tx, tk, n, y, &bo, &p) == 0, "%s", pika_last_error());
     CHECK(fabs(p.cv_score - 0.5) < 0.15, "length is uninformative here: %g", p.cv_score);
     CHECK(p.lin.d == 2, "length uses tokens + chars");
     pika_probe_free(&p);

@@ -47,9 +47,19 @@ typedef struct {
 } pika_tfidf_opts;
 void pika_tfidf_opts_default(pika_tfidf_opts *o);
 
-/* Train a baseline ("length" or "tfidf") on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. */
-int pika_baseline_train(const char *kind, char *const *texts, const double *tokens, int64_t n, const double *y,
-                        const char *target, const pika_tfidf_opts *to, const pika_fit_opts *o, pika_probe *out, FILE *log);
+/* Options of a baseline (pika_baseline_opts_default: kind "tfidf", default TF-IDF and fit options). */
+typedef struct {
+    const char *kind;         /* "length" or "tfidf" */
+    const char *target;       /* label field name recorded in the baseline file */
+    pika_tfidf_opts tfidf;
+    pika_fit_opts fit;
+    FILE *log;                /* CV summary (NULL = silent) */
+} pika_baseline_opts;
+void pika_baseline_opts_default(pika_baseline_opts *o);
+
+/* Train a baseline on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. */
+int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *o,
+                        pika_probe *out);
 /* Scores and calibrated probabilities for texts with a trained baseline. */
 int pika_baseline_predict(const pika_probe *p, char *const *texts, const double *tokens, int64_t n, double *score,
                           double *prob);

@@ -375,7 +375,8 @@ int cmd_baseline(int argc, char **argv) {
     }
     if (train) {
         pika_probe p;
-        if (pika_baseline_train(A.kind, tx, tk, n, y, A.target, &A.to, &A.fit, &p, stdout)) pika_die("%s", pika_last_error());
+        pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout};
+        if (pika_baseline_train(tx, tk, n, y, &bo, &p)) pika_die("%s", pika_last_error());
         if (pika_probe_save(&p, A.out)) pika_die("%s", pika_last_error());
         printf("wrote %s\n", A.out);
         pika_probe_free(&p);

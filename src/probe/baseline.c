@@ -300,8 +300,19 @@ static int length_features(char *const *texts, const double *tokens, int64_t n, 
 
 /* ---------------------------------------------------------------- train / predict */
 
-int pika_baseline_train(const char *kind, char *const *texts, const double *tokens, int64_t n, const double *y,
-                        const char *target, const pika_tfidf_opts *to, const pika_fit_opts *o, pika_probe *out, FILE *log) {
+void pika_baseline_opts_default(pika_baseline_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kind = "tfidf";
+    pika_tfidf_opts_default(&o->tfidf);
+    pika_fit_opts_default(&o->fit);
+}
+
+int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *bo,
+                        pika_probe *out) {
+    const char *kind = bo->kind ? bo->kind : "", *target = bo->target;
+    const pika_tfidf_opts *to = &bo->tfidf;
+    const pika_fit_opts *o = &bo->fit;
+    FILE *log = bo->log;
     memset(out, 0, sizeof *out);
     int is_len = !strcmp(kind, "length");
     if (!is_len && strcmp(kind, "tfidf")) return pika_set_error("unknown baseline '%s' (length or tfidf)", kind);
