@@ -184,6 +184,35 @@ static void test_rollouts_reader(void) {
           pika_last_error());
 }
 
+/* the labels writer and reader are one format: what pika_labels_write writes, pika_labels_read reads */
+static void test_labels_write_read(void) {
+    pika_rollout r[3] = {{.id = "7", .model = "m", .correct = 1, .answer = "2", .tokens_out = 10},
+                         {.id = "7", .model = "m", .correct = 0, .answer = "3", .tokens_out = 20},
+                         {.id = "1.5", .model = "m", .correct = 1, .answer = "2", .tokens_out = 30}};
+    int ks[1] = {1};
+    pika_label_opts lo = {.ks = ks, .nk = 1};
+    pika_label *L;
+    int nl;
+    REQUIRE(pika_label_aggregate(r, 3, &lo, &L, &nl) == 0 && nl == 2, "aggregate");
+    char p[512];
+    snprintf(p, sizeof p, "%s/labels.jsonl", test_tmpdir());
+    FILE *f = fopen(p, "w");
+    REQUIRE(f, "open");
+    int rc = pika_labels_write(f, L, nl, NULL, 0, NULL, NULL);
+    fclose(f);
+    REQUIRE(rc == 0, "%s", pika_last_error());
+    pika_labels R;
+    const char *fields[3] = {"n", "success_rate", "pass@1"};
+    REQUIRE(pika_labels_read(&R, p, "id", 3, fields, NULL) == 0, "%s", pika_last_error());
+    CHECK(R.n == 2 && !strcmp(R.ids[0], "7") && !strcmp(R.ids[1], "1.5"), "ids");
+    CHECK(R.vals[0] == 2 && R.vals[1] == 0.5 && R.vals[2] == 0.5 && R.vals[3] == 1 && R.vals[4] == 1, "values");
+    pika_labels_free(&R);
+    char *txt = pika_read_file(p, NULL);
+    CHECK(txt && strstr(txt, "\"majority_answer\":\"2\"") && strstr(txt, "\"total_tokens_out\":30") && !strstr(txt, "cost"), "%s", txt);
+    free(txt);
+    pika_label_free(L, nl);
+}
+
 static void test_cli_empty_inputs(void) {
     const char *dir = test_tmpdir();
     char data[512], empty[512], cmd[2048];
@@ -211,6 +240,7 @@ int main(void) {
     RUN(test_labels_reader_ids);
     RUN(test_labels_select);
     RUN(test_rollouts_reader);
+    RUN(test_labels_write_read);
     RUN(test_cli_empty_inputs);
     return test_summary("formats");
 }

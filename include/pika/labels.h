@@ -14,7 +14,9 @@
 #define PIKA_LABELS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
+#include "pika/dataset.h"
 #include "pika/util.h"
 
 typedef struct {
@@ -77,6 +79,13 @@ typedef struct {
  * rollout. */
 int pika_label_aggregate(const pika_rollout *r, int n, const pika_label_opts *o, pika_label **out, int *n_out);
 void pika_label_free(pika_label *l, int n);
+
+/* Write labels as the labels JSONL file of `pika labels` (fields in README, "Labels"): one line per
+ * label, flushed. d (may be NULL) adds the human difficulty "level" and the file's "split" of each
+ * id; with_costs adds the three cost fields (null where the model had no price). warn(msg, ctx) (may
+ * be NULL) is told about an id missing from d (each time) and the first model without a price. */
+int pika_labels_write(FILE *out, const pika_label *L, int n, const pika_dataset *d, int with_costs,
+                      void (*warn)(const char *msg, void *ctx), void *warn_ctx);
 
 /* ---- the labels file (JSONL, one object per question) ----
  * Written by `pika labels` (see README); read here for probes, baselines, evaluation and reports.

@@ -501,7 +501,10 @@ static int answers_equal_kind(const char *a, const char *b, void *ctx) {
     return pika_answers_equal(*(const pika_task_kind *)ctx, a, b);
 }
 
-static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+static void print_warning(const char *msg, void *ctx) {
+    (void)ctx;
+    fprintf(stderr, "pika: warning: %s\n", msg);
+}
 
 int cmd_labels(int argc, char **argv) {
     args_t a;
@@ -541,49 +544,7 @@ int cmd_labels(int argc, char **argv) {
                           .answers_equal = a.exact_answers ? NULL : answers_equal_kind, .eq_ctx = &kind};
     if (pika_label_aggregate(R, nr, &lo, &L, &nl)) pika_die("%s", pika_last_error());
     FILE *out = open_out(a.out);
-    int warned_price = 0;
-    for (int i = 0; i < nl; i++) {
-        pika_label *l = &L[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "id", l->id);
-        cJSON_AddStringToObject(o, "model", l->model);
-        if (d) {
-            const pika_example *e = pika_dataset_find(d, l->id);
-            if (e && e->level) cJSON_AddNumberToObject(o, "level", e->level);
-            if (e && e->split) cJSON_AddStringToObject(o, "split", e->split);
-            else if (!e) fprintf(stderr, "pika: warning: id \"%s\" is not in %s\n", l->id, d->name);
-        }
-        cJSON_AddNumberToObject(o, "n", l->n);
-        cJSON_AddNumberToObject(o, "n_correct", l->n_correct);
-        cJSON_AddNumberToObject(o, "success_rate", l->success_rate);
-        for (int k = 0; k < l->nk; k++) {
-            char key[32];
-            snprintf(key, sizeof key, "pass@%d", l->ks[k]);
-            cJSON_AddItemToObject(o, key, num_or_null(l->pass_at[k]));
-        }
-        cJSON_AddNumberToObject(o, "pass_at_n", l->n_correct > 0 ? 1 : 0);
-        cJSON_AddItemToObject(o, "majority_answer", l->majority_answer ? cJSON_CreateString(l->majority_answer) : cJSON_CreateNull());
-        cJSON_AddNumberToObject(o, "majority_count", l->majority_count);
-        cJSON_AddBoolToObject(o, "majority_vote_is_correct", l->majority_correct);
-        cJSON_AddNumberToObject(o, "tokens_in", (double)l->tokens_in);
-        cJSON_AddNumberToObject(o, "total_tokens_in", (double)l->total_tokens_in);
-        cJSON_AddNumberToObject(o, "total_tokens_out", (double)l->total_tokens_out);
-        cJSON_AddNumberToObject(o, "mean_tokens_out", l->n ? (double)l->total_tokens_out / l->n : 0);
-        if (a.prices) {
-            if (l->has_cost) {
-                cJSON_AddNumberToObject(o, "input_cost_usd_once", l->input_cost_once);
-                cJSON_AddNumberToObject(o, "total_output_cost_usd", l->output_cost);
-                cJSON_AddNumberToObject(o, "total_cost_usd", l->total_cost);
-            } else {
-                cJSON_AddNullToObject(o, "input_cost_usd_once");
-                cJSON_AddNullToObject(o, "total_output_cost_usd");
-                cJSON_AddNullToObject(o, "total_cost_usd");
-                if (!warned_price++) fprintf(stderr, "pika: warning: model \"%s\" is not in %s; its costs are null\n", l->model, a.prices);
-            }
-        }
-        write_json_line(out, o);
-        cJSON_Delete(o);
-    }
+    if (pika_labels_write(out, L, nl, d, a.prices != NULL, print_warning, NULL)) pika_die("%s", pika_last_error());
     close_out(out);
     pika_rollouts_free(R, nr);
     pika_label_free(L, nl);

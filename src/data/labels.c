@@ -196,6 +196,66 @@ int pika_label_aggregate(const pika_rollout *r, int n, const pika_label_opts *o,
 
 /* ---------------------------------------------------------------- the labels file */
 
+static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+int pika_labels_write(FILE *out, const pika_label *L, int nl, const pika_dataset *d, int with_costs,
+                      void (*warn)(const char *msg, void *ctx), void *warn_ctx) {
+    int warned_price = 0;
+    char msg[1024];
+    for (int i = 0; i < nl; i++) {
+        const pika_label *l = &L[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", l->id);
+        cJSON_AddStringToObject(o, "model", l->model);
+        if (d) {
+            const pika_example *e = pika_dataset_find((pika_dataset *)d, l->id);
+            if (e && e->level) cJSON_AddNumberToObject(o, "level", e->level);
+            if (e && e->split) cJSON_AddStringToObject(o, "split", e->split);
+            else if (!e && warn) {
+                snprintf(msg, sizeof msg, "id \"%s\" is not in %s", l->id, d->name);
+                warn(msg, warn_ctx);
+            }
+        }
+        cJSON_AddNumberToObject(o, "n", l->n);
+        cJSON_AddNumberToObject(o, "n_correct", l->n_correct);
+        cJSON_AddNumberToObject(o, "success_rate", l->success_rate);
+        for (int k = 0; k < l->nk; k++) {
+            char key[32];
+            snprintf(key, sizeof key, "pass@%d", l->ks[k]);
+            cJSON_AddItemToObject(o, key, num_or_null(l->pass_at[k]));
+        }
+        cJSON_AddNumberToObject(o, "pass_at_n", l->n_correct > 0 ? 1 : 0);
+        cJSON_AddItemToObject(o, "majority_answer", l->majority_answer ? cJSON_CreateString(l->majority_answer) : cJSON_CreateNull());
+        cJSON_AddNumberToObject(o, "majority_count", l->majority_count);
+        cJSON_AddBoolToObject(o, "majority_vote_is_correct", l->majority_correct);
+        cJSON_AddNumberToObject(o, "tokens_in", (double)l->tokens_in);
+        cJSON_AddNumberToObject(o, "total_tokens_in", (double)l->total_tokens_in);
+        cJSON_AddNumberToObject(o, "total_tokens_out", (double)l->total_tokens_out);
+        cJSON_AddNumberToObject(o, "mean_tokens_out", l->n ? (double)l->total_tokens_out / l->n : 0);
+        if (with_costs) {
+            if (l->has_cost) {
+                cJSON_AddNumberToObject(o, "input_cost_usd_once", l->input_cost_once);
+                cJSON_AddNumberToObject(o, "total_output_cost_usd", l->output_cost);
+                cJSON_AddNumberToObject(o, "total_cost_usd", l->total_cost);
+            } else {
+                cJSON_AddNullToObject(o, "input_cost_usd_once");
+                cJSON_AddNullToObject(o, "total_output_cost_usd");
+                cJSON_AddNullToObject(o, "total_cost_usd");
+                if (!warned_price++ && warn) {
+                    snprintf(msg, sizeof msg, "model \"%s\" is not in the price table; its costs are null", l->model);
+                    warn(msg, warn_ctx);
+                }
+            }
+        }
+        char *txt = cJSON_PrintUnformatted(o);
+        int bad = fputs(txt, out) < 0 || fputc('\n', out) == EOF;
+        cJSON_free(txt);
+        cJSON_Delete(o);
+        if (bad) return pika_set_error("labels: write error");
+    }
+    return fflush(out) == 0 ? 0 : pika_set_error("labels: write error");
+}
+
 void pika_labels_free(pika_labels *L) {
     for (int64_t i = 0; i < L->n; i++) {
         free(L->ids[i]);
