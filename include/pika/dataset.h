@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pika/util.h" /* pika_strmap */
+
 /* What kind of grading a row needs. */
 typedef enum {
     PIKA_TASK_MATH = 0,      /* gold is an answer string */
@@ -40,8 +42,8 @@ typedef struct {
     pika_task_kind kind;
     int n;
     pika_example *rows; /* [n] */
-    int *index;         /* private: id hash table (built by pika_dataset_find), -1 = empty */
-    int index_cap;
+    pika_strmap index;  /* private: id -> row (built by the first pika_dataset_find) */
+    int index_built;
 } pika_dataset;
 
 /* Field mapping for a generic file: JSON keys (or CSV header names). NULL = not present.

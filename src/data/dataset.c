@@ -328,7 +328,7 @@ void pika_dataset_free(pika_dataset *d) {
     for (int i = 0; i < d->n; i++) free_example(&d->rows[i]);
     free(d->rows);
     free(d->name);
-    free(d->index);
+    pika_strmap_free(&d->index);
     free(d);
 }
 
@@ -573,28 +573,13 @@ bad_split:
     return NULL;
 }
 
-static uint32_t hash_str(const char *s) { return (uint32_t)pika_hash_str(s); }
-
 const pika_example *pika_dataset_find(pika_dataset *d, const char *id) {
-    if (!d->index) {
-        int cap = 16;
-        while (cap < 2 * d->n + 2) cap *= 2;
-        d->index = pika_malloc((size_t)cap * sizeof *d->index);
-        d->index_cap = cap;
-        for (int i = 0; i < cap; i++) d->index[i] = -1;
-        for (int i = 0; i < d->n; i++) {
-            uint32_t h = hash_str(d->rows[i].id) & (uint32_t)(cap - 1);
-            while (d->index[h] >= 0) {
-                if (!strcmp(d->rows[d->index[h]].id, d->rows[i].id)) break; /* duplicate: first wins */
-                h = (h + 1) & (uint32_t)(cap - 1);
-            }
-            if (d->index[h] < 0) d->index[h] = i;
-        }
+    if (!d->index_built) { /* the library's one string map; a duplicate id: the first row wins */
+        pika_strmap_init(&d->index);
+        for (int i = 0; i < d->n; i++)
+            if (pika_strmap_get(&d->index, d->rows[i].id) < 0) pika_strmap_put(&d->index, d->rows[i].id, i);
+        d->index_built = 1;
     }
-    uint32_t h = hash_str(id) & (uint32_t)(d->index_cap - 1);
-    while (d->index[h] >= 0) {
-        if (!strcmp(d->rows[d->index[h]].id, id)) return &d->rows[d->index[h]];
-        h = (h + 1) & (uint32_t)(d->index_cap - 1);
-    }
-    return NULL;
+    int64_t r = pika_strmap_get(&d->index, id);
+    return r >= 0 ? &d->rows[r] : NULL;
 }

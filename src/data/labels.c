@@ -84,36 +84,33 @@ void pika_label_free(pika_label *l, int n) {
     free(l);
 }
 
-/* (model, id) key: the two strings joined by a NUL byte, through the library's one hash */
-static uint64_t hash2(const char *a, const char *b) {
-    uint64_t h = pika_hash_bytes(a, strlen(a) + 1, PIKA_HASH_SEED);
-    return pika_hash_bytes(b, strlen(b), h);
+/* (model, id) key of the one string map: "<strlen(model)>:<model><id>" (unambiguous for any bytes). */
+static char *group_key(const char *model, const char *id, char *buf, size_t cap) {
+    size_t need = strlen(model) + strlen(id) + 24;
+    char *k = need <= cap ? buf : pika_malloc(need);
+    snprintf(k, need, "%zu:%s%s", strlen(model), model, id);
+    return k;
 }
 
 int pika_label_aggregate(const pika_rollout *r, int n, const pika_label_opts *o, pika_label **out, int *n_out) {
     const int *ks = o->ks;
     int nk = o->nk;
     const pika_price_table *prices = o->prices;
-    /* group: hash table (model,id) → group index; members as index lists */
-    int cap = 16;
-    while (cap < 2 * n + 2) cap *= 2;
-    int *table = pika_malloc((size_t)cap * sizeof *table);
-    for (int i = 0; i < cap; i++) table[i] = -1;
+    /* group: (model, id) -> group index in first-seen order; members as index lists */
+    pika_strmap groups;
+    pika_strmap_init(&groups);
     int *group_of = pika_malloc((size_t)(n > 0 ? n : 1) * sizeof *group_of);
     int *first = pika_malloc((size_t)(n > 0 ? n : 1) * sizeof *first);
     int ng = 0;
     for (int i = 0; i < n; i++) {
-        const char *m = r[i].model ? r[i].model : "";
-        uint64_t h = hash2(m, r[i].id) & (uint64_t)(cap - 1);
-        while (table[h] >= 0) {
-            const pika_rollout *f = &r[first[table[h]]];
-            if (!strcmp(f->id, r[i].id) && !strcmp(f->model ? f->model : "", m)) break;
-            h = (h + 1) & (uint64_t)(cap - 1);
-        }
-        if (table[h] < 0) { table[h] = ng; first[ng] = i; ng++; }
-        group_of[i] = table[h];
+        char kb[512];
+        char *key = group_key(r[i].model ? r[i].model : "", r[i].id, kb, sizeof kb);
+        int64_t g = pika_strmap_get(&groups, key);
+        if (g < 0) { g = ng; first[ng++] = i; pika_strmap_put(&groups, key, g); }
+        group_of[i] = (int)g;
+        if (key != kb) free(key);
     }
-    free(table);
+    pika_strmap_free(&groups);
     /* member lists in order */
     int *start = pika_calloc((size_t)ng + 1, sizeof *start);
     for (int i = 0; i < n; i++) start[group_of[i] + 1]++;
