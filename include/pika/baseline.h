@@ -36,6 +36,12 @@ typedef struct {
  * Ids follow pika_json_id. */
 int pika_textset_read(pika_textset *t, const char *path, const char *id_field, const char *text_field,
                       const char *tokens_field);
+/* Token counts of every text by a caller's tokenizer: t->n_tokens[i] = count(t->texts[i], ctx)
+ * (replacing a tokens field). count returns < 0 after pika_set_error to fail. */
+int pika_textset_count_tokens(pika_textset *t, int (*count)(const char *text, void *ctx), void *ctx);
+/* The texts [n] (pointers into t) and token counts [n] (NULL when t has none) of rows[0..n) (rows ==
+ * NULL: 0..n-1), as pika_baseline_train / _predict take them; free(*texts), free(*tokens). */
+void pika_textset_gather(const pika_textset *t, const int64_t *rows, int64_t n, char ***texts, double **tokens);
 /* The problems of a loaded dataset (a preset such as math:test): id + problem text, no token counts. */
 int pika_textset_from_dataset(pika_textset *t, const pika_dataset *d);
 void pika_textset_free(pika_textset *t);

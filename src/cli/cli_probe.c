@@ -323,6 +323,13 @@ int cmd_probe(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- baseline */
 
+static int count_tokens(const char *text, void *ctx) {
+    int32_t *ids;
+    int c = pika_tokenize((const pika_tokenizer *)ctx, text, strlen(text), false, true, &ids);
+    if (c >= 0) free(ids);
+    return c;
+}
+
 int cmd_baseline(int argc, char **argv) {
     args_t A;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -351,28 +358,17 @@ int cmd_baseline(int argc, char **argv) {
         need(A.labels, "--labels (with --split)");
         n = select_rows(T.ids, T.n, A.labels, A.id_field, NULL, A.split, &rows, NULL);
     }
-    char **tx = pika_malloc(sizeof(char *) * (n ? n : 1));
-    double *tk = T.n_tokens || A.tokenizer ? pika_malloc(sizeof(double) * (n ? n : 1)) : NULL;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t r = rows ? rows[i] : i;
-        tx[i] = T.texts[r];
-        if (T.n_tokens) tk[i] = T.n_tokens[r];
-    }
     if (A.tokenizer) {
         /* prompt length in tokens of the given model (no BOS/EOS added, special-token text parsed) */
         pika_gguf *g = pika_gguf_open(A.tokenizer);
         pika_tokenizer *tok = g ? pika_tokenizer_from_gguf(g) : NULL;
-        if (!tok) pika_die("%s", pika_last_error());
-        for (int64_t i = 0; i < n; i++) {
-            int32_t *ids;
-            int c = pika_tokenize(tok, tx[i], strlen(tx[i]), false, true, &ids);
-            if (c < 0) pika_die("%s", pika_last_error());
-            tk[i] = c;
-            free(ids);
-        }
+        if (!tok || pika_textset_count_tokens(&T, count_tokens, tok)) pika_die("%s", pika_last_error());
         pika_tokenizer_free(tok);
         pika_gguf_close(g);
     }
+    char **tx;
+    double *tk;
+    pika_textset_gather(&T, rows, n, &tx, &tk);
     if (train) {
         pika_probe p;
         pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout};

@@ -78,6 +78,28 @@ int pika_textset_from_dataset(pika_textset *t, const pika_dataset *d) {
     return 0;
 }
 
+int pika_textset_count_tokens(pika_textset *t, int (*count)(const char *text, void *ctx), void *ctx) {
+    double *tk = pika_malloc(sizeof(double) * (size_t)(t->n ? t->n : 1));
+    for (int64_t i = 0; i < t->n; i++) {
+        int c = count(t->texts[i], ctx);
+        if (c < 0) { free(tk); return -1; }
+        tk[i] = c;
+    }
+    free(t->n_tokens);
+    t->n_tokens = tk;
+    return 0;
+}
+
+void pika_textset_gather(const pika_textset *t, const int64_t *rows, int64_t n, char ***texts, double **tokens) {
+    *texts = pika_malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    *tokens = t->n_tokens ? pika_malloc(sizeof(double) * (size_t)(n ? n : 1)) : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = rows ? rows[i] : i;
+        (*texts)[i] = t->texts[r];
+        if (t->n_tokens) (*tokens)[i] = t->n_tokens[r];
+    }
+}
+
 int pika_textset_read(pika_textset *t, const char *path, const char *id_field, const char *text_field,
                       const char *tokens_field) {
     memset(t, 0, sizeof *t);
