@@ -618,7 +618,7 @@ static void test_cli_pipeline(void) {
     CHECK(md && strstr(md, "selected: **layer 1, position -1") && strstr(md, "Paired bootstrap"), "report.md: %s", md ? md : "(missing)");
     /* provenance: model, prompt recipe, activation fingerprint, N, k, base rate, labels file */
     CHECK(md && strstr(md, "## Provenance") && strstr(md, "- model file `(not recorded)`") && strstr(md, "- prompt recipe `\"t\"`") &&
-              strstr(md, "- activation fingerprint `") && strstr(md, "N = 180 rows, 5-fold CV, base rate 0.") &&
+              strstr(md, "- activation fingerprint `") && strstr(md, "N = 180 rows, 5-fold CV, base rate 0.") && strstr(md, ", labels `labels.jsonl`, split `split=train`") &&
               strstr(md, "labels.jsonl`: 240 questions, target `correct`") && strstr(md, "| base rate |"),
           "provenance in report.md: %s", md ? md : "(missing)");
     /* p-values from B resamples: "p < 1/B" or "p = x", never "p = 0.0000" */

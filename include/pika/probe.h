@@ -131,6 +131,8 @@ typedef struct {
     uint64_t seed;
     int64_t n_train;
     double pos_rate;        /* binary: fraction of positives in training */
+    char *labels_path;      /* provenance: the labels file name (no directory) and split of the rows (NULL = not recorded) */
+    char *split;
     /* provenance of the activations (probe kind) */
     int d_model;
     char *model_json, *prompt_json;
@@ -175,6 +177,8 @@ typedef struct {
     pika_fit_opts fit;
     FILE *log;                  /* progress and the per-layer CV table (NULL = silent) */
     double *oof_out;            /* [n] when non-NULL: pooled out-of-fold scores of the selected configuration */
+    const char *labels_path;    /* provenance only: recorded in the probe file ("training": {"labels", "split"}) */
+    const char *split;
 } pika_probe_train_opts;
 void pika_probe_train_opts_default(pika_probe_train_opts *o);
 

@@ -210,7 +210,7 @@ static int probe_train(args_t *A) {
     pika_probe p;
     double t0 = pika_now();
     pika_probe_train_opts to = {.target = A->target, .layers = A->layers, .n_layers = A->n_layers, .positions = A->positions,
-                                .n_pos = A->n_pos, .fit = A->fit, .log = stdout};
+                                .n_pos = A->n_pos, .fit = A->fit, .log = stdout, .labels_path = A->labels, .split = A->split};
     if (pika_probe_train(&a, rows, n, y, &to, &p))
         pika_die("%s", pika_last_error());
     if (pika_probe_save(&p, A->out)) pika_die("%s", pika_last_error());

@@ -301,17 +301,19 @@ void pika_probe_train_opts_default(pika_probe_train_opts *o) {
 
 static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                       const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out);
+                       const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out, const char *labels_path,
+                       const char *split);
 
 int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
                      pika_probe *out) {
     return probe_train(a, rows, n, y, o->target, o->layers, o->n_layers, o->positions, o->n_pos, &o->fit, out, o->log,
-                       o->oof_out);
+                       o->oof_out, o->labels_path, o->split);
 }
 
 static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                       const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out) {
+                       const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out, const char *labels_path,
+                       const char *split) {
     memset(out, 0, sizeof *out);
     int task = pika_resolve_task(o->task, y, n);
     if (task < 0) return -1;
@@ -381,6 +383,9 @@ static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const doubl
         out->intercept = o->intercept;
         out->k_folds = k;
         out->seed = o->seed;
+        const char *base = labels_path ? strrchr(labels_path, '/') : NULL; /* file name only: reproducible files */
+        out->labels_path = labels_path ? pika_strdup(base ? base + 1 : labels_path) : NULL;
+        out->split = split ? pika_strdup(split) : NULL;
         out->n_train = n;
         double pr = 0;
         for (int64_t i = 0; i < n; i++) pr += y[i];

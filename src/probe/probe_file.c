@@ -21,6 +21,8 @@ void pika_probe_free(pika_probe *p) {
     free(p->cv_std);
     free(p->model_json);
     free(p->prompt_json);
+    free(p->labels_path);
+    free(p->split);
     cJSON_Delete(p->extra);
     memset(p, 0, sizeof *p);
 }
@@ -71,6 +73,8 @@ int pika_probe_save(const pika_probe *p, const char *path) {
     cJSON_AddBoolToObject(tr, "intercept", p->intercept);
     cJSON_AddNumberToObject(tr, "k_folds", p->k_folds);
     cJSON_AddNumberToObject(tr, "seed", (double)p->seed);
+    if (p->labels_path) cJSON_AddStringToObject(tr, "labels", p->labels_path);
+    if (p->split) cJSON_AddStringToObject(tr, "split", p->split);
     cJSON *sc = cJSON_AddObjectToObject(r, "scaler");
     cJSON_AddItemToObject(sc, "mean", num_array(p->lin.mean, p->lin.d));
     cJSON_AddItemToObject(sc, "scale", num_array(p->lin.scale, p->lin.d));
@@ -178,6 +182,8 @@ int pika_probe_load(pika_probe *p, const char *path) {
         if ((x = cJSON_GetObjectItemCaseSensitive(tr, "intercept"))) p->intercept = cJSON_IsTrue(x);
         if ((x = cJSON_GetObjectItemCaseSensitive(tr, "k_folds"))) p->k_folds = x->valueint;
         if ((x = cJSON_GetObjectItemCaseSensitive(tr, "seed"))) p->seed = (uint64_t)x->valuedouble;
+        if ((x = cJSON_GetObjectItemCaseSensitive(tr, "labels")) && cJSON_IsString(x)) p->labels_path = pika_strdup(x->valuestring);
+        if ((x = cJSON_GetObjectItemCaseSensitive(tr, "split")) && cJSON_IsString(x)) p->split = pika_strdup(x->valuestring);
     }
     const cJSON *cv = GETS("cv");
     if (cv) {

@@ -77,6 +77,8 @@ static void write_provenance(FILE *md, const pika_report_opts *o, const pika_pro
                 probe->d_model);
         fprintf(md, "- probe training: N = %lld rows, %d-fold CV", (long long)probe->n_train, probe->k_folds);
         if (probe->task == PIKA_TARGET_BINARY) fprintf(md, ", base rate %.4f", probe->pos_rate);
+        if (probe->labels_path) fprintf(md, ", labels `%s`", probe->labels_path);
+        if (probe->split) fprintf(md, ", split `%s`", probe->split);
         fprintf(md, "\n");
     }
     if (o->dataset) fprintf(md, "- dataset `%s`\n", o->dataset);
