@@ -46,4 +46,27 @@ int pika_grade_batch(pika_task_kind kind, const pika_example *const *ex, const c
  * math equivalence (or identical text), code kinds by identical text. NULL never equals anything. */
 int pika_answers_equal(pika_task_kind kind, const char *a, const char *b);
 
+/* ---- graded files ----
+ * Both read JSONL with the library's reader: bad lines (malformed, missing fields, unknown id) go to
+ * bad(message, bad_ctx) and are skipped (st->n_bad counts them); with bad == NULL the first one is an
+ * error. out_path NULL or "-" = stdout; each graded line is written and flushed as soon as it is
+ * graded. */
+typedef struct {
+    int64_t n_graded, n_correct, n_bad;
+} pika_grade_stats;
+
+/* Rollouts {id, text, ...} against dataset d (ids by pika_json_id): each line gets "correct" and
+ * "answer" (code kinds also "verdict" and "detail"; answer = the extracted program); code runs in
+ * chunks on o->n_workers. No gradable line at all is an error ("no rollouts to grade"), and then
+ * out_path is not created. */
+int pika_grade_rollouts(const char *rollouts_path, const pika_dataset *d, const pika_grade_opts *o, const char *out_path,
+                        pika_jsonl_bad_fn bad, void *bad_ctx, pika_grade_stats *st);
+/* Every reference solution (row gold) of a code dataset in the sandbox: one line per task
+ * {id, verdict, detail?, wall_s}; counts[PIKA_VERDICT_*] (4 values) are added up. */
+int pika_grade_references(const pika_dataset *d, const pika_sandbox_opts *so, int n_workers, const char *out_path, int counts[4]);
+/* Pairs {pred, gold} (gold a string, or a number printed by the JSON-id rule: 0.1 -> "0.1"): each
+ * line gets "equivalent" (bool) and "answer" (the extracted answer or null). */
+int pika_grade_math_pairs(const char *jsonl_path, const pika_extract_opts *eo, const char *out_path, pika_jsonl_bad_fn bad,
+                          void *bad_ctx, pika_grade_stats *st);
+
 #endif

@@ -2,8 +2,6 @@
  * printing over dataset.c (the JSONL reader), math_grade.c, code_grade.c, sandbox.c and labels.c. Bad input lines are
  * reported as "pika: FILE:LINE: ..." and skipped; every good line is still written (exit status 2 at the
  * end when any line was bad). */
-#include <cJSON.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,13 +151,6 @@ static void close_out(FILE *f) {
     } else fflush(stdout);
 }
 
-static void write_json_line(FILE *f, cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
-    fputs(s, f);
-    fputc('\n', f);
-    fflush(f);
-    cJSON_free(s);
-}
 
 static const char *kind_name(pika_task_kind k) { return pika_task_kind_name(k); }
 
@@ -221,66 +212,8 @@ static void print_bad(const char *msg, void *ctx) {
     fprintf(stderr, "pika: %s\n", msg);
 }
 
-/* Calls fn for every well-formed object line (the library's JSONL reader); prints bad lines and
- * returns their number. */
-static int for_each_line(const char *path, pika_jsonl_fn fn, void *ctx) {
-    int64_t bad = pika_jsonl_read(path, fn, ctx, print_bad, NULL, NULL);
-    if (bad < 0) pika_die("%s", pika_last_error());
-    return (int)bad;
-}
-
-static const char *get_str(cJSON *o, const char *k, const char *path, long ln, int required, int *err) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v || cJSON_IsNull(v)) {
-        if (required) { pika_set_error("%s:%ld: missing field \"%s\"", path, ln, k); *err = 1; }
-        return NULL;
-    }
-    if (!cJSON_IsString(v)) { pika_set_error("%s:%ld: field \"%s\" must be a string", path, ln, k); *err = 1; return NULL; }
-    return v->valuestring;
-}
-
-/* id as text by the library's one rule (pika_json_id). */
-static char *get_id(cJSON *o, const char *path, long ln) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
-    char b[40];
-    const char *id = pika_json_id(v, b);
-    if (id) return pika_strdup(id);
-    pika_set_error("%s:%ld: %s field \"id\"", path, ln, v ? "non-string/number" : "missing");
-    return NULL;
-}
-
-static void set_field(cJSON *o, const char *k, cJSON *v) {
-    if (cJSON_GetObjectItemCaseSensitive(o, k)) cJSON_ReplaceItemInObjectCaseSensitive(o, k, v);
-    else cJSON_AddItemToObject(o, k, v);
-}
 
 /* ---------------------------------------------------------------- grade math */
-
-typedef struct {
-    FILE *out;
-    pika_extract_opts eo;
-} math_ctx;
-
-static int math_line(void *obj, const char *path, long ln, void *vctx) {
-    cJSON *o = obj;
-    math_ctx *c = vctx;
-    int err = 0;
-    const char *pred = get_str(o, "pred", path, ln, 1, &err);
-    if (err) return -1;
-    const char *gold = get_str(o, "gold", path, ln, 0, &err);
-    if (err) return -1;
-    cJSON *gv = cJSON_GetObjectItemCaseSensitive(o, "gold");
-    char gbuf[64];
-    if (!gold && cJSON_IsNumber(gv)) { snprintf(gbuf, sizeof gbuf, "%.17g", gv->valuedouble); gold = gbuf; }
-    if (!gold) return pika_set_error("%s:%ld: missing field \"gold\"", path, ln);
-    char *ans = NULL;
-    int eq = pika_math_grade(pred, gold, &c->eo, &ans);
-    set_field(o, "equivalent", cJSON_CreateBool(eq));
-    set_field(o, "answer", ans ? cJSON_CreateString(ans) : cJSON_CreateNull());
-    free(ans);
-    write_json_line(c->out, o);
-    return 0;
-}
 
 static int grade_math(args_t *a) {
     pika_extract_opts eo;
@@ -289,10 +222,9 @@ static int grade_math(args_t *a) {
     eo.number_fallback = !a->no_fallback;
     if (a->jsonl) {
         if (a->has_pred || a->has_gold) { fprintf(stderr, "pika: use either --jsonl or --pred/--gold\n%s", GRADE_USAGE); return 2; }
-        math_ctx c = {open_out(a->out), eo};
-        int bad = for_each_line(a->jsonl, math_line, &c);
-        close_out(c.out);
-        if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; the other lines were graded\n", bad); return 2; }
+        pika_grade_stats st;
+        if (pika_grade_math_pairs(a->jsonl, &eo, a->out, print_bad, NULL, &st)) pika_die("%s", pika_last_error());
+        if (st.n_bad) { fprintf(stderr, "pika: %lld bad line(s) skipped; the other lines were graded\n", (long long)st.n_bad); return 2; }
         return 0;
     }
     if (!a->has_pred || !a->has_gold) { fprintf(stderr, "pika: grade math needs --pred and --gold (or --jsonl)\n%s", GRADE_USAGE); return 2; }
@@ -322,29 +254,13 @@ static int grade_code(args_t *a) {
         if (!d) pika_die("%s", pika_last_error());
         if (d->kind == PIKA_TASK_MATH) { pika_dataset_free(d); pika_die("%s is not a code dataset", a->data); }
         sandbox_opts(a, &so);
-        pika_code_job *jobs = pika_calloc((size_t)(d->n > 0 ? d->n : 1), sizeof *jobs);
-        for (int i = 0; i < d->n; i++) jobs[i] = (pika_code_job){d->kind, &d->rows[i], d->rows[i].gold, {0}};
         double t0 = pika_now();
-        pika_code_grade_batch(&so, jobs, d->n, a->workers);
-        double dt = pika_now() - t0;
-        FILE *out = open_out(a->out);
         int cnt[4] = {0};
-        for (int i = 0; i < d->n; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "id", d->rows[i].id);
-            cJSON_AddStringToObject(o, "verdict", pika_verdict_name(jobs[i].res.verdict));
-            if (jobs[i].res.detail) cJSON_AddStringToObject(o, "detail", jobs[i].res.detail);
-            cJSON_AddNumberToObject(o, "wall_s", jobs[i].res.wall_s);
-            write_json_line(out, o);
-            cJSON_Delete(o);
-            cnt[jobs[i].res.verdict]++;
-            pika_code_result_free(&jobs[i].res);
-        }
-        close_out(out);
+        if (pika_grade_references(d, &so, a->workers, a->out, cnt)) pika_die("%s", pika_last_error());
+        double dt = pika_now() - t0;
         fprintf(stderr, "pika: %s: %d pass, %d fail, %d timeout, %d error (%d programs in %.1f s)\n", d->name, cnt[0], cnt[1],
                 cnt[2], cnt[3], d->n, dt);
         int all = cnt[0] == d->n;
-        free(jobs);
         pika_dataset_free(d);
         return all ? 0 : 1;
     }
@@ -391,92 +307,21 @@ static int grade_code(args_t *a) {
 
 /* ---------------------------------------------------------------- grade rollouts */
 
-typedef struct {
-    cJSON **objs;
-    const pika_example **ex;
-    int n, cap;
-} rollout_buf;
-
-typedef struct {
-    pika_dataset *d;
-    rollout_buf *rb;
-} rollout_ctx;
-
-static int rollout_line(void *obj, const char *path, long ln, void *vctx) {
-    cJSON *o = obj;
-    rollout_ctx *c = vctx;
-    int err = 0;
-    char *id = get_id(o, path, ln);
-    if (!id) return -1;
-    get_str(o, "text", path, ln, 1, &err);
-    if (err) { free(id); return -1; }
-    const pika_example *ex = pika_dataset_find(c->d, id);
-    if (!ex) { pika_set_error("%s:%ld: id \"%s\" is not in %s", path, ln, id, c->d->name); free(id); return -1; }
-    free(id);
-    rollout_buf *rb = c->rb;
-    if (rb->n == rb->cap) {
-        rb->cap = rb->cap ? rb->cap * 2 : 256;
-        rb->objs = pika_realloc(rb->objs, (size_t)rb->cap * sizeof *rb->objs);
-        rb->ex = pika_realloc(rb->ex, (size_t)rb->cap * sizeof *rb->ex);
-    }
-    rb->objs[rb->n] = cJSON_Duplicate(o, 1);
-    rb->ex[rb->n] = ex;
-    rb->n++;
-    return 0;
-}
-
 static int grade_rollouts(args_t *a) {
     if (!a->rollouts || !a->data) { fprintf(stderr, "pika: grade rollouts needs --rollouts FILE and --data SPEC\n%s", GRADE_USAGE); return 2; }
     pika_dataset *d = load_data(a);
     if (!d) pika_die("%s", pika_last_error());
-    pika_sandbox_opts so;
-    if (d->kind != PIKA_TASK_MATH) sandbox_opts(a, &so); /* fail closed before reading anything */
-    rollout_buf rb = {0};
-    rollout_ctx c = {d, &rb};
-    int bad = for_each_line(a->rollouts, rollout_line, &c);
-    if (rb.n == 0) {
-        pika_dataset_free(d);
-        pika_die("%s: no rollouts to grade%s", a->rollouts, bad ? " (every line was bad)" : " (empty file)");
-    }
-    FILE *out = open_out(a->out);
     pika_grade_opts go;
     pika_grade_opts_default(&go);
     go.math.mcq = a->mcq;
     go.math.number_fallback = !a->no_fallback;
-    if (d->kind != PIKA_TASK_MATH) go.sandbox = so;
     go.n_workers = a->workers;
-    int code = d->kind != PIKA_TASK_MATH;
-    /* graded in chunks, each written as soon as it is done, so an interrupted run keeps its work */
-    int chunk = code ? 64 * (a->workers > 0 ? a->workers : pika_n_cores()) : rb.n;
-    const char **texts = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *texts);
-    pika_grade_result *res = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *res);
-    for (int i = 0; i < rb.n; i++) texts[i] = cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring;
-    pika_progress pg;
-    pika_progress_begin(&pg, "grade", rb.n, 0);
-    for (int c0 = 0; c0 < rb.n; c0 += chunk) {
-        int c1 = c0 + chunk < rb.n ? c0 + chunk : rb.n;
-        pika_grade_batch(d->kind, rb.ex + c0, texts + c0, c1 - c0, &go, res + c0);
-        for (int i = c0; i < c1; i++) {
-            set_field(rb.objs[i], "correct", cJSON_CreateBool(res[i].correct));
-            set_field(rb.objs[i], "answer", res[i].answer ? cJSON_CreateString(res[i].answer) : cJSON_CreateNull());
-            if (code) {
-                set_field(rb.objs[i], "verdict", cJSON_CreateString(pika_verdict_name(res[i].verdict)));
-                set_field(rb.objs[i], "detail", res[i].detail ? cJSON_CreateString(res[i].detail) : cJSON_CreateNull());
-            }
-            write_json_line(out, rb.objs[i]);
-            pika_grade_result_free(&res[i]);
-        }
-        if (code) pika_progress_update(&pg, c1);
-    }
-    if (code) pika_progress_end(&pg, rb.n);
-    free(texts);
-    free(res);
-    close_out(out);
-    for (int i = 0; i < rb.n; i++) cJSON_Delete(rb.objs[i]);
-    free(rb.objs);
-    free(rb.ex);
+    if (d->kind != PIKA_TASK_MATH) sandbox_opts(a, &go.sandbox); /* fail closed before reading anything */
+    pika_grade_stats st;
+    int rc = pika_grade_rollouts(a->rollouts, d, &go, a->out, print_bad, NULL, &st);
     pika_dataset_free(d);
-    if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; the other rollouts were graded\n", bad); return 2; }
+    if (rc) pika_die("%s", pika_last_error());
+    if (st.n_bad) { fprintf(stderr, "pika: %lld bad line(s) skipped; the other rollouts were graded\n", (long long)st.n_bad); return 2; }
     return 0;
 }
 
