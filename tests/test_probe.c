@@ -12,6 +12,7 @@
 #include "pika/labels.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"
+#include "probe/probe_internal.h" /* white-box: the fields behind the opaque pika_probe */
 #include "test.h"
 
 static double gauss(pika_rng *r) {
@@ -219,43 +220,43 @@ static void test_planted_signal(void) {
     pika_fit_opts o;
     pika_fit_opts_default(&o);
     for (int t = 0; t < 2; t++) {
-        pika_probe p;
+        pika_probe *p = NULL;
         pika_probe_train_opts to;
         pika_probe_train_opts_default(&to);
         to.target = t ? "rate" : "correct";
         to.fit = o;
         REQUIRE(pika_probe_train(&a, rows, n, t ? yc : yb, &to, &p) == 0, "%s", pika_last_error());
-        CHECK(p.layer == 2 && p.position == -2, "task %d: planted (2,-2) found, got (%d,%d)", t, p.layer, p.position);
-        CHECK(p.cv_score > (t ? 0.6 : 0.75), "task %d: CV score %g", t, p.cv_score);
+        CHECK(p->layer == 2 && p->position == -2, "task %d: planted (2,-2) found, got (%d,%d)", t, p->layer, p->position);
+        CHECK(p->cv_score > (t ? 0.6 : 0.75), "task %d: CV score %g", t, p->cv_score);
         /* every other (layer, position) is noise */
-        for (int l = 0; l < p.n_layers; l++)
-            for (int q = 0; q < p.n_pos; q++)
-                if (!(p.layers[l] == 2 && p.positions[q] == -2))
-                    CHECK(fabs(p.cv_mean[(l * p.n_pos + q) * p.n_alpha + 4] - (t ? 0 : 0.5)) < 0.15, "noise config (%d,%d): %g", l, q,
-                          p.cv_mean[(l * p.n_pos + q) * p.n_alpha + 4]);
+        for (int l = 0; l < p->n_layers; l++)
+            for (int q = 0; q < p->n_pos; q++)
+                if (!(p->layers[l] == 2 && p->positions[q] == -2))
+                    CHECK(fabs(p->cv_mean[(l * p->n_pos + q) * p->n_alpha + 4] - (t ? 0 : 0.5)) < 0.15, "noise config (%d,%d): %g", l, q,
+                          p->cv_mean[(l * p->n_pos + q) * p->n_alpha + 4]);
         if (t == 0) {
-            CHECK(p.has_platt && p.platt_a > 0, "Platt fitted, A=%g", p.platt_a);
+            CHECK(p->has_platt && p->platt_a > 0, "Platt fitted, A=%g", p->platt_a);
             /* save / load round trip, predictions identical */
             char pp[512];
             snprintf(pp, sizeof pp, "%s/probe.json", dir);
-            REQUIRE(pika_probe_save(&p, pp) == 0, "%s", pika_last_error());
-            pika_probe q;
-            REQUIRE(pika_probe_load(&q, pp) == 0, "%s", pika_last_error());
+            REQUIRE(pika_probe_save(p, pp) == 0, "%s", pika_last_error());
+            pika_probe *q = NULL;
+            REQUIRE((q = pika_probe_load(pp)) != NULL, "%s", pika_last_error());
             double s1[5], s2[5], p1[5], p2[5];
-            REQUIRE(pika_probe_predict(&p, &a, rows, 5, s1, p1) == 0 && pika_probe_predict(&q, &a, rows, 5, s2, p2) == 0, "%s", pika_last_error());
+            REQUIRE(pika_probe_predict(p, &a, rows, 5, s1, p1) == 0 && pika_probe_predict(q, &a, rows, 5, s2, p2) == 0, "%s", pika_last_error());
             CHECK(!memcmp(s1, s2, sizeof s1) && !memcmp(p1, p2, sizeof p1), "loaded probe predicts identically");
-            CHECK(q.n_layers == 4 && q.n_pos == 3 && q.n_alpha == 5 && q.cv_mean[7] == p.cv_mean[7], "CV curve saved");
+            CHECK(q->n_layers == 4 && q->n_pos == 3 && q->n_alpha == 5 && q->cv_mean[7] == p->cv_mean[7], "CV curve saved");
             /* calibration on held-out test rows is sane */
             int64_t tr[100];
             double ty[100], ts[100], tp[100];
             int m = 0;
             for (int64_t i = 0; i < a.n && m < 100; i++)
                 if (!strcmp(L.split[lrow[i]], "test")) { tr[m] = i; ty[m++] = L.vals[lrow[i] * 2]; }
-            REQUIRE(pika_probe_predict(&q, &a, tr, m, ts, tp) == 0, "%s", pika_last_error());
+            REQUIRE(pika_probe_predict(q, &a, tr, m, ts, tp) == 0, "%s", pika_last_error());
             CHECK(pika_auroc(ty, ts, m) > 0.7 && pika_ece(ty, tp, m, 10) < 0.2, "test AUROC %g ECE %g", pika_auroc(ty, ts, m), pika_ece(ty, tp, m, 10));
-            pika_probe_free(&q);
+            pika_probe_free(q);
         }
-        pika_probe_free(&p);
+        pika_probe_free(p);
     }
     free(rows); free(lrow); free(yb); free(yc);
     pika_labels_free(&L);
@@ -284,13 +285,13 @@ static void test_pure_noise_ci(void) {
     int32_t only0[1] = {0};
     pika_fit_opts o;
     pika_fit_opts_default(&o);
-    pika_probe p;
+    pika_probe *p = NULL;
     pika_probe_train_opts to = {.target = "correct", .layers = only0, .n_layers = 1, .fit = o};
     REQUIRE(pika_probe_train(&a, tr, ntr, ytr, &to, &p) == 0, "%s", pika_last_error());
-    REQUIRE(pika_probe_predict(&p, &a, te, nte, s, NULL) == 0, "%s", pika_last_error());
+    REQUIRE(pika_probe_predict(p, &a, te, nte, s, NULL) == 0, "%s", pika_last_error());
     double lo, hi, est = pika_bootstrap_ci(PIKA_M_AUROC, yte, s, nte, 1000, 42, &lo, &hi);
     CHECK(lo < 0.5 && hi > 0.5, "pure-noise test AUROC %g CI [%g, %g] covers 0.5", est, lo, hi);
-    pika_probe_free(&p);
+    pika_probe_free(p);
     pika_labels_free(&L);
     free(lrow);
     pika_acts_close(&a);
@@ -317,38 +318,38 @@ static void test_baselines(void) {
     pika_fit_opts_default(&o);
     pika_tfidf_opts to;
     pika_tfidf_opts_default(&to);
-    pika_probe p;
+    pika_probe *p = NULL;
     pika_baseline_opts bo = {.kind = "tfidf", .target = "y", .tfidf = to, .fit = o};
     REQUIRE(pika_baseline_train(tx, NULL, n, y, &bo, &p) == 0, "%s", pika_last_error());
-    CHECK(p.cv_score > 0.8, "tfidf CV AUROC %g", p.cv_score);
+    CHECK(p->cv_score > 0.8, "tfidf CV AUROC %g", p->cv_score);
     const char *dir = test_tmpdir();
     char path[512];
     snprintf(path, sizeof path, "%s/tfidf.json", dir);
-    REQUIRE(pika_probe_save(&p, path) == 0, "%s", pika_last_error());
-    pika_probe q;
-    REQUIRE(pika_probe_load(&q, path) == 0, "%s", pika_last_error());
+    REQUIRE(pika_probe_save(p, path) == 0, "%s", pika_last_error());
+    pika_probe *q = NULL;
+    REQUIRE((q = pika_probe_load(path)) != NULL, "%s", pika_last_error());
     double s1[300], s2[300];
-    REQUIRE(pika_baseline_predict(&p, tx, NULL, n, s1, NULL) == 0 && pika_baseline_predict(&q, tx, NULL, n, s2, NULL) == 0, "%s", pika_last_error());
+    REQUIRE(pika_baseline_predict(p, tx, NULL, n, s1, NULL) == 0 && pika_baseline_predict(q, tx, NULL, n, s2, NULL) == 0, "%s", pika_last_error());
     double md = 0;
     for (int i = 0; i < n; i++) md = fmax(md, fabs(s1[i] - s2[i]));
     CHECK(md < 1e-12, "reloaded tfidf predicts identically (max diff %g)", md);
-    pika_probe_free(&q);
-    pika_probe_free(&p);
+    pika_probe_free(q);
+    pika_probe_free(p);
     /* continuous target through CG ridge */
     double *yc = malloc(sizeof(double) * n);
     for (int i = 0; i < n; i++) yc[i] = y[i] + 0.3 * gauss(&r);
     bo.tfidf = to;
     bo.fit = o;
     REQUIRE(pika_baseline_train(tx, NULL, n, yc, &bo, &p) == 0, "%s", pika_last_error());
-    CHECK(p.cv_score > 0.5, "tfidf ridge CV Spearman %g", p.cv_score);
-    pika_probe_free(&p);
+    CHECK(p->cv_score > 0.5, "tfidf ridge CV Spearman %g", p->cv_score);
+    pika_probe_free(p);
     bo.kind = "length";
     bo.tfidf = to;
     bo.fit = o;
     REQUIRE(pika_baseline_train(tx, tk, n, y, &bo, &p) == 0, "%s", pika_last_error());
-    CHECK(fabs(p.cv_score - 0.5) < 0.15, "length is uninformative here: %g", p.cv_score);
-    CHECK(p.lin.d == 2, "length uses tokens + chars");
-    pika_probe_free(&p);
+    CHECK(fabs(p->cv_score - 0.5) < 0.15, "length is uninformative here: %g", p->cv_score);
+    CHECK(p->lin.d == 2, "length uses tokens + chars");
+    pika_probe_free(p);
     for (int i = 0; i < n; i++) free(tx[i]);
     free(tx); free(y); free(tk); free(yc);
 }
@@ -535,38 +536,43 @@ static void test_score_hidden_and_reader(void) {
     pika_probe_train_opts o;
     pika_probe_train_opts_default(&o);
     o.target = "correct";
-    pika_probe p;
+    pika_probe *p = NULL;
     REQUIRE(pika_probe_train(&a, rows, 120, y, &o, &p) == 0, "%s", pika_last_error());
-    CHECK(pika_probe_layer(&p) == 1 && pika_probe_position(&p) == -1 && pika_probe_d_model(&p) == 8, "reads layer %d pos %d d %d",
-          pika_probe_layer(&p), pika_probe_position(&p), pika_probe_d_model(&p));
+    double cs, cstd;
+    cs = pika_probe_cv_score(p, &cstd);
+    CHECK(!strcmp(pika_probe_kind(p), "probe") && pika_probe_target_kind(p) == PIKA_TARGET_BINARY && !strcmp(pika_probe_target(p), "correct") &&
+              pika_probe_alpha(p) > 0 && cs > 0.5 && cstd >= 0, "accessors: %s %d %s %g %g", pika_probe_kind(p), pika_probe_target_kind(p),
+          pika_probe_target(p), pika_probe_alpha(p), cs);
+    CHECK(pika_probe_layer(p) == 1 && pika_probe_position(p) == -1 && pika_probe_d_model(p) == 8, "reads layer %d pos %d d %d",
+          pika_probe_layer(p), pika_probe_position(p), pika_probe_d_model(p));
     double ss[10], pp[10], x[8];
-    REQUIRE(pika_probe_predict(&p, &a, rows, 10, ss, pp) == 0, "%s", pika_last_error());
-    int li = pika_acts_layer_index(&a, pika_probe_layer(&p)), pi = pika_acts_pos_index(&a, pika_probe_position(&p));
+    REQUIRE(pika_probe_predict(p, &a, rows, 10, ss, pp) == 0, "%s", pika_last_error());
+    int li = pika_acts_layer_index(&a, pika_probe_layer(p)), pi = pika_acts_pos_index(&a, pika_probe_position(p));
     for (int64_t i = 0; i < 10; i++) {
         REQUIRE(pika_acts_read(&a, li, pi, &i, 1, x) == 0, "%s", pika_last_error());
         float h[8];
         for (int j = 0; j < 8; j++) h[j] = (float)x[j];
         double s1, p1;
-        REQUIRE(pika_probe_score_hidden(&p, h, 8, &s1, &p1) == 0, "%s", pika_last_error());
+        REQUIRE(pika_probe_score_hidden(p, h, 8, &s1, &p1) == 0, "%s", pika_last_error());
         CHECK(fabs(s1 - ss[i]) < 1e-12 && fabs(p1 - pp[i]) < 1e-12, "row %lld: %g vs %g", (long long)i, s1, ss[i]);
         CHECK(p1 > 0 && p1 < 1, "probability");
     }
     float h[8] = {0};
-    CHECK(pika_probe_score_hidden(&p, h, 7, NULL, NULL) == -1 && strstr(pika_last_error(), "8 values"), "d mismatch");
+    CHECK(pika_probe_score_hidden(p, h, 7, NULL, NULL) == -1 && strstr(pika_last_error(), "8 values"), "d mismatch");
     h[3] = NAN;
-    CHECK(pika_probe_score_hidden(&p, h, 8, NULL, NULL) == -1, "NaN rejected");
+    CHECK(pika_probe_score_hidden(p, h, 8, NULL, NULL) == -1, "NaN rejected");
     /* reader check: model fingerprint + prompt recipe */
-    CHECK(pika_probe_check_reader(&p, "abc", NULL) == -1 && strstr(pika_last_error(), "no model fingerprint"), "store without a fingerprint");
-    free(p.model_json);
-    free(p.prompt_json);
-    p.model_json = pika_strdup("{\"file\":\"m.gguf\",\"fingerprint\":\"abc123\"}");
-    p.prompt_json = pika_strdup("{\"template\":\"chatml\",\"n_eoi\":2}");
-    CHECK(pika_probe_check_reader(&p, "abc123", NULL) == 0, "model only: %s", pika_last_error());
-    CHECK(pika_probe_check_reader(&p, "abc123", "{ \"n_eoi\": 2, \"template\": \"chatml\" }") == 0, "same recipe: %s", pika_last_error());
-    CHECK(pika_probe_check_reader(&p, "abc124", NULL) == -1 && strstr(pika_last_error(), "abc123"), "other model: %s", pika_last_error());
-    CHECK(pika_probe_check_reader(&p, "abc123", "{\"template\":\"llama3\",\"n_eoi\":2}") == -1 && strstr(pika_last_error(), "recipe"),
+    CHECK(pika_probe_check_reader(p, "abc", NULL) == -1 && strstr(pika_last_error(), "no model fingerprint"), "store without a fingerprint");
+    free(p->model_json);
+    free(p->prompt_json);
+    p->model_json = pika_strdup("{\"file\":\"m.gguf\",\"fingerprint\":\"abc123\"}");
+    p->prompt_json = pika_strdup("{\"template\":\"chatml\",\"n_eoi\":2}");
+    CHECK(pika_probe_check_reader(p, "abc123", NULL) == 0, "model only: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(p, "abc123", "{ \"n_eoi\": 2, \"template\": \"chatml\" }") == 0, "same recipe: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(p, "abc124", NULL) == -1 && strstr(pika_last_error(), "abc123"), "other model: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(p, "abc123", "{\"template\":\"llama3\",\"n_eoi\":2}") == -1 && strstr(pika_last_error(), "recipe"),
           "other recipe: %s", pika_last_error());
-    pika_probe_free(&p);
+    pika_probe_free(p);
     pika_labels_free(&L);
     pika_acts_close(&a);
     free(rows);

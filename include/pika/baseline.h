@@ -65,7 +65,7 @@ void pika_baseline_opts_default(pika_baseline_opts *o);
 
 /* Train a baseline on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. */
 int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *o,
-                        pika_probe *out);
+                        pika_probe **out);
 /* Scores and calibrated probabilities for texts with a trained baseline. */
 int pika_baseline_predict(const pika_probe *p, char *const *texts, const double *tokens, int64_t n, double *score,
                           double *prob);

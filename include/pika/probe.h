@@ -1,6 +1,8 @@
 /* probe.h — linear probes: standardization, ridge over an alpha grid (one factorization per fold),
  * L2 logistic regression, stratified seeded k-fold CV on the training rows only,
- * (layer, position, alpha) selection, Platt calibration on out-of-fold scores, and the probe file.
+ * (layer, position, alpha) selection, Platt calibration on out-of-fold scores, the probe file, and
+ * serving (score one hidden vector, check a reader). A trained or loaded probe is an opaque
+ * pika_probe handle (pika_probe_train / pika_probe_load create it, pika_probe_free frees it).
  *
  * Objectives (alpha as in the paper / scikit-learn):
  *   ridge    min_w,b ||y - Zw - b||^2 + alpha ||w||^2              (b unpenalized; = sklearn Ridge)
@@ -111,40 +113,25 @@ double pika_linear_score_sparse(const pika_linear *m, const pika_csr *Z, int64_t
 int pika_platt_fit(const double *s, const double *y, int64_t n, double *A, double *B);
 static inline double pika_sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + __builtin_exp(-z)) : __builtin_exp(z) / (1.0 + __builtin_exp(z)); }
 
-/* ---- probe (file) ---- */
-typedef struct {
-    char kind[16];          /* "probe", "length", "tfidf" */
-    int task;
-    char *target;           /* label field */
-    int layer, position;    /* selected (probe kind) */
-    double alpha;
-    double cv_score, cv_score_std;
-    pika_linear lin;
-    int has_platt;
-    double platt_a, platt_b;
-    /* CV curve [n_layers x n_pos x n_alpha] (mean, std over folds); for baselines n_layers = n_pos = 1 */
-    int n_layers, n_pos, n_alpha;
-    int32_t *layers, *positions;
-    double *alphas;
-    double *cv_mean, *cv_std;
-    int standardize, intercept, k_folds;
-    uint64_t seed;
-    int64_t n_train;
-    double pos_rate;        /* binary: fraction of positives in training */
-    char *labels_path;      /* provenance: the labels file name (no directory) and split of the rows (NULL = not recorded) */
-    char *split;
-    /* provenance of the activations (probe kind) */
-    int d_model;
-    char *model_json, *prompt_json;
-    char fingerprint[17];
-    struct cJSON *extra;    /* kind-specific payload (e.g. TF-IDF vocabulary), owned */
-} pika_probe;
+/* ---- probe (an opaque handle; also the baselines of baseline.h) ---- */
+typedef struct pika_probe pika_probe;
+
+/* Free a probe (NULL is fine). */
 
 void pika_probe_free(pika_probe *p);
 int pika_probe_save(const pika_probe *p, const char *path);
 /* The CV curve as TSV: header "layer position alpha cv_mean cv_std", one line per configuration. */
 int pika_probe_write_cv_table(const pika_probe *p, const char *path);
-int pika_probe_load(pika_probe *p, const char *path);
+/* Load a probe file; NULL + error on failure. */
+pika_probe *pika_probe_load(const char *path);
+/* What the probe is: kind "probe" (activations), "length" or "tfidf"; its target kind
+ * (PIKA_TARGET_BINARY / _CONTINUOUS) and label field; the selected alpha and CV score (mean, and std
+ * over folds into *std when non-NULL) in the metric of pika_probe_target_kind (AUROC / Spearman). */
+const char *pika_probe_kind(const pika_probe *p);
+int pika_probe_target_kind(const pika_probe *p);
+const char *pika_probe_target(const pika_probe *p);
+double pika_probe_alpha(const pika_probe *p);
+double pika_probe_cv_score(const pika_probe *p, double *std);
 /* Error unless the store matches the probe's provenance (fingerprint, d_model, layer, position). */
 int pika_probe_check_acts(const pika_probe *p, const pika_acts *a);
 /* ---- serving: score a hidden vector the caller just computed (no activation store) ----
@@ -185,7 +172,7 @@ void pika_probe_train_opts_default(pika_probe_train_opts *o);
 /* The full sweep on an activation store: rows[0..n) are the TRAINING rows (nothing else is read; NULL
  * = rows 0..n-1), y [n] their targets. */
 int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
-                     pika_probe *out);
+                     pika_probe **out);
 /* Scores for rows of a store (checks provenance first). score[i], prob[i]. */
 int pika_probe_predict(const pika_probe *p, pika_acts *a, const int64_t *rows, int64_t n, double *score, double *prob);
 

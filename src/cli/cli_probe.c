@@ -207,18 +207,16 @@ static int probe_train(args_t *A) {
     int64_t *rows;
     double *y;
     int64_t n = select_rows(a.ids, a.n, A->labels, A->id_field, A->target, A->split, &rows, &y);
-    pika_probe p;
+    pika_probe *p;
     double t0 = pika_now();
     pika_probe_train_opts to = {.target = A->target, .layers = A->layers, .n_layers = A->n_layers, .positions = A->positions,
                                 .n_pos = A->n_pos, .fit = A->fit, .log = stdout, .labels_path = A->labels, .split = A->split};
     if (pika_probe_train(&a, rows, n, y, &to, &p))
         pika_die("%s", pika_last_error());
-    if (pika_probe_save(&p, A->out)) pika_die("%s", pika_last_error());
+    if (pika_probe_save(p, A->out)) pika_die("%s", pika_last_error());
     printf("wrote %s (%.1f s)\n", A->out, pika_now() - t0);
-    if (A->cv_table) {
-        if (pika_probe_write_cv_table(&p, A->cv_table)) pika_die("%s", pika_last_error());
-    }
-    pika_probe_free(&p);
+    if (A->cv_table && pika_probe_write_cv_table(p, A->cv_table)) pika_die("%s", pika_last_error());
+    pika_probe_free(p);
     pika_acts_close(&a);
     free(rows);
     free(y);
@@ -227,8 +225,8 @@ static int probe_train(args_t *A) {
 
 static int probe_predict(args_t *A) {
     need(A->probe, "--probe"); need(A->acts, "--acts"); need(A->out, "-o");
-    pika_probe p;
-    if (pika_probe_load(&p, A->probe)) pika_die("%s", pika_last_error());
+    pika_probe *p = pika_probe_load(A->probe);
+    if (!p) pika_die("%s", pika_last_error());
     pika_acts a;
     if (pika_acts_open(&a, A->acts)) pika_die("%s", pika_last_error());
     int64_t *rows = NULL, n = a.n;
@@ -237,12 +235,12 @@ static int probe_predict(args_t *A) {
         n = select_rows(a.ids, a.n, A->labels, A->id_field, NULL, A->split, &rows, NULL);
     }
     double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
-    if (pika_probe_predict(&p, &a, rows, n, s, pr)) pika_die("%s", pika_last_error());
+    if (pika_probe_predict(p, &a, rows, n, s, pr)) pika_die("%s", pika_last_error());
     write_preds(A->out, a.ids, rows, n, s, pr);
     fprintf(stderr, "wrote %lld predictions to %s\n", (long long)n, A->out);
     free(s); free(pr); free(rows);
     pika_acts_close(&a);
-    pika_probe_free(&p);
+    pika_probe_free(p);
     return 0;
 }
 
@@ -370,22 +368,22 @@ int cmd_baseline(int argc, char **argv) {
     double *tk;
     pika_textset_gather(&T, rows, n, &tx, &tk);
     if (train) {
-        pika_probe p;
+        pika_probe *p;
         pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout};
         if (pika_baseline_train(tx, tk, n, y, &bo, &p)) pika_die("%s", pika_last_error());
-        if (pika_probe_save(&p, A.out)) pika_die("%s", pika_last_error());
+        if (pika_probe_save(p, A.out)) pika_die("%s", pika_last_error());
         printf("wrote %s\n", A.out);
-        pika_probe_free(&p);
+        pika_probe_free(p);
     } else {
         need(A.baseline, "--baseline");
-        pika_probe p;
-        if (pika_probe_load(&p, A.baseline)) pika_die("%s", pika_last_error());
+        pika_probe *p = pika_probe_load(A.baseline);
+        if (!p) pika_die("%s", pika_last_error());
         double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
-        if (pika_baseline_predict(&p, tx, tk, n, s, pr)) pika_die("%s", pika_last_error());
+        if (pika_baseline_predict(p, tx, tk, n, s, pr)) pika_die("%s", pika_last_error());
         write_preds(A.out, T.ids, rows, n, s, pr);
         fprintf(stderr, "wrote %lld predictions to %s\n", (long long)n, A.out);
         free(s); free(pr);
-        pika_probe_free(&p);
+        pika_probe_free(p);
     }
     free(tx); free(tk); free(rows); free(y);
     pika_textset_free(&T);

@@ -10,6 +10,7 @@
 #include "pika/dataset.h" /* the JSONL reader and the JSON-id rule */
 #include "pika/metrics.h"
 #include "pika/util.h"
+#include "probe/probe_internal.h"
 
 /* ---------------------------------------------------------------- dataset */
 
@@ -329,8 +330,19 @@ void pika_baseline_opts_default(pika_baseline_opts *o) {
     pika_fit_opts_default(&o->fit);
 }
 
+static int baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *bo,
+                          pika_probe *out);
+
 int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *bo,
-                        pika_probe *out) {
+                        pika_probe **out) {
+    pika_probe *p = pika_calloc(1, sizeof *p);
+    if (baseline_train(texts, tokens, n, y, bo, p)) { free(p); *out = NULL; return -1; }
+    *out = p;
+    return 0;
+}
+
+static int baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *bo,
+                          pika_probe *out) {
     const char *kind = bo->kind ? bo->kind : "", *target = bo->target;
     const pika_tfidf_opts *to = &bo->tfidf;
     const pika_fit_opts *o = &bo->fit;
@@ -419,7 +431,7 @@ int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, con
     free(oof);
     free(fold);
     if (rc) {
-        pika_probe_free(out); /* only frees: the error message stays */
+        probe_clear(out); /* only frees: the error message stays */
     }
     return rc;
 }

@@ -305,6 +305,14 @@ static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const doubl
                        const char *split);
 
 int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
+                     pika_probe **out) {
+    pika_probe *p = pika_calloc(1, sizeof *p);
+    if (probe_train_into(a, rows, n, y, o, p)) { free(p); *out = NULL; return -1; }
+    *out = p;
+    return 0;
+}
+
+int probe_train_into(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
                      pika_probe *out) {
     return probe_train(a, rows, n, y, o->target, o->layers, o->n_layers, o->positions, o->n_pos, &o->fit, out, o->log,
                        o->oof_out, o->labels_path, o->split);
@@ -409,7 +417,7 @@ static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const doubl
     free(li); free(pi); free(fold); free(X); free(oof); free(best_oof);
     probe_scratch_release();
     if (rc) {
-        pika_probe_free(out); /* only frees: the error message stays */
+        probe_clear(out); /* only frees: the error message stays */
     }
     return rc;
 }

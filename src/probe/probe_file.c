@@ -11,7 +11,7 @@
 
 /* ---------------------------------------------------------------- probe file */
 
-void pika_probe_free(pika_probe *p) {
+void probe_clear(pika_probe *p) {
     pika_linear_free(&p->lin);
     free(p->target);
     free(p->layers);
@@ -126,7 +126,7 @@ static int get_nums(const cJSON *a, double **out, int64_t want, const char *name
     return (int)n;
 }
 
-int pika_probe_load(pika_probe *p, const char *path) {
+int probe_load_into(pika_probe *p, const char *path) {
     memset(p, 0, sizeof *p);
     char *txt = pika_read_file(path, NULL);
     if (!txt) return -1;
@@ -222,9 +222,30 @@ int pika_probe_load(pika_probe *p, const char *path) {
 done:
     cJSON_Delete(r);
     if (rc) {
-        pika_probe_free(p); /* only frees: the error message stays */
+        probe_clear(p); /* only frees: the error message stays */
     }
     return rc;
+}
+
+void pika_probe_free(pika_probe *p) {
+    if (!p) return;
+    probe_clear(p);
+    free(p);
+}
+
+pika_probe *pika_probe_load(const char *path) {
+    pika_probe *p = pika_calloc(1, sizeof *p);
+    if (probe_load_into(p, path)) { free(p); return NULL; }
+    return p;
+}
+
+const char *pika_probe_kind(const pika_probe *p) { return p->kind; }
+int pika_probe_target_kind(const pika_probe *p) { return p->task; }
+const char *pika_probe_target(const pika_probe *p) { return p->target ? p->target : ""; }
+double pika_probe_alpha(const pika_probe *p) { return p->alpha; }
+double pika_probe_cv_score(const pika_probe *p, double *std) {
+    if (std) *std = p->cv_score_std;
+    return p->cv_score;
 }
 
 int pika_probe_check_acts(const pika_probe *p, const pika_acts *a) {

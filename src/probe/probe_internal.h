@@ -6,8 +6,45 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pika/acts.h"
 #include "pika/probe.h"
 #include "pika/threadpool.h"
+
+/* The probe behind the opaque pika_probe handle (probe kind and baselines). */
+struct pika_probe {
+    char kind[16];          /* "probe", "length", "tfidf" */
+    int task;
+    char *target;           /* label field */
+    int layer, position;    /* selected (probe kind) */
+    double alpha;
+    double cv_score, cv_score_std;
+    pika_linear lin;
+    int has_platt;
+    double platt_a, platt_b;
+    /* CV curve [n_layers x n_pos x n_alpha] (mean, std over folds); for baselines n_layers = n_pos = 1 */
+    int n_layers, n_pos, n_alpha;
+    int32_t *layers, *positions;
+    double *alphas;
+    double *cv_mean, *cv_std;
+    int standardize, intercept, k_folds;
+    uint64_t seed;
+    int64_t n_train;
+    double pos_rate;        /* binary: fraction of positives in training */
+    char *labels_path;      /* provenance: the labels file name (no directory) and split of the rows (NULL = not recorded) */
+    char *split;
+    /* provenance of the activations (probe kind) */
+    int d_model;
+    char *model_json, *prompt_json;
+    char fingerprint[17];
+    struct cJSON *extra;    /* kind-specific payload (e.g. TF-IDF vocabulary), owned */
+};
+
+/* In-place forms of the public constructors (the struct is the caller's; clear frees its contents
+ * and zeroes it, the error message stays). */
+void probe_clear(pika_probe *p);
+int probe_load_into(pika_probe *p, const char *path);
+int probe_train_into(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
+                     pika_probe *out);
 
 /* probe.c: fold metric (AUROC for binary, Spearman for continuous) of held-out scores s vs y [n] */
 double probe_fold_metric(int task, const double *y, const double *s, int64_t n);

@@ -11,6 +11,7 @@
 
 #include "pika/labels.h"
 #include "pika/util.h"
+#include "probe/probe_internal.h"
 
 /* ---------------------------------------------------------------- gnuplot */
 
@@ -110,11 +111,11 @@ int pika_report_run(const pika_report_opts *o) {
     pika_probe *bl = pika_calloc((size_t)(o->n_baselines ? o->n_baselines : 1), sizeof(pika_probe));
     int nb = 0;
     if (o->probe_path) {
-        if (pika_probe_load(&probe, o->probe_path)) { fclose(md); free(bl); return -1; }
+        if (probe_load_into(&probe, o->probe_path)) { fclose(md); free(bl); return -1; }
         have_probe = 1;
     }
     for (int i = 0; i < o->n_baselines; i++, nb++)
-        if (pika_probe_load(&bl[i], o->baseline_paths[i])) { rc = -1; break; }
+        if (probe_load_into(&bl[i], o->baseline_paths[i])) { rc = -1; break; }
     const char *metric = have_probe && probe.task == PIKA_TARGET_CONTINUOUS ? "Spearman" : "AUROC";
     if (!rc) write_provenance(md, o, have_probe ? &probe : NULL);
     if (!rc && have_probe) {
@@ -249,8 +250,8 @@ int pika_report_run(const pika_report_opts *o) {
     }
     if (!gp_ok) fprintf(md, "\n> gnuplot failed or is not installed: the plot data (*.dat) and scripts (*.gp) are in this folder.\n");
     fclose(md);
-    if (have_probe) pika_probe_free(&probe);
-    for (int i = 0; i < nb; i++) pika_probe_free(&bl[i]);
+    if (have_probe) probe_clear(&probe);
+    for (int i = 0; i < nb; i++) probe_clear(&bl[i]);
     free(bl);
     return rc;
 }
@@ -277,7 +278,7 @@ static int difficulty_md(pika_acts *a, const int64_t *rows, int64_t n, const dou
     pika_probe_train_opts th = {.target = human_name, .layers = D->layers, .n_layers = D->n_layers, .positions = D->positions,
                                 .n_pos = D->n_pos, .fit = *o, .oof_out = oof_h};
     th.fit.task = PIKA_TARGET_CONTINUOUS;
-    if (pika_probe_train(a, rows, n, human, &th, &ph)) {
+    if (probe_train_into(a, rows, n, human, &th, &ph)) {
         free(oof_h); free(oof_s);
         return -1;
     }
@@ -285,8 +286,8 @@ static int difficulty_md(pika_acts *a, const int64_t *rows, int64_t n, const dou
     ts.target = success_name;
     ts.fit.task = PIKA_TARGET_AUTO;
     ts.oof_out = oof_s;
-    if (pika_probe_train(a, rows, n, success, &ts, &ps)) {
-        pika_probe_free(&ph);
+    if (probe_train_into(a, rows, n, success, &ts, &ps)) {
+        probe_clear(&ph);
         free(oof_h); free(oof_s);
         return -1;
     }
@@ -338,8 +339,8 @@ static int difficulty_md(pika_acts *a, const int64_t *rows, int64_t n, const dou
         } else rc = -1;
     }
     free(bh); free(bs); free(neg); free(oof_h); free(oof_s);
-    pika_probe_free(&ph);
-    pika_probe_free(&ps);
+    probe_clear(&ph);
+    probe_clear(&ps);
     return rc;
 }
 
