@@ -111,18 +111,20 @@ int main(int argc, char **argv) {
     }
     pika_fit_opts o;
     pika_fit_opts_default(&o);
-    o.task = binary ? PIKA_TASK_BINARY : PIKA_TASK_CONTINUOUS;
+    o.task = binary ? PIKA_TARGET_BINARY : PIKA_TARGET_CONTINUOUS;
     o.ridge_solver = solver;
     if (threads > 0) o.n_threads = threads;
     if (eps > 0) o.eps = eps;
-    pika_probe p;
+    pika_probe *p;
     double t0 = pika_now();
     clock_t c0 = clock();
     if (start_layer < 0 || start_layer >= L) start_layer = 0;
     if (nl > L - start_layer) nl = L - start_layer;
     if (start_pos < 0 || start_pos >= P) start_pos = 0;
     if (np > P - start_pos) np = P - start_pos;
-    if (pika_probe_train(&a, NULL, n, y, "y", layers + start_layer, nl, pos + start_pos, np, &o, &p, NULL)) {
+    pika_probe_train_opts to = {.target = "y", .layers = layers + start_layer, .n_layers = nl, .positions = pos + start_pos,
+                                .n_pos = np, .fit = o};
+    if (pika_probe_train(&a, NULL, n, y, &to, &p)) {
         fprintf(stderr, "bench_probe: %s\n", pika_last_error());
         return 2;
     }
@@ -130,9 +132,9 @@ int main(int argc, char **argv) {
     int cfg = nl * np;
     printf("bench_probe task=%s n=%lld d=%d configs=%d (of %d) alphas=%d folds=%d seconds=%.2f cpu_seconds=%.2f per_config=%.3f full_sweep_est=%.1f "
            "best=(layer %d, pos %d, alpha %g, cv %.4f)\n",
-           binary ? "binary" : "continuous", (long long)n, d, cfg, L * P, o.n_alpha, o.k_folds, t, ct, t / cfg, t / cfg * L * P, p.layer,
-           p.position, p.alpha, p.cv_score);
-    pika_probe_free(&p);
+           binary ? "binary" : "continuous", (long long)n, d, cfg, L * P, o.n_alpha, o.k_folds, t, ct, t / cfg, t / cfg * L * P,
+           pika_probe_layer(p), pika_probe_position(p), pika_probe_alpha(p), pika_probe_cv_score(p, NULL));
+    pika_probe_free(p);
     pika_acts_close(&a);
     free(y); free(z); free(layers); free(pos);
     return 0;

@@ -4,6 +4,7 @@
  * lines are still graded. */
 #include <math.h>
 
+#include "pika/grade.h"
 #include "pika/labels.h"
 #include "pika/util.h"
 #include "test.h"
@@ -13,6 +14,8 @@ static void write_file(const char *path, const char *s, size_t n) {
     fwrite(s, 1, n, f);
     fclose(f);
 }
+
+static int eq_kind(const char *a, const char *b, void *ctx) { return pika_answers_equal(*(pika_task_kind *)ctx, a, b); }
 
 static int count_lines(const char *s) {
     int n = 0;
@@ -56,7 +59,9 @@ static void test_aggregate(void) {
     REQUIRE(pika_price_table_load(p, &pt) == 0 && pt.n == 2, "price table: %s", pika_last_error());
     pika_label *L;
     int nl;
-    REQUIRE(pika_label_aggregate(r, n, ks, 3, 1, &pt, &L, &nl) == 0 && nl == 4, "groups %d", nl);
+    pika_task_kind math = PIKA_TASK_MATH;
+    pika_label_opts lo = {.ks = ks, .nk = 3, .prices = &pt, .answers_equal = eq_kind, .eq_ctx = &math};
+    REQUIRE(pika_label_aggregate(r, n, &lo, &L, &nl) == 0 && nl == 4, "groups %d", nl);
     pika_label *a = &L[0];
     CHECK(!strcmp(a->id, "q1") && !strcmp(a->model, "m") && a->n == 5 && a->n_correct == 2, "q1 counts");
     CHECK(fabs(a->success_rate - 0.4) < 1e-12, "success rate");
@@ -79,7 +84,8 @@ static void test_aggregate(void) {
     CHECK(d->majority_answer && !strcmp(d->majority_answer, "2") && d->majority_correct == 0, "1-1 tie goes to the first answer");
     pika_label_free(L, nl);
     /* exact-text clustering keeps 0.5 and \frac12 apart */
-    REQUIRE(pika_label_aggregate(r, 5, ks, 1, 0, NULL, &L, &nl) == 0 && nl == 1, "exact");
+    pika_label_opts lx = {.ks = ks, .nk = 1};
+    REQUIRE(pika_label_aggregate(r, 5, &lx, &L, &nl) == 0 && nl == 1, "exact");
     CHECK(L[0].majority_answer && !strcmp(L[0].majority_answer, "0.5") && L[0].majority_count == 1 && !L[0].has_cost, "exact text");
     pika_label_free(L, nl);
     pika_price_table_free(&pt);

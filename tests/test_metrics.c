@@ -77,6 +77,61 @@ static void test_bootstrap(void) {
     free(y); free(s); free(s2);
 }
 
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ECE of a calibrated predictor: every resample is worse calibrated than the sample, so a plain
+ * percentile interval lies above its own estimate. The reported interval must contain it. */
+static void test_bootstrap_ci_contains_estimate(void) {
+    pika_rng r;
+    pika_rng_seed(&r, 11);
+    int n = 400, B = 300;
+    double *y = malloc(sizeof(double) * n), *p = malloc(sizeof(double) * n);
+    /* 10 bins x 40 rows at p = 0.05, 0.15, ..., 0.95 with exactly 40 p positives each: sample ECE 0 */
+    for (int b = 0; b < 10; b++)
+        for (int j = 0; j < 40; j++) {
+            p[b * 40 + j] = 0.05 + 0.1 * b;
+            y[b * 40 + j] = j < 2 + 4 * b;
+        }
+    for (int i = n - 1; i > 0; i--) { /* shuffle rows */
+        int k = (int)pika_rng_below(&r, i + 1);
+        double t = y[i]; y[i] = y[k]; y[k] = t;
+        t = p[i]; p[i] = p[k]; p[k] = t;
+    }
+    /* the plain percentile interval, replayed with the library's resampling stream */
+    double *yb = malloc(sizeof(double) * n), *pb = malloc(sizeof(double) * n), *v = malloc(sizeof(double) * B);
+    pika_rng q;
+    pika_rng_seed(&q, 42);
+    for (int t = 0; t < B; t++) {
+        for (int i = 0; i < n; i++) { int64_t k = pika_rng_below(&q, n); yb[i] = y[k]; pb[i] = p[k]; }
+        v[t] = pika_ece(yb, pb, n, 10);
+    }
+    qsort(v, B, sizeof(double), cmp_d);
+    double est0 = pika_ece(y, p, n, 10);
+    double plain_lo = v[(int)(0.025 * (B - 1))];
+    CHECK(plain_lo > est0, "fixture: the plain percentile interval excludes the estimate (%g > %g)", plain_lo, est0);
+    double lo, hi, est = pika_bootstrap_ci(PIKA_M_ECE, y, p, n, B, 42, &lo, &hi);
+    CHECK(est == est0, "estimate is the plain metric");
+    CHECK(lo <= est && est <= hi, "ECE %.4f in [%.4f, %.4f]", est, lo, hi);
+    CHECK(lo >= 0 && hi <= 1 && hi - lo > 0.005, "clipped to [0,1] with a real width [%g, %g]", lo, hi);
+    /* the same holds for every metric on every seed tried */
+    for (uint64_t seed = 1; seed <= 5; seed++)
+        for (int w = 0; w < PIKA_M_COUNT; w++) {
+            double e = pika_bootstrap_ci(w, y, p, n, 100, seed, &lo, &hi);
+            CHECK(lo <= e && e <= hi, "metric %s seed %llu: %g in [%g, %g]", pika_metric_names[w], (unsigned long long)seed, e, lo, hi);
+        }
+    free(y); free(p); free(yb); free(pb); free(v);
+}
+
+static void test_format_p(void) {
+    char b[64];
+    CHECK(!strcmp(pika_format_p(0.0, 1000, b, sizeof b), "p < 1/1000"), "zero p: %s", b);
+    CHECK(!strcmp(pika_format_p(0.0123, 1000, b, sizeof b), "p = 0.0123"), "p: %s", b);
+    CHECK(!strcmp(pika_format_p(NAN, 1000, b, sizeof b), "p n/a"), "nan: %s", b);
+}
+
 static int save1(const char *dir, const char *name, const double *v, int64_t n, int64_t d) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -128,7 +183,7 @@ static void test_sklearn_agreement(void) {
         len += snprintf(js + len, sizeof js - len, ",\"%s\":[", key[t]);
         for (int a = 0; a < 3; a++) {
             pika_linear m;
-            int rc = pika_fit_dense(X, ntr, d, t ? c : yb, t ? PIKA_TASK_CONTINUOUS : PIKA_TASK_BINARY, alphas[a], &o, &m);
+            int rc = pika_fit_dense(X, ntr, d, t ? c : yb, t ? PIKA_TARGET_CONTINUOUS : PIKA_TARGET_BINARY, alphas[a], &o, &m);
             REQUIRE(rc == 0, "fit: %s", pika_last_error());
             len += snprintf(js + len, sizeof js - len, "%s[", a ? "," : "");
             for (int i = 0; i < nte; i++)
@@ -165,6 +220,8 @@ int main(void) {
     RUN(test_spearman_pearson);
     RUN(test_brier_ece);
     RUN(test_bootstrap);
+    RUN(test_bootstrap_ci_contains_estimate);
+    RUN(test_format_p);
     RUN(test_sklearn_agreement);
     return test_summary("metrics");
 }

@@ -9,8 +9,10 @@
 
 #include "pika/acts.h"
 #include "pika/baseline.h"
+#include "pika/labels.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"
+#include "probe/probe_internal.h" /* white-box: the fields behind the opaque pika_probe */
 #include "test.h"
 
 static double gauss(pika_rng *r) {
@@ -90,8 +92,8 @@ static void test_folds(void) {
     double y[103];
     for (int i = 0; i < 103; i++) y[i] = pika_rng_uniform(&r) < 0.3;
     int f[103], f2[103], cnt[5][2] = {{0}};
-    REQUIRE(pika_make_folds(y, 103, PIKA_TASK_BINARY, 5, 9, f) == 0, "%s", pika_last_error());
-    pika_make_folds(y, 103, PIKA_TASK_BINARY, 5, 9, f2);
+    REQUIRE(pika_make_folds(y, 103, PIKA_TARGET_BINARY, 5, 9, f) == 0, "%s", pika_last_error());
+    pika_make_folds(y, 103, PIKA_TARGET_BINARY, 5, 9, f2);
     CHECK(!memcmp(f, f2, sizeof f), "seeded folds are deterministic");
     for (int i = 0; i < 103; i++) cnt[f[i]][(int)y[i]]++;
     int lo1 = 1000, hi1 = 0, lo = 1000, hi = 0;
@@ -102,7 +104,7 @@ static void test_folds(void) {
     }
     CHECK(hi - lo <= 1 && hi1 - lo1 <= 1, "stratified and balanced: sizes %d..%d, positives %d..%d", lo, hi, lo1, hi1);
     double one[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-    CHECK(pika_resolve_task(PIKA_TASK_AUTO, one, 10) < 0 && strstr(pika_last_error(), "one-class"), "one-class: %s", pika_last_error());
+    CHECK(pika_resolve_task(PIKA_TARGET_AUTO, one, 10) < 0 && strstr(pika_last_error(), "one-class"), "one-class: %s", pika_last_error());
 }
 
 /* Gram-trick ridge CV must equal refitting each fold explicitly (primal and dual paths). */
@@ -117,7 +119,7 @@ static void test_ridge_cv_exact(void) {
             y[i] = X[i * d] * 0.1 + gauss(&r);
         }
         int fold[120];
-        REQUIRE(pika_make_folds(y, n, PIKA_TASK_CONTINUOUS, k, 1, fold) == 0, "%s", pika_last_error());
+        REQUIRE(pika_make_folds(y, n, PIKA_TARGET_CONTINUOUS, k, 1, fold) == 0, "%s", pika_last_error());
         for (int variant = 0; variant < 3; variant++) {
             pika_fit_opts o;
             pika_fit_opts_default(&o);
@@ -125,7 +127,7 @@ static void test_ridge_cv_exact(void) {
             if (variant == 1) o.ridge_solver = PIKA_RIDGE_EIG;
             if (variant == 2) { o.standardize = 0; o.intercept = 0; }
             double cm[5], cs[5], *oof = malloc(sizeof(double) * 5 * n);
-            REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_CONTINUOUS, fold, &o, cm, cs, oof) == 0, "%s", pika_last_error());
+            REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TARGET_CONTINUOUS, fold, &o, cm, cs, oof) == 0, "%s", pika_last_error());
             double maxdiff = 0;
             for (int f = 0; f < k; f++) {
                 double *Xt = malloc(sizeof(double) * n * d), *yt = malloc(sizeof(double) * n);
@@ -134,7 +136,7 @@ static void test_ridge_cv_exact(void) {
                     if (fold[i] != f) { memcpy(Xt + m * d, X + i * d, sizeof(double) * d); yt[m++] = y[i]; }
                 for (int a = 0; a < 5; a++) {
                     pika_linear lm;
-                    REQUIRE(pika_fit_dense(Xt, m, d, yt, PIKA_TASK_CONTINUOUS, o.alpha[a], &o, &lm) == 0, "%s", pika_last_error());
+                    REQUIRE(pika_fit_dense(Xt, m, d, yt, PIKA_TARGET_CONTINUOUS, o.alpha[a], &o, &lm) == 0, "%s", pika_last_error());
                     for (int i = 0; i < n; i++)
                         if (fold[i] == f) {
                             double e = fabs(pika_linear_score(&lm, X + i * d) - oof[a * n + i]);
@@ -163,14 +165,14 @@ static void test_logistic_solvers_agree(void) {
         y[i] = z + gauss(&r) > 0;
     }
     int fold[300];
-    REQUIRE(pika_make_folds(y, n, PIKA_TASK_BINARY, k, 1, fold) == 0, "%s", pika_last_error());
+    REQUIRE(pika_make_folds(y, n, PIKA_TARGET_BINARY, k, 1, fold) == 0, "%s", pika_last_error());
     double cm[2][5], cs[5];
     for (int s = 0; s < 2; s++) {
         pika_fit_opts o;
         pika_fit_opts_default(&o);
         o.eps = 1e-5;
         o.logistic_solver = s ? PIKA_LOGISTIC_LIBLINEAR : PIKA_LOGISTIC_NEWTON;
-        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
+        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TARGET_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
     }
     for (int a = 0; a < 5; a++) CHECK(fabs(cm[0][a] - cm[1][a]) < 0.003, "alpha %d: newton %g liblinear %g", a, cm[0][a], cm[1][a]);
     /* the portable (non-AVX2) kernels give the same scores */
@@ -179,9 +181,9 @@ static void test_logistic_solvers_agree(void) {
         pika_fit_opts_default(&o);
         o.eps = 1e-5;
         double cg[5];
-        setenv("PIKA_NO_SIMD", "1", 1);
-        int rc = pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cg, cs, NULL);
-        unsetenv("PIKA_NO_SIMD");
+        pika_simd_override(PIKA_SIMD_SCALAR); /* the one CPU check (util.h); PIKA_SIMD=scalar does the same */
+        int rc = pika_cv_dense(X, n, d, y, PIKA_TARGET_BINARY, fold, &o, cg, cs, NULL);
+        pika_simd_override(-1);
         REQUIRE(rc == 0, "%s", pika_last_error());
         for (int a = 0; a < 5; a++) CHECK(fabs(cg[a] - cm[0][a]) < 1e-6, "alpha %d: generic %g simd %g", a, cg[a], cm[0][a]);
     }
@@ -192,7 +194,7 @@ static void test_logistic_solvers_agree(void) {
         pika_fit_opts_paper(&o);
         o.eps = 1e-5;
         o.logistic_solver = s ? PIKA_LOGISTIC_LIBLINEAR : PIKA_LOGISTIC_NEWTON;
-        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TASK_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
+        REQUIRE(pika_cv_dense(X, n, d, y, PIKA_TARGET_BINARY, fold, &o, cm[s], cs, NULL) == 0, "%s", pika_last_error());
     }
     for (int a = 0; a < 5; a++) CHECK(fabs(cm[0][a] - cm[1][a]) < 0.01, "paper alpha %d: newton %g liblinear %g", a, cm[0][a], cm[1][a]);
     free(X);
@@ -218,39 +220,43 @@ static void test_planted_signal(void) {
     pika_fit_opts o;
     pika_fit_opts_default(&o);
     for (int t = 0; t < 2; t++) {
-        pika_probe p;
-        REQUIRE(pika_probe_train(&a, rows, n, t ? yc : yb, t ? "rate" : "correct", NULL, 0, NULL, 0, &o, &p, NULL) == 0, "%s", pika_last_error());
-        CHECK(p.layer == 2 && p.position == -2, "task %d: planted (2,-2) found, got (%d,%d)", t, p.layer, p.position);
-        CHECK(p.cv_score > (t ? 0.6 : 0.75), "task %d: CV score %g", t, p.cv_score);
+        pika_probe *p = NULL;
+        pika_probe_train_opts to;
+        pika_probe_train_opts_default(&to);
+        to.target = t ? "rate" : "correct";
+        to.fit = o;
+        REQUIRE(pika_probe_train(&a, rows, n, t ? yc : yb, &to, &p) == 0, "%s", pika_last_error());
+        CHECK(p->layer == 2 && p->position == -2, "task %d: planted (2,-2) found, got (%d,%d)", t, p->layer, p->position);
+        CHECK(p->cv_score > (t ? 0.6 : 0.75), "task %d: CV score %g", t, p->cv_score);
         /* every other (layer, position) is noise */
-        for (int l = 0; l < p.n_layers; l++)
-            for (int q = 0; q < p.n_pos; q++)
-                if (!(p.layers[l] == 2 && p.positions[q] == -2))
-                    CHECK(fabs(p.cv_mean[(l * p.n_pos + q) * p.n_alpha + 4] - (t ? 0 : 0.5)) < 0.15, "noise config (%d,%d): %g", l, q,
-                          p.cv_mean[(l * p.n_pos + q) * p.n_alpha + 4]);
+        for (int l = 0; l < p->n_layers; l++)
+            for (int q = 0; q < p->n_pos; q++)
+                if (!(p->layers[l] == 2 && p->positions[q] == -2))
+                    CHECK(fabs(p->cv_mean[(l * p->n_pos + q) * p->n_alpha + 4] - (t ? 0 : 0.5)) < 0.15, "noise config (%d,%d): %g", l, q,
+                          p->cv_mean[(l * p->n_pos + q) * p->n_alpha + 4]);
         if (t == 0) {
-            CHECK(p.has_platt && p.platt_a > 0, "Platt fitted, A=%g", p.platt_a);
+            CHECK(p->has_platt && p->platt_a > 0, "Platt fitted, A=%g", p->platt_a);
             /* save / load round trip, predictions identical */
             char pp[512];
             snprintf(pp, sizeof pp, "%s/probe.json", dir);
-            REQUIRE(pika_probe_save(&p, pp) == 0, "%s", pika_last_error());
-            pika_probe q;
-            REQUIRE(pika_probe_load(&q, pp) == 0, "%s", pika_last_error());
+            REQUIRE(pika_probe_save(p, pp) == 0, "%s", pika_last_error());
+            pika_probe *q = NULL;
+            REQUIRE((q = pika_probe_load(pp)) != NULL, "%s", pika_last_error());
             double s1[5], s2[5], p1[5], p2[5];
-            REQUIRE(pika_probe_predict(&p, &a, rows, 5, s1, p1) == 0 && pika_probe_predict(&q, &a, rows, 5, s2, p2) == 0, "%s", pika_last_error());
+            REQUIRE(pika_probe_predict(p, &a, rows, 5, s1, p1) == 0 && pika_probe_predict(q, &a, rows, 5, s2, p2) == 0, "%s", pika_last_error());
             CHECK(!memcmp(s1, s2, sizeof s1) && !memcmp(p1, p2, sizeof p1), "loaded probe predicts identically");
-            CHECK(q.n_layers == 4 && q.n_pos == 3 && q.n_alpha == 5 && q.cv_mean[7] == p.cv_mean[7], "CV curve saved");
+            CHECK(q->n_layers == 4 && q->n_pos == 3 && q->n_alpha == 5 && q->cv_mean[7] == p->cv_mean[7], "CV curve saved");
             /* calibration on held-out test rows is sane */
             int64_t tr[100];
             double ty[100], ts[100], tp[100];
             int m = 0;
             for (int64_t i = 0; i < a.n && m < 100; i++)
                 if (!strcmp(L.split[lrow[i]], "test")) { tr[m] = i; ty[m++] = L.vals[lrow[i] * 2]; }
-            REQUIRE(pika_probe_predict(&q, &a, tr, m, ts, tp) == 0, "%s", pika_last_error());
+            REQUIRE(pika_probe_predict(q, &a, tr, m, ts, tp) == 0, "%s", pika_last_error());
             CHECK(pika_auroc(ty, ts, m) > 0.7 && pika_ece(ty, tp, m, 10) < 0.2, "test AUROC %g ECE %g", pika_auroc(ty, ts, m), pika_ece(ty, tp, m, 10));
-            pika_probe_free(&q);
+            pika_probe_free(q);
         }
-        pika_probe_free(&p);
+        pika_probe_free(p);
     }
     free(rows); free(lrow); free(yb); free(yc);
     pika_labels_free(&L);
@@ -279,12 +285,13 @@ static void test_pure_noise_ci(void) {
     int32_t only0[1] = {0};
     pika_fit_opts o;
     pika_fit_opts_default(&o);
-    pika_probe p;
-    REQUIRE(pika_probe_train(&a, tr, ntr, ytr, "correct", only0, 1, NULL, 0, &o, &p, NULL) == 0, "%s", pika_last_error());
-    REQUIRE(pika_probe_predict(&p, &a, te, nte, s, NULL) == 0, "%s", pika_last_error());
+    pika_probe *p = NULL;
+    pika_probe_train_opts to = {.target = "correct", .layers = only0, .n_layers = 1, .fit = o};
+    REQUIRE(pika_probe_train(&a, tr, ntr, ytr, &to, &p) == 0, "%s", pika_last_error());
+    REQUIRE(pika_probe_predict(p, &a, te, nte, s, NULL) == 0, "%s", pika_last_error());
     double lo, hi, est = pika_bootstrap_ci(PIKA_M_AUROC, yte, s, nte, 1000, 42, &lo, &hi);
     CHECK(lo < 0.5 && hi > 0.5, "pure-noise test AUROC %g CI [%g, %g] covers 0.5", est, lo, hi);
-    pika_probe_free(&p);
+    pika_probe_free(p);
     pika_labels_free(&L);
     free(lrow);
     pika_acts_close(&a);
@@ -311,32 +318,38 @@ static void test_baselines(void) {
     pika_fit_opts_default(&o);
     pika_tfidf_opts to;
     pika_tfidf_opts_default(&to);
-    pika_probe p;
-    REQUIRE(pika_baseline_train("tfidf", tx, NULL, n, y, "y", &to, &o, &p, NULL) == 0, "%s", pika_last_error());
-    CHECK(p.cv_score > 0.8, "tfidf CV AUROC %g", p.cv_score);
+    pika_probe *p = NULL;
+    pika_baseline_opts bo = {.kind = "tfidf", .target = "y", .tfidf = to, .fit = o};
+    REQUIRE(pika_baseline_train(tx, NULL, n, y, &bo, &p) == 0, "%s", pika_last_error());
+    CHECK(p->cv_score > 0.8, "tfidf CV AUROC %g", p->cv_score);
     const char *dir = test_tmpdir();
     char path[512];
     snprintf(path, sizeof path, "%s/tfidf.json", dir);
-    REQUIRE(pika_probe_save(&p, path) == 0, "%s", pika_last_error());
-    pika_probe q;
-    REQUIRE(pika_probe_load(&q, path) == 0, "%s", pika_last_error());
+    REQUIRE(pika_probe_save(p, path) == 0, "%s", pika_last_error());
+    pika_probe *q = NULL;
+    REQUIRE((q = pika_probe_load(path)) != NULL, "%s", pika_last_error());
     double s1[300], s2[300];
-    REQUIRE(pika_baseline_predict(&p, tx, NULL, n, s1, NULL) == 0 && pika_baseline_predict(&q, tx, NULL, n, s2, NULL) == 0, "%s", pika_last_error());
+    REQUIRE(pika_baseline_predict(p, tx, NULL, n, s1, NULL) == 0 && pika_baseline_predict(q, tx, NULL, n, s2, NULL) == 0, "%s", pika_last_error());
     double md = 0;
     for (int i = 0; i < n; i++) md = fmax(md, fabs(s1[i] - s2[i]));
     CHECK(md < 1e-12, "reloaded tfidf predicts identically (max diff %g)", md);
-    pika_probe_free(&q);
-    pika_probe_free(&p);
+    pika_probe_free(q);
+    pika_probe_free(p);
     /* continuous target through CG ridge */
     double *yc = malloc(sizeof(double) * n);
     for (int i = 0; i < n; i++) yc[i] = y[i] + 0.3 * gauss(&r);
-    REQUIRE(pika_baseline_train("tfidf", tx, NULL, n, yc, "y", &to, &o, &p, NULL) == 0, "%s", pika_last_error());
-    CHECK(p.cv_score > 0.5, "tfidf ridge CV Spearman %g", p.cv_score);
-    pika_probe_free(&p);
-    REQUIRE(pika_baseline_train("length", tx, tk, n, y, "y", &to, &o, &p, NULL) == 0, "%s", pika_last_error());
-    CHECK(fabs(p.cv_score - 0.5) < 0.15, "length is uninformative here: %g", p.cv_score);
-    CHECK(p.lin.d == 2, "length uses tokens + chars");
-    pika_probe_free(&p);
+    bo.tfidf = to;
+    bo.fit = o;
+    REQUIRE(pika_baseline_train(tx, NULL, n, yc, &bo, &p) == 0, "%s", pika_last_error());
+    CHECK(p->cv_score > 0.5, "tfidf ridge CV Spearman %g", p->cv_score);
+    pika_probe_free(p);
+    bo.kind = "length";
+    bo.tfidf = to;
+    bo.fit = o;
+    REQUIRE(pika_baseline_train(tx, tk, n, y, &bo, &p) == 0, "%s", pika_last_error());
+    CHECK(fabs(p->cv_score - 0.5) < 0.15, "length is uninformative here: %g", p->cv_score);
+    CHECK(p->lin.d == 2, "length uses tokens + chars");
+    pika_probe_free(p);
     for (int i = 0; i < n; i++) free(tx[i]);
     free(tx); free(y); free(tk); free(yc);
 }
@@ -506,6 +519,66 @@ static void test_bad_inputs(void) {
 }
 
 
+/* Serving: score one hidden vector without writing a store, equal to the store path; reader checks. */
+static void test_score_hidden_and_reader(void) {
+    const char *dir = test_tmpdir();
+    REQUIRE(make_store(dir, 120, 8, 2, 2, 1, -1, 5, 0) == 0, "%s", pika_last_error());
+    pika_acts a;
+    REQUIRE(pika_acts_open(&a, dir) == 0, "%s", pika_last_error());
+    pika_labels L;
+    const char *f[1] = {"correct"};
+    char path[512];
+    snprintf(path, sizeof path, "%s/labels.jsonl", dir);
+    REQUIRE(pika_labels_read(&L, path, "id", 1, f, NULL) == 0, "%s", pika_last_error());
+    int64_t *rows = malloc(sizeof(int64_t) * 120);
+    double *y = malloc(sizeof(double) * 120);
+    for (int64_t i = 0; i < 120; i++) { rows[i] = i; y[i] = L.vals[pika_strmap_get(&L.id_index, a.ids[i])]; }
+    pika_probe_train_opts o;
+    pika_probe_train_opts_default(&o);
+    o.target = "correct";
+    pika_probe *p = NULL;
+    REQUIRE(pika_probe_train(&a, rows, 120, y, &o, &p) == 0, "%s", pika_last_error());
+    double cs, cstd;
+    cs = pika_probe_cv_score(p, &cstd);
+    CHECK(!strcmp(pika_probe_kind(p), "probe") && pika_probe_target_kind(p) == PIKA_TARGET_BINARY && !strcmp(pika_probe_target(p), "correct") &&
+              pika_probe_alpha(p) > 0 && cs > 0.5 && cstd >= 0, "accessors: %s %d %s %g %g", pika_probe_kind(p), pika_probe_target_kind(p),
+          pika_probe_target(p), pika_probe_alpha(p), cs);
+    CHECK(pika_probe_layer(p) == 1 && pika_probe_position(p) == -1 && pika_probe_d_model(p) == 8, "reads layer %d pos %d d %d",
+          pika_probe_layer(p), pika_probe_position(p), pika_probe_d_model(p));
+    double ss[10], pp[10], x[8];
+    REQUIRE(pika_probe_predict(p, &a, rows, 10, ss, pp) == 0, "%s", pika_last_error());
+    int li = pika_acts_layer_index(&a, pika_probe_layer(p)), pi = pika_acts_pos_index(&a, pika_probe_position(p));
+    for (int64_t i = 0; i < 10; i++) {
+        REQUIRE(pika_acts_read(&a, li, pi, &i, 1, x) == 0, "%s", pika_last_error());
+        float h[8];
+        for (int j = 0; j < 8; j++) h[j] = (float)x[j];
+        double s1, p1;
+        REQUIRE(pika_probe_score_hidden(p, h, 8, &s1, &p1) == 0, "%s", pika_last_error());
+        CHECK(fabs(s1 - ss[i]) < 1e-12 && fabs(p1 - pp[i]) < 1e-12, "row %lld: %g vs %g", (long long)i, s1, ss[i]);
+        CHECK(p1 > 0 && p1 < 1, "probability");
+    }
+    float h[8] = {0};
+    CHECK(pika_probe_score_hidden(p, h, 7, NULL, NULL) == -1 && strstr(pika_last_error(), "8 values"), "d mismatch");
+    h[3] = NAN;
+    CHECK(pika_probe_score_hidden(p, h, 8, NULL, NULL) == -1, "NaN rejected");
+    /* reader check: model fingerprint + prompt recipe */
+    CHECK(pika_probe_check_reader(p, "abc", NULL) == -1 && strstr(pika_last_error(), "no model fingerprint"), "store without a fingerprint");
+    free(p->model_json);
+    free(p->prompt_json);
+    p->model_json = pika_strdup("{\"file\":\"m.gguf\",\"fingerprint\":\"abc123\"}");
+    p->prompt_json = pika_strdup("{\"template\":\"chatml\",\"n_eoi\":2}");
+    CHECK(pika_probe_check_reader(p, "abc123", NULL) == 0, "model only: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(p, "abc123", "{ \"n_eoi\": 2, \"template\": \"chatml\" }") == 0, "same recipe: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(p, "abc124", NULL) == -1 && strstr(pika_last_error(), "abc123"), "other model: %s", pika_last_error());
+    CHECK(pika_probe_check_reader(p, "abc123", "{\"template\":\"llama3\",\"n_eoi\":2}") == -1 && strstr(pika_last_error(), "recipe"),
+          "other recipe: %s", pika_last_error());
+    pika_probe_free(p);
+    pika_labels_free(&L);
+    pika_acts_close(&a);
+    free(rows);
+    free(y);
+}
+
 /* End to end through the CLI: train, predict, baselines (incl. --tokenizer), eval --json, report, difficulty. */
 static void test_cli_pipeline(void) {
     if (access(test_pika_bin(), X_OK) != 0) SKIP_TEST("*** %s not built ***", test_pika_bin());
@@ -539,10 +612,42 @@ static void test_cli_pipeline(void) {
     out = run_pika(cmd, &st);
     CHECK(st == 0 && strstr(out, "\"auroc\":") && strstr(out, "\"paired\":"), "eval json: %s", out);
     free(out);
+    snprintf(path, sizeof path, "%s/cv.tsv", d);
+    char *tsv = pika_read_file(path, NULL);
+    int tl = 0;
+    for (const char *q = tsv ? tsv : ""; *q; q++) tl += *q == '\n';
+    CHECK(tsv && !strncmp(tsv, "layer\tposition\talpha\tcv_mean\tcv_std\n", 36) && tl == 1 + 2 * 2 * 5, "cv table (%d lines): %s", tl,
+          tsv ? tsv : "(missing)");
+    free(tsv);
     snprintf(path, sizeof path, "%s/rep/report.md", d);
     char *md = pika_read_file(path, NULL);
     CHECK(md && strstr(md, "selected: **layer 1, position -1") && strstr(md, "Paired bootstrap"), "report.md: %s", md ? md : "(missing)");
+    /* provenance: model, prompt recipe, activation fingerprint, N, k, base rate, labels file */
+    CHECK(md && strstr(md, "## Provenance") && strstr(md, "- model file `(not recorded)`") && strstr(md, "- prompt recipe `\"t\"`") &&
+              strstr(md, "- activation fingerprint `") && strstr(md, "N = 180 rows, 5-fold CV, base rate 0.") && strstr(md, ", labels `labels.jsonl`, split `split=train`") &&
+              strstr(md, "labels.jsonl`: 240 questions, target `correct`") && strstr(md, "| base rate |"),
+          "provenance in report.md: %s", md ? md : "(missing)");
+    /* p-values from B resamples: "p < 1/B" or "p = x", never "p = 0.0000" */
+    CHECK(md && (strstr(md, "p < 1/100") || strstr(md, ", p = ")) && !strstr(md, "p = 0.0000"), "p-value: %s", md ? md : "");
     free(md);
+    /* --out with a trailing slash: the printed path has no "//" */
+    snprintf(cmd, sizeof cmd, "report --out %1$s/rep2/ --probe %1$s/p.json --data %1$s/data.jsonl", d);
+    out = run_pika(cmd, &st);
+    CHECK(st == 0 && strstr(out, "rep2/report.md") && !strstr(out, "//"), "report path: %s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/rep2/report.md", d);
+    md = pika_read_file(path, NULL);
+    CHECK(md && strstr(md, "- dataset `") && strstr(md, "data.jsonl`"), "dataset in provenance: %s", md ? md : "(missing)");
+    free(md);
+    /* baseline text field defaults to pika's "problem" (then "text") */
+    snprintf(path, sizeof path, "%s/problems.jsonl", d);
+    f = fopen(path, "w");
+    for (int i = 0; i < 240; i++) fprintf(f, "{\"id\":\"q%04d\",\"problem\":\"Problem %d: compute the value\"}\n", i, i);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "baseline train --kind tfidf --data %1$s/problems.jsonl --labels %1$s/labels.jsonl --target correct --min-df 1 -o %1$s/tf2.json", d);
+    out = run_pika(cmd, &st);
+    CHECK(st == 0, "baseline on a problem field without --text-field: %s", out);
+    free(out);
     snprintf(path, sizeof path, "%s/diff/difficulty.md", d);
     md = pika_read_file(path, NULL);
     CHECK(md && strstr(md, "Spearman(rate, correct)"), "difficulty.md");
@@ -563,6 +668,7 @@ static void test_cli_pipeline(void) {
 }
 
 int main(void) {
+    RUN(test_score_hidden_and_reader);
     RUN(test_store_roundtrip_resume);
     RUN(test_folds);
     RUN(test_ridge_cv_exact);

@@ -1,5 +1,5 @@
 /* acts.h — the activation store (a directory: meta.json + ids.txt + layer_XX.npy), its streaming
- * writer, a labels JSONL reader, and a small string->index map used to join ids.
+ * writer. (The labels JSONL reader is in labels.h; the string map in util.h.)
  *
  * Store layout (format "pika-acts", version 1):
  *   meta.json   {"format":"pika-acts","version":1,"n":N,"d_model":D,"layers":[0,..],
@@ -17,23 +17,9 @@
 #include <stdint.h>
 
 #include "pika/npy.h"
+#include "pika/util.h" /* pika_strmap, pika_fingerprint */
 
 #define PIKA_ACTS_VERSION 1
-
-/* ---- string -> int64 map (open addressing, keys copied) ---- */
-typedef struct {
-    char **keys;     /* [cap], NULL = empty slot */
-    int64_t *vals;   /* [cap] */
-    int64_t cap, len;
-} pika_strmap;
-void pika_strmap_init(pika_strmap *m);
-void pika_strmap_free(pika_strmap *m);
-/* Value of key, or -1 when absent. */
-int64_t pika_strmap_get(const pika_strmap *m, const char *key);
-/* Insert key -> val; returns the previous value or -1 when the key was new. */
-int64_t pika_strmap_put(pika_strmap *m, const char *key, int64_t val);
-/* 64-bit FNV-1a hash of a byte string, as 16 hex digits into out[17]. */
-void pika_fingerprint(const char *s, char out[17]);
 
 /* ---- reader ---- */
 typedef struct {
@@ -89,25 +75,5 @@ int pika_acts_writer_append(pika_acts_writer *w, const char *id, const float *x)
 /* Make everything written so far durable (npy headers, ids, meta.json with the current n). */
 int pika_acts_writer_flush(pika_acts_writer *w);
 int pika_acts_writer_close(pika_acts_writer *w);
-
-/* ---- labels JSONL ---- */
-typedef struct {
-    int64_t n;
-    char **ids;            /* [n] */
-    int n_fields;
-    char **fields;         /* [n_fields] requested numeric fields */
-    double *vals;          /* [n x n_fields]; booleans -> 0/1 */
-    char **split;          /* [n] value of split_field (NULL when no split field requested) */
-    pika_strmap id_index;
-} pika_labels;
-
-/* Read a JSONL file; every line must have id_field (string or integer) and every requested numeric
- * field (a finite number or boolean). When split_field is non-NULL each line must carry it as a string.
- * Duplicate ids are an error. */
-int pika_labels_read(pika_labels *L, const char *path, const char *id_field, int n_fields,
-                     const char *const *fields, const char *split_field);
-void pika_labels_free(pika_labels *L);
-/* Map each of ids[0..n) to its label row into row_out[n]; an id with no label is an error. */
-int pika_labels_join(const pika_labels *L, char *const *ids, int64_t n, int64_t *row_out);
 
 #endif

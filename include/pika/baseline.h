@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "pika/acts.h"
+#include "pika/dataset.h"
 #include "pika/probe.h"
 
 /* A dataset JSONL: id + text (+ optional numeric token count). */
@@ -31,8 +32,18 @@ typedef struct {
     pika_strmap id_index;
 } pika_textset;
 
+/* text_field NULL = the default: "problem" (pika's datasets) when the first line has it, else "text".
+ * Ids follow pika_json_id. */
 int pika_textset_read(pika_textset *t, const char *path, const char *id_field, const char *text_field,
                       const char *tokens_field);
+/* Token counts of every text by a caller's tokenizer: t->n_tokens[i] = count(t->texts[i], ctx)
+ * (replacing a tokens field). count returns < 0 after pika_set_error to fail. */
+int pika_textset_count_tokens(pika_textset *t, int (*count)(const char *text, void *ctx), void *ctx);
+/* The texts [n] (pointers into t) and token counts [n] (NULL when t has none) of rows[0..n) (rows ==
+ * NULL: 0..n-1), as pika_baseline_train / _predict take them; free(*texts), free(*tokens). */
+void pika_textset_gather(const pika_textset *t, const int64_t *rows, int64_t n, char ***texts, double **tokens);
+/* The problems of a loaded dataset (a preset such as math:test): id + problem text, no token counts. */
+int pika_textset_from_dataset(pika_textset *t, const pika_dataset *d);
 void pika_textset_free(pika_textset *t);
 
 typedef struct {
@@ -42,9 +53,19 @@ typedef struct {
 } pika_tfidf_opts;
 void pika_tfidf_opts_default(pika_tfidf_opts *o);
 
-/* Train a baseline ("length" or "tfidf") on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. */
-int pika_baseline_train(const char *kind, char *const *texts, const double *tokens, int64_t n, const double *y,
-                        const char *target, const pika_tfidf_opts *to, const pika_fit_opts *o, pika_probe *out, FILE *log);
+/* Options of a baseline (pika_baseline_opts_default: kind "tfidf", default TF-IDF and fit options). */
+typedef struct {
+    const char *kind;         /* "length" or "tfidf" */
+    const char *target;       /* label field name recorded in the baseline file */
+    pika_tfidf_opts tfidf;
+    pika_fit_opts fit;
+    FILE *log;                /* CV summary (NULL = silent) */
+} pika_baseline_opts;
+void pika_baseline_opts_default(pika_baseline_opts *o);
+
+/* Train a baseline on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. */
+int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *o,
+                        pika_probe **out);
 /* Scores and calibrated probabilities for texts with a trained baseline. */
 int pika_baseline_predict(const pika_probe *p, char *const *texts, const double *tokens, int64_t n, double *score,
                           double *prob);

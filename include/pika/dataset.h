@@ -10,6 +10,9 @@
 #define PIKA_DATASET_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "pika/util.h" /* pika_strmap */
 
 /* What kind of grading a row needs. */
 typedef enum {
@@ -39,8 +42,8 @@ typedef struct {
     pika_task_kind kind;
     int n;
     pika_example *rows; /* [n] */
-    int *index;         /* private: id hash table (built by pika_dataset_find), -1 = empty */
-    int index_cap;
+    pika_strmap index;  /* private: id -> row (built by the first pika_dataset_find) */
+    int index_built;
 } pika_dataset;
 
 /* Field mapping for a generic file: JSON keys (or CSV header names). NULL = not present.
@@ -86,6 +89,26 @@ void pika_lines_close(pika_lines *r);
 /* Parse one JSONL line into a cJSON object (returned as void* to keep cJSON out of this header).
  * Errors ("where:LINE: invalid UTF-8" / "...: malformed JSON" / "...: not a JSON object") → NULL. */
 void *pika_json_parse_line(const char *line, size_t len, const char *where, long lineno);
+
+/* The one JSON-id rule of pika (labels, rollouts, predictions, datasets, textsets): a non-empty
+ * string is the id as is; a finite number that is an integer of magnitude <= 2^53 is printed as an
+ * integer ("7", "-3"); any other finite number is printed in its shortest round-trip form ("1.5",
+ * "0.1", "1e+300"). Anything else (absent, null, bool, "", NaN, arrays, objects) has no id: NULL.
+ * v is a cJSON item; the result points into v or into buf. */
+const char *pika_json_id(const void *v, char buf[40]);
+
+/* The one JSONL reader of pika. Calls fn(obj, path, lineno, ctx) for every non-blank line that
+ * parses as a JSON object (obj is a cJSON *, owned by the reader: fn may modify or detach items but
+ * must not delete it). Bad lines (read error, NUL, invalid UTF-8, malformed JSON, not an object, or
+ * fn returning < 0 after pika_set_error) are handled by mode:
+ *   bad == NULL  strict: stop at the first, return -1 with the error "path:LINE: ..."
+ *   bad != NULL  lenient: call bad(message, bad_ctx) and go on; returns the number of bad lines.
+ * *n_objects (may be NULL) = lines given to fn that it accepted. A file that cannot be opened is -1.
+ * An empty file (no object lines) is not an error here: each caller decides. */
+typedef int (*pika_jsonl_fn)(void *obj, const char *path, long lineno, void *ctx);
+typedef void (*pika_jsonl_bad_fn)(const char *message, void *bad_ctx);
+int64_t pika_jsonl_read(const char *path, pika_jsonl_fn fn, void *ctx, pika_jsonl_bad_fn bad, void *bad_ctx,
+                        int64_t *n_objects);
 
 /* Read a CSV file (RFC 4180: quotes, "" escapes, newlines inside quotes, CRLF). Returns the number of
  * records (header included) or -1. *cells[r][c] malloc'ed; *ncols[r] per record. */

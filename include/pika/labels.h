@@ -14,6 +14,10 @@
 #define PIKA_LABELS_H
 
 #include <stdint.h>
+#include <stdio.h>
+
+#include "pika/dataset.h"
+#include "pika/util.h"
 
 typedef struct {
     char *id;
@@ -58,11 +62,78 @@ typedef struct {
     double input_cost_once, output_cost, total_cost; /* USD */
 } pika_label;
 
+/* Answer equality for majority vote, e.g. pika_answers_equal of grade.h wrapped for the task kind. */
+typedef int (*pika_answer_eq_fn)(const char *a, const char *b, void *ctx);
+
+typedef struct {
+    const int *ks;                   /* pass@k for each k (nk values >= 1) */
+    int nk;
+    const pika_price_table *prices;  /* NULL = no costs */
+    pika_answer_eq_fn answers_equal; /* NULL = identical text */
+    void *eq_ctx;
+} pika_label_opts;
+
 /* Group rollouts by (model, id) in first-seen order and aggregate. Majority vote: answers are
- * clustered (math_equiv when math_answers, else exact text), the plurality cluster wins, ties go to the
- * cluster seen first, and its correctness is that of its first rollout. prices may be NULL. */
-int pika_label_aggregate(const pika_rollout *r, int n, const int *ks, int nk, int math_answers,
-                          const pika_price_table *prices, pika_label **out, int *n_out);
+ * clustered (o->answers_equal against each cluster's first answer, identical text always equal), the
+ * plurality cluster wins, ties go to the cluster seen first, and its correctness is that of its first
+ * rollout. */
+int pika_label_aggregate(const pika_rollout *r, int n, const pika_label_opts *o, pika_label **out, int *n_out);
 void pika_label_free(pika_label *l, int n);
+
+/* Write labels as the labels JSONL file of `pika labels` (fields in README, "Labels"): one line per
+ * label, flushed. d (may be NULL) adds the human difficulty "level" and the file's "split" of each
+ * id; with_costs adds the three cost fields (null where the model had no price). warn(msg, ctx) (may
+ * be NULL) is told about an id missing from d (each time) and the first model without a price. */
+int pika_labels_write(FILE *out, const pika_label *L, int n, const pika_dataset *d, int with_costs,
+                      void (*warn)(const char *msg, void *ctx), void *warn_ctx);
+
+/* ---- the labels file (JSONL, one object per question) ----
+ * Written by `pika labels` (see README); read here for probes, baselines, evaluation and reports.
+ * Ids follow the one JSON-id rule (pika_json_id in dataset.h: 7 -> "7", 1.5 -> "1.5"). */
+typedef struct {
+    int64_t n;
+    char **ids;            /* [n] */
+    int n_fields;
+    char **fields;         /* [n_fields] requested numeric fields */
+    double *vals;          /* [n x n_fields]; booleans -> 0/1 */
+    char **split;          /* [n] value of split_field (NULL when no split field requested) */
+    pika_strmap id_index;
+} pika_labels;
+
+/* Read a JSONL file; every line must have id_field (a string or a number, pika_json_id) and every requested numeric
+ * field (a finite number or boolean). When split_field is non-NULL each line must carry it as a string.
+ * Duplicate ids and a file without any labelled line are errors. */
+int pika_labels_read(pika_labels *L, const char *path, const char *id_field, int n_fields,
+                     const char *const *fields, const char *split_field);
+void pika_labels_free(pika_labels *L);
+/* Map each of ids[0..n) to its label row into row_out[n]; an id with no label is an error. */
+int pika_labels_join(const pika_labels *L, char *const *ids, int64_t n, int64_t *row_out);
+
+/* Select the entries of ids[0..n) (a store's or a dataset's ids) for a probe or baseline: read the
+ * labels file, join by id (every id needs a label), keep those whose split field matches split_spec
+ * ("FIELD=VALUE", NULL = all). *rows = indices into ids [m] and, when target != NULL, *y = the target
+ * [m] (y may be NULL without a target). Returns m >= 1, or -1 + error (also for no row selected). */
+int64_t pika_labels_select(const char *labels_path, const char *id_field, const char *target, const char *split_spec,
+                           char *const *ids, int64_t n, int64_t **rows, double **y);
+
+/* What a labels file records about where it came from (for report provenance): its rows, the
+ * distinct "model" values (comma-joined, at most 4 then ", ..."; "" when none), and the range of
+ * "n" (rollouts per question, k in the paper; 0 when absent). */
+typedef struct {
+    int64_t n_rows;
+    char models[512];
+    int k_min, k_max;
+} pika_labels_info;
+int pika_labels_describe(const char *path, pika_labels_info *info);
+
+/* ---- graded rollouts (input of `pika labels`) ----
+ * Each line needs id (pika_json_id) and correct (bool, or a number: non-zero = true); tokens_in /
+ * tokens_out are non-negative integers (absent = 0), model / answer strings or null, sample a number
+ * (absent = line order). Bad lines: with bad == NULL the first one is an error; otherwise each is
+ * passed to bad(message, bad_ctx) and skipped (*n_bad counts them). No rollout at all is an error
+ * ("no graded rollouts"). *out is malloc'ed; free with pika_rollouts_graded_free. */
+int pika_rollouts_read_graded(const char *path, pika_rollout **out, int *n_out, void (*bad)(const char *msg, void *bad_ctx),
+                              void *bad_ctx, int64_t *n_bad);
+void pika_rollouts_graded_free(pika_rollout *r, int n);
 
 #endif

@@ -11,12 +11,17 @@
  *             b = #{i in 1..9 : e_i < p} (so bins are [0,.1], (.1,.2], ..., (.9,1]; this is exactly the
  *             binning of sklearn.calibration.calibration_curve(strategy="uniform")).
  *             ECE = sum_b (n_b / N) |mean(y in b) - mean(p in b)| over non-empty bins.
- * Bootstrap: B resamples of n rows with replacement from a splitmix64 stream seeded by `seed`;
- * percentile interval [2.5%, 97.5%]. Resamples where the metric is NaN (e.g. one class) are skipped.
+ * Bootstrap: B resamples of n rows with replacement from a splitmix64 stream seeded by `seed`.
+ * Resamples where the metric is NaN (e.g. one class) are skipped. Interval: median-centered
+ * percentile, [est + q2.5 - q50, est + q97.5 - q50] of the resampled metric q, clipped to the metric's
+ * range. It has the width of the plain percentile interval but is placed around the point estimate,
+ * so it always contains it: a plain percentile interval of ECE excludes its own estimate because
+ * resamples are systematically worse calibrated than the sample (duplicated rows).
  */
 #ifndef PIKA_METRICS_H
 #define PIKA_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { PIKA_M_AUROC, PIKA_M_SPEARMAN, PIKA_M_PEARSON, PIKA_M_BRIER, PIKA_M_LOGLOSS, PIKA_M_ECE, PIKA_M_COUNT };
@@ -50,6 +55,10 @@ double pika_metric(int which, const double *y, const double *s, int64_t n);
  * no valid resample). */
 double pika_bootstrap_ci(int which, const double *y, const double *s, int64_t n, int n_boot, uint64_t seed,
                          double *lo, double *hi);
+
+/* "p < 1/B" when no resample of B crossed zero (p == 0), "p = 0.0123" otherwise, "p n/a" for NaN.
+ * Returns buf. */
+const char *pika_format_p(double p, int n_boot, char *buf, size_t cap);
 
 /* Paired bootstrap of metric(a) - metric(b) on the same resampled rows. Returns the observed
  * difference; lo/hi = 95% CI of the difference; p = two-sided bootstrap p-value

@@ -1,6 +1,8 @@
 /* probe.h — linear probes: standardization, ridge over an alpha grid (one factorization per fold),
  * L2 logistic regression, stratified seeded k-fold CV on the training rows only,
- * (layer, position, alpha) selection, Platt calibration on out-of-fold scores, and the probe file.
+ * (layer, position, alpha) selection, Platt calibration on out-of-fold scores, the probe file, and
+ * serving (score one hidden vector, check a reader). A trained or loaded probe is an opaque
+ * pika_probe handle (pika_probe_train / pika_probe_load create it, pika_probe_free frees it).
  *
  * Objectives (alpha as in the paper / scikit-learn):
  *   ridge    min_w,b ||y - Zw - b||^2 + alpha ||w||^2              (b unpenalized; = sklearn Ridge)
@@ -31,7 +33,8 @@
 
 #include "pika/acts.h"
 
-enum { PIKA_TASK_AUTO = 0, PIKA_TASK_BINARY = 1, PIKA_TASK_CONTINUOUS = 2 };
+/* Kind of probe target (not to be confused with pika_task_kind, the grading kind of a dataset row). */
+enum { PIKA_TARGET_AUTO = 0, PIKA_TARGET_BINARY = 1, PIKA_TARGET_CONTINUOUS = 2 };
 enum { PIKA_RIDGE_AUTO = 0, PIKA_RIDGE_EIG = 1, PIKA_RIDGE_CHOL = 2 };
 enum { PIKA_LOGISTIC_NEWTON = 0, PIKA_LOGISTIC_LIBLINEAR = 1 };
 #define PIKA_MAX_ALPHA 32
@@ -40,7 +43,7 @@ enum { PIKA_LOGISTIC_NEWTON = 0, PIKA_LOGISTIC_LIBLINEAR = 1 };
 struct cJSON;
 
 typedef struct {
-    int task;                     /* PIKA_TASK_* (AUTO: binary when every y is 0 or 1) */
+    int task;                     /* target kind PIKA_TARGET_* (AUTO: binary when every y is 0 or 1) */
     int n_alpha;
     double alpha[PIKA_MAX_ALPHA]; /* default {1, 10, 100, 1000, 10000} */
     int standardize;              /* default 1 */
@@ -110,51 +113,66 @@ double pika_linear_score_sparse(const pika_linear *m, const pika_csr *Z, int64_t
 int pika_platt_fit(const double *s, const double *y, int64_t n, double *A, double *B);
 static inline double pika_sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + __builtin_exp(-z)) : __builtin_exp(z) / (1.0 + __builtin_exp(z)); }
 
-/* ---- probe (file) ---- */
-typedef struct {
-    char kind[16];          /* "probe", "length", "tfidf" */
-    int task;
-    char *target;           /* label field */
-    int layer, position;    /* selected (probe kind) */
-    double alpha;
-    double cv_score, cv_score_std;
-    pika_linear lin;
-    int has_platt;
-    double platt_a, platt_b;
-    /* CV curve [n_layers x n_pos x n_alpha] (mean, std over folds); for baselines n_layers = n_pos = 1 */
-    int n_layers, n_pos, n_alpha;
-    int32_t *layers, *positions;
-    double *alphas;
-    double *cv_mean, *cv_std;
-    int standardize, intercept, k_folds;
-    uint64_t seed;
-    int64_t n_train;
-    double pos_rate;        /* binary: fraction of positives in training */
-    /* provenance of the activations (probe kind) */
-    int d_model;
-    char *model_json, *prompt_json;
-    char fingerprint[17];
-    struct cJSON *extra;    /* kind-specific payload (e.g. TF-IDF vocabulary), owned */
-} pika_probe;
+/* ---- probe (an opaque handle; also the baselines of baseline.h) ---- */
+typedef struct pika_probe pika_probe;
+
+/* Free a probe (NULL is fine). */
 
 void pika_probe_free(pika_probe *p);
 int pika_probe_save(const pika_probe *p, const char *path);
-int pika_probe_load(pika_probe *p, const char *path);
+/* The CV curve as TSV: header "layer position alpha cv_mean cv_std", one line per configuration. */
+int pika_probe_write_cv_table(const pika_probe *p, const char *path);
+/* Load a probe file; NULL + error on failure. */
+pika_probe *pika_probe_load(const char *path);
+/* What the probe is: kind "probe" (activations), "length" or "tfidf"; its target kind
+ * (PIKA_TARGET_BINARY / _CONTINUOUS) and label field; the selected alpha and CV score (mean, and std
+ * over folds into *std when non-NULL) in the metric of pika_probe_target_kind (AUROC / Spearman). */
+const char *pika_probe_kind(const pika_probe *p);
+int pika_probe_target_kind(const pika_probe *p);
+const char *pika_probe_target(const pika_probe *p);
+double pika_probe_alpha(const pika_probe *p);
+double pika_probe_cv_score(const pika_probe *p, double *std);
 /* Error unless the store matches the probe's provenance (fingerprint, d_model, layer, position). */
 int pika_probe_check_acts(const pika_probe *p, const pika_acts *a);
+/* ---- serving: score a hidden vector the caller just computed (no activation store) ----
+ * Which hidden vector the probe reads: the residual stream after block pika_probe_layer(p) (0 =
+ * token embeddings) at pika_probe_position(p) (a negative offset from the prompt end, -1 = last
+ * prompt token), d_model = pika_probe_d_model(p) values. */
+int pika_probe_layer(const pika_probe *p);
+int pika_probe_position(const pika_probe *p);
+int pika_probe_d_model(const pika_probe *p);
+/* h [d] float32 -> raw score and calibrated probability (either may be NULL). Errors: a baseline
+ * probe, d != the probe's d_model, a non-finite value. */
+int pika_probe_score_hidden(const pika_probe *p, const float *h, int d, double *score, double *prob);
+/* Error unless this probe was trained on activations of the model with this fingerprint
+ * (pika_model_fingerprint) and, when recipe_json != NULL, the same prompt recipe (the JSON object the
+ * activation store's meta.json records as "prompt"; compared as JSON values, so key order and
+ * whitespace do not matter). */
+int pika_probe_check_reader(const pika_probe *p, const char *model_fingerprint, const char *recipe_json);
+
 /* Calibrated probability for a raw score (Platt for binary; clip to [0,1] for continuous). */
 double pika_probe_prob(const pika_probe *p, double score);
 
-/* The full sweep on an activation store: rows[0..n) are the TRAINING rows (nothing else is read),
- * y their targets. Layers/positions restricted to the given lists when non-NULL. Progress and the
- * per-layer CV table go to log (may be NULL). */
-int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
-                     const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                     const pika_fit_opts *o, pika_probe *out, FILE *log);
-/* Same, also copying the pooled out-of-fold scores of the selected configuration into oof_out[n]. */
-int pika_probe_train_ex(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
-                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
-                        const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out);
+/* Options of the full sweep on an activation store (pika_probe_train_opts_default: all layers and
+ * positions, pika_fit_opts_default, no log, no out-of-fold copy). */
+typedef struct {
+    const char *target;         /* label field name recorded in the probe ("" when NULL) */
+    const int32_t *layers;      /* [n_layers] layer numbers to sweep; NULL = every layer of the store */
+    int n_layers;
+    const int32_t *positions;   /* [n_pos] position offsets to sweep; NULL = every position */
+    int n_pos;
+    pika_fit_opts fit;
+    FILE *log;                  /* progress and the per-layer CV table (NULL = silent) */
+    double *oof_out;            /* [n] when non-NULL: pooled out-of-fold scores of the selected configuration */
+    const char *labels_path;    /* provenance only: recorded in the probe file ("training": {"labels", "split"}) */
+    const char *split;
+} pika_probe_train_opts;
+void pika_probe_train_opts_default(pika_probe_train_opts *o);
+
+/* The full sweep on an activation store: rows[0..n) are the TRAINING rows (nothing else is read; NULL
+ * = rows 0..n-1), y [n] their targets. */
+int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
+                     pika_probe **out);
 /* Scores for rows of a store (checks provenance first). score[i], prob[i]. */
 int pika_probe_predict(const pika_probe *p, pika_acts *a, const int64_t *rows, int64_t n, double *score, double *prob);
 

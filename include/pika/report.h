@@ -1,8 +1,6 @@
-/* report.h — evaluation of prediction files against labels, the `pika report` Markdown summary
- * with gnuplot plots, and the human-vs-model difficulty analysis (`pika difficulty`).
- *
- * Prediction files are JSONL lines {"id": ..., "score": s, "prob": p} as written by
- * `pika probe predict` / `pika baseline predict`.
+/* report.h — the `pika report` Markdown summary with gnuplot plots (with its provenance: model file +
+ * fingerprint, prompt recipe, labels file, N, k, base rate), and the human-vs-model difficulty
+ * analysis (`pika difficulty`). Prediction files and their evaluation are in eval.h.
  */
 #ifndef PIKA_REPORT_H
 #define PIKA_REPORT_H
@@ -11,24 +9,9 @@
 #include <stdio.h>
 
 #include "pika/acts.h"
+#include "pika/eval.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"
-
-typedef struct {
-    int task;                 /* PIKA_TASK_BINARY or PIKA_TASK_CONTINUOUS */
-    int64_t n;
-    int has[PIKA_M_COUNT];
-    double m[PIKA_M_COUNT], lo[PIKA_M_COUNT], hi[PIKA_M_COUNT]; /* point estimate and bootstrap 95% CI */
-} pika_eval;
-
-/* Join a prediction file with labels[target] by id (every prediction id must have a label). The
- * arrays are malloc'ed, in prediction-file order. */
-int pika_eval_load(const char *pred_path, const char *labels_path, const char *target, const char *id_field,
-                   double **y, double **score, double **prob, char ***ids, int64_t *n);
-/* Binary: AUROC (score), Brier, log loss, ECE (prob), Spearman (score vs y). Continuous: Spearman,
- * Pearson (score), Brier = MSE (prob). task AUTO decides from y. n_boot = 0 skips the CIs. */
-int pika_eval_compute(const double *y, const double *score, const double *prob, int64_t n, int task, int n_boot,
-                      uint64_t seed, pika_eval *e);
 
 typedef struct {
     const char *out_dir;
@@ -38,6 +21,7 @@ typedef struct {
     const char **pred_names, **pred_paths; /* optional test predictions; the first is compared to the others */
     int n_preds;
     const char *labels_path, *target, *id_field;
+    const char *dataset;           /* optional: dataset name or file, printed in the provenance */
     int n_boot;
     uint64_t seed;
     const char *plot_format;       /* "png" (default) or "svg" */
@@ -46,12 +30,25 @@ typedef struct {
  * is reported in the Markdown (the data and scripts are still written). */
 int pika_report_run(const pika_report_opts *o);
 
-/* Human vs model difficulty on training rows of a store: Spearman(human, success) with CI,
- * per-layer probes for both targets (CV), cross-prediction using out-of-fold scores, written as
- * Markdown to out (and difficulty.md + a plot when out_dir != NULL). */
+/* Options of the human-vs-model difficulty analysis (pika_difficulty_opts_default: names "human" /
+ * "success", all layers and positions, pika_fit_opts_default, 1000 resamples, no output). */
+typedef struct {
+    const char *human_name, *success_name; /* label field names (shown and recorded in the probes) */
+    const int32_t *layers;                  /* [n_layers]; NULL = every layer of the store */
+    int n_layers;
+    const int32_t *positions;               /* [n_pos]; NULL = every position */
+    int n_pos;
+    pika_fit_opts fit;
+    int n_boot;                             /* bootstrap resamples for the CIs */
+    const char *out_dir;                    /* when set: difficulty.md, a plot, probe_human.json, probe_success.json */
+    FILE *out;                              /* when set: the Markdown is also written here */
+} pika_difficulty_opts;
+void pika_difficulty_opts_default(pika_difficulty_opts *o);
+
+/* Human vs model difficulty on training rows rows[0..n) of a store: Spearman(human, success) with CI,
+ * per-layer probes for both targets (CV), cross-prediction using out-of-fold scores. human [n] and
+ * success [n] are the two targets. */
 int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
-                        const char *human_name, const char *success_name, const int32_t *layers, int n_layers,
-                        const int32_t *positions, int n_pos, const pika_fit_opts *o, int n_boot, const char *out_dir,
-                        FILE *out);
+                        const pika_difficulty_opts *o);
 
 #endif

@@ -96,4 +96,41 @@ uint16_t pika_fp32_to_fp16(float f);
 float pika_bf16_to_fp32(uint16_t h);
 uint16_t pika_fp32_to_bf16(float f);
 
+/* ---- the one CPU-feature check of pika (quant.c, gemm.c and model.c all use it) ----
+ * Levels: PIKA_SIMD_AVX512 (AVX-512 F+BW+VL+DQ with AVX2+FMA+F16C), PIKA_SIMD_AVX2 (AVX2+FMA+F16C),
+ * PIKA_SIMD_SCALAR. pika_simd_detected(): what this CPU supports, capped by the environment variable
+ * PIKA_SIMD=avx512|avx2|scalar|auto (read once; a level the CPU lacks, or an unknown value, means
+ * auto). pika_simd_level(): the level the kernels use now = the override when set, else detected.
+ * pika_simd_override(level): -1 clears it; a level above pika_simd_detected() is an error. */
+enum { PIKA_SIMD_SCALAR = 0, PIKA_SIMD_AVX2 = 1, PIKA_SIMD_AVX512 = 2 };
+int pika_simd_detected(void);
+int pika_simd_level(void);
+int pika_simd_override(int level);
+/* "avx512" | "avx2" | "scalar" -> level; "auto" or NULL -> -1; anything else -> -2. */
+int pika_simd_parse(const char *name);
+const char *pika_simd_name(int level);
+
+/* ---- the one string hash and string -> int64 map of pika ----
+ * pika_hash_bytes: 64-bit FNV-1a (prime 1099511628211) over n bytes, continuing from h (start with
+ * PIKA_HASH_SEED: pika's historical seed, not FNV's standard offset basis; kept so that the
+ * fingerprints recorded in existing stores and probe files stay valid);
+ * pika_hash_str: the same over a NUL-terminated string. Every hash table in the library uses it. */
+#define PIKA_HASH_SEED 1469598103934665603ULL
+uint64_t pika_hash_bytes(const void *p, size_t n, uint64_t h);
+uint64_t pika_hash_str(const char *s);
+/* String -> int64 map (open addressing, keys copied). Start with pika_strmap_init. */
+typedef struct {
+    char **keys;     /* [cap], NULL = empty slot */
+    int64_t *vals;   /* [cap] */
+    int64_t cap, len;
+} pika_strmap;
+void pika_strmap_init(pika_strmap *m);
+void pika_strmap_free(pika_strmap *m);
+/* Value of key, or -1 when absent. */
+int64_t pika_strmap_get(const pika_strmap *m, const char *key);
+/* Insert key -> val; returns the previous value or -1 when the key was new. */
+int64_t pika_strmap_put(pika_strmap *m, const char *key, int64_t val);
+/* 64-bit FNV-1a hash of a byte string, as 16 hex digits into out[17]. */
+void pika_fingerprint(const char *s, char out[17]);
+
 #endif

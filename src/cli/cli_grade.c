@@ -1,20 +1,16 @@
 /* cli_grade.c — `pika data show`, `pika grade math|code|rollouts`, `pika labels`: argument parsing and
- * JSONL plumbing over dataset.c, math_grade.c, code_grade.c, sandbox.c and labels.c. Bad input lines are
+ * printing over dataset.c (the JSONL reader), math_grade.c, code_grade.c, sandbox.c and labels.c. Bad input lines are
  * reported as "pika: FILE:LINE: ..." and skipped; every good line is still written (exit status 2 at the
  * end when any line was bad). */
-#include <cJSON.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "pika/code_grade.h"
 #include "pika/dataset.h"
+#include "pika/grade.h"
 #include "pika/labels.h"
-#include "pika/math_grade.h"
-#include "pika/sandbox.h"
 #include "pika/util.h"
 
 static const char DATA_FLAGS[] =
@@ -113,11 +109,7 @@ static int parse_args(int argc, char **argv, int first, args_t *a, const char *u
             const char *k = NULL;
             TAKE(k);
             a->kind_set = 1;
-            if (!strcmp(k, "math")) a->fm.kind = PIKA_TASK_MATH;
-            else if (!strcmp(k, "humaneval")) a->fm.kind = PIKA_TASK_HUMANEVAL;
-            else if (!strcmp(k, "mbpp")) a->fm.kind = PIKA_TASK_MBPP;
-            else if (!strcmp(k, "stdio")) a->fm.kind = PIKA_TASK_STDIO;
-            else { fprintf(stderr, "pika: --kind must be math, humaneval, mbpp or stdio\n"); return -1; }
+            if (pika_task_kind_parse(k, &a->fm.kind)) { fprintf(stderr, "pika: --kind: %s\n", pika_last_error()); return -1; }
         } else if (!strcmp(f, "--row")) { const char *s = NULL; TAKE(s); a->row = atoi(s); }
         else if (!strcmp(f, "--workers")) { const char *s = NULL; TAKE(s); a->workers = atoi(s); if (a->workers < 1) { fprintf(stderr, "pika: --workers must be >= 1\n"); return -1; } }
         else if (!strcmp(f, "--timeout")) { const char *s = NULL; TAKE(s); a->timeout = atof(s); if (!(a->timeout > 0)) { fprintf(stderr, "pika: --timeout must be > 0\n"); return -1; } }
@@ -159,17 +151,8 @@ static void close_out(FILE *f) {
     } else fflush(stdout);
 }
 
-static void write_json_line(FILE *f, cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
-    fputs(s, f);
-    fputc('\n', f);
-    fflush(f);
-    cJSON_free(s);
-}
 
-static const char *kind_name(pika_task_kind k) {
-    return k == PIKA_TASK_HUMANEVAL ? "humaneval" : k == PIKA_TASK_MBPP ? "mbpp" : k == PIKA_TASK_STDIO ? "stdio" : "math";
-}
+static const char *kind_name(pika_task_kind k) { return pika_task_kind_name(k); }
 
 /* ---------------------------------------------------------------- pika data show */
 
@@ -224,84 +207,13 @@ int cmd_data(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- JSONL iteration with line errors */
 
-typedef int (*line_fn)(cJSON *obj, const char *path, long lineno, void *ctx);
-
-/* Calls fn for every well-formed object line; reports bad lines; returns the number of bad lines. */
-static int for_each_line(const char *path, line_fn fn, void *ctx) {
-    pika_lines *lr = pika_lines_open(path);
-    if (!lr) pika_die("%s", pika_last_error());
-    char *line;
-    size_t len;
-    int rc, bad = 0;
-    while ((rc = pika_lines_next(lr, &line, &len)) == 1) {
-        size_t k = 0;
-        while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
-        if (k == len) continue;
-        cJSON *j = pika_json_parse_line(line, len, path, pika_lines_lineno(lr));
-        if (!j) { fprintf(stderr, "pika: %s\n", pika_last_error()); bad++; continue; }
-        if (fn(j, path, pika_lines_lineno(lr), ctx) < 0) { fprintf(stderr, "pika: %s\n", pika_last_error()); bad++; }
-        cJSON_Delete(j);
-    }
-    if (rc < 0) { fprintf(stderr, "pika: %s:%ld: %s\n", path, pika_lines_lineno(lr) + 1, pika_last_error()); bad++; }
-    pika_lines_close(lr);
-    return bad;
+static void print_bad(const char *msg, void *ctx) {
+    (void)ctx;
+    fprintf(stderr, "pika: %s\n", msg);
 }
 
-static const char *get_str(cJSON *o, const char *k, const char *path, long ln, int required, int *err) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!v || cJSON_IsNull(v)) {
-        if (required) { pika_set_error("%s:%ld: missing field \"%s\"", path, ln, k); *err = 1; }
-        return NULL;
-    }
-    if (!cJSON_IsString(v)) { pika_set_error("%s:%ld: field \"%s\" must be a string", path, ln, k); *err = 1; return NULL; }
-    return v->valuestring;
-}
-
-/* id as text: strings as is, integral numbers printed as integers. */
-static char *get_id(cJSON *o, const char *path, long ln) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
-    char b[64];
-    if (cJSON_IsString(v)) return pika_strdup(v->valuestring);
-    if (cJSON_IsNumber(v)) {
-        if (v->valuedouble == (double)(long long)v->valuedouble) snprintf(b, sizeof b, "%lld", (long long)v->valuedouble);
-        else snprintf(b, sizeof b, "%.17g", v->valuedouble);
-        return pika_strdup(b);
-    }
-    pika_set_error("%s:%ld: %s field \"id\"", path, ln, v ? "non-string/number" : "missing");
-    return NULL;
-}
-
-static void set_field(cJSON *o, const char *k, cJSON *v) {
-    if (cJSON_GetObjectItemCaseSensitive(o, k)) cJSON_ReplaceItemInObjectCaseSensitive(o, k, v);
-    else cJSON_AddItemToObject(o, k, v);
-}
 
 /* ---------------------------------------------------------------- grade math */
-
-typedef struct {
-    FILE *out;
-    pika_extract_opts eo;
-} math_ctx;
-
-static int math_line(cJSON *o, const char *path, long ln, void *vctx) {
-    math_ctx *c = vctx;
-    int err = 0;
-    const char *pred = get_str(o, "pred", path, ln, 1, &err);
-    if (err) return -1;
-    const char *gold = get_str(o, "gold", path, ln, 0, &err);
-    if (err) return -1;
-    cJSON *gv = cJSON_GetObjectItemCaseSensitive(o, "gold");
-    char gbuf[64];
-    if (!gold && cJSON_IsNumber(gv)) { snprintf(gbuf, sizeof gbuf, "%.17g", gv->valuedouble); gold = gbuf; }
-    if (!gold) return pika_set_error("%s:%ld: missing field \"gold\"", path, ln);
-    char *ans = NULL;
-    int eq = pika_math_grade(pred, gold, &c->eo, &ans);
-    set_field(o, "equivalent", cJSON_CreateBool(eq));
-    set_field(o, "answer", ans ? cJSON_CreateString(ans) : cJSON_CreateNull());
-    free(ans);
-    write_json_line(c->out, o);
-    return 0;
-}
 
 static int grade_math(args_t *a) {
     pika_extract_opts eo;
@@ -310,10 +222,9 @@ static int grade_math(args_t *a) {
     eo.number_fallback = !a->no_fallback;
     if (a->jsonl) {
         if (a->has_pred || a->has_gold) { fprintf(stderr, "pika: use either --jsonl or --pred/--gold\n%s", GRADE_USAGE); return 2; }
-        math_ctx c = {open_out(a->out), eo};
-        int bad = for_each_line(a->jsonl, math_line, &c);
-        close_out(c.out);
-        if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; the other lines were graded\n", bad); return 2; }
+        pika_grade_stats st;
+        if (pika_grade_math_pairs(a->jsonl, &eo, a->out, print_bad, NULL, &st)) pika_die("%s", pika_last_error());
+        if (st.n_bad) { fprintf(stderr, "pika: %lld bad line(s) skipped; the other lines were graded\n", (long long)st.n_bad); return 2; }
         return 0;
     }
     if (!a->has_pred || !a->has_gold) { fprintf(stderr, "pika: grade math needs --pred and --gold (or --jsonl)\n%s", GRADE_USAGE); return 2; }
@@ -343,29 +254,13 @@ static int grade_code(args_t *a) {
         if (!d) pika_die("%s", pika_last_error());
         if (d->kind == PIKA_TASK_MATH) { pika_dataset_free(d); pika_die("%s is not a code dataset", a->data); }
         sandbox_opts(a, &so);
-        pika_code_job *jobs = pika_calloc((size_t)(d->n > 0 ? d->n : 1), sizeof *jobs);
-        for (int i = 0; i < d->n; i++) jobs[i] = (pika_code_job){d->kind, &d->rows[i], d->rows[i].gold, {0}};
         double t0 = pika_now();
-        pika_code_grade_batch(&so, jobs, d->n, a->workers);
-        double dt = pika_now() - t0;
-        FILE *out = open_out(a->out);
         int cnt[4] = {0};
-        for (int i = 0; i < d->n; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "id", d->rows[i].id);
-            cJSON_AddStringToObject(o, "verdict", pika_verdict_name(jobs[i].res.verdict));
-            if (jobs[i].res.detail) cJSON_AddStringToObject(o, "detail", jobs[i].res.detail);
-            cJSON_AddNumberToObject(o, "wall_s", jobs[i].res.wall_s);
-            write_json_line(out, o);
-            cJSON_Delete(o);
-            cnt[jobs[i].res.verdict]++;
-            pika_code_result_free(&jobs[i].res);
-        }
-        close_out(out);
+        if (pika_grade_references(d, &so, a->workers, a->out, cnt)) pika_die("%s", pika_last_error());
+        double dt = pika_now() - t0;
         fprintf(stderr, "pika: %s: %d pass, %d fail, %d timeout, %d error (%d programs in %.1f s)\n", d->name, cnt[0], cnt[1],
                 cnt[2], cnt[3], d->n, dt);
         int all = cnt[0] == d->n;
-        free(jobs);
         pika_dataset_free(d);
         return all ? 0 : 1;
     }
@@ -412,98 +307,21 @@ static int grade_code(args_t *a) {
 
 /* ---------------------------------------------------------------- grade rollouts */
 
-typedef struct {
-    cJSON **objs;
-    const pika_example **ex;
-    int n, cap;
-} rollout_buf;
-
-typedef struct {
-    pika_dataset *d;
-    rollout_buf *rb;
-} rollout_ctx;
-
-static int rollout_line(cJSON *o, const char *path, long ln, void *vctx) {
-    rollout_ctx *c = vctx;
-    int err = 0;
-    char *id = get_id(o, path, ln);
-    if (!id) return -1;
-    get_str(o, "text", path, ln, 1, &err);
-    if (err) { free(id); return -1; }
-    const pika_example *ex = pika_dataset_find(c->d, id);
-    if (!ex) { pika_set_error("%s:%ld: id \"%s\" is not in %s", path, ln, id, c->d->name); free(id); return -1; }
-    free(id);
-    rollout_buf *rb = c->rb;
-    if (rb->n == rb->cap) {
-        rb->cap = rb->cap ? rb->cap * 2 : 256;
-        rb->objs = pika_realloc(rb->objs, (size_t)rb->cap * sizeof *rb->objs);
-        rb->ex = pika_realloc(rb->ex, (size_t)rb->cap * sizeof *rb->ex);
-    }
-    rb->objs[rb->n] = cJSON_Duplicate(o, 1);
-    rb->ex[rb->n] = ex;
-    rb->n++;
-    return 0;
-}
-
 static int grade_rollouts(args_t *a) {
     if (!a->rollouts || !a->data) { fprintf(stderr, "pika: grade rollouts needs --rollouts FILE and --data SPEC\n%s", GRADE_USAGE); return 2; }
     pika_dataset *d = load_data(a);
     if (!d) pika_die("%s", pika_last_error());
-    pika_sandbox_opts so;
-    if (d->kind != PIKA_TASK_MATH) sandbox_opts(a, &so); /* fail closed before reading anything */
-    rollout_buf rb = {0};
-    rollout_ctx c = {d, &rb};
-    int bad = for_each_line(a->rollouts, rollout_line, &c);
-    FILE *out = open_out(a->out);
-    if (d->kind == PIKA_TASK_MATH) {
-        pika_extract_opts eo;
-        pika_extract_opts_default(&eo);
-        eo.mcq = a->mcq;
-        eo.number_fallback = !a->no_fallback;
-        for (int i = 0; i < rb.n; i++) {
-            const char *text = cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring;
-            char *ans = NULL;
-            int ok = pika_math_grade(text, rb.ex[i]->gold, &eo, &ans);
-            set_field(rb.objs[i], "correct", cJSON_CreateBool(ok));
-            set_field(rb.objs[i], "answer", ans ? cJSON_CreateString(ans) : cJSON_CreateNull());
-            free(ans);
-            write_json_line(out, rb.objs[i]);
-        }
-    } else {
-        /* graded in chunks, each written as soon as it is done, so an interrupted run keeps its work */
-        pika_code_job *jobs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *jobs);
-        char **progs = pika_calloc((size_t)(rb.n > 0 ? rb.n : 1), sizeof *progs);
-        int chunk = 64 * (a->workers > 0 ? a->workers : pika_n_cores());
-        pika_progress pg;
-        pika_progress_begin(&pg, "grade", rb.n, 0);
-        for (int c0 = 0; c0 < rb.n; c0 += chunk) {
-            int c1 = c0 + chunk < rb.n ? c0 + chunk : rb.n;
-            for (int i = c0; i < c1; i++) {
-                progs[i] = pika_code_extract(cJSON_GetObjectItemCaseSensitive(rb.objs[i], "text")->valuestring);
-                jobs[i] = (pika_code_job){d->kind, rb.ex[i], progs[i], {0}};
-            }
-            pika_code_grade_batch(&so, jobs + c0, c1 - c0, a->workers);
-            for (int i = c0; i < c1; i++) {
-                set_field(rb.objs[i], "correct", cJSON_CreateBool(jobs[i].res.verdict == PIKA_VERDICT_PASS));
-                set_field(rb.objs[i], "answer", progs[i] ? cJSON_CreateString(progs[i]) : cJSON_CreateNull());
-                set_field(rb.objs[i], "verdict", cJSON_CreateString(pika_verdict_name(jobs[i].res.verdict)));
-                set_field(rb.objs[i], "detail", jobs[i].res.detail ? cJSON_CreateString(jobs[i].res.detail) : cJSON_CreateNull());
-                write_json_line(out, rb.objs[i]);
-                pika_code_result_free(&jobs[i].res);
-                free(progs[i]);
-            }
-            pika_progress_update(&pg, c1);
-        }
-        pika_progress_end(&pg, rb.n);
-        free(jobs);
-        free(progs);
-    }
-    close_out(out);
-    for (int i = 0; i < rb.n; i++) cJSON_Delete(rb.objs[i]);
-    free(rb.objs);
-    free(rb.ex);
+    pika_grade_opts go;
+    pika_grade_opts_default(&go);
+    go.math.mcq = a->mcq;
+    go.math.number_fallback = !a->no_fallback;
+    go.n_workers = a->workers;
+    if (d->kind != PIKA_TASK_MATH) sandbox_opts(a, &go.sandbox); /* fail closed before reading anything */
+    pika_grade_stats st;
+    int rc = pika_grade_rollouts(a->rollouts, d, &go, a->out, print_bad, NULL, &st);
     pika_dataset_free(d);
-    if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; the other rollouts were graded\n", bad); return 2; }
+    if (rc) pika_die("%s", pika_last_error());
+    if (st.n_bad) { fprintf(stderr, "pika: %lld bad line(s) skipped; the other rollouts were graded\n", (long long)st.n_bad); return 2; }
     return 0;
 }
 
@@ -524,50 +342,14 @@ int cmd_grade(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- labels */
 
-typedef struct {
-    pika_rollout *r;
-    int n, cap;
-} labels_ctx;
-
-static int get_int64(cJSON *o, const char *k, int64_t *v, const char *path, long ln) {
-    cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!x || cJSON_IsNull(x)) { *v = 0; return 0; }
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble))
-        return pika_set_error("%s:%ld: field \"%s\" must be a non-negative integer", path, ln, k);
-    *v = (int64_t)x->valuedouble;
-    return 0;
+static int answers_equal_kind(const char *a, const char *b, void *ctx) {
+    return pika_answers_equal(*(const pika_task_kind *)ctx, a, b);
 }
 
-static int labels_line(cJSON *o, const char *path, long ln, void *vctx) {
-    labels_ctx *c = vctx;
-    pika_rollout r = {0};
-    r.id = get_id(o, path, ln);
-    if (!r.id) return -1;
-    cJSON *cv = cJSON_GetObjectItemCaseSensitive(o, "correct");
-    if (!cJSON_IsBool(cv) && !cJSON_IsNumber(cv)) {
-        free(r.id);
-        return pika_set_error("%s:%ld: %s field \"correct\" (grade the rollouts first: pika grade rollouts)", path, ln,
-                              cv ? "non-boolean" : "missing");
-    }
-    r.correct = cJSON_IsBool(cv) ? cJSON_IsTrue(cv) : cv->valuedouble != 0;
-    if (get_int64(o, "tokens_in", &r.tokens_in, path, ln) || get_int64(o, "tokens_out", &r.tokens_out, path, ln)) { free(r.id); return -1; }
-    int err = 0;
-    const char *model = get_str(o, "model", path, ln, 0, &err);
-    const char *ans = err ? NULL : get_str(o, "answer", path, ln, 0, &err);
-    if (err) { free(r.id); return -1; }
-    cJSON *sv = cJSON_GetObjectItemCaseSensitive(o, "sample");
-    r.sample = cJSON_IsNumber(sv) ? (int)sv->valuedouble : c->n;
-    r.model = pika_strdup(model ? model : "");
-    r.answer = ans ? pika_strdup(ans) : NULL;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 1024;
-        c->r = pika_realloc(c->r, (size_t)c->cap * sizeof *c->r);
-    }
-    c->r[c->n++] = r;
-    return 0;
+static void print_warning(const char *msg, void *ctx) {
+    (void)ctx;
+    fprintf(stderr, "pika: warning: %s\n", msg);
 }
-
-static cJSON *num_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
 int cmd_labels(int argc, char **argv) {
     args_t a;
@@ -592,66 +374,28 @@ int cmd_labels(int argc, char **argv) {
         d = load_data(&a);
         if (!d) pika_die("%s", pika_last_error());
     }
-    labels_ctx c = {0};
-    int bad = for_each_line(a.rollouts, labels_line, &c);
+    pika_rollout *R = NULL;
+    int nr = 0;
+    int64_t bad = 0;
+    if (pika_rollouts_read_graded(a.rollouts, &R, &nr, print_bad, NULL, &bad)) pika_die("%s", pika_last_error());
     /* default k list: 1 only (pass_at_n is always written) */
     int kbuf[1] = {1};
     int *kk = nk ? (int *)ks : kbuf;
     int nkk = nk ? nk : 1;
     pika_label *L = NULL;
     int nl = 0;
-    pika_label_aggregate(c.r, c.n, kk, nkk, !a.exact_answers, a.prices ? &prices : NULL, &L, &nl);
+    pika_task_kind kind = d ? d->kind : a.fm.kind; /* majority vote by the dataset's task kind (default math) */
+    pika_label_opts lo = {.ks = kk, .nk = nkk, .prices = a.prices ? &prices : NULL,
+                          .answers_equal = a.exact_answers ? NULL : answers_equal_kind, .eq_ctx = &kind};
+    if (pika_label_aggregate(R, nr, &lo, &L, &nl)) pika_die("%s", pika_last_error());
     FILE *out = open_out(a.out);
-    int warned_price = 0;
-    for (int i = 0; i < nl; i++) {
-        pika_label *l = &L[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "id", l->id);
-        cJSON_AddStringToObject(o, "model", l->model);
-        if (d) {
-            const pika_example *e = pika_dataset_find(d, l->id);
-            if (e && e->level) cJSON_AddNumberToObject(o, "level", e->level);
-            if (e && e->split) cJSON_AddStringToObject(o, "split", e->split);
-            else if (!e) fprintf(stderr, "pika: warning: id \"%s\" is not in %s\n", l->id, d->name);
-        }
-        cJSON_AddNumberToObject(o, "n", l->n);
-        cJSON_AddNumberToObject(o, "n_correct", l->n_correct);
-        cJSON_AddNumberToObject(o, "success_rate", l->success_rate);
-        for (int k = 0; k < l->nk; k++) {
-            char key[32];
-            snprintf(key, sizeof key, "pass@%d", l->ks[k]);
-            cJSON_AddItemToObject(o, key, num_or_null(l->pass_at[k]));
-        }
-        cJSON_AddNumberToObject(o, "pass_at_n", l->n_correct > 0 ? 1 : 0);
-        cJSON_AddItemToObject(o, "majority_answer", l->majority_answer ? cJSON_CreateString(l->majority_answer) : cJSON_CreateNull());
-        cJSON_AddNumberToObject(o, "majority_count", l->majority_count);
-        cJSON_AddBoolToObject(o, "majority_vote_is_correct", l->majority_correct);
-        cJSON_AddNumberToObject(o, "tokens_in", (double)l->tokens_in);
-        cJSON_AddNumberToObject(o, "total_tokens_in", (double)l->total_tokens_in);
-        cJSON_AddNumberToObject(o, "total_tokens_out", (double)l->total_tokens_out);
-        cJSON_AddNumberToObject(o, "mean_tokens_out", l->n ? (double)l->total_tokens_out / l->n : 0);
-        if (a.prices) {
-            if (l->has_cost) {
-                cJSON_AddNumberToObject(o, "input_cost_usd_once", l->input_cost_once);
-                cJSON_AddNumberToObject(o, "total_output_cost_usd", l->output_cost);
-                cJSON_AddNumberToObject(o, "total_cost_usd", l->total_cost);
-            } else {
-                cJSON_AddNullToObject(o, "input_cost_usd_once");
-                cJSON_AddNullToObject(o, "total_output_cost_usd");
-                cJSON_AddNullToObject(o, "total_cost_usd");
-                if (!warned_price++) fprintf(stderr, "pika: warning: model \"%s\" is not in %s; its costs are null\n", l->model, a.prices);
-            }
-        }
-        write_json_line(out, o);
-        cJSON_Delete(o);
-    }
+    if (pika_labels_write(out, L, nl, d, a.prices != NULL, print_warning, NULL)) pika_die("%s", pika_last_error());
     close_out(out);
-    for (int i = 0; i < c.n; i++) { free(c.r[i].id); free(c.r[i].model); free(c.r[i].answer); }
-    free(c.r);
+    pika_rollouts_graded_free(R, nr);
     pika_label_free(L, nl);
     pika_price_table_free(&prices);
     pika_dataset_free(d);
     free(ks);
-    if (bad) { fprintf(stderr, "pika: %d bad line(s) skipped; labels use the other rollouts\n", bad); return 2; }
+    if (bad) { fprintf(stderr, "pika: %lld bad line(s) skipped; labels use the other rollouts\n", (long long)bad); return 2; }
     return 0;
 }

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "pika/acts.h"
 #include "pika/baseline.h"
+#include "pika/eval.h"
 #include "pika/gguf.h"
+#include "pika/labels.h"
 #include "pika/tokenizer.h"
 #include "pika/metrics.h"
 #include "pika/probe.h"
@@ -40,17 +43,18 @@ static const char PROBE_USAGE[] =
 
 static const char BASELINE_USAGE[] =
     "usage:\n"
-    "  pika baseline train   --kind length|tfidf --data DATA.jsonl --labels FILE --target FIELD -o BASE.json\n"
-    "                        [--text-field text] [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id]\n"
+    "  pika baseline train   --kind length|tfidf --data DATA.jsonl|PRESET --labels FILE --target FIELD -o BASE.json\n"
+    "                        [--text-field F (default problem, else text)] [--tokens-field FIELD | --tokenizer MODEL.gguf]\n"
+    "                        [--id-field id] [--data-dir DIR]\n"
     "                        [--split FIELD=VALUE]\n"
     "                        [--ngram-max 2] [--min-df 2] [--sublinear] [fit flags]\n"
-    "  pika baseline predict --baseline BASE.json --data DATA.jsonl -o PRED.jsonl [--text-field text]\n"
+    "  pika baseline predict --baseline BASE.json --data DATA.jsonl|PRESET -o PRED.jsonl [--text-field F]\n"
     "                        [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id] [--labels FILE --split FIELD=VALUE]\n"
     "fit flags:\n";
 
 static const char REPORT_USAGE[] =
     "usage: pika report --out DIR [--probe PROBE.json] [--baseline BASE.json]... [--pred NAME=PRED.jsonl]...\n"
-    "                   [--labels FILE --target FIELD] [--id-field id] [--bootstrap 1000] [--seed 42] [--svg]\n"
+    "                   [--labels FILE --target FIELD] [--id-field id] [--data DATASET] [--bootstrap 1000] [--seed 42] [--svg]\n"
     "  Writes DIR/report.md plus gnuplot plots: CV score by layer (baselines as horizontal lines) and a\n"
     "  reliability diagram of the test predictions. The first --pred is compared to the others (paired bootstrap).\n";
 
@@ -62,7 +66,7 @@ static const char DIFF_USAGE[] =
 
 typedef struct {
     const char *acts, *labels, *target, *out, *probe, *pred, *compare, *id_field, *split, *cv_table;
-    const char *kind, *data, *text_field, *tokens_field, *tokenizer, *baseline, *human, *success, *out_dir;
+    const char *kind, *data, *data_dir, *text_field, *tokens_field, *tokenizer, *baseline, *human, *success, *out_dir;
     int32_t *layers, *positions;
     int n_layers, n_pos;
     int json, n_boot, svg;
@@ -92,7 +96,7 @@ static int parse_alphas(const char *s, pika_fit_opts *o) {
 static void parse_args(int argc, char **argv, int first, args_t *A, const char *usage, int fit) {
     memset(A, 0, sizeof *A);
     A->id_field = "id";
-    A->text_field = "text";
+    A->text_field = NULL; /* library default: "problem", else "text" */
     A->n_boot = 1000;
     pika_tfidf_opts_default(&A->to);
     pika_fit_opts_default(&A->fit);
@@ -120,6 +124,7 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
         else if (!strcmp(k, "--cv-table")) TAKE(cv_table);
         else if (!strcmp(k, "--kind")) TAKE(kind);
         else if (!strcmp(k, "--data")) TAKE(data);
+        else if (!strcmp(k, "--data-dir")) TAKE(data_dir);
         else if (!strcmp(k, "--text-field")) TAKE(text_field);
         else if (!strcmp(k, "--tokens-field")) TAKE(tokens_field);
         else if (!strcmp(k, "--tokenizer")) TAKE(tokenizer);
@@ -143,9 +148,9 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
         else if (v && !strcmp(k, "--ngram-max")) { A->to.ngram_max = atoi(v); if (A->to.ngram_max < 1 || A->to.ngram_max > 4) pika_die("--ngram-max must be 1..4"); i++; }
         else if (v && !strcmp(k, "--min-df")) { A->to.min_df = atoi(v); if (A->to.min_df < 1) pika_die("--min-df must be >= 1"); i++; }
         else if (v && !strcmp(k, "--task")) {
-            if (!strcmp(v, "auto")) A->fit.task = PIKA_TASK_AUTO;
-            else if (!strcmp(v, "binary")) A->fit.task = PIKA_TASK_BINARY;
-            else if (!strcmp(v, "continuous")) A->fit.task = PIKA_TASK_CONTINUOUS;
+            if (!strcmp(v, "auto")) A->fit.task = PIKA_TARGET_AUTO;
+            else if (!strcmp(v, "binary")) A->fit.task = PIKA_TARGET_BINARY;
+            else if (!strcmp(v, "continuous")) A->fit.task = PIKA_TARGET_CONTINUOUS;
             else pika_die("--task must be auto, binary or continuous");
             i++;
         } else if (v && !strcmp(k, "--logistic-solver")) {
@@ -181,66 +186,16 @@ static void need(const char *v, const char *flag) {
     if (!v) pika_die("missing required option %s (see --help)", flag);
 }
 
-/* Split "FIELD=VALUE" into field / value (static storage). */
-static void split_spec(const char *s, char **field, char **value) {
-    const char *eq = s ? strchr(s, '=') : NULL;
-    if (s && !eq) pika_die("--split must look like FIELD=VALUE (e.g. split=train)");
-    *field = s ? pika_strndup(s, (size_t)(eq - s)) : NULL;
-    *value = s ? pika_strdup(eq + 1) : NULL;
-}
-
-/* Select ids (of a store or a dataset) that have labels (and the split value): rows[] and y[]
- * (y only when a target is given). */
+/* Rows of ids (a store or a dataset) that have labels and the --split value; y[] when a target is given. */
 static int64_t select_rows(char *const *ids, int64_t n, const char *labels, const char *id_field, const char *target,
                            const char *split, int64_t **rows, double **y) {
-    char *sf, *sv;
-    split_spec(split, &sf, &sv);
-    pika_labels L;
-    const char *f[1] = {target};
-    if (pika_labels_read(&L, labels, id_field, target ? 1 : 0, f, sf)) pika_die("%s", pika_last_error());
-    int64_t *lrow = pika_malloc(sizeof(int64_t) * (n ? n : 1));
-    if (pika_labels_join(&L, ids, n, lrow)) pika_die("%s", pika_last_error());
-    *rows = pika_malloc(sizeof(int64_t) * (n ? n : 1));
-    if (y) *y = pika_malloc(sizeof(double) * (n ? n : 1));
-    int64_t m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t r = lrow[i];
-        if (sf && strcmp(L.split[r], sv)) continue;
-        (*rows)[m] = i;
-        if (y) (*y)[m] = L.vals[r];
-        m++;
-    }
-    if (m == 0) pika_die("no rows selected%s%s", sf ? " for --split " : "", sf ? split : "");
-    pika_labels_free(&L);
-    free(lrow);
-    free(sf);
-    free(sv);
+    int64_t m = pika_labels_select(labels, id_field, target, split, ids, n, rows, y);
+    if (m < 0) pika_die("%s", pika_last_error());
     return m;
 }
 
 static void write_preds(const char *path, char *const *ids, const int64_t *rows, int64_t n, const double *score, const double *prob) {
-    size_t cap = 1 << 16, len = 0;
-    char *buf = pika_malloc(cap);
-    for (int64_t i = 0; i < n; i++) {
-        char line[1024];
-        const char *id = ids[rows ? rows[i] : i];
-        /* ids come from ids.txt / JSONL: escape quotes and backslashes */
-        char esc[768];
-        size_t e = 0;
-        for (const char *p = id; *p && e + 7 < sizeof esc; p++) {
-            unsigned char c = (unsigned char)*p;
-            if (c == '"' || c == '\\') { esc[e++] = '\\'; esc[e++] = (char)c; }
-            else if (c < 0x20) e += (size_t)snprintf(esc + e, sizeof esc - e, "\\u%04x", c);
-            else esc[e++] = (char)c;
-        }
-        esc[e] = 0;
-        int l = snprintf(line, sizeof line, "{\"id\":\"%s\",\"score\":%.17g,\"prob\":%.17g}\n", esc, score[i], prob[i]);
-        if (len + (size_t)l + 1 > cap) buf = pika_realloc(buf, cap = cap * 2 + (size_t)l);
-        memcpy(buf + len, line, (size_t)l);
-        len += (size_t)l;
-    }
-    if (pika_write_file_atomic(path, buf, len)) pika_die("%s", pika_last_error());
-    free(buf);
+    if (pika_pred_write(path, ids, rows, n, score, prob)) pika_die("%s", pika_last_error());
 }
 
 /* ---------------------------------------------------------------- probe */
@@ -252,25 +207,16 @@ static int probe_train(args_t *A) {
     int64_t *rows;
     double *y;
     int64_t n = select_rows(a.ids, a.n, A->labels, A->id_field, A->target, A->split, &rows, &y);
-    pika_probe p;
+    pika_probe *p;
     double t0 = pika_now();
-    if (pika_probe_train(&a, rows, n, y, A->target, A->layers, A->n_layers, A->positions, A->n_pos, &A->fit, &p, stdout))
+    pika_probe_train_opts to = {.target = A->target, .layers = A->layers, .n_layers = A->n_layers, .positions = A->positions,
+                                .n_pos = A->n_pos, .fit = A->fit, .log = stdout, .labels_path = A->labels, .split = A->split};
+    if (pika_probe_train(&a, rows, n, y, &to, &p))
         pika_die("%s", pika_last_error());
-    if (pika_probe_save(&p, A->out)) pika_die("%s", pika_last_error());
+    if (pika_probe_save(p, A->out)) pika_die("%s", pika_last_error());
     printf("wrote %s (%.1f s)\n", A->out, pika_now() - t0);
-    if (A->cv_table) {
-        FILE *f = fopen(A->cv_table, "w");
-        if (!f) pika_die("cannot write %s", A->cv_table);
-        fprintf(f, "layer\tposition\talpha\tcv_mean\tcv_std\n");
-        for (int l = 0; l < p.n_layers; l++)
-            for (int q = 0; q < p.n_pos; q++)
-                for (int k = 0; k < p.n_alpha; k++) {
-                    size_t ix = ((size_t)l * p.n_pos + q) * p.n_alpha + k;
-                    fprintf(f, "%d\t%d\t%g\t%.6f\t%.6f\n", p.layers[l], p.positions[q], p.alphas[k], p.cv_mean[ix], p.cv_std[ix]);
-                }
-        fclose(f);
-    }
-    pika_probe_free(&p);
+    if (A->cv_table && pika_probe_write_cv_table(p, A->cv_table)) pika_die("%s", pika_last_error());
+    pika_probe_free(p);
     pika_acts_close(&a);
     free(rows);
     free(y);
@@ -279,8 +225,8 @@ static int probe_train(args_t *A) {
 
 static int probe_predict(args_t *A) {
     need(A->probe, "--probe"); need(A->acts, "--acts"); need(A->out, "-o");
-    pika_probe p;
-    if (pika_probe_load(&p, A->probe)) pika_die("%s", pika_last_error());
+    pika_probe *p = pika_probe_load(A->probe);
+    if (!p) pika_die("%s", pika_last_error());
     pika_acts a;
     if (pika_acts_open(&a, A->acts)) pika_die("%s", pika_last_error());
     int64_t *rows = NULL, n = a.n;
@@ -289,12 +235,12 @@ static int probe_predict(args_t *A) {
         n = select_rows(a.ids, a.n, A->labels, A->id_field, NULL, A->split, &rows, NULL);
     }
     double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
-    if (pika_probe_predict(&p, &a, rows, n, s, pr)) pika_die("%s", pika_last_error());
+    if (pika_probe_predict(p, &a, rows, n, s, pr)) pika_die("%s", pika_last_error());
     write_preds(A->out, a.ids, rows, n, s, pr);
     fprintf(stderr, "wrote %lld predictions to %s\n", (long long)n, A->out);
     free(s); free(pr); free(rows);
     pika_acts_close(&a);
-    pika_probe_free(&p);
+    pika_probe_free(p);
     return 0;
 }
 
@@ -302,7 +248,7 @@ static void print_eval(const char *name, const pika_eval *e, int json, int first
     static const char *nm[PIKA_M_COUNT] = {"auroc", "spearman", "pearson", "brier", "logloss", "ece"};
     if (json) {
         printf("%s\"%s\":{\"n\":%lld,\"task\":\"%s\"", first ? "" : ",", name, (long long)e->n,
-               e->task == PIKA_TASK_BINARY ? "binary" : "continuous");
+               e->task == PIKA_TARGET_BINARY ? "binary" : "continuous");
         for (int w = 0; w < PIKA_M_COUNT; w++) {
             if (!e->has[w]) continue;
             printf(",\"%s\":%.10g", nm[w], e->m[w]);
@@ -311,7 +257,7 @@ static void print_eval(const char *name, const pika_eval *e, int json, int first
         printf("}");
         return;
     }
-    printf("%s (n=%lld, %s)\n", name, (long long)e->n, e->task == PIKA_TASK_BINARY ? "binary" : "continuous");
+    printf("%s (n=%lld, %s)\n", name, (long long)e->n, e->task == PIKA_TARGET_BINARY ? "binary" : "continuous");
     for (int w = 0; w < PIKA_M_COUNT; w++) {
         if (!e->has[w]) continue;
         if (isnan(e->lo[w])) printf("  %-9s %.4f\n", nm[w], e->m[w]);
@@ -338,22 +284,15 @@ static int probe_eval(args_t *A) {
         if (pika_eval_compute(y2, s2, p2, n2, e.task, A->n_boot, A->fit.seed, &e2)) pika_die("%s", pika_last_error());
         if (!A->json) printf("\n");
         print_eval("compare", &e2, A->json, 0);
-        pika_strmap m;
-        pika_strmap_init(&m);
-        for (int64_t i = 0; i < n2; i++) pika_strmap_put(&m, ids2[i], i);
-        double *yy = pika_malloc(sizeof(double) * n), *a = pika_malloc(sizeof(double) * n), *b = pika_malloc(sizeof(double) * n);
-        int64_t k = 0;
-        for (int64_t i = 0; i < n; i++) {
-            int64_t j = pika_strmap_get(&m, ids[i]);
-            if (j >= 0) { yy[k] = y[i]; a[k] = s[i]; b[k++] = s2[j]; }
-        }
-        int w = e.task == PIKA_TASK_BINARY ? PIKA_M_AUROC : PIKA_M_SPEARMAN;
-        double lo, hi, pv;
-        double d = pika_paired_bootstrap(w, yy, a, b, k, A->n_boot, A->fit.seed, &lo, &hi, &pv);
-        if (A->json) printf(",\"paired\":{\"metric\":\"%s\",\"n\":%lld,\"delta\":%.10g,\"ci\":[%.10g,%.10g],\"p\":%.10g}", pika_metric_names[w], (long long)k, d, lo, hi, pv);
-        else printf("\npaired bootstrap (pred - compare, %s, %lld shared ids): delta %+.4f  [%+.4f, %+.4f]  p=%.4f\n", pika_metric_names[w], (long long)k, d, lo, hi, pv);
-        free(yy); free(a); free(b);
-        pika_strmap_free(&m);
+        pika_paired pp;
+        if (pika_eval_paired(e.task, y, ids, s, n, ids2, s2, n2, A->n_boot, A->fit.seed, &pp)) pika_die("%s", pika_last_error());
+        char pb[64];
+        if (A->json)
+            printf(",\"paired\":{\"metric\":\"%s\",\"n\":%lld,\"delta\":%.10g,\"ci\":[%.10g,%.10g],\"p\":%.10g,\"n_boot\":%d}",
+                   pika_metric_names[pp.metric], (long long)pp.n, pp.delta, pp.lo, pp.hi, pp.p, pp.n_boot);
+        else
+            printf("\npaired bootstrap (pred - compare, %s, %lld shared ids): delta %+.4f  [%+.4f, %+.4f]  %s\n",
+                   pika_metric_names[pp.metric], (long long)pp.n, pp.delta, pp.lo, pp.hi, pika_format_p(pp.p, pp.n_boot, pb, sizeof pb));
         for (int64_t i = 0; i < n2; i++) free(ids2[i]);
         free(ids2); free(y2); free(s2); free(p2);
     }
@@ -382,6 +321,13 @@ int cmd_probe(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- baseline */
 
+static int count_tokens(const char *text, void *ctx) {
+    int32_t *ids;
+    int c = pika_tokenize((const pika_tokenizer *)ctx, text, strlen(text), false, true, &ids);
+    if (c >= 0) free(ids);
+    return c;
+}
+
 int cmd_baseline(int argc, char **argv) {
     args_t A;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -395,7 +341,12 @@ int cmd_baseline(int argc, char **argv) {
     need(A.data, "--data");
     need(A.out, "-o");
     pika_textset T;
-    if (pika_textset_read(&T, A.data, A.id_field, A.text_field, A.tokens_field)) pika_die("%s", pika_last_error());
+    if (pika_dataset_is_preset(A.data) && access(A.data, F_OK) != 0) { /* a preset: its problem text */
+        pika_dataset *ds = pika_dataset_load_preset(A.data, A.data_dir);
+        if (!ds || pika_textset_from_dataset(&T, ds)) pika_die("%s", pika_last_error());
+        pika_dataset_free(ds);
+    } else if (pika_textset_read(&T, A.data, A.id_field, A.text_field, A.tokens_field))
+        pika_die("%s", pika_last_error());
     int64_t *rows = NULL, n = T.n;
     double *y = NULL;
     if (train) {
@@ -405,44 +356,34 @@ int cmd_baseline(int argc, char **argv) {
         need(A.labels, "--labels (with --split)");
         n = select_rows(T.ids, T.n, A.labels, A.id_field, NULL, A.split, &rows, NULL);
     }
-    char **tx = pika_malloc(sizeof(char *) * (n ? n : 1));
-    double *tk = T.n_tokens || A.tokenizer ? pika_malloc(sizeof(double) * (n ? n : 1)) : NULL;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t r = rows ? rows[i] : i;
-        tx[i] = T.texts[r];
-        if (T.n_tokens) tk[i] = T.n_tokens[r];
-    }
     if (A.tokenizer) {
         /* prompt length in tokens of the given model (no BOS/EOS added, special-token text parsed) */
         pika_gguf *g = pika_gguf_open(A.tokenizer);
         pika_tokenizer *tok = g ? pika_tokenizer_from_gguf(g) : NULL;
-        if (!tok) pika_die("%s", pika_last_error());
-        for (int64_t i = 0; i < n; i++) {
-            int32_t *ids;
-            int c = pika_tokenize(tok, tx[i], strlen(tx[i]), false, true, &ids);
-            if (c < 0) pika_die("%s", pika_last_error());
-            tk[i] = c;
-            free(ids);
-        }
+        if (!tok || pika_textset_count_tokens(&T, count_tokens, tok)) pika_die("%s", pika_last_error());
         pika_tokenizer_free(tok);
         pika_gguf_close(g);
     }
+    char **tx;
+    double *tk;
+    pika_textset_gather(&T, rows, n, &tx, &tk);
     if (train) {
-        pika_probe p;
-        if (pika_baseline_train(A.kind, tx, tk, n, y, A.target, &A.to, &A.fit, &p, stdout)) pika_die("%s", pika_last_error());
-        if (pika_probe_save(&p, A.out)) pika_die("%s", pika_last_error());
+        pika_probe *p;
+        pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout};
+        if (pika_baseline_train(tx, tk, n, y, &bo, &p)) pika_die("%s", pika_last_error());
+        if (pika_probe_save(p, A.out)) pika_die("%s", pika_last_error());
         printf("wrote %s\n", A.out);
-        pika_probe_free(&p);
+        pika_probe_free(p);
     } else {
         need(A.baseline, "--baseline");
-        pika_probe p;
-        if (pika_probe_load(&p, A.baseline)) pika_die("%s", pika_last_error());
+        pika_probe *p = pika_probe_load(A.baseline);
+        if (!p) pika_die("%s", pika_last_error());
         double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
-        if (pika_baseline_predict(&p, tx, tk, n, s, pr)) pika_die("%s", pika_last_error());
+        if (pika_baseline_predict(p, tx, tk, n, s, pr)) pika_die("%s", pika_last_error());
         write_preds(A.out, T.ids, rows, n, s, pr);
         fprintf(stderr, "wrote %lld predictions to %s\n", (long long)n, A.out);
         free(s); free(pr);
-        pika_probe_free(&p);
+        pika_probe_free(p);
     }
     free(tx); free(tk); free(rows); free(y);
     pika_textset_free(&T);
@@ -460,10 +401,12 @@ int cmd_report(int argc, char **argv) {
     if (!A.probe && !A.n_preds) pika_die("nothing to report: give --probe and/or --pred");
     pika_report_opts o = {.out_dir = A.out_dir, .probe_path = A.probe, .baseline_paths = A.baselines, .n_baselines = A.n_baselines,
                           .pred_names = A.pred_names, .pred_paths = A.pred_paths, .n_preds = A.n_preds, .labels_path = A.labels,
-                          .target = A.target, .id_field = A.id_field, .n_boot = A.n_boot, .seed = A.fit.seed,
+                          .target = A.target, .id_field = A.id_field, .dataset = A.data, .n_boot = A.n_boot, .seed = A.fit.seed,
                           .plot_format = A.svg ? "svg" : "png"};
     if (pika_report_run(&o)) pika_die("%s", pika_last_error());
-    printf("wrote %s/report.md\n", A.out_dir);
+    size_t L = strlen(A.out_dir);
+    while (L > 1 && A.out_dir[L - 1] == '/') L--;
+    printf("wrote %.*s/report.md\n", (int)L, A.out_dir);
     free_args(&A);
     return 0;
 }
@@ -479,21 +422,10 @@ int cmd_difficulty(int argc, char **argv) {
     int64_t n = select_rows(a.ids, a.n, A.labels, A.id_field, A.human, A.split, &rows, &h);
     int64_t n2 = select_rows(a.ids, a.n, A.labels, A.id_field, A.success, A.split, &rows2, &s);
     if (n2 != n) pika_die("internal: row selection differs between targets");
-    FILE *out = stdout;
-    char path[4096];
-    if (A.out_dir) {
-        if (pika_mkdir_p(A.out_dir)) pika_die("%s", pika_last_error());
-        snprintf(path, sizeof path, "%s/difficulty.md", A.out_dir);
-        if (!(out = fopen(path, "w"))) pika_die("cannot write %s", path);
-    }
-    if (pika_difficulty_run(&a, rows, n, h, s, A.human, A.success, A.layers, A.n_layers, A.positions, A.n_pos, &A.fit, A.n_boot,
-                            A.out_dir, out))
-        pika_die("%s", pika_last_error());
-    if (out != stdout) {
-        fclose(out);
-        char *t = pika_read_file(path, NULL);
-        if (t) { fputs(t, stdout); free(t); }
-    }
+    pika_difficulty_opts o = {.human_name = A.human, .success_name = A.success, .layers = A.layers, .n_layers = A.n_layers,
+                              .positions = A.positions, .n_pos = A.n_pos, .fit = A.fit, .n_boot = A.n_boot,
+                              .out_dir = A.out_dir, .out = stdout};
+    if (pika_difficulty_run(&a, rows, n, h, s, &o)) pika_die("%s", pika_last_error());
     pika_acts_close(&a);
     free(rows); free(rows2); free(h); free(s);
     free_args(&A);

@@ -364,3 +364,115 @@ uint16_t pika_fp32_to_bf16(float f) {
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);
 }
+
+/* ---------------------------------------------------------------- string map */
+
+uint64_t pika_hash_bytes(const void *p, size_t n, uint64_t h) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) { h ^= s[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+uint64_t pika_hash_str(const char *s) { return pika_hash_bytes(s, strlen(s), PIKA_HASH_SEED); }
+
+static uint64_t fnv1a(const char *s) { return pika_hash_str(s); }
+
+void pika_fingerprint(const char *s, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)fnv1a(s)); }
+
+void pika_strmap_init(pika_strmap *m) { memset(m, 0, sizeof *m); }
+
+void pika_strmap_free(pika_strmap *m) {
+    for (int64_t i = 0; i < m->cap; i++) free(m->keys[i]);
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+int64_t pika_strmap_get(const pika_strmap *m, const char *key) {
+    if (!m->cap) return -1;
+    for (uint64_t i = fnv1a(key) & (uint64_t)(m->cap - 1);; i = (i + 1) & (uint64_t)(m->cap - 1)) {
+        if (!m->keys[i]) return -1;
+        if (!strcmp(m->keys[i], key)) return m->vals[i];
+    }
+}
+
+static void strmap_grow(pika_strmap *m) {
+    pika_strmap n = {0};
+    n.cap = m->cap ? m->cap * 2 : 64;
+    n.keys = pika_calloc((size_t)n.cap, sizeof(char *));
+    n.vals = pika_calloc((size_t)n.cap, sizeof(int64_t));
+    for (int64_t j = 0; j < m->cap; j++) {
+        if (!m->keys[j]) continue;
+        uint64_t i = fnv1a(m->keys[j]) & (uint64_t)(n.cap - 1);
+        while (n.keys[i]) i = (i + 1) & (uint64_t)(n.cap - 1);
+        n.keys[i] = m->keys[j];
+        n.vals[i] = m->vals[j];
+    }
+    n.len = m->len;
+    free(m->keys);
+    free(m->vals);
+    *m = n;
+}
+
+int64_t pika_strmap_put(pika_strmap *m, const char *key, int64_t val) {
+    if ((m->len + 1) * 2 > m->cap) strmap_grow(m);
+    uint64_t i = fnv1a(key) & (uint64_t)(m->cap - 1);
+    for (; m->keys[i]; i = (i + 1) & (uint64_t)(m->cap - 1)) {
+        if (!strcmp(m->keys[i], key)) {
+            int64_t old = m->vals[i];
+            m->vals[i] = val;
+            return old;
+        }
+    }
+    m->keys[i] = pika_strdup(key);
+    m->vals[i] = val;
+    m->len++;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- CPU features */
+
+static int g_simd_detected = -1; /* -1 = not yet detected */
+static int g_simd_override = -1; /* -1 = none */
+
+int pika_simd_parse(const char *name) {
+    if (!name || !*name || !strcmp(name, "auto")) return -1;
+    if (!strcmp(name, "avx512")) return PIKA_SIMD_AVX512;
+    if (!strcmp(name, "avx2")) return PIKA_SIMD_AVX2;
+    if (!strcmp(name, "scalar")) return PIKA_SIMD_SCALAR;
+    return -2;
+}
+
+const char *pika_simd_name(int level) {
+    return level == PIKA_SIMD_AVX512 ? "avx512" : level == PIKA_SIMD_AVX2 ? "avx2" : "scalar";
+}
+
+int pika_simd_detected(void) {
+    int p = __atomic_load_n(&g_simd_detected, __ATOMIC_RELAXED);
+    if (p >= 0) return p;
+    p = PIKA_SIMD_SCALAR;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) p = PIKA_SIMD_AVX2;
+    if (p == PIKA_SIMD_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        p = PIKA_SIMD_AVX512;
+#endif
+    int env = pika_simd_parse(getenv("PIKA_SIMD"));
+    if (env >= 0 && env < p) p = env;
+    __atomic_store_n(&g_simd_detected, p, __ATOMIC_RELAXED);
+    return p;
+}
+
+int pika_simd_level(void) {
+    int o = __atomic_load_n(&g_simd_override, __ATOMIC_RELAXED);
+    return o >= 0 ? o : pika_simd_detected();
+}
+
+int pika_simd_override(int level) {
+    if (level < 0) { __atomic_store_n(&g_simd_override, -1, __ATOMIC_RELAXED); return 0; }
+    if (level > PIKA_SIMD_AVX512) return pika_set_error("unknown SIMD level %d", level);
+    if (level > pika_simd_detected()) return pika_set_error("this CPU (or PIKA_SIMD) does not allow the %s path", pika_simd_name(level));
+    __atomic_store_n(&g_simd_override, level, __ATOMIC_RELAXED);
+    return 0;
+}

@@ -5,6 +5,7 @@
 #include <cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct pika_lines {
     size_t cap, pos, end;
     int eof;
     long lineno;
+    char *path;
 };
 
 pika_lines *pika_lines_open(const char *path) {
@@ -32,6 +34,7 @@ pika_lines *pika_lines_open(const char *path) {
     gzbuffer(f, 1 << 17);
     pika_lines *r = pika_calloc(1, sizeof *r);
     r->f = f;
+    r->path = pika_strdup(path);
     r->cap = 1 << 16;
     r->buf = pika_malloc(r->cap + 1);
     return r;
@@ -68,7 +71,10 @@ int pika_lines_next(pika_lines *r, char **line, size_t *len) {
         int k = gzread(r->f, r->buf + r->end, (unsigned)(r->cap - r->end > (1u << 30) ? (1u << 30) : r->cap - r->end));
         if (k < 0) {
             int err = 0;
-            return pika_set_error("read error: %s", gzerror(r->f, &err));
+            const char *m = gzerror(r->f, &err);
+            size_t pl = strlen(r->path); /* zlib prefixes its message with the path: drop it */
+            if (!strncmp(m, r->path, pl) && !strncmp(m + pl, ": ", 2)) m += pl + 2;
+            return pika_set_error("read error: %s", m);
         }
         if (k == 0) r->eof = 1;
         r->end += (size_t)k;
@@ -80,6 +86,7 @@ long pika_lines_lineno(const pika_lines *r) { return r->lineno; }
 void pika_lines_close(pika_lines *r) {
     if (!r) return;
     gzclose(r->f);
+    free(r->path);
     free(r->buf);
     free(r);
 }
@@ -117,6 +124,55 @@ void *pika_json_parse_line(const char *line, size_t len, const char *where, long
         return NULL;
     }
     return j;
+}
+
+const char *pika_json_id(const void *vv, char buf[40]) {
+    const cJSON *v = vv;
+    if (cJSON_IsString(v)) return v->valuestring && v->valuestring[0] ? v->valuestring : NULL;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return NULL;
+    double d = v->valuedouble;
+    if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+        snprintf(buf, 40, "%lld", (long long)d);
+        return buf;
+    }
+    for (int prec = 1; prec <= 17; prec++) { /* shortest text that reads back as the same double */
+        snprintf(buf, 40, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    return buf;
+}
+
+int64_t pika_jsonl_read(const char *path, pika_jsonl_fn fn, void *ctx, pika_jsonl_bad_fn bad, void *bad_ctx,
+                        int64_t *n_objects) {
+    if (n_objects) *n_objects = 0;
+    pika_lines *lr = pika_lines_open(path);
+    if (!lr) return -1;
+    char *line;
+    size_t len;
+    int rc;
+    int64_t n_bad = 0, n_ok = 0;
+    while ((rc = pika_lines_next(lr, &line, &len)) == 1) {
+        size_t k = 0;
+        while (k < len && isspace((unsigned char)line[k])) k++;
+        if (k == len) continue;
+        long ln = pika_lines_lineno(lr);
+        cJSON *j = pika_json_parse_line(line, len, path, ln);
+        int ok = j && fn(j, path, ln, ctx) >= 0;
+        cJSON_Delete(j);
+        if (ok) { n_ok++; continue; }
+        if (!bad) { pika_lines_close(lr); return -1; }
+        bad(pika_last_error(), bad_ctx);
+        n_bad++;
+    }
+    if (rc < 0) {
+        pika_error_context("%s:%ld", path, pika_lines_lineno(lr) + 1);
+        if (!bad) { pika_lines_close(lr); return -1; }
+        bad(pika_last_error(), bad_ctx);
+        n_bad++;
+    }
+    pika_lines_close(lr);
+    if (n_objects) *n_objects = n_ok;
+    return n_bad;
 }
 
 /* ---------------------------------------------------------------- CSV */
@@ -225,11 +281,9 @@ static char *json_text(const cJSON *v) {
     if (!v || cJSON_IsNull(v)) return NULL;
     if (cJSON_IsString(v)) return pika_strdup(v->valuestring);
     if (cJSON_IsNumber(v)) {
-        char b[64];
-        double d = v->valuedouble;
-        if (d == (double)(long long)d && d > -1e15 && d < 1e15) snprintf(b, sizeof b, "%lld", (long long)d);
-        else snprintf(b, sizeof b, "%.17g", d);
-        return pika_strdup(b);
+        char b[40];
+        const char *t = pika_json_id(v, b); /* numbers print by the one id rule */
+        return pika_strdup(t ? t : "nan");
     }
     if (cJSON_IsBool(v)) return pika_strdup(cJSON_IsTrue(v) ? "true" : "false");
     if (cJSON_IsArray(v)) {
@@ -274,7 +328,7 @@ void pika_dataset_free(pika_dataset *d) {
     for (int i = 0; i < d->n; i++) free_example(&d->rows[i]);
     free(d->rows);
     free(d->name);
-    free(d->index);
+    pika_strmap_free(&d->index);
     free(d);
 }
 
@@ -354,6 +408,20 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+typedef struct {
+    pika_dataset *d;
+    int *cap;
+    const pika_field_map *fm;
+} ds_line_ctx;
+
+static int ds_line(void *obj, const char *path, long lineno, void *vc) {
+    ds_line_ctx *c = vc;
+    pika_example e;
+    if (map_row(&e, c->fm, c->d->n, path, lineno, get_json, obj)) return -1;
+    ds_push(c->d, c->cap, &e);
+    return 0;
+}
+
 pika_dataset *pika_dataset_load_file(const char *path, const pika_field_map *fm) {
     pika_dataset *d = pika_calloc(1, sizeof *d);
     d->name = pika_strdup(path);
@@ -384,30 +452,11 @@ pika_dataset *pika_dataset_load_file(const char *path, const pika_field_map *fm)
         pika_csv_free(cells, ncols, nrec);
         return d;
     }
-    pika_lines *lr = pika_lines_open(path);
-    if (!lr) { pika_dataset_free(d); return NULL; }
-    char *line;
-    size_t len;
-    int rc;
-    while ((rc = pika_lines_next(lr, &line, &len)) == 1) {
-        size_t k = 0;
-        while (k < len && isspace((unsigned char)line[k])) k++;
-        if (k == len) continue;
-        cJSON *j = pika_json_parse_line(line, len, path, pika_lines_lineno(lr));
-        if (!j) { pika_lines_close(lr); pika_dataset_free(d); return NULL; }
-        pika_example e;
-        int bad = map_row(&e, fm, d->n, path, pika_lines_lineno(lr), get_json, j);
-        cJSON_Delete(j);
-        if (bad) { pika_lines_close(lr); pika_dataset_free(d); return NULL; }
-        ds_push(d, &cap, &e);
-    }
-    if (rc < 0) {
-        pika_set_error("%s:%ld: %s", path, pika_lines_lineno(lr) + 1, pika_last_error());
-        pika_lines_close(lr);
+    ds_line_ctx c = {d, &cap, fm};
+    if (pika_jsonl_read(path, ds_line, &c, NULL, NULL, NULL) < 0) {
         pika_dataset_free(d);
         return NULL;
     }
-    pika_lines_close(lr);
     return d;
 }
 
@@ -524,32 +573,13 @@ bad_split:
     return NULL;
 }
 
-static uint32_t hash_str(const char *s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 const pika_example *pika_dataset_find(pika_dataset *d, const char *id) {
-    if (!d->index) {
-        int cap = 16;
-        while (cap < 2 * d->n + 2) cap *= 2;
-        d->index = pika_malloc((size_t)cap * sizeof *d->index);
-        d->index_cap = cap;
-        for (int i = 0; i < cap; i++) d->index[i] = -1;
-        for (int i = 0; i < d->n; i++) {
-            uint32_t h = hash_str(d->rows[i].id) & (uint32_t)(cap - 1);
-            while (d->index[h] >= 0) {
-                if (!strcmp(d->rows[d->index[h]].id, d->rows[i].id)) break; /* duplicate: first wins */
-                h = (h + 1) & (uint32_t)(cap - 1);
-            }
-            if (d->index[h] < 0) d->index[h] = i;
-        }
+    if (!d->index_built) { /* the library's one string map; a duplicate id: the first row wins */
+        pika_strmap_init(&d->index);
+        for (int i = 0; i < d->n; i++)
+            if (pika_strmap_get(&d->index, d->rows[i].id) < 0) pika_strmap_put(&d->index, d->rows[i].id, i);
+        d->index_built = 1;
     }
-    uint32_t h = hash_str(id) & (uint32_t)(d->index_cap - 1);
-    while (d->index[h] >= 0) {
-        if (!strcmp(d->rows[d->index[h]].id, id)) return &d->rows[d->index[h]];
-        h = (h + 1) & (uint32_t)(d->index_cap - 1);
-    }
-    return NULL;
+    int64_t r = pika_strmap_get(&d->index, id);
+    return r >= 0 ? &d->rows[r] : NULL;
 }

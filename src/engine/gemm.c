@@ -18,6 +18,7 @@
  * Without AVX-512 (or with PIKA_SIMD=avx2|scalar) it calls cblas_sgemm.
  */
 #include "pika/gemm.h"
+#include "pika/util.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -325,19 +326,8 @@ T512 static void sgemm_dot(int n, int m, int k, const float *A, int lda, const f
     }
 }
 
-static int g_avx512 = -1; /* -1 not yet checked, else 0/1 */
-
-int pika_sgemm_nt_avx512(void) {
-    int v = __atomic_load_n(&g_avx512, __ATOMIC_RELAXED);
-    if (v >= 0) return v;
-    __builtin_cpu_init();
-    v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma");
-    const char *env = getenv("PIKA_SIMD");
-    if (env && (!strcmp(env, "avx2") || !strcmp(env, "scalar"))) v = 0;
-    __atomic_store_n(&g_avx512, v, __ATOMIC_RELAXED);
-    return v;
-}
+/* the one CPU-feature check (core/util.c): AVX-512 level, PIKA_SIMD and overrides included */
+int pika_sgemm_nt_avx512(void) { return pika_simd_level() >= PIKA_SIMD_AVX512; }
 
 #else /* not x86-64 */
 

@@ -256,8 +256,6 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
     c->m = m;
     if (n_threads <= 0) n_threads = pika_n_cores();
     c->pool = pika_pool_new(n_threads);
-    /* our threads split the work; each sgemm call runs single-threaded inside OpenBLAS */
-    openblas_set_num_threads(1);
     c->k_cache = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
     c->v_cache = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
     int nth = pika_pool_size(c->pool);
@@ -459,7 +457,20 @@ static void capture(const pika_ctx *c, const pika_forward_req *req, int layer, i
     }
 }
 
+static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req);
+
+/* Our pool threads split the work, so each sgemm runs single-threaded inside OpenBLAS — for the
+ * duration of this call only: the caller's OpenBLAS thread count is restored on return (no lasting
+ * process-wide side effect; pika_ctx_new changes nothing). */
 int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req) {
+    int prev = openblas_get_num_threads();
+    if (prev != 1) openblas_set_num_threads(1);
+    int rc = forward(c, tokens, n, req);
+    if (prev != 1) openblas_set_num_threads(prev);
+    return rc;
+}
+
+static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req) {
     const pika_model *m = c->m;
     const pika_hparams *hp = &m->hp;
     const int E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim, F = hp->n_ff;

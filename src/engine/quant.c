@@ -22,7 +22,7 @@
  * importance matrix. Requantizing llama.cpp's Q8_0/Q4_K blocks reproduces them (tests).
  *
  * Paths: PATH_AVX512 (F+BW+VL+DQ), PATH_AVX2 (AVX2+FMA+F16C), PATH_SCALAR, chosen once with
- * __builtin_cpu_supports (capped by the environment variable PIKA_SIMD=avx2|scalar); the SIMD
+ * pika_simd_level() in core/util.c (the one CPU check; PIKA_SIMD=avx512|avx2|scalar caps it); the SIMD
  * functions carry target attributes, so no -march is needed. Built as ISO C11, which implies
  * -ffp-contract=off: the scalar code must not be contracted into FMAs (tests would catch it).
  */
@@ -96,55 +96,21 @@ size_t pika_row_bytes(uint32_t type, int64_t n) {
 
 /* ---------------------------------------------------------------- run-time path selection */
 
-enum { PATH_SCALAR = 0, PATH_AVX2 = 1, PATH_AVX512 = 2 };
-static int g_forced = -1; /* -1 auto, else a PATH_* */
-static int g_detected = -1;
+/* the one CPU-feature check lives in core/util.c (pika_simd_*) */
+enum { PATH_SCALAR = PIKA_SIMD_SCALAR, PATH_AVX2 = PIKA_SIMD_AVX2, PATH_AVX512 = PIKA_SIMD_AVX512 };
 
-static int detect_path(void) {
-    int p = __atomic_load_n(&g_detected, __ATOMIC_RELAXED);
-    if (p >= 0) return p;
-    p = PATH_SCALAR;
-#ifdef PIKA_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) p = PATH_AVX2;
-    if (p == PATH_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        p = PATH_AVX512;
-#endif
-    /* PIKA_SIMD=scalar|avx2|avx512 caps the path (debugging, comparing paths from the CLI) */
-    const char *env = getenv("PIKA_SIMD");
-    if (env && !strcmp(env, "scalar")) p = PATH_SCALAR;
-    else if (env && !strcmp(env, "avx2") && p > PATH_AVX2) p = PATH_AVX2;
-    __atomic_store_n(&g_detected, p, __ATOMIC_RELAXED);
-    return p;
-}
+static int cur_path(void) { return pika_simd_level(); }
 
-static int cur_path(void) {
-    int f = __atomic_load_n(&g_forced, __ATOMIC_RELAXED);
-    return f >= 0 ? f : detect_path();
-}
-
-void pika_simd_force_scalar(int on) { __atomic_store_n(&g_forced, on ? PATH_SCALAR : -1, __ATOMIC_RELAXED); }
+void pika_simd_force_scalar(int on) { pika_simd_override(on ? PIKA_SIMD_SCALAR : -1); }
 
 int pika_simd_set_path(const char *name) {
-    int p;
-    if (!name || !strcmp(name, "auto")) p = -1;
-    else if (!strcmp(name, "scalar")) p = PATH_SCALAR;
-    else if (!strcmp(name, "avx2")) p = PATH_AVX2;
-    else if (!strcmp(name, "avx512")) p = PATH_AVX512;
-    else return pika_set_error("unknown SIMD path '%s' (avx512, avx2, scalar, auto)", name);
-    if (p > detect_path()) return pika_set_error("this CPU cannot run the %s path", name);
-    __atomic_store_n(&g_forced, p, __ATOMIC_RELAXED);
-    return 0;
+    int p = pika_simd_parse(name);
+    if (p == -2) return pika_set_error("unknown SIMD path '%s' (avx512, avx2, scalar, auto)", name);
+    if (p > pika_simd_detected()) return pika_set_error("this CPU cannot run the %s path", name);
+    return pika_simd_override(p);
 }
 
-const char *pika_simd_path(void) {
-    switch (cur_path()) {
-    case PATH_AVX512: return "avx512";
-    case PATH_AVX2: return "avx2";
-    default: return "scalar";
-    }
-}
+const char *pika_simd_path(void) { return pika_simd_name(cur_path()); }
 
 /* fp16 -> fp32 by bits: exact (subnormals, inf, nan payloads). Fills the table below. */
 static float f16_bits_to_f32(uint16_t h) {

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pika/dataset.h" /* the JSONL reader and the JSON-id rule */
 #include "pika/metrics.h"
 #include "pika/util.h"
+#include "probe/probe_internal.h"
 
 /* ---------------------------------------------------------------- dataset */
 
@@ -21,60 +23,92 @@ void pika_textset_free(pika_textset *t) {
     memset(t, 0, sizeof *t);
 }
 
+typedef struct {
+    pika_textset *t;
+    const char *id_field, *text_field, *tokens_field;
+    int64_t cap;
+} textset_ctx;
+
+static int textset_line(void *obj, const char *path, long ln, void *vc) {
+    textset_ctx *c = vc;
+    pika_textset *t = c->t;
+    const cJSON *o = obj;
+    char buf[40];
+    const char *id = pika_json_id(cJSON_GetObjectItemCaseSensitive(o, c->id_field), buf);
+    if (!c->text_field) /* default: pika's own field "problem", else "text", decided on the first line */
+        c->text_field = cJSON_GetObjectItemCaseSensitive(o, "problem") ? "problem" : "text";
+    const cJSON *tx = cJSON_GetObjectItemCaseSensitive(o, c->text_field);
+    if (!id) return pika_set_error("%s:%ld: missing field \"%s\"", path, ln, c->id_field);
+    if (!cJSON_IsString(tx)) return pika_set_error("%s:%ld: missing string field \"%s\"", path, ln, c->text_field);
+    if (t->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        t->ids = pika_realloc(t->ids, sizeof(char *) * c->cap);
+        t->texts = pika_realloc(t->texts, sizeof(char *) * c->cap);
+        if (c->tokens_field) t->n_tokens = pika_realloc(t->n_tokens, sizeof(double) * c->cap);
+    }
+    if (c->tokens_field) {
+        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, c->tokens_field);
+        t->n_tokens[t->n] = cJSON_IsNumber(tk) ? tk->valuedouble : NAN;
+    }
+    if (pika_strmap_put(&t->id_index, id, t->n) >= 0) return pika_set_error("%s:%ld: duplicate id '%s'", path, ln, id);
+    t->ids[t->n] = pika_strdup(id);
+    t->texts[t->n] = pika_strdup(tx->valuestring);
+    t->n++;
+    return 0;
+}
+
+int pika_textset_from_dataset(pika_textset *t, const pika_dataset *d) {
+    memset(t, 0, sizeof *t);
+    pika_strmap_init(&t->id_index);
+    t->ids = pika_malloc(sizeof(char *) * (size_t)(d->n ? d->n : 1));
+    t->texts = pika_malloc(sizeof(char *) * (size_t)(d->n ? d->n : 1));
+    for (int i = 0; i < d->n; i++) {
+        if (pika_strmap_put(&t->id_index, d->rows[i].id, t->n) >= 0) {
+            pika_set_error("%s: duplicate id '%s'", d->name, d->rows[i].id);
+            pika_textset_free(t);
+            return -1;
+        }
+        t->ids[t->n] = pika_strdup(d->rows[i].id);
+        t->texts[t->n] = pika_strdup(d->rows[i].problem ? d->rows[i].problem : "");
+        t->n++;
+    }
+    if (t->n == 0) {
+        pika_textset_free(t);
+        return pika_set_error("%s: no rows", d->name);
+    }
+    return 0;
+}
+
+int pika_textset_count_tokens(pika_textset *t, int (*count)(const char *text, void *ctx), void *ctx) {
+    double *tk = pika_malloc(sizeof(double) * (size_t)(t->n ? t->n : 1));
+    for (int64_t i = 0; i < t->n; i++) {
+        int c = count(t->texts[i], ctx);
+        if (c < 0) { free(tk); return -1; }
+        tk[i] = c;
+    }
+    free(t->n_tokens);
+    t->n_tokens = tk;
+    return 0;
+}
+
+void pika_textset_gather(const pika_textset *t, const int64_t *rows, int64_t n, char ***texts, double **tokens) {
+    *texts = pika_malloc(sizeof(char *) * (size_t)(n ? n : 1));
+    *tokens = t->n_tokens ? pika_malloc(sizeof(double) * (size_t)(n ? n : 1)) : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = rows ? rows[i] : i;
+        (*texts)[i] = t->texts[r];
+        if (t->n_tokens) (*tokens)[i] = t->n_tokens[r];
+    }
+}
+
 int pika_textset_read(pika_textset *t, const char *path, const char *id_field, const char *text_field,
                       const char *tokens_field) {
     memset(t, 0, sizeof *t);
-    char *txt = pika_read_file(path, NULL);
-    if (!txt) return -1;
     pika_strmap_init(&t->id_index);
-    int64_t cap = 0, lineno = 0;
-    int rc = 0;
-    char *p = txt;
-    while (*p && !rc) {
-        char *e = strchr(p, '\n');
-        if (e) *e = 0;
-        lineno++;
-        char *q = p;
-        while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-        if (*q) {
-            cJSON *o = cJSON_Parse(q);
-            const cJSON *id = o ? cJSON_GetObjectItemCaseSensitive(o, id_field) : NULL;
-            const cJSON *tx = o ? cJSON_GetObjectItemCaseSensitive(o, text_field) : NULL;
-            char buf[64];
-            const char *ids = NULL;
-            if (cJSON_IsString(id) && id->valuestring[0]) ids = id->valuestring;
-            else if (cJSON_IsNumber(id)) { snprintf(buf, sizeof buf, "%lld", (long long)id->valuedouble); ids = buf; }
-            if (!cJSON_IsObject(o)) rc = pika_set_error("%s:%lld: not a JSON object", path, (long long)lineno);
-            else if (!ids) rc = pika_set_error("%s:%lld: missing field \"%s\"", path, (long long)lineno, id_field);
-            else if (!cJSON_IsString(tx)) rc = pika_set_error("%s:%lld: missing string field \"%s\"", path, (long long)lineno, text_field);
-            if (!rc) {
-                if (t->n == cap) {
-                    cap = cap ? cap * 2 : 256;
-                    t->ids = pika_realloc(t->ids, sizeof(char *) * cap);
-                    t->texts = pika_realloc(t->texts, sizeof(char *) * cap);
-                    if (tokens_field) t->n_tokens = pika_realloc(t->n_tokens, sizeof(double) * cap);
-                }
-                if (tokens_field) {
-                    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, tokens_field);
-                    t->n_tokens[t->n] = cJSON_IsNumber(tk) ? tk->valuedouble : NAN;
-                }
-                if (pika_strmap_put(&t->id_index, ids, t->n) >= 0) rc = pika_set_error("%s:%lld: duplicate id '%s'", path, (long long)lineno, ids);
-                else {
-                    t->ids[t->n] = pika_strdup(ids);
-                    t->texts[t->n] = pika_strdup(tx->valuestring);
-                    t->n++;
-                }
-            }
-            cJSON_Delete(o);
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    free(txt);
+    textset_ctx c = {t, id_field, text_field, tokens_field, 0};
+    int rc = pika_jsonl_read(path, textset_line, &c, NULL, NULL, NULL) < 0 ? -1 : 0;
     if (!rc && t->n == 0) rc = pika_set_error("%s: no rows", path);
-    if (rc) {
-        pika_textset_free(t); /* only frees: the error message stays */
-    }
+    if (rc) pika_textset_free(t); /* only frees: the error message stays */
     return rc;
 }
 
@@ -289,8 +323,30 @@ static int length_features(char *const *texts, const double *tokens, int64_t n, 
 
 /* ---------------------------------------------------------------- train / predict */
 
-int pika_baseline_train(const char *kind, char *const *texts, const double *tokens, int64_t n, const double *y,
-                        const char *target, const pika_tfidf_opts *to, const pika_fit_opts *o, pika_probe *out, FILE *log) {
+void pika_baseline_opts_default(pika_baseline_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kind = "tfidf";
+    pika_tfidf_opts_default(&o->tfidf);
+    pika_fit_opts_default(&o->fit);
+}
+
+static int baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *bo,
+                          pika_probe *out);
+
+int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *bo,
+                        pika_probe **out) {
+    pika_probe *p = pika_calloc(1, sizeof *p);
+    if (baseline_train(texts, tokens, n, y, bo, p)) { free(p); *out = NULL; return -1; }
+    *out = p;
+    return 0;
+}
+
+static int baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *bo,
+                          pika_probe *out) {
+    const char *kind = bo->kind ? bo->kind : "", *target = bo->target;
+    const pika_tfidf_opts *to = &bo->tfidf;
+    const pika_fit_opts *o = &bo->fit;
+    FILE *log = bo->log;
     memset(out, 0, sizeof *out);
     int is_len = !strcmp(kind, "length");
     if (!is_len && strcmp(kind, "tfidf")) return pika_set_error("unknown baseline '%s' (length or tfidf)", kind);
@@ -361,13 +417,13 @@ int pika_baseline_train(const char *kind, char *const *texts, const double *toke
             cJSON *idf = cJSON_AddArrayToObject(out->extra, "idf");
             for (int j = 0; j < c.d; j++) cJSON_AddItemToArray(idf, cJSON_CreateNumber(c.idf[j]));
         }
-        if (!rc && task == PIKA_TASK_BINARY) {
+        if (!rc && task == PIKA_TARGET_BINARY) {
             rc = pika_platt_fit(oof + (size_t)ba * n, y, n, &out->platt_a, &out->platt_b);
             out->has_platt = rc == 0;
         }
         if (!rc && log)
             fprintf(log, "%s baseline: alpha %g  CV %s %.4f +- %.4f (n=%lld%s)\n", kind, out->alpha,
-                    task == PIKA_TASK_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std, (long long)n,
+                    task == PIKA_TARGET_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std, (long long)n,
                     is_len ? (F == 2 ? ", features n_tokens+n_chars" : ", feature n_chars") : "");
     }
     if (!is_len) ctx_free(&c);
@@ -375,7 +431,7 @@ int pika_baseline_train(const char *kind, char *const *texts, const double *toke
     free(oof);
     free(fold);
     if (rc) {
-        pika_probe_free(out); /* only frees: the error message stays */
+        probe_clear(out); /* only frees: the error message stays */
     }
     return rc;
 }

@@ -178,6 +178,23 @@ static double percentile(const double *v, int m, double q) {
     return v[i] + (pos - i) * (v[i + 1] - v[i]);
 }
 
+/* Range of metric `which` (of a difference of two metrics when diff). */
+static void metric_range(int which, int diff, double *lo, double *hi) {
+    switch (which) {
+    case PIKA_M_AUROC: case PIKA_M_BRIER: case PIKA_M_ECE: *lo = 0; *hi = 1; break;
+    case PIKA_M_SPEARMAN: case PIKA_M_PEARSON: *lo = -1; *hi = 1; break;
+    default: *lo = 0; *hi = INFINITY; break;
+    }
+    if (diff) { double w = *hi - *lo; *lo = -w; *hi = w; }
+}
+
+const char *pika_format_p(double p, int n_boot, char *buf, size_t cap) {
+    if (isnan(p)) snprintf(buf, cap, "p n/a");
+    else if (p <= 0 && n_boot > 0) snprintf(buf, cap, "p < 1/%d", n_boot);
+    else snprintf(buf, cap, "p = %.4f", p);
+    return buf;
+}
+
 double pika_bootstrap_ci(int which, const double *y, const double *s, int64_t n, int n_boot, uint64_t seed,
                          double *lo, double *hi) {
     return pika_paired_bootstrap(which, y, s, NULL, n, n_boot, seed, lo, hi, NULL);
@@ -206,8 +223,15 @@ double pika_paired_bootstrap(int which, const double *y, const double *a, const 
         if (v >= 0) ge++;
     }
     qsort(vals, (size_t)m, sizeof(double), cmp_double);
-    *lo = percentile(vals, m, 2.5);
-    *hi = percentile(vals, m, 97.5);
+    /* median-centered percentile interval: the spread of the bootstrap distribution around its median,
+     * placed around the point estimate (so it always contains it), clipped to the metric's range */
+    double med = percentile(vals, m, 50.0);
+    *lo = est + (percentile(vals, m, 2.5) - med);
+    *hi = est + (percentile(vals, m, 97.5) - med);
+    double rlo, rhi;
+    metric_range(which, b != NULL, &rlo, &rhi);
+    if (*lo < rlo) *lo = rlo;
+    if (*hi > rhi) *hi = rhi;
     if (p) {
         *p = m ? 2.0 * (double)(le < ge ? le : ge) / m : NAN;
         if (*p > 1) *p = 1;

@@ -3,72 +3,15 @@
  * human-vs-model analysis. API in include/pika/report.h. */
 #include "pika/report.h"
 
+#include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
+#include "pika/labels.h"
 #include "pika/util.h"
-
-int pika_eval_load(const char *pred_path, const char *labels_path, const char *target, const char *id_field,
-                   double **y, double **score, double **prob, char ***ids, int64_t *n) {
-    pika_labels P, L;
-    const char *pf[2] = {"score", "prob"};
-    if (pika_labels_read(&P, pred_path, "id", 2, pf, NULL)) return -1;
-    const char *tf[1] = {target};
-    if (pika_labels_read(&L, labels_path, id_field ? id_field : "id", 1, tf, NULL)) { pika_labels_free(&P); return -1; }
-    int64_t *row = pika_malloc(sizeof(int64_t) * P.n);
-    int rc = pika_labels_join(&L, P.ids, P.n, row);
-    if (!rc) {
-        *n = P.n;
-        *y = pika_malloc(sizeof(double) * P.n);
-        *score = pika_malloc(sizeof(double) * P.n);
-        *prob = pika_malloc(sizeof(double) * P.n);
-        if (ids) *ids = pika_malloc(sizeof(char *) * P.n);
-        for (int64_t i = 0; i < P.n; i++) {
-            (*y)[i] = L.vals[row[i]];
-            (*score)[i] = P.vals[i * 2];
-            (*prob)[i] = P.vals[i * 2 + 1];
-            if (ids) (*ids)[i] = pika_strdup(P.ids[i]);
-        }
-    }
-    free(row);
-    pika_labels_free(&P);
-    pika_labels_free(&L);
-    return rc;
-}
-
-int pika_eval_compute(const double *y, const double *score, const double *prob, int64_t n, int task, int n_boot,
-                      uint64_t seed, pika_eval *e) {
-    memset(e, 0, sizeof *e);
-    if (n < 2) return pika_set_error("evaluation needs at least 2 rows");
-    int all01 = 1;
-    for (int64_t i = 0; i < n; i++) all01 &= y[i] == 0 || y[i] == 1;
-    if (task == PIKA_TASK_AUTO) task = all01 ? PIKA_TASK_BINARY : PIKA_TASK_CONTINUOUS;
-    e->task = task;
-    e->n = n;
-    int which[PIKA_M_COUNT];
-    const double *src[PIKA_M_COUNT];
-    int k = 0;
-    if (task == PIKA_TASK_BINARY) {
-        which[k] = PIKA_M_AUROC; src[k++] = score;
-        which[k] = PIKA_M_BRIER; src[k++] = prob;
-        which[k] = PIKA_M_LOGLOSS; src[k++] = prob;
-        which[k] = PIKA_M_ECE; src[k++] = prob;
-        which[k] = PIKA_M_SPEARMAN; src[k++] = score;
-    } else {
-        which[k] = PIKA_M_SPEARMAN; src[k++] = score;
-        which[k] = PIKA_M_PEARSON; src[k++] = score;
-        which[k] = PIKA_M_BRIER; src[k++] = prob;
-    }
-    for (int i = 0; i < k; i++) {
-        int w = which[i];
-        e->has[w] = 1;
-        if (n_boot > 0) e->m[w] = pika_bootstrap_ci(w, y, src[i], n, n_boot, seed, &e->lo[w], &e->hi[w]);
-        else { e->m[w] = pika_metric(w, y, src[i], n); e->lo[w] = e->hi[w] = NAN; }
-    }
-    return 0;
-}
+#include "probe/probe_internal.h"
 
 /* ---------------------------------------------------------------- gnuplot */
 
@@ -112,6 +55,50 @@ static void best_by_layer(const pika_probe *p, double *best, int *bpos, double *
     }
 }
 
+/* "file" and "fingerprint" of a model provenance object (the store's meta.json "model"). */
+static void model_fields(const char *model_json, char *file, size_t fcap, char *fp, size_t pcap) {
+    snprintf(file, fcap, "(not recorded)");
+    snprintf(fp, pcap, "(not recorded)");
+    cJSON *m = model_json ? cJSON_Parse(model_json) : NULL;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, "file"), *g = cJSON_GetObjectItemCaseSensitive(m, "fingerprint");
+    if (cJSON_IsString(f)) snprintf(file, fcap, "%s", f->valuestring);
+    if (cJSON_IsString(g)) snprintf(fp, pcap, "%s", g->valuestring);
+    cJSON_Delete(m);
+}
+
+/* The provenance section: what the probe, the activation store and the labels file record. */
+static void write_provenance(FILE *md, const pika_report_opts *o, const pika_probe *probe) {
+    fprintf(md, "## Provenance\n\n");
+    if (probe) {
+        char file[512], fp[128];
+        model_fields(probe->model_json, file, sizeof file, fp, sizeof fp);
+        fprintf(md, "- model file `%s`, model fingerprint `%s`\n", file, fp);
+        fprintf(md, "- prompt recipe `%s`\n", probe->prompt_json ? probe->prompt_json : "null");
+        fprintf(md, "- activation fingerprint `%s` (model + prompt recipe), d_model %d\n", probe->fingerprint[0] ? probe->fingerprint : "(none)",
+                probe->d_model);
+        fprintf(md, "- probe training: N = %lld rows, %d-fold CV", (long long)probe->n_train, probe->k_folds);
+        if (probe->task == PIKA_TARGET_BINARY) fprintf(md, ", base rate %.4f", probe->pos_rate);
+        if (probe->labels_path) fprintf(md, ", labels `%s`", probe->labels_path);
+        if (probe->split) fprintf(md, ", split `%s`", probe->split);
+        fprintf(md, "\n");
+    }
+    if (o->dataset) fprintf(md, "- dataset `%s`\n", o->dataset);
+    if (o->labels_path) {
+        pika_labels_info li;
+        if (pika_labels_describe(o->labels_path, &li) == 0) {
+            fprintf(md, "- labels `%s`: %lld questions", o->labels_path, (long long)li.n_rows);
+            if (li.models[0]) fprintf(md, ", rollout model %s", li.models);
+            if (li.k_max > 0) {
+                if (li.k_min == li.k_max) fprintf(md, ", k = %d rollouts per question", li.k_max);
+                else fprintf(md, ", k = %d..%d rollouts per question", li.k_min, li.k_max);
+            }
+            if (o->target) fprintf(md, ", target `%s`", o->target);
+            fprintf(md, "\n");
+        }
+    }
+    fprintf(md, "\n");
+}
+
 int pika_report_run(const pika_report_opts *o) {
     if (pika_mkdir_p(o->out_dir)) return -1;
     const char *ext = o->plot_format && !strcmp(o->plot_format, "svg") ? "svg" : "png";
@@ -124,16 +111,17 @@ int pika_report_run(const pika_report_opts *o) {
     pika_probe *bl = pika_calloc((size_t)(o->n_baselines ? o->n_baselines : 1), sizeof(pika_probe));
     int nb = 0;
     if (o->probe_path) {
-        if (pika_probe_load(&probe, o->probe_path)) { fclose(md); free(bl); return -1; }
+        if (probe_load_into(&probe, o->probe_path)) { fclose(md); free(bl); return -1; }
         have_probe = 1;
     }
     for (int i = 0; i < o->n_baselines; i++, nb++)
-        if (pika_probe_load(&bl[i], o->baseline_paths[i])) { rc = -1; break; }
-    const char *metric = have_probe && probe.task == PIKA_TASK_CONTINUOUS ? "Spearman" : "AUROC";
+        if (probe_load_into(&bl[i], o->baseline_paths[i])) { rc = -1; break; }
+    const char *metric = have_probe && probe.task == PIKA_TARGET_CONTINUOUS ? "Spearman" : "AUROC";
+    if (!rc) write_provenance(md, o, have_probe ? &probe : NULL);
     if (!rc && have_probe) {
         fprintf(md, "## Probe selection (cross-validation on the training split only)\n\n");
         fprintf(md, "- target `%s` (%s), %lld training rows, %d-fold stratified CV, seed %llu, standardize %s, intercept %s\n",
-                probe.target, probe.task == PIKA_TASK_BINARY ? "binary → L2 logistic regression" : "continuous → ridge",
+                probe.target, probe.task == PIKA_TARGET_BINARY ? "binary → L2 logistic regression" : "continuous → ridge",
                 (long long)probe.n_train, probe.k_folds, (unsigned long long)probe.seed, probe.standardize ? "on" : "off",
                 probe.intercept ? "on" : "off");
         fprintf(md, "- selected: **layer %d, position %d, α = %g**, CV %s %.4f ± %.4f\n", probe.layer, probe.position,
@@ -186,7 +174,7 @@ int pika_report_run(const pika_report_opts *o) {
     }
     /* test predictions */
     if (!rc && o->n_preds > 0) {
-        fprintf(md, "\n## Test-split evaluation\n\nBootstrap 95%% CIs: %d resamples, seed %llu.\n\n", o->n_boot, (unsigned long long)o->seed);
+        fprintf(md, "\n## Test-split evaluation\n\nBootstrap 95%% CIs: %d resamples, seed %llu, median-centered percentile intervals (they contain the estimate).\n\n", o->n_boot, (unsigned long long)o->seed);
         double **Y = pika_calloc((size_t)o->n_preds, sizeof(double *)), **S = pika_calloc((size_t)o->n_preds, sizeof(double *)),
                **Pp = pika_calloc((size_t)o->n_preds, sizeof(double *));
         int64_t *N = pika_calloc((size_t)o->n_preds, sizeof(int64_t));
@@ -194,43 +182,37 @@ int pika_report_run(const pika_report_opts *o) {
         char ***ids = pika_calloc((size_t)o->n_preds, sizeof(char **));
         for (int i = 0; i < o->n_preds && !rc; i++) {
             rc = pika_eval_load(o->pred_paths[i], o->labels_path, o->target, o->id_field, &Y[i], &S[i], &Pp[i], &ids[i], &N[i]);
-            if (!rc) rc = pika_eval_compute(Y[i], S[i], Pp[i], N[i], PIKA_TASK_AUTO, o->n_boot, o->seed, &E[i]);
+            if (!rc) rc = pika_eval_compute(Y[i], S[i], Pp[i], N[i], PIKA_TARGET_AUTO, o->n_boot, o->seed, &E[i]);
         }
         if (!rc) {
-            fprintf(md, "| predictor | n |");
+            int bin = E[0].task == PIKA_TARGET_BINARY;
+            fprintf(md, "| predictor | n |%s", bin ? " base rate |" : "");
             for (int w = 0; w < PIKA_M_COUNT; w++)
                 if (E[0].has[w]) fprintf(md, " %s |", mname(w));
-            fprintf(md, "\n|---|---:|");
+            fprintf(md, "\n|---|---:|%s", bin ? "---:|" : "");
             for (int w = 0; w < PIKA_M_COUNT; w++)
                 if (E[0].has[w]) fprintf(md, "---:|");
             fprintf(md, "\n");
             for (int i = 0; i < o->n_preds; i++) {
                 fprintf(md, "| %s | %lld |", o->pred_names[i], (long long)N[i]);
+                if (E[0].task == PIKA_TARGET_BINARY) fprintf(md, " %.4f |", E[i].base_rate);
                 for (int w = 0; w < PIKA_M_COUNT; w++)
                     if (E[0].has[w]) fprintf(md, " %.4f [%.4f, %.4f] |", E[i].m[w], E[i].lo[w], E[i].hi[w]);
                 fprintf(md, "\n");
             }
             /* paired tests of the first vs the others (rows aligned by id) */
-            int pm = E[0].task == PIKA_TASK_BINARY ? PIKA_M_AUROC : PIKA_M_SPEARMAN;
             for (int i = 1; i < o->n_preds; i++) {
-                pika_strmap m;
-                pika_strmap_init(&m);
-                for (int64_t r = 0; r < N[i]; r++) pika_strmap_put(&m, ids[i][r], r);
-                double *yy = pika_malloc(sizeof(double) * N[0]), *a = pika_malloc(sizeof(double) * N[0]), *b = pika_malloc(sizeof(double) * N[0]);
-                int64_t k = 0;
-                for (int64_t r = 0; r < N[0]; r++) {
-                    int64_t j = pika_strmap_get(&m, ids[0][r]);
-                    if (j < 0) continue;
-                    yy[k] = Y[0][r]; a[k] = S[0][r]; b[k++] = S[i][j];
+                pika_paired pp;
+                char pb[64];
+                if (pika_eval_paired(E[0].task, Y[0], ids[0], S[0], N[0], ids[i], S[i], N[i], o->n_boot, o->seed, &pp)) {
+                    fprintf(md, "\nPaired bootstrap, %s − %s: %s\n", o->pred_names[0], o->pred_names[i], pika_last_error());
+                    continue;
                 }
-                double lo, hi, p;
-                double dlt = pika_paired_bootstrap(pm, yy, a, b, k, o->n_boot, o->seed, &lo, &hi, &p);
-                fprintf(md, "\nPaired bootstrap, %s − %s (%s, %lld shared rows): Δ = %+.4f, 95%% CI [%+.4f, %+.4f], p = %.4f\n",
-                        o->pred_names[0], o->pred_names[i], mname(pm), (long long)k, dlt, lo, hi, p);
-                free(yy); free(a); free(b);
-                pika_strmap_free(&m);
+                fprintf(md, "\nPaired bootstrap, %s − %s (%s, %lld shared rows): Δ = %+.4f, 95%% CI [%+.4f, %+.4f], %s\n",
+                        o->pred_names[0], o->pred_names[i], mname(pp.metric), (long long)pp.n, pp.delta, pp.lo, pp.hi,
+                        pika_format_p(pp.p, pp.n_boot, pb, sizeof pb));
             }
-            if (E[0].task == PIKA_TASK_BINARY) {
+            if (E[0].task == PIKA_TARGET_BINARY) {
                 FILE *f = open_in(o->out_dir, "reliability.dat");
                 if (f) {
                     fprintf(f, "# series bin count mean_prob frac_positive\n");
@@ -268,36 +250,48 @@ int pika_report_run(const pika_report_opts *o) {
     }
     if (!gp_ok) fprintf(md, "\n> gnuplot failed or is not installed: the plot data (*.dat) and scripts (*.gp) are in this folder.\n");
     fclose(md);
-    if (have_probe) pika_probe_free(&probe);
-    for (int i = 0; i < nb; i++) pika_probe_free(&bl[i]);
+    if (have_probe) probe_clear(&probe);
+    for (int i = 0; i < nb; i++) probe_clear(&bl[i]);
     free(bl);
     return rc;
 }
 
 /* ---------------------------------------------------------------- difficulty */
 
-int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
-                        const char *human_name, const char *success_name, const int32_t *layers, int n_layers,
-                        const int32_t *positions, int n_pos, const pika_fit_opts *o, int n_boot, const char *out_dir,
-                        FILE *out) {
+void pika_difficulty_opts_default(pika_difficulty_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->human_name = "human";
+    o->success_name = "success";
+    pika_fit_opts_default(&o->fit);
+    o->n_boot = 1000;
+}
+
+static int difficulty_md(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
+                         const pika_difficulty_opts *D, FILE *out) {
+    const char *human_name = D->human_name, *success_name = D->success_name, *out_dir = D->out_dir;
+    const pika_fit_opts *o = &D->fit;
+    int n_boot = D->n_boot;
     double lo, hi;
     double rho = pika_bootstrap_ci(PIKA_M_SPEARMAN, success, human, n, n_boot, o->seed, &lo, &hi);
     pika_probe ph, ps;
     double *oof_h = pika_malloc(sizeof(double) * n), *oof_s = pika_malloc(sizeof(double) * n);
-    pika_fit_opts oh = *o;
-    oh.task = PIKA_TASK_CONTINUOUS;
-    if (pika_probe_train_ex(a, rows, n, human, human_name, layers, n_layers, positions, n_pos, &oh, &ph, NULL, oof_h)) {
+    pika_probe_train_opts th = {.target = human_name, .layers = D->layers, .n_layers = D->n_layers, .positions = D->positions,
+                                .n_pos = D->n_pos, .fit = *o, .oof_out = oof_h};
+    th.fit.task = PIKA_TARGET_CONTINUOUS;
+    if (probe_train_into(a, rows, n, human, &th, &ph)) {
         free(oof_h); free(oof_s);
         return -1;
     }
-    pika_fit_opts os = *o;
-    os.task = PIKA_TASK_AUTO;
-    if (pika_probe_train_ex(a, rows, n, success, success_name, layers, n_layers, positions, n_pos, &os, &ps, NULL, oof_s)) {
-        pika_probe_free(&ph);
+    pika_probe_train_opts ts = th;
+    ts.target = success_name;
+    ts.fit.task = PIKA_TARGET_AUTO;
+    ts.oof_out = oof_s;
+    if (probe_train_into(a, rows, n, success, &ts, &ps)) {
+        probe_clear(&ph);
         free(oof_h); free(oof_s);
         return -1;
     }
-    int sbin = ps.task == PIKA_TASK_BINARY;
+    int sbin = ps.task == PIKA_TARGET_BINARY;
     /* cross prediction (out-of-fold scores; higher human rating = harder, so its score is negated) */
     double *neg = pika_malloc(sizeof(double) * n);
     for (int64_t i = 0; i < n; i++) neg[i] = -oof_h[i];
@@ -345,7 +339,25 @@ int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const doub
         } else rc = -1;
     }
     free(bh); free(bs); free(neg); free(oof_h); free(oof_s);
-    pika_probe_free(&ph);
-    pika_probe_free(&ps);
+    probe_clear(&ph);
+    probe_clear(&ps);
+    return rc;
+}
+
+int pika_difficulty_run(pika_acts *a, const int64_t *rows, int64_t n, const double *human, const double *success,
+                        const pika_difficulty_opts *o) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem) return pika_set_error("out of memory");
+    int rc = difficulty_md(a, rows, n, human, success, o, mem);
+    fclose(mem);
+    if (!rc && o->out_dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/difficulty.md", o->out_dir);
+        rc = pika_write_file_atomic(path, buf, len);
+    }
+    if (!rc && o->out) fwrite(buf, 1, len, o->out);
+    free(buf);
     return rc;
 }

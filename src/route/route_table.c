@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pika/acts.h"
+#include "pika/labels.h"
 #include "pika/route.h"
 #include "pika/util.h"
 

@@ -1,0 +1,108 @@
+/* test_cpu.c — the one CPU-feature check (pika_simd_* in util.h, used by quant.c, gemm.c, model.c),
+ * the PIKA_SIMD environment cap, and that building a context / running a forward pass leaves the
+ * process-wide OpenBLAS thread count as the caller set it. */
+#include <cblas.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pika/gemm.h"
+#include "pika/gguf_write.h"
+#include "pika/model.h"
+#include "pika/quant.h"
+#include "pika/util.h"
+#include "test.h"
+
+static void test_simd_levels(void) {
+    CHECK(pika_simd_parse("avx512") == PIKA_SIMD_AVX512 && pika_simd_parse("avx2") == PIKA_SIMD_AVX2 &&
+              pika_simd_parse("scalar") == PIKA_SIMD_SCALAR && pika_simd_parse("auto") == -1 && pika_simd_parse(NULL) == -1 &&
+              pika_simd_parse("neon") == -2, "parse");
+    int det = pika_simd_detected();
+    printf("detected SIMD level: %s\n", pika_simd_name(det));
+    CHECK(pika_simd_level() == det, "no override: level = detected");
+    CHECK(!strcmp(pika_simd_path(), pika_simd_name(det)), "quant reports the same level: %s", pika_simd_path());
+    CHECK(pika_sgemm_nt_avx512() == (det == PIKA_SIMD_AVX512), "gemm follows the same check");
+    CHECK(pika_simd_override(PIKA_SIMD_SCALAR) == 0 && pika_simd_level() == PIKA_SIMD_SCALAR, "override scalar");
+    CHECK(!strcmp(pika_simd_path(), "scalar") && !pika_sgemm_nt_avx512(), "quant and gemm both scalar");
+    CHECK(pika_simd_override(-1) == 0 && pika_simd_level() == det, "cleared");
+    if (det < PIKA_SIMD_AVX512) CHECK(pika_simd_override(PIKA_SIMD_AVX512) == -1, "above the CPU is an error");
+    CHECK(pika_simd_override(7) == -1, "unknown level");
+}
+
+/* PIKA_SIMD is read once per process: check it in a child that sets it before anything asks. */
+static int child_level(const char *env) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("PIKA_SIMD", env, 1);
+        int lv = pika_simd_level();
+        int ok = !strcmp(pika_simd_path(), pika_simd_name(lv)) && pika_sgemm_nt_avx512() == (lv == PIKA_SIMD_AVX512);
+        _exit(ok ? 10 + lv : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) - 10 : -99;
+}
+
+/* Runs first: the parent has not detected yet, so each child detects on its own. */
+static void test_simd_env(void) {
+    int det = child_level("auto");
+    CHECK(child_level("scalar") == PIKA_SIMD_SCALAR, "PIKA_SIMD=scalar");
+    CHECK(child_level("avx2") == (det < PIKA_SIMD_AVX2 ? det : PIKA_SIMD_AVX2), "PIKA_SIMD=avx2");
+    CHECK(child_level("avx512") == det, "PIKA_SIMD=avx512 (never above the CPU)");
+    CHECK(child_level("bogus") == det, "unknown value = auto");
+}
+
+static void write_tiny(const char *path) {
+    const int E = 16, H = 2, Hkv = 1, D = 8, F = 32, V = 20;
+    pika_gguf_writer *w = pika_gguf_writer_new();
+    pika_gguf_set_str(w, "general.architecture", "llama");
+    pika_gguf_set_u32(w, "llama.embedding_length", E);
+    pika_gguf_set_u32(w, "llama.block_count", 1);
+    pika_gguf_set_u32(w, "llama.attention.head_count", H);
+    pika_gguf_set_u32(w, "llama.attention.head_count_kv", Hkv);
+    pika_gguf_set_u32(w, "llama.feed_forward_length", F);
+    pika_gguf_set_u32(w, "llama.context_length", 64);
+    pika_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    float buf[4096];
+    uint64_t x = 7;
+    struct { const char *name; int64_t ne0, ne1; } t[] = {
+        {"token_embd.weight", E, V}, {"blk.0.attn_q.weight", E, H * D}, {"blk.0.attn_k.weight", E, Hkv * D},
+        {"blk.0.attn_v.weight", E, Hkv * D}, {"blk.0.attn_output.weight", H * D, E}, {"blk.0.ffn_gate.weight", E, F},
+        {"blk.0.ffn_up.weight", E, F}, {"blk.0.ffn_down.weight", F, E}, {"output.weight", E, V},
+        {"blk.0.attn_norm.weight", E, 0}, {"blk.0.ffn_norm.weight", E, 0}, {"output_norm.weight", E, 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int64_t ne[2] = {t[i].ne0, t[i].ne1 ? t[i].ne1 : 1};
+        for (int64_t k = 0; k < ne[0] * ne[1]; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            buf[k] = (float)((double)(x >> 11) / 9007199254740992.0 - 0.5);
+        }
+        pika_gguf_add_tensor(w, t[i].name, 0, t[i].ne1 ? 2 : 1, ne, buf);
+    }
+    pika_gguf_writer_write(w, path);
+    pika_gguf_writer_free(w);
+}
+
+static void test_no_blas_side_effect(void) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/tiny.gguf", test_tmpdir());
+    write_tiny(p);
+    pika_model *m = pika_model_load(p);
+    REQUIRE(m, "%s", pika_last_error());
+    openblas_set_num_threads(3);
+    int before = openblas_get_num_threads();
+    if (before != 3) { pika_model_free(m); SKIP_TEST("*** OpenBLAS here cannot run 3 threads (%d) ***", before); }
+    pika_ctx *c = pika_ctx_new(m, 2);
+    CHECK(openblas_get_num_threads() == 3, "pika_ctx_new changed the OpenBLAS thread count to %d", openblas_get_num_threads());
+    int32_t ids[6] = {1, 5, 9, 3, 17, 2};
+    REQUIRE(pika_forward(c, ids, 6, NULL) == 0, "%s", pika_last_error());
+    CHECK(openblas_get_num_threads() == 3, "pika_forward left the OpenBLAS thread count at %d", openblas_get_num_threads());
+    pika_ctx_free(c);
+    pika_model_free(m);
+}
+
+int main(void) {
+    RUN(test_simd_env);
+    RUN(test_simd_levels);
+    RUN(test_no_blas_side_effect);
+    return test_summary("cpu");
+}
