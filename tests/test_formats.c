@@ -6,6 +6,7 @@
 
 #include "pika/dataset.h"
 #include "pika/labels.h"
+#include "pika/rollout.h"
 #include "pika/util.h"
 #include "test.h"
 

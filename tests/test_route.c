@@ -324,7 +324,7 @@ static void test_reader(void) {
                       "3", "id 'b' has no row for arm 'l'");
     expect_read_error(dir, "dup.jsonl", ROW("a", "s", "0.5", "1", "test") ROW("a", "s", "0.6", "1", "test"), "2", "duplicate row for id 'a'");
     expect_read_error(dir, "p.jsonl", ROW("a", "s", "0.5", "1", "test") ROW("a", "l", "1.5", "1", "test"), "2", "\"p\"");
-    expect_read_error(dir, "nan.jsonl", ROW("a", "s", "NaN", "1", "test"), "1", "not a JSON object");
+    expect_read_error(dir, "nan.jsonl", ROW("a", "s", "NaN", "1", "test"), "1", "malformed JSON");
     expect_read_error(dir, "split.jsonl", "\n" ROW("a", "s", "0.5", "1", "dev"), "2", "\"split\"");
     expect_read_error(dir, "corr.jsonl", ROW("a", "s", "0.5", "2", "test"), "1", "\"correct\"");
     expect_read_error(dir, "mix.jsonl", ROW("a", "s", "0.5", "1", "test") ROW("a", "l", "0.5", "1", "val"), "2", "split 'val' here");

@@ -82,6 +82,7 @@ pika_lines *pika_lines_open(const char *path); /* "-" = stdin */
 /* 1 = *line set (valid until the next call), 0 = end of file, -1 = read error. */
 int pika_lines_next(pika_lines *r, char **line, size_t *len);
 long pika_lines_lineno(const pika_lines *r); /* 1-based number of the last line returned */
+int pika_lines_torn(const pika_lines *r);   /* 1 when the last line returned had no newline after it */
 void pika_lines_close(pika_lines *r);
 
 /* (pika_utf8_valid, used to check lines, is in util.h) */
@@ -109,6 +110,11 @@ typedef int (*pika_jsonl_fn)(void *obj, const char *path, long lineno, void *ctx
 typedef void (*pika_jsonl_bad_fn)(const char *message, void *bad_ctx);
 int64_t pika_jsonl_read(const char *path, pika_jsonl_fn fn, void *ctx, pika_jsonl_bad_fn bad, void *bad_ctx,
                         int64_t *n_objects);
+/* The same with flags: PIKA_JSONL_SKIP_TORN_TAIL ignores a last line that has no newline after it (the
+ * line a run killed by SIGKILL was writing; resumable writers end every line with '\n'). */
+enum { PIKA_JSONL_SKIP_TORN_TAIL = 1 };
+int64_t pika_jsonl_read_ex(const char *path, int flags, pika_jsonl_fn fn, void *ctx, pika_jsonl_bad_fn bad,
+                           void *bad_ctx, int64_t *n_objects);
 
 /* Read a CSV file (RFC 4180: quotes, "" escapes, newlines inside quotes, CRLF). Returns the number of
  * records (header included) or -1. *cells[r][c] malloc'ed; *ncols[r] per record. */

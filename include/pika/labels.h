@@ -126,14 +126,5 @@ typedef struct {
 } pika_labels_info;
 int pika_labels_describe(const char *path, pika_labels_info *info);
 
-/* ---- graded rollouts (input of `pika labels`) ----
- * Each line needs id (pika_json_id) and correct (bool, or a number: non-zero = true); tokens_in /
- * tokens_out are non-negative integers (absent = 0), model / answer strings or null, sample a number
- * (absent = line order). Bad lines: with bad == NULL the first one is an error; otherwise each is
- * passed to bad(message, bad_ctx) and skipped (*n_bad counts them). No rollout at all is an error
- * ("no graded rollouts"). *out is malloc'ed; free with pika_rollouts_graded_free. */
-int pika_rollouts_read_graded(const char *path, pika_rollout **out, int *n_out, void (*bad)(const char *msg, void *bad_ctx),
-                              void *bad_ctx, int64_t *n_bad);
-void pika_rollouts_graded_free(pika_rollout *r, int n);
 
 #endif

@@ -16,6 +16,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "pika/labels.h"
+
 /* One rollout line. */
 typedef struct {
     char *id;
@@ -44,6 +46,16 @@ int pika_rollout_rec_parse(const cJSON *o, pika_rollout_rec *r);
  * pika_rollouts_free. 0, or -1 + error "path:line: what". */
 int pika_rollouts_read(const char *path, int ignore_torn_tail, pika_rollout_rec **rows, int64_t *n);
 void pika_rollouts_free(pika_rollout_rec *rows, int64_t n);
+
+/* ---- graded rollouts (input of `pika labels`), read into labels.h's pika_rollout ----
+ * Each line needs id (pika_json_id) and correct (bool, or a number: non-zero = true); tokens_in /
+ * tokens_out are non-negative integers (absent = 0), model / answer strings or null, sample a number
+ * (absent = line order). Bad lines: with bad == NULL the first one is an error; otherwise each is
+ * passed to bad(message, bad_ctx) and skipped (*n_bad counts them). No rollout at all is an error
+ * ("no graded rollouts"). *out is malloc'ed; free with pika_rollouts_graded_free. */
+int pika_rollouts_read_graded(const char *path, pika_rollout **out, int *n_out, void (*bad)(const char *msg, void *bad_ctx),
+                              void *bad_ctx, int64_t *n_bad);
+void pika_rollouts_graded_free(pika_rollout *r, int n);
 
 /* FILE.meta.json for a rollouts path (malloc'ed). */
 char *pika_rollouts_meta_path(const char *path);

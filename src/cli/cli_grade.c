@@ -11,6 +11,7 @@
 #include "pika/dataset.h"
 #include "pika/grade.h"
 #include "pika/labels.h"
+#include "pika/rollout.h"
 #include "pika/util.h"
 
 static const char DATA_FLAGS[] =

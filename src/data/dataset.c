@@ -21,6 +21,7 @@ struct pika_lines {
     char *buf;         /* read buffer: bytes [pos, end) not yet returned */
     size_t cap, pos, end;
     int eof;
+    int torn;          /* the last line returned had no '\n' after it */
     long lineno;
     char *path;
 };
@@ -49,6 +50,7 @@ int pika_lines_next(pika_lines *r, char **line, size_t *len) {
             size_t n = nl ? (size_t)(nl - (r->buf + r->pos)) : r->end - r->pos;
             char *l = r->buf + r->pos;
             r->pos += n + (nl ? 1 : 0);
+            r->torn = !nl;
             if (n > 0 && l[n - 1] == '\r') n--;
             l[n] = 0; /* overwrites the '\n' (or the spare byte at the end of the buffer) */
             r->lineno++;
@@ -82,6 +84,7 @@ int pika_lines_next(pika_lines *r, char **line, size_t *len) {
 }
 
 long pika_lines_lineno(const pika_lines *r) { return r->lineno; }
+int pika_lines_torn(const pika_lines *r) { return r->torn; }
 
 void pika_lines_close(pika_lines *r) {
     if (!r) return;
@@ -144,6 +147,11 @@ const char *pika_json_id(const void *vv, char buf[40]) {
 
 int64_t pika_jsonl_read(const char *path, pika_jsonl_fn fn, void *ctx, pika_jsonl_bad_fn bad, void *bad_ctx,
                         int64_t *n_objects) {
+    return pika_jsonl_read_ex(path, 0, fn, ctx, bad, bad_ctx, n_objects);
+}
+
+int64_t pika_jsonl_read_ex(const char *path, int flags, pika_jsonl_fn fn, void *ctx, pika_jsonl_bad_fn bad,
+                           void *bad_ctx, int64_t *n_objects) {
     if (n_objects) *n_objects = 0;
     pika_lines *lr = pika_lines_open(path);
     if (!lr) return -1;
@@ -156,6 +164,7 @@ int64_t pika_jsonl_read(const char *path, pika_jsonl_fn fn, void *ctx, pika_json
         while (k < len && isspace((unsigned char)line[k])) k++;
         if (k == len) continue;
         long ln = pika_lines_lineno(lr);
+        if ((flags & PIKA_JSONL_SKIP_TORN_TAIL) && pika_lines_torn(lr)) break; /* a run killed mid-write */
         cJSON *j = pika_json_parse_line(line, len, path, ln);
         int ok = j && fn(j, path, ln, ctx) >= 0;
         cJSON_Delete(j);

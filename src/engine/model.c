@@ -86,12 +86,6 @@ static int get_vector(pika_model *m, const char *name, int64_t n, int required, 
     return 0;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ull; }
-    return h;
-}
-
 static int load_hparams(pika_model *m) {
     pika_hparams *hp = &m->hp;
     char *arch = pika_gguf_get_string(m->g, "general.architecture");
@@ -196,15 +190,15 @@ pika_model *pika_model_load(const char *path) {
     }
     free(factors);
 
-    uint64_t h = 1469598103934665603ull;
-    for (uint64_t i = 0; i < m->g->n_kv; i++) h = fnv1a(h, m->g->kv[i].key.ptr, (size_t)m->g->kv[i].key.len);
+    uint64_t h = PIKA_HASH_SEED;
+    for (uint64_t i = 0; i < m->g->n_kv; i++) h = pika_hash_bytes(m->g->kv[i].key.ptr, (size_t)m->g->kv[i].key.len, h);
     for (uint64_t i = 0; i < m->g->n_tensors; i++) {
         const pika_gguf_tensor *t = &m->g->tensors[i];
-        h = fnv1a(h, t->name, strlen(t->name));
-        h = fnv1a(h, t->ne, sizeof t->ne);
-        h = fnv1a(h, &t->type, sizeof t->type);
+        h = pika_hash_bytes(t->name, strlen(t->name), h);
+        h = pika_hash_bytes(t->ne, sizeof t->ne, h);
+        h = pika_hash_bytes(&t->type, sizeof t->type, h);
         /* a sample of the weights themselves: first 64 bytes of every tensor */
-        h = fnv1a(h, t->data, t->nbytes < 64 ? (size_t)t->nbytes : 64);
+        h = pika_hash_bytes(t->data, t->nbytes < 64 ? (size_t)t->nbytes : 64, h);
     }
     snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
     return m;

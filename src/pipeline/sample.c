@@ -19,8 +19,7 @@ void pika_rollout_opts_default(pika_rollout_opts *o) {
 }
 
 uint64_t pika_rollout_seed(uint64_t seed, const char *id, int sample) {
-    uint64_t h = 1469598103934665603ull ^ seed;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++) { h ^= *p; h *= 1099511628211ull; }
+    uint64_t h = pika_hash_bytes(id, strlen(id), PIKA_HASH_SEED ^ seed);
     h ^= (uint64_t)sample + 0x9e3779b97f4a7c15ull;
     h *= 1099511628211ull;
     return h;

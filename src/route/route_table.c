@@ -5,21 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pika/acts.h"
+#include "pika/dataset.h"
 #include "pika/labels.h"
 #include "pika/route.h"
 #include "pika/util.h"
-
-/* id as a string: strings as is, integers printed; NULL when neither */
-static char *json_id(const cJSON *v) {
-    if (cJSON_IsString(v) && v->valuestring[0]) return pika_strdup(v->valuestring);
-    if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9e15) {
-        char b[32];
-        snprintf(b, sizeof b, "%lld", (long long)v->valuedouble);
-        return pika_strdup(b);
-    }
-    return NULL;
-}
 
 static int json_num(const cJSON *o, const char *k, int allow_bool, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -36,105 +25,90 @@ typedef struct {
     int64_t line;
 } raw_row;
 
+typedef struct {
+    pika_strmap ids;
+    char *arms[PIKA_ROUTE_MAX_ARMS];
+    int n_arms;
+    char **qid;
+    int8_t *qsplit;
+    int64_t *qline, nq, qcap;
+    raw_row *rows;
+    int64_t nr, rcap;
+} table_ctx;
+
+/* One table row (obj from the one JSONL reader): validate, intern its arm and id, append. */
+static int table_line(void *obj, const char *path, long lineno, void *vc) {
+    table_ctx *c = vc;
+    const cJSON *o = obj;
+    long long line = lineno;
+    char idb[40];
+    const char *id = pika_json_id(cJSON_GetObjectItemCaseSensitive(o, "id"), idb);
+    const cJSON *arm = cJSON_GetObjectItemCaseSensitive(o, "arm");
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "split");
+    raw_row r = {0};
+    r.line = line;
+    r.tin = r.tout = NAN;
+    const char *bad = NULL;
+    int k;
+    if (!id) bad = "\"id\" must be a non-empty string or a number";
+    else if (!cJSON_IsString(arm) || !arm->valuestring[0]) bad = "\"arm\" must be a non-empty string";
+    else if (json_num(o, "p", 0, &r.p) != 1 || r.p < 0 || r.p > 1) bad = "\"p\" must be a finite number in [0,1]";
+    else if (json_num(o, "correct", 1, &r.correct) != 1 || r.correct < 0 || r.correct > 1)
+        bad = "\"correct\" must be a boolean or a number in [0,1]";
+    else if (json_num(o, "cost", 0, &r.cost) != 1 || r.cost < 0) bad = "\"cost\" must be a finite number >= 0";
+    else if (!cJSON_IsString(sp) || pika_route_split_parse(sp->valuestring, 0) < 0)
+        bad = "\"split\" must be \"train\", \"val\" or \"test\"";
+    else if ((k = json_num(o, "tokens_in", 0, &r.tin)) < 0 || (k == 1 && r.tin < 0)) bad = "\"tokens_in\" must be a number >= 0";
+    else if ((k = json_num(o, "tokens_out", 0, &r.tout)) < 0 || (k == 1 && r.tout < 0)) bad = "\"tokens_out\" must be a number >= 0";
+    else if ((k = json_num(o, "reader_cost", 0, &r.reader)) < 0 || (k == 1 && r.reader < 0)) bad = "\"reader_cost\" must be a number >= 0";
+    if (bad) return pika_set_error("%s:%lld: %s", path, line, bad);
+    int a = 0;
+    while (a < c->n_arms && strcmp(c->arms[a], arm->valuestring)) a++;
+    if (a == c->n_arms) {
+        if (c->n_arms == PIKA_ROUTE_MAX_ARMS) return pika_set_error("%s:%lld: more than %d arms", path, line, PIKA_ROUTE_MAX_ARMS);
+        c->arms[c->n_arms++] = pika_strdup(arm->valuestring);
+    }
+    r.arm = a;
+    int split = pika_route_split_parse(sp->valuestring, 0);
+    int64_t q = pika_strmap_get(&c->ids, id);
+    if (q < 0) {
+        if (c->nq == c->qcap) {
+            c->qcap = c->qcap ? c->qcap * 2 : 256;
+            c->qid = pika_realloc(c->qid, sizeof(char *) * (size_t)c->qcap);
+            c->qsplit = pika_realloc(c->qsplit, (size_t)c->qcap);
+            c->qline = pika_realloc(c->qline, sizeof(int64_t) * (size_t)c->qcap);
+        }
+        q = c->nq++;
+        c->qid[q] = pika_strdup(id);
+        c->qsplit[q] = (int8_t)split;
+        c->qline[q] = line;
+        pika_strmap_put(&c->ids, id, q);
+    } else if (c->qsplit[q] != split) {
+        return pika_set_error("%s:%lld: id '%s' has split '%s' here but '%s' on line %lld", path, line, c->qid[q],
+                              sp->valuestring, pika_route_split_name(c->qsplit[q]), (long long)c->qline[q]);
+    }
+    r.q = q;
+    if (c->nr == c->rcap) {
+        c->rcap = c->rcap ? c->rcap * 2 : 1024;
+        c->rows = pika_realloc(c->rows, sizeof(raw_row) * (size_t)c->rcap);
+    }
+    c->rows[c->nr++] = r;
+    return 0;
+}
+
 int pika_route_table_read(const char *path, pika_route_table *t) {
     memset(t, 0, sizeof *t);
-    size_t len;
-    char *txt = pika_read_file(path, &len);
-    if (!txt) return -1;
-    pika_strmap ids;
-    pika_strmap_init(&ids);
-    char *arms[PIKA_ROUTE_MAX_ARMS];
-    int n_arms = 0;
-    char **qid = NULL;
-    int8_t *qsplit = NULL;
-    int64_t *qline = NULL, nq = 0, qcap = 0;
-    raw_row *rows = NULL;
-    int64_t nr = 0, rcap = 0;
+    table_ctx c;
+    memset(&c, 0, sizeof c);
+    pika_strmap_init(&c.ids);
     int rc = -1;
-    int64_t line = 0;
-    char *s = txt;
-    while (*s) {
-        char *e = strchr(s, '\n');
-        if (e) *e = 0;
-        line++;
-        char *ln = s;
-        s = e ? e + 1 : s + strlen(s);
-        while (*ln == ' ' || *ln == '\t' || *ln == '\r') ln++;
-        if (!*ln) continue;
-        cJSON *o = cJSON_Parse(ln);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            pika_set_error("%s:%lld: not a JSON object (NaN and Infinity are not JSON)", path, (long long)line);
-            goto done;
-        }
-        char *id = json_id(cJSON_GetObjectItemCaseSensitive(o, "id"));
-        const cJSON *arm = cJSON_GetObjectItemCaseSensitive(o, "arm");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "split");
-        raw_row r = {0};
-        r.line = line;
-        r.tin = r.tout = NAN;
-        const char *bad = NULL;
-        int k;
-        if (!id) bad = "\"id\" must be a non-empty string or an integer";
-        else if (!cJSON_IsString(arm) || !arm->valuestring[0]) bad = "\"arm\" must be a non-empty string";
-        else if (json_num(o, "p", 0, &r.p) != 1 || r.p < 0 || r.p > 1) bad = "\"p\" must be a finite number in [0,1]";
-        else if (json_num(o, "correct", 1, &r.correct) != 1 || r.correct < 0 || r.correct > 1)
-            bad = "\"correct\" must be a boolean or a number in [0,1]";
-        else if (json_num(o, "cost", 0, &r.cost) != 1 || r.cost < 0) bad = "\"cost\" must be a finite number >= 0";
-        else if (!cJSON_IsString(sp) || pika_route_split_parse(sp->valuestring, 0) < 0)
-            bad = "\"split\" must be \"train\", \"val\" or \"test\"";
-        else if ((k = json_num(o, "tokens_in", 0, &r.tin)) < 0 || (k == 1 && r.tin < 0)) bad = "\"tokens_in\" must be a number >= 0";
-        else if ((k = json_num(o, "tokens_out", 0, &r.tout)) < 0 || (k == 1 && r.tout < 0)) bad = "\"tokens_out\" must be a number >= 0";
-        else if ((k = json_num(o, "reader_cost", 0, &r.reader)) < 0 || (k == 1 && r.reader < 0)) bad = "\"reader_cost\" must be a number >= 0";
-        if (bad) {
-            pika_set_error("%s:%lld: %s", path, (long long)line, bad);
-            free(id);
-            cJSON_Delete(o);
-            goto done;
-        }
-        int a = 0;
-        while (a < n_arms && strcmp(arms[a], arm->valuestring)) a++;
-        if (a == n_arms) {
-            if (n_arms == PIKA_ROUTE_MAX_ARMS) {
-                pika_set_error("%s:%lld: more than %d arms", path, (long long)line, PIKA_ROUTE_MAX_ARMS);
-                free(id);
-                cJSON_Delete(o);
-                goto done;
-            }
-            arms[n_arms++] = pika_strdup(arm->valuestring);
-        }
-        r.arm = a;
-        int split = pika_route_split_parse(sp->valuestring, 0);
-        int64_t q = pika_strmap_get(&ids, id);
-        if (q < 0) {
-            if (nq == qcap) {
-                qcap = qcap ? qcap * 2 : 256;
-                qid = pika_realloc(qid, sizeof(char *) * (size_t)qcap);
-                qsplit = pika_realloc(qsplit, (size_t)qcap);
-                qline = pika_realloc(qline, sizeof(int64_t) * (size_t)qcap);
-            }
-            q = nq++;
-            qid[q] = id;
-            qsplit[q] = (int8_t)split;
-            qline[q] = line;
-            pika_strmap_put(&ids, id, q);
-        } else {
-            free(id);
-            if (qsplit[q] != split) {
-                pika_set_error("%s:%lld: id '%s' has split '%s' here but '%s' on line %lld", path, (long long)line, qid[q],
-                               sp->valuestring, pika_route_split_name(qsplit[q]), (long long)qline[q]);
-                cJSON_Delete(o);
-                goto done;
-            }
-        }
-        cJSON_Delete(o);
-        r.q = q;
-        if (nr == rcap) {
-            rcap = rcap ? rcap * 2 : 1024;
-            rows = pika_realloc(rows, sizeof(raw_row) * (size_t)rcap);
-        }
-        rows[nr++] = r;
-    }
+    if (pika_jsonl_read(path, table_line, &c, NULL, NULL, NULL) < 0) goto done;
+    /* the rest works on the collected rows under their old names */
+    char **arms = c.arms, **qid = c.qid;
+    int n_arms = c.n_arms;
+    int8_t *qsplit = c.qsplit;
+    int64_t *qline = c.qline, nq = c.nq, nr = c.nr;
+    raw_row *rows = c.rows;
     if (nq == 0) {
         pika_set_error("%s: no rows", path);
         goto done;
@@ -171,20 +145,19 @@ int pika_route_table_read(const char *path, pika_route_table *t) {
     rc = 0;
 done:
     if (rc) {
-        for (int a = 0; a < n_arms; a++) free(arms[a]);
-        for (int64_t q = 0; q < nq; q++) free(qid[q]);
+        for (int a = 0; a < c.n_arms; a++) free(c.arms[a]);
+        for (int64_t q = 0; q < c.nq; q++) free(c.qid[q]);
         if (t->arms) {
             memset(t->arms, 0, sizeof(char *) * (size_t)t->n_arms);
             memset(t->ids, 0, sizeof(char *) * (size_t)t->n_q);
             pika_route_table_free(t);
         }
     }
-    free(qid);
-    free(qsplit);
-    free(qline);
-    free(rows);
-    pika_strmap_free(&ids);
-    free(txt);
+    free(c.qid);
+    free(c.qsplit);
+    free(c.qline);
+    free(c.rows);
+    pika_strmap_free(&c.ids);
     return rc;
 }
 
@@ -226,14 +199,6 @@ int pika_route_table_write(FILE *f, const pika_route_table *t) {
 
 /* ---------------------------------------------------------------- builder */
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 /* Labels rows with the fields the builder needs, and the optional split (a second read without the split
  * requirement when the labels have none). */
@@ -321,7 +286,7 @@ int pika_route_table_build(const pika_route_arm_spec *arms, int n_arms, double v
                     }
                 }
                 if (val_frac > 0 && sp != PIKA_SPLIT_TRAIN)
-                    sp = (double)(fnv1a(t->ids[q]) % 10000) < val_frac * 10000.0 ? PIKA_SPLIT_VAL : PIKA_SPLIT_TEST;
+                    sp = (double)(pika_hash_str(t->ids[q]) % 10000) < val_frac * 10000.0 ? PIKA_SPLIT_VAL : PIKA_SPLIT_TEST;
                 t->split[q] = (int8_t)sp;
             }
         }

@@ -83,11 +83,7 @@ const char *pika_prompt_flags_help(void) {
 
 static char *dup_or_null(const char *s) { return s ? pika_strdup(s) : NULL; }
 
-static void fingerprint(const char *s, char out[17]) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a, as acts.h's pika_fingerprint */
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ULL; }
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
-}
+static void fingerprint(const char *s, char out[17]) { pika_fingerprint(s, out); }
 
 /* prefix + question + suffix */
 static char *user_text(const pika_prompt_recipe *r, const char *question) {

@@ -32,11 +32,7 @@ static int pick(uint64_t *s, const int *pct, int n) {
     return n - 1;
 }
 
-static uint64_t fnv(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ull; }
-    return h;
-}
+static uint64_t fnv(const char *s) { return pika_hash_str(s); }
 
 /* ---------------------------------------------------------------- generation */
 
@@ -220,11 +216,7 @@ static const char *words[] = {"What", "is", "Compute", "Ann", "Bob", "Tom", "Sue
                               "does", "now", "years", "old", "The", "sky", "blue", "dog", "happy", "It", "a",
                               "sunny", "day", "cats", "+", "-", "*"};
 
-static uint64_t fnvn(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 1099511628211ull; }
-    return h;
-}
+static uint64_t fnvn(const char *s, size_t n) { return pika_hash_bytes(s, n, PIKA_HASH_SEED); }
 
 static int vocab_find(const pika_math_vocab *v, const char *s, size_t n) {
     if (!v->hash) {
