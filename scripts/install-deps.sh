@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config
 libopenblas-dev liblapacke-dev
 libpcre2-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
-liblinear-dev libsqlite3-dev zlib1g-dev
+liblinear-dev libsqlite3-dev zlib1g-dev libutf8proc-dev
 bubblewrap gnuplot-nox python3 python3-numpy python3-sklearn"
 
 missing=""
