@@ -8,7 +8,7 @@ BUILD   ?= build
 # when code uses them); scripts/install-deps.sh installs the Debian packages that provide them.
 PKGS    := openblas lapacke libpcre2-8 libcjson zlib libutf8proc
 
-NODEPS_GOALS := clean help
+NODEPS_GOALS := clean help uninstall
 ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 else
 DEPS_STATUS := $(shell scripts/install-deps.sh 1>&2 && echo ok)
@@ -45,7 +45,10 @@ TOOL_BIN  := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 LIB       := $(BUILD)/libpika.a
 PIKA      := $(BUILD)/pika
 
-.PHONY: all test asan-test bench demo clean help
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all test asan-test bench demo clean help install uninstall fuzz fuzz-build
 all: $(PIKA) $(TOOL_BIN)
 
 help:
@@ -54,6 +57,8 @@ help:
 	@echo "make test       build and run the test suite"
 	@echo "make asan-test  the test suite under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make bench      build and run the benchmarks in bench/"
+	@echo "make install    install pika to \$$(PREFIX)/bin (PREFIX=$(PREFIX); DESTDIR for staging)"
+	@echo "make fuzz       libFuzzer + ASan/UBSan on every parser, FUZZ_S seconds each (default 60)"
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -91,7 +96,14 @@ bench: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 demo: $(PIKA) $(TOOL_BIN)
 	@sh scripts/demo.sh $(BUILD)
 
+install: $(PIKA)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PIKA) $(DESTDIR)$(PREFIX)/bin/pika
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/pika
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
