@@ -10,6 +10,10 @@ libpcre2-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
 liblinear-dev libsqlite3-dev zlib1g-dev libutf8proc-dev
 bubblewrap gnuplot-nox python3 python3-numpy python3-sklearn"
 
+# `install-deps.sh --fuzz` (used by `make fuzz`) adds clang and libFuzzer (compiler-rt).
+FUZZ_PKGS="clang libclang-rt-dev"
+if [ "${1:-}" = "--fuzz" ]; then PKGS="$PKGS $FUZZ_PKGS"; fi
+
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

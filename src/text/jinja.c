@@ -2845,7 +2845,7 @@ static jv *call_macro(ctx *C, jv *m, jv **args, int nargs, const char **kwn, jv 
 
 static jv *call_value(ctx *C, jv *f, jv **args, int nargs, const char **kwn, jv **kwv, int nkw) {
     if (++C->depth > MAX_DEPTH) ERR(C, "template line %d: calls nested too deeply (recursive macro?)", C->line);
-    jv *r;
+    jv *r = NULL;
     if (f->t == JV_FUNC) r = f->u.fn.fn(C, f->u.fn.self, args, nargs, kwn, kwv, nkw);
     else if (f->t == JV_MACRO) r = call_macro(C, f, args, nargs, kwn, kwv, nkw);
     else if (f->t == JV_UNDEF) undef_error(C, f);
