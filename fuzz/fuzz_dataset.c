@@ -7,14 +7,25 @@
 #include "fuzz_common.h"
 #include "pika/dataset.h"
 
+static char dir[64];
+
+static void remove_dir(void) {
+    char link[128];
+    snprintf(link, sizeof link, "%s/in.csv", dir);
+    unlink(link);
+    snprintf(link, sizeof link, "%s/in.jsonl", dir);
+    unlink(link);
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0 || size > 1 << 16) return 0;
     char fdpath[64];
     fuzz_memfile(data + 1, size - 1, fdpath, sizeof fdpath);
-    static char dir[64];
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "/tmp/pika-fuzz-%d", (int)getpid());
         mkdir(dir, 0700);
+        atexit(remove_dir);
     }
     int csv = data[0] & 1;
     char link[128];
