@@ -637,6 +637,28 @@ static void test_stream(void) {
         REQUIRE(b0 >= 0, "byte token");
         CHECK(pika_detok_stream_push(&st, b0, buf, 64) == 0, "lead byte held");
         CHECK(pika_detok_stream_flush(&st, buf, 64) == 1 && (unsigned char)buf[0] == 0xF0, "flushed");
+        /* found by fuzzing (fuzz/corpus/tokenizer/regress-stream-two-bos): only a BOS pushed first is
+         * exempt from the leading-space rule; "<s><ph" with add_special + parse_special is
+         * BOS BOS "▁<" "ph", and both decoders keep the space after the second BOS */
+        int32_t *ids;
+        int n = pika_tokenize(t, "<s><ph", 6, true, true, &ids);
+        REQUIRE(n == 4 && ids[0] == 1 && ids[1] == 1, "BOS BOS ...: n=%d", n);
+        char *whole;
+        size_t wl;
+        REQUIRE(pika_detokenize(t, ids, n, true, &whole, &wl) == 0, "detokenize");
+        pika_detok_stream_init(&st, t, true);
+        char acc[64];
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            int w = pika_detok_stream_push(&st, ids[i], buf, 64);
+            memcpy(acc + m, buf, (size_t)w);
+            m += w;
+        }
+        m += pika_detok_stream_flush(&st, acc + m, 64 - m);
+        CHECK((size_t)m == wl && !memcmp(acc, whole, wl), "stream '%.*s' == whole '%s'", m, acc, whole);
+        CHECK(!strcmp(whole, "<s><s> <ph"), "whole: '%s'", whole);
+        free(whole);
+        free(ids);
     }
 }
 

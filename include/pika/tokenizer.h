@@ -105,7 +105,8 @@ int pika_tokenizer_max_piece_len(const pika_tokenizer *t);
 typedef struct {
     const pika_tokenizer *t;
     bool render_special;
-    bool started;      /* a non-BOS id has been pushed */
+    bool started;      /* the leading-space rule has been applied (to the first id after a leading BOS) */
+    int n_pushed;      /* ids pushed so far */
     int n_held;
     char held[4];
 } pika_detok_stream;

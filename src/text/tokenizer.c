@@ -994,7 +994,10 @@ int pika_detok_stream_push(pika_detok_stream *s, int32_t id, char *out, int cap)
     if (id < 0 || id >= t->n_vocab) return pika_set_error("token id %d out of range [0, %d)", id, t->n_vocab);
     uint32_t m;
     const char *p = piece_of(t, id, s->render_special, &m);
-    if (!s->started && !(id == t->bos)) {
+    /* only a BOS pushed first is exempt from the leading-space rule, as in pika_detokenize */
+    bool leading_bos = s->n_pushed == 0 && id == t->bos;
+    s->n_pushed++;
+    if (!s->started && !leading_bos) {
         s->started = true;
         if (t->add_space_prefix && m > 0 && p[0] == ' ') { p++; m--; }
     }
