@@ -1058,6 +1058,22 @@ static void test_empty_token_vocab(void) {
     pika_tokenizer *t = load_path(path);
     CHECK(t == NULL && strstr(pika_last_error(), "all empty"), "load: %s", pika_last_error());
     pika_tokenizer_free(t);
+    /* found by fuzzing (fuzz/corpus/gguf/regress-merges-not-strings): merges of another element type */
+    {
+        char mp[512];
+        snprintf(mp, sizeof mp, "%s/merges.gguf", dir);
+        const char *mt[] = {"<unk>", "a"};
+        int32_t mv[3] = {1, 2, 3};
+        pika_gguf_writer *mw = pika_gguf_writer_new();
+        pika_gguf_set_str(mw, "tokenizer.ggml.model", "llama");
+        pika_gguf_set_arr_str(mw, "tokenizer.ggml.tokens", mt, 2);
+        pika_gguf_set_arr_i32(mw, "tokenizer.ggml.merges", mv, 3);
+        REQUIRE(pika_gguf_writer_write(mw, mp) == 0, "write");
+        pika_gguf_writer_free(mw);
+        pika_tokenizer *mtk = load_path(mp);
+        CHECK(mtk == NULL && strstr(pika_last_error(), "merges is an array of int32"), "int merges: %s", pika_last_error());
+        pika_tokenizer_free(mtk);
+    }
     /* a vocab that cannot spell some text: an error, not silently fewer ids */
     const char *extra[] = {""};
     const int32_t ty[] = {1};

@@ -240,8 +240,14 @@ pika_tokenizer *pika_tokenizer_from_gguf(const pika_gguf *g) {
         free(model);
         return NULL;
     }
-    if (type == TOK_BPE && (!merges || merges->v.arr.type != PIKA_GGUF_STRING)) {
+    if (type == TOK_BPE && !merges) {
         pika_set_error("%s: BPE tokenizer without tokenizer.ggml.merges", g->path);
+        free(model);
+        return NULL;
+    }
+    if (merges && merges->v.arr.type != PIKA_GGUF_STRING) { /* found by fuzzing: read as strings, it crashed */
+        pika_set_error("%s: tokenizer.ggml.merges is an array of %s, not of strings", g->path,
+                       pika_gguf_vtype_name(merges->v.arr.type));
         free(model);
         return NULL;
     }
