@@ -4,7 +4,7 @@
 # cannot find a library, so a fresh Debian 12 machine needs no manual step.
 set -eu
 
-PKGS="build-essential pkg-config
+PKGS="build-essential make pkg-config
 libopenblas-dev liblapacke-dev
 libpcre2-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
 liblinear-dev libsqlite3-dev zlib1g-dev libutf8proc-dev
