@@ -6,12 +6,13 @@ CC      ?= cc
 BUILD   ?= build
 # pkg-config names of the libraries the code links today (libcurl, libmicrohttpd and sqlite3 join
 # when code uses them); scripts/install-deps.sh installs the Debian packages that provide them.
-PKGS    := openblas lapacke libpcre2-8 libcjson zlib
+PKGS    := openblas lapacke libpcre2-8 libcjson zlib libutf8proc
 
-NODEPS_GOALS := clean help
+NODEPS_GOALS := clean help uninstall
+FUZZ_GOALS   := fuzz fuzz-build fuzz-regress
 ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 else
-DEPS_STATUS := $(shell scripts/install-deps.sh 1>&2 && echo ok)
+DEPS_STATUS := $(shell scripts/install-deps.sh $(if $(filter $(FUZZ_GOALS),$(MAKECMDGOALS)),--fuzz) 1>&2 && echo ok)
 ifneq ($(DEPS_STATUS),ok)
 $(error scripts/install-deps.sh failed; install the packages it lists and retry)
 endif
@@ -26,8 +27,9 @@ endif
 
 OPT      ?= -O2
 SAN      ?=
-CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Iinclude -Isrc \
-            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
+CFLAGS_COMMON := -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -Iinclude -Isrc \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS   := -std=c11 $(OPT) $(CFLAGS_COMMON) $(SAN) $(EXTRA_CFLAGS)
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llinear -lstdc++ -lm -pthread
 LDFLAGS  := $(SAN)
 
@@ -45,7 +47,10 @@ TOOL_BIN  := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 LIB       := $(BUILD)/libpika.a
 PIKA      := $(BUILD)/pika
 
-.PHONY: all test asan-test bench demo clean help
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all test asan-test bench demo clean help install uninstall fuzz fuzz-build
 all: $(PIKA) $(TOOL_BIN)
 
 help:
@@ -54,6 +59,8 @@ help:
 	@echo "make test       build and run the test suite"
 	@echo "make asan-test  the test suite under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make bench      build and run the benchmarks in bench/"
+	@echo "make install    install pika to \$$(PREFIX)/bin (PREFIX=$(PREFIX); DESTDIR for staging)"
+	@echo "make fuzz       libFuzzer + ASan/UBSan on every parser, FUZZ_S seconds each (default 60)"
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -91,7 +98,51 @@ bench: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 demo: $(PIKA) $(TOOL_BIN)
 	@sh scripts/demo.sh $(BUILD)
 
+install: $(PIKA)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PIKA) $(DESTDIR)$(PREFIX)/bin/pika
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/pika
+
+# ---- fuzzing (not part of `make test`): libFuzzer + ASan/UBSan, clang from Debian (clang,
+# libclang-rt-dev; scripts/install-deps.sh --fuzz installs them). One harness per parser in
+# fuzz/fuzz_*.c, seeds in fuzz/corpus/NAME/. `make fuzz` runs each for FUZZ_S seconds (default 60);
+# new inputs go to build-fuzz/corpus/NAME, crashes to build-fuzz/artifacts/.
+FUZZ_S       ?= 60
+FUZZ_CC      ?= clang
+FUZZ_DIR     := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# clang 14 rejects quant.c's __builtin_cpu_supports("f16c"): that file (ggml block kernels, no
+# parser) is built with $(CC) and no instrumentation.
+FUZZ_PLAIN   := src/engine/quant.c
+FUZZ_LIB_OBJ := $(patsubst src/%.c,$(FUZZ_DIR)/lib/%.o,$(LIB_SRC))
+FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
+
+$(FUZZ_DIR)/lib/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(if $(filter $<,$(FUZZ_PLAIN)),$(CC) -std=c11 -O2 $(CFLAGS_COMMON),$(FUZZ_CC) -std=c11 -O1 $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer-no-link) -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/libpika.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(FUZZ_DIR)/libpika.a
+	$(FUZZ_CC) -std=c11 -O1 $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libpika.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# every seed and regression input once through its harness (seconds, no fuzzing)
+fuzz-regress: $(FUZZ_BIN)
+	@sh fuzz/run.sh regress $(FUZZ_DIR) $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@sh fuzz/run.sh $(FUZZ_S) $(FUZZ_DIR) $(FUZZ_BIN)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+ifneq ($(filter $(FUZZ_GOALS),$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_DIR) -name '*.d' 2>/dev/null)
+endif

@@ -4,11 +4,15 @@
 # cannot find a library, so a fresh Debian 12 machine needs no manual step.
 set -eu
 
-PKGS="build-essential pkg-config
+PKGS="build-essential make pkg-config
 libopenblas-dev liblapacke-dev
 libpcre2-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
-liblinear-dev libsqlite3-dev zlib1g-dev
+liblinear-dev libsqlite3-dev zlib1g-dev libutf8proc-dev
 bubblewrap gnuplot-nox python3 python3-numpy python3-sklearn"
+
+# `install-deps.sh --fuzz` (used by `make fuzz`) adds clang and libFuzzer (compiler-rt).
+FUZZ_PKGS="clang libclang-rt-dev"
+if [ "${1:-}" = "--fuzz" ]; then PKGS="$PKGS $FUZZ_PKGS"; fi
 
 missing=""
 for p in $PKGS; do

@@ -18,7 +18,7 @@ for t in "$@"; do
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     printf '%-28s %4d passed %3d failed %3d skipped\n' "$name" "$p" "$f" "$s"
     if [ "$f" != 0 ] || [ "$rc" != 0 ]; then
-        grep -E '^(FAIL|SKIP)' "$log.err" | head -n 40
+        grep -E '^(FAIL|SKIP|kept temp dir)' "$log.err" | head -n 40
         [ "$f" = 0 ] && { echo "  $name exited $rc"; tail -n 10 "$log.err"; failed=$((failed + 1)); }
     fi
     [ "$f" = 0 ] && grep -E "^SKIP" "$log.err" | head -n 5

@@ -4,8 +4,15 @@
  *   int main(void) { RUN(test_something); return test_summary("gguf"); }
  *
  * A test passes when none of its CHECKs failed. SKIP_TEST(msg) marks the running test
- * skipped (loudly) and returns. test_summary() prints "RESULT <name> passed=P failed=F skipped=S",
- * which tests/run.sh adds up into the suite's closing line "N passed, N failed".
+ * skipped (loudly) and returns; under CI (environment CI=true or CI=1) a skip counts as a
+ * failure, so a CI run with missing fixtures or no sandbox cannot pass. test_summary() prints
+ * "RESULT <name> passed=P failed=F skipped=S", which tests/run.sh adds up into the suite's
+ * closing line "N passed, N failed".
+ *
+ * PIKA_TEST_ONLY=substring runs only the tests whose name contains it.
+ *
+ * Temporary directories made by test_tmpdir() are removed (recursively) by test_summary() when
+ * every test passed; when one failed they are kept and their paths are printed on stderr.
  */
 #ifndef PIKA_TEST_H
 #define PIKA_TEST_H
@@ -14,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int t_passed, t_failed, t_skipped;
 static int t_cur_failed, t_cur_skipped;
@@ -38,17 +47,35 @@ static const char *t_cur_name;
         if (t_cur_failed != t_before_) return;                                         \
     } while (0)
 
+/* CI=true (or CI=1) in the environment: skips are failures. */
+static inline int test_in_ci(void) {
+    const char *c = getenv("CI");
+    return c && (strcmp(c, "true") == 0 || strcmp(c, "1") == 0);
+}
+
 #define SKIP_TEST(...)                                                                 \
     do {                                                                               \
-        t_cur_skipped = 1;                                                             \
-        fprintf(stderr, "SKIP %s: ", t_cur_name);                                      \
+        if (test_in_ci()) {                                                            \
+            t_cur_failed++;                                                            \
+            fprintf(stderr, "FAIL %s (skip is a failure under CI=%s): ", t_cur_name, getenv("CI")); \
+        } else {                                                                       \
+            t_cur_skipped = 1;                                                         \
+            fprintf(stderr, "SKIP %s: ", t_cur_name);                                  \
+        }                                                                              \
         fprintf(stderr, __VA_ARGS__);                                                  \
         fputc('\n', stderr);                                                           \
         return;                                                                        \
     } while (0)
 
+/* PIKA_TEST_ONLY=substring runs only the tests whose function name contains it. */
+static inline int t_selected(const char *name) {
+    const char *o = getenv("PIKA_TEST_ONLY");
+    return !o || !*o || strstr(name, o) != NULL;
+}
+
 #define RUN(fn)                                                                        \
     do {                                                                               \
+        if (!t_selected(#fn)) break;                                                   \
         t_cur_name = #fn;                                                              \
         t_cur_failed = 0;                                                              \
         t_cur_skipped = 0;                                                             \
@@ -58,7 +85,36 @@ static const char *t_cur_name;
         else t_passed++;                                                               \
     } while (0)
 
+/* Every directory test_tmpdir() made, for test_summary() to remove or report. */
+#define T_MAX_TMPDIRS 256
+static char t_tmpdirs[T_MAX_TMPDIRS][256];
+static int t_ntmpdirs;
+
+static inline int t_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    return remove(path) == 0 ? 0 : -1;
+}
+
+/* Remove the temp dirs when nothing failed; otherwise keep them and say where they are.
+ * Returns the number of directories that could not be removed. */
+static inline int test_cleanup_tmpdirs(int keep) {
+    int bad = 0;
+    for (int i = 0; i < t_ntmpdirs; i++) {
+        if (keep) {
+            fprintf(stderr, "kept temp dir %s (a test failed)\n", t_tmpdirs[i]);
+        } else if (access(t_tmpdirs[i], F_OK) != 0) {
+            continue; /* the test removed it itself */
+        } else if (nftw(t_tmpdirs[i], t_rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+            fprintf(stderr, "could not remove temp dir %s\n", t_tmpdirs[i]);
+            bad++;
+        }
+    }
+    t_ntmpdirs = 0;
+    return bad;
+}
+
 static inline int test_summary(const char *name) {
+    test_cleanup_tmpdirs(t_failed > 0);
     printf("RESULT %s passed=%d failed=%d skipped=%d\n", name, t_passed, t_failed, t_skipped);
     return t_failed ? 1 : 0;
 }
@@ -92,14 +148,15 @@ static inline const char *test_pika_bin(void) {
     return b;
 }
 
-/* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp); static buffer. */
+/* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), removed by test_summary()
+ * unless a test failed. The returned path stays valid until test_summary(). */
 static inline const char *test_tmpdir(void) {
-    static char b[8][256];
-    static int k;
-    char *p = b[k++ & 7];
+    if (t_ntmpdirs == T_MAX_TMPDIRS) { fprintf(stderr, "test_tmpdir: more than %d temp dirs\n", T_MAX_TMPDIRS); exit(2); }
+    char *p = t_tmpdirs[t_ntmpdirs];
     const char *t = getenv("TMPDIR");
-    snprintf(p, 256, "%s/pika-test-XXXXXX", t && *t ? t : "/tmp");
+    snprintf(p, sizeof t_tmpdirs[0], "%s/pika-test-XXXXXX", t && *t ? t : "/tmp");
     if (!mkdtemp(p)) { perror("mkdtemp"); exit(2); }
+    t_ntmpdirs++;
     return p;
 }
 

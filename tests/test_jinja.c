@@ -550,7 +550,49 @@ static void test_large(void) {
     free(src);
 }
 
+/* Every filter of the name -> function table is found (the table must stay sorted for its binary
+ * search), gives what jinja2 gives on a small input, and an unknown name is a clear error. */
+static void test_filter_table(void) {
+    static const struct { const char *tmpl, *want; } F[] = {
+        {"{{ -3 | abs }}", "3"}, {"{{ 'ab' | capitalize }}", "Ab"}, {"{{ [1, 2] | count }}", "2"},
+        {"{{ x | d('z') }}", "z"}, {"{{ x | default('y') }}", "y"}, {"{{ {'b': 1, 'a': 2} | dictsort }}", "[('a', 2), ('b', 1)]"},
+        {"{{ '<' | e }}", "&lt;"}, {"{{ '&' | escape }}", "&amp;"}, {"{{ [4, 5] | first }}", "4"}, {"{{ '2.5' | float }}", "2.5"},
+        {"{{ '\"' | forceescape }}", "&#34;"}, {"{{ '%s=%d' | format('a', 1) }}", "a=1"}, {"{{ 'a\nb' | indent(2) }}", "a\n  b"},
+        {"{{ '7' | int }}", "7"}, {"{{ {'k': 1} | items | list }}", "[('k', 1)]"}, {"{{ [1, 2] | join('-') }}", "1-2"},
+        {"{{ [4, 5] | last }}", "5"}, {"{{ 'abc' | length }}", "3"}, {"{{ 'ab' | list }}", "['a', 'b']"}, {"{{ 'AB' | lower }}", "ab"},
+        {"{{ ['a', 'bb'] | map('length') | list }}", "[1, 2]"}, {"{{ [3, 9, 2] | max }}", "9"}, {"{{ [3, 9, 2] | min }}", "2"},
+        {"{{ [1, 2, 3] | reject('odd') | list }}", "[2]"}, {"{{ 'aXa' | replace('a', 'b') }}", "bXb"}, {"{{ 'abc' | reverse }}", "cba"},
+        {"{{ 2.567 | round(1) }}", "2.6"}, {"{{ '<b>' | safe }}", "<b>"}, {"{{ [1, 2, 3] | select('odd') | list }}", "[1, 3]"},
+        {"{{ [3, 1, 2] | sort }}", "[1, 2, 3]"}, {"{{ 1 | string }}", "1"}, {"{{ [1, 2] | sum }}", "3"}, {"{{ 'a b' | title }}", "A B"},
+        {"{{ {'a': [1, none]} | tojson }}", "{\"a\": [1, null]}"}, {"{{ '  x ' | trim }}", "x"}, {"{{ [1, 1, 2] | unique | list }}", "[1, 2]"},
+        {"{{ 'ab' | upper }}", "AB"}, {"{{ 'a b, c' | wordcount }}", "3"},
+        {"{% set u = [{'n': 1}, {'n': 0}] %}{{ u | selectattr('n') | list | length }}{{ u | rejectattr('n') | list | length }}", "11"},
+    };
+    for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
+        size_t len;
+        char *out = pika_jinja_render_string(F[i].tmpl, strlen(F[i].tmpl), NULL, NULL, &len);
+        CHECK(out && !strcmp(out, F[i].want), "%s -> '%s' (want '%s'; %s)", F[i].tmpl, out ? out : "(null)", F[i].want,
+              out ? "" : pika_last_error());
+        free(out);
+    }
+    static const char *const unsupported[] = {"{{ [1] | batch(2) }}", "{{ [1] | slice(2) }}"};
+    for (int i = 0; i < 2; i++) {
+        size_t len;
+        char *out = pika_jinja_render_string(unsupported[i], strlen(unsupported[i]), NULL, NULL, &len);
+        CHECK(!out && strstr(pika_last_error(), "is not supported"), "%s: %s", unsupported[i], pika_last_error());
+        free(out);
+    }
+    size_t len;
+    char *out = pika_jinja_render_string("{{ 1 | nosuch }}", 16, NULL, NULL, &len);
+    CHECK(!out && strstr(pika_last_error(), "unknown filter 'nosuch'"), "unknown filter: %s", pika_last_error());
+    free(out);
+    out = pika_jinja_render_string("{{ 1 | aaa }}{{ 1 | zzz }}", 26, NULL, NULL, &len);
+    CHECK(!out && strstr(pika_last_error(), "unknown filter 'aaa'"), "before the first entry: %s", pika_last_error());
+    free(out);
+}
+
 int main(void) {
+    RUN(test_filter_table);
     RUN(test_vectors_vs_jinja2);
     RUN(test_error_lines);
     RUN(test_reuse_and_date);

@@ -8,6 +8,7 @@
 #include "pika/gguf_write.h"
 #include "pika/model.h"
 #include "pika/npy.h"
+#include "pika/quant.h"
 #include "pika/util.h"
 #include "test.h"
 
@@ -421,6 +422,98 @@ static void test_corrupt_gguf(void) {
     free(orig);
 }
 
+/* A small two-tensor GGUF from the writer (alignment 32 stated explicitly), read back as bytes. */
+static unsigned char *small_gguf(const char *dir, size_t *n) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/small.gguf", dir);
+    pika_gguf_writer *w = pika_gguf_writer_new();
+    pika_gguf_set_u32(w, "general.alignment", 32);
+    pika_gguf_set_str(w, "general.architecture", "none");
+    float data[64];
+    for (int i = 0; i < 64; i++) data[i] = (float)i;
+    int64_t ne[1] = {64};
+    pika_gguf_add_tensor(w, "a", PIKA_TYPE_F32, 1, ne, data);
+    pika_gguf_add_tensor(w, "b", PIKA_TYPE_F32, 1, ne, data);
+    int rc = pika_gguf_writer_write(w, p);
+    pika_gguf_writer_free(w);
+    if (rc) return NULL;
+    pika_gguf *g = pika_gguf_open(p);
+    if (!g) return NULL;
+    pika_gguf_close(g);
+    return file_bytes(p, n);
+}
+
+/* Offset of the u32 value of the first u32 metadata entry named key. */
+static size_t find_u32_value(const unsigned char *b, size_t n, const char *key) {
+    size_t kl = strlen(key);
+    for (size_t i = 8; i + kl + 8 <= n; i++) {
+        uint64_t len;
+        memcpy(&len, b + i - 8, 8);
+        uint32_t t;
+        if (len == kl && !memcmp(b + i, key, kl) && (memcpy(&t, b + i + kl, 4), t == PIKA_GGUF_UINT32)) return i + kl + 4;
+    }
+    return 0;
+}
+
+/* Inputs found by fuzzing (regression files under fuzz/corpus/gguf/): overlapping tensor data,
+ * general.alignment 2^31 (a power of two, but too large), and float array elements past int64. */
+static void test_gguf_fuzz_regressions(void) {
+    const char *dir = test_tmpdir();
+    size_t n;
+    unsigned char *orig = small_gguf(dir, &n);
+    REQUIRE(orig, "small gguf: %s", pika_last_error());
+    unsigned char *b = malloc(n);
+    /* tensor b at tensor a's offset */
+    size_t tb = find_tensor_info(orig, n, "b");
+    REQUIRE(tb > 0, "tensor info b");
+    size_t off_at = tb + 8 + 1 + 4 + 8 + 4;
+    uint64_t off;
+    memcpy(&off, orig + off_at, 8);
+    CHECK(off == 256, "b's offset is %llu", (unsigned long long)off);
+    memcpy(b, orig, n);
+    uint64_t zero = 0;
+    memcpy(b + off_at, &zero, 8);
+    expect_bad(dir, "overlap", b, n, "overlaps");
+    memcpy(b, orig, n);
+    uint64_t mid = 128; /* aligned, but inside a's 256 bytes */
+    memcpy(b + off_at, &mid, 8);
+    expect_bad(dir, "overlap_mid", b, n, "overlaps");
+    /* alignment */
+    size_t av = find_u32_value(orig, n, "general.alignment");
+    REQUIRE(av > 0, "general.alignment not found");
+    memcpy(b, orig, n);
+    uint32_t a31 = 1u << 31;
+    memcpy(b + av, &a31, 4);
+    expect_bad(dir, "align_2_31", b, n, "too large");
+    CHECK(strstr(pika_last_error(), "not a power of two") == NULL, "2^31 called not a power of two: %s", pika_last_error());
+    memcpy(b, orig, n);
+    uint32_t a48 = 48;
+    memcpy(b + av, &a48, 4);
+    expect_bad(dir, "align_48", b, n, "not a power of two");
+    memcpy(b, orig, n);
+    uint32_t a0 = 0;
+    memcpy(b + av, &a0, 4);
+    expect_bad(dir, "align_0", b, n, "not a power of two");
+    free(b);
+    free(orig);
+    /* float elements as integers: truncation toward zero, saturating, NaN -> 0 */
+    double fv[6] = {3.9, -3.9, 1e19, -1e19, 9223372036854775808.0, NAN};
+    pika_gguf_value arr = {.type = PIKA_GGUF_ARRAY};
+    arr.v.arr.type = PIKA_GGUF_FLOAT64;
+    arr.v.arr.n = 6;
+    arr.v.arr.data = fv;
+    CHECK(pika_gguf_arr_int(&arr, 0) == 3 && pika_gguf_arr_int(&arr, 1) == -3, "truncation");
+    CHECK(pika_gguf_arr_int(&arr, 2) == INT64_MAX, "1e19 -> %lld", (long long)pika_gguf_arr_int(&arr, 2));
+    CHECK(pika_gguf_arr_int(&arr, 3) == INT64_MIN, "-1e19 -> %lld", (long long)pika_gguf_arr_int(&arr, 3));
+    CHECK(pika_gguf_arr_int(&arr, 4) == INT64_MAX, "2^63 -> %lld", (long long)pika_gguf_arr_int(&arr, 4));
+    CHECK(pika_gguf_arr_int(&arr, 5) == 0, "NaN -> %lld", (long long)pika_gguf_arr_int(&arr, 5));
+    float ff[2] = {3e19f, -0.5f};
+    arr.v.arr.type = PIKA_GGUF_FLOAT32;
+    arr.v.arr.n = 2;
+    arr.v.arr.data = ff;
+    CHECK(pika_gguf_arr_int(&arr, 0) == INT64_MAX && pika_gguf_arr_int(&arr, 1) == 0, "float32 elements");
+}
+
 /* Metadata of a real file reads back with the right types, incl. string arrays. */
 static void test_gguf_metadata(void) {
     REQUIRE_SHARED(path, "fixtures/models/qwen2-tiny.gguf");
@@ -530,5 +623,6 @@ int main(void) {
     RUN(test_sampling);
     RUN(test_cli_forward_generate);
     RUN(test_corrupt_gguf);
+    RUN(test_gguf_fuzz_regressions);
     return test_summary("model");
 }

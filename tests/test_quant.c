@@ -802,6 +802,25 @@ static void test_mkgguf(void) {
     free(o);
 }
 
+/* --help prints the usage on stdout and exits 0 (mkgguf and synth_acts); a missing argument is
+ * still a usage error (exit 2, usage on stderr). */
+static void test_tools_help(void) {
+    const char *d = getenv("PIKA_BUILD");
+    const char *tools[] = {"mkgguf", "synth_acts"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[1024];
+        int st;
+        snprintf(cmd, sizeof cmd, "%s/tools/%s --help 2>/dev/null", d && *d ? d : "build", tools[k]);
+        char *out = test_run(cmd, &st);
+        CHECK(st == 0 && !strncmp(out, "usage: ", 7), "%s --help: exit %d, stdout '%.60s'", tools[k], st, out);
+        free(out);
+        snprintf(cmd, sizeof cmd, "%s/tools/%s 2>&1 >/dev/null", d && *d ? d : "build", tools[k]);
+        out = test_run(cmd, &st);
+        CHECK(st == 2 && strstr(out, "usage: "), "%s without arguments: exit %d, stderr '%.60s'", tools[k], st, out);
+        free(out);
+    }
+}
+
 int main(void) {
     RUN(test_type_table);
     RUN(test_random_rows);
@@ -818,5 +837,6 @@ int main(void) {
     RUN(test_gguf_roundtrip);
     RUN(test_gguf_writer_errors);
     RUN(test_mkgguf);
+    RUN(test_tools_help);
     return test_summary("quant");
 }

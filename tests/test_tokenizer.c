@@ -637,6 +637,28 @@ static void test_stream(void) {
         REQUIRE(b0 >= 0, "byte token");
         CHECK(pika_detok_stream_push(&st, b0, buf, 64) == 0, "lead byte held");
         CHECK(pika_detok_stream_flush(&st, buf, 64) == 1 && (unsigned char)buf[0] == 0xF0, "flushed");
+        /* found by fuzzing (fuzz/corpus/tokenizer/regress-stream-two-bos): only a BOS pushed first is
+         * exempt from the leading-space rule; "<s><ph" with add_special + parse_special is
+         * BOS BOS "▁<" "ph", and both decoders keep the space after the second BOS */
+        int32_t *ids;
+        int n = pika_tokenize(t, "<s><ph", 6, true, true, &ids);
+        REQUIRE(n == 4 && ids[0] == 1 && ids[1] == 1, "BOS BOS ...: n=%d", n);
+        char *whole;
+        size_t wl;
+        REQUIRE(pika_detokenize(t, ids, n, true, &whole, &wl) == 0, "detokenize");
+        pika_detok_stream_init(&st, t, true);
+        char acc[64];
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            int w = pika_detok_stream_push(&st, ids[i], buf, 64);
+            memcpy(acc + m, buf, (size_t)w);
+            m += w;
+        }
+        m += pika_detok_stream_flush(&st, acc + m, 64 - m);
+        CHECK((size_t)m == wl && !memcmp(acc, whole, wl), "stream '%.*s' == whole '%s'", m, acc, whole);
+        CHECK(!strcmp(whole, "<s><s> <ph"), "whole: '%s'", whole);
+        free(whole);
+        free(ids);
     }
 }
 
@@ -879,6 +901,193 @@ static void test_tiny_spm(void) {
     rmdir(dir);
 }
 
+/* A byte-level BPE vocab of all printable ASCII plus extra tokens of the given types, no merges. */
+static const char *tiny_bpe(const char *dir, const char *name, const char *const *extra, const int32_t *extra_type, int n_extra) {
+    static char path[4][512];
+    static int slot;
+    const char *toks[128];
+    int32_t types[128];
+    char chars[95][2];
+    int n = 0;
+    for (int c = '!'; c <= '~'; c++) {
+        chars[c - '!'][0] = (char)c;
+        chars[c - '!'][1] = 0;
+        toks[n] = chars[c - '!'];
+        types[n++] = 1;
+    }
+    for (int k = 0; k < n_extra; k++) { toks[n] = extra[k]; types[n++] = extra_type[k]; }
+    pika_gguf_writer *w = pika_gguf_writer_new();
+    pika_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    pika_gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2");
+    pika_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);
+    pika_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
+    pika_gguf_set_arr_str(w, "tokenizer.ggml.merges", NULL, 0);
+    pika_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 0);
+    pika_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 0);
+    char *p = path[slot++ & 3];
+    snprintf(p, 512, "%s/%s.gguf", dir, name);
+    int rc = pika_gguf_writer_write(w, p);
+    pika_gguf_writer_free(w);
+    return rc == 0 ? p : NULL;
+}
+
+/* 1 when tokenizing s gives exactly the single id want. */
+static int single_id(const pika_tokenizer *t, const char *s, bool parse_special, int32_t want) {
+    int32_t *ids;
+    int n = pika_tokenize(t, s, strlen(s), false, parse_special, &ids);
+    int ok = n == 1 && ids[0] == want;
+    free(ids);
+    return ok;
+}
+
+/* Which token types are matched as specials (llama.cpp's special-token cache: CONTROL,
+ * USER_DEFINED and UNKNOWN; user-defined ones even without parse_special). */
+static void test_special_token_types(void) {
+    const char *dir = test_tmpdir();
+    const char *extra[] = {"</s>", "<unk>", "<ctl>", "<nrm>", "<unused>", "<byte>"};
+    const int32_t ty[] = {4, 2, 3, 1, 5, 6};
+    pika_tokenizer *t = load_path(tiny_bpe(dir, "types", extra, ty, 6));
+    REQUIRE(t, "load: %s", pika_last_error());
+    const int32_t base = 94;
+    CHECK(single_id(t, "</s>", true, base + 0), "user-defined </s> with parse_special");
+    CHECK(single_id(t, "</s>", false, base + 0), "user-defined </s> without parse_special");
+    CHECK(single_id(t, "<unk>", true, base + 1), "unknown-type <unk> with parse_special");
+    CHECK(!single_id(t, "<unk>", false, base + 1), "unknown-type <unk> is text without parse_special");
+    CHECK(single_id(t, "<ctl>", true, base + 2), "control <ctl> with parse_special");
+    CHECK(!single_id(t, "<ctl>", false, base + 2), "control <ctl> is text without parse_special");
+    CHECK(!single_id(t, "<nrm>", true, base + 3), "a normal token is never matched as a special");
+    CHECK(!single_id(t, "<unused>", true, base + 4), "an unused token is not matched");
+    CHECK(!single_id(t, "<byte>", true, base + 5), "a byte token is not matched");
+    int32_t *ids;
+    int n = pika_tokenize(t, "a</s>b<unk>c", 12, false, true, &ids);
+    CHECK(n == 5 && ids[1] == base && ids[3] == base + 1, "mixed text: n=%d", n);
+    free(ids);
+    pika_tokenizer_free(t);
+    /* in the real Qwen2 vocab </s> and <unk> are NORMAL tokens (type 1), so llama.cpp's rules do not
+     * match them as specials: "</s>" is the pre-tokenizer's "</" "s" ">" */
+    pika_tokenizer *q = vocab(0);
+    if (!q) SKIP_TEST("*** ../shared fixture ggml-vocab-qwen2.gguf is ABSENT: test skipped ***");
+    int32_t eos = pika_tokenizer_find(q, "</s>", 4), unk = pika_tokenizer_find(q, "<unk>", 5);
+    CHECK(eos == 128247 && pika_tokenizer_token_attr(q, eos) == PIKA_TOKEN_NORMAL, "</s> = %d attr %d", eos,
+          pika_tokenizer_token_attr(q, eos));
+    CHECK(unk == 128244 && pika_tokenizer_token_attr(q, unk) == PIKA_TOKEN_NORMAL, "<unk> = %d", unk);
+    n = pika_tokenize(q, "</s>", 4, false, true, &ids);
+    CHECK(n == 3 && ids[0] == 522 && ids[1] == 82 && ids[2] == 29, "qwen2 </s>: n=%d", n);
+    free(ids);
+    n = pika_tokenize(q, "<unk>", 5, false, true, &ids);
+    CHECK(n == 2 && ids[0] == 128243 && ids[1] == 29, "qwen2 <unk>: n=%d", n);
+    free(ids);
+}
+
+/* ids of s under t */
+static int ids_of(pika_tokenizer *t, const char *s, int32_t **ids) { return pika_tokenize(t, s, strlen(s), false, false, ids); }
+
+/* NFC (Hugging Face's Qwen2 normalizer) is an option; the default is llama.cpp's: none. */
+static void test_nfc_option(void) {
+    pika_tokenizer *q = vocab(0);
+    if (!q) SKIP_TEST("*** ../shared fixture ggml-vocab-qwen2.gguf is ABSENT: test skipped ***");
+    CHECK(!pika_tokenizer_nfc(q), "NFC is off by default");
+    const char *decomposed = "caf" "e\xcc\x81", *composed = "caf\xc3\xa9";
+    int32_t *a, *b;
+    int na = ids_of(q, decomposed, &a), nb = ids_of(q, composed, &b);
+    CHECK(na == 3 && nb == 2 && a[0] == b[0], "default: decomposed %d ids, composed %d", na, nb);
+    free(a);
+    pika_tokenizer_set_nfc(q, true);
+    na = ids_of(q, decomposed, &a);
+    CHECK(same_ids(a, na, b, nb), "NFC: e + U+0301 is tokenized as U+00E9");
+    free(a);
+    free(b);
+    /* Hangul jamo compose; invalid bytes stay and the runs around them are still normalized */
+    na = ids_of(q, "\xe1\x84\x80\xe1\x85\xa1", &a); /* U+1100 U+1161 -> U+AC00 */
+    nb = ids_of(q, "\xea\xb0\x80", &b);
+    CHECK(same_ids(a, na, b, nb), "jamo compose");
+    free(a);
+    free(b);
+    na = ids_of(q, "e\xcc\x81\xff" "e\xcc\x81", &a);
+    nb = ids_of(q, "\xc3\xa9\xff\xc3\xa9", &b);
+    CHECK(same_ids(a, na, b, nb), "invalid byte kept, both sides normalized");
+    free(a);
+    free(b);
+    /* special tokens are still matched with NFC on */
+    int32_t *ids;
+    int n = pika_tokenize(q, "<|im_start|>e\xcc\x81", 15, false, true, &ids);
+    nb = ids_of(q, "\xc3\xa9", &b);
+    CHECK(n == nb + 1 && ids[0] == 151644 && same_ids(ids + 1, n - 1, b, nb), "special + NFC text: n=%d", n);
+    free(ids);
+    free(b);
+    pika_tokenizer_set_nfc(q, false);
+    /* the SPM encoder honours it too */
+    pika_tokenizer *spm = vocab(2);
+    if (spm) {
+        pika_tokenizer_set_nfc(spm, true);
+        na = ids_of(spm, decomposed, &a);
+        nb = ids_of(spm, composed, &b);
+        CHECK(same_ids(a, na, b, nb), "SPM + NFC");
+        free(a);
+        free(b);
+        pika_tokenizer_set_nfc(spm, false);
+    }
+    /* CLI --nfc */
+    const char *v = test_shared_path("fixtures/tokenizer/ggml-vocab-qwen2.gguf");
+    char cmd[1024];
+    int st;
+    snprintf(cmd, sizeof cmd, "printf 'cafe\\314\\201' | %s tokenize --model %s --nfc", test_pika_bin(), v);
+    char *out = test_run(cmd, &st);
+    CHECK(st == 0 && !strcmp(out, "924 58858\n"), "CLI --nfc: %d '%s'", st, out);
+    free(out);
+}
+
+/* Found by fuzzing: a one-token vocab whose token is empty turned "hello" into 0 ids, exit 0. */
+static void test_empty_token_vocab(void) {
+    const char *dir = test_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/empty.gguf", dir);
+    const char *toks[] = {""};
+    pika_gguf_writer *w = pika_gguf_writer_new();
+    pika_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    pika_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, 1);
+    pika_gguf_set_arr_str(w, "tokenizer.ggml.merges", NULL, 0);
+    REQUIRE(pika_gguf_writer_write(w, path) == 0, "write");
+    pika_gguf_writer_free(w);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "printf hello | %s tokenize --model %s 2>&1", test_pika_bin(), path);
+    int st;
+    char *out = test_run(cmd, &st);
+    CHECK(st != 0 && strstr(out, "empty"), "CLI: exit %d, output '%s'", st, out);
+    free(out);
+    pika_tokenizer *t = load_path(path);
+    CHECK(t == NULL && strstr(pika_last_error(), "all empty"), "load: %s", pika_last_error());
+    pika_tokenizer_free(t);
+    /* found by fuzzing (fuzz/corpus/gguf/regress-merges-not-strings): merges of another element type */
+    {
+        char mp[512];
+        snprintf(mp, sizeof mp, "%s/merges.gguf", dir);
+        const char *mt[] = {"<unk>", "a"};
+        int32_t mv[3] = {1, 2, 3};
+        pika_gguf_writer *mw = pika_gguf_writer_new();
+        pika_gguf_set_str(mw, "tokenizer.ggml.model", "llama");
+        pika_gguf_set_arr_str(mw, "tokenizer.ggml.tokens", mt, 2);
+        pika_gguf_set_arr_i32(mw, "tokenizer.ggml.merges", mv, 3);
+        REQUIRE(pika_gguf_writer_write(mw, mp) == 0, "write");
+        pika_gguf_writer_free(mw);
+        pika_tokenizer *mtk = load_path(mp);
+        CHECK(mtk == NULL && strstr(pika_last_error(), "merges is an array of int32"), "int merges: %s", pika_last_error());
+        pika_tokenizer_free(mtk);
+    }
+    /* a vocab that cannot spell some text: an error, not silently fewer ids */
+    const char *extra[] = {""};
+    const int32_t ty[] = {1};
+    t = load_path(tiny_bpe(dir, "ascii", extra, ty, 1));
+    REQUIRE(t, "load: %s", pika_last_error());
+    int32_t *ids;
+    CHECK(pika_tokenize(t, "hello", 5, false, false, &ids) == 5, "ascii text");
+    free(ids);
+    CHECK(pika_tokenize(t, "h\xc3\xa9llo", 6, false, false, &ids) == -1 && strstr(pika_last_error(), "no token"),
+          "text the vocab cannot spell: %s", pika_last_error());
+    CHECK(pika_tokenize(t, "a b", 3, false, false, &ids) == -1, "a space (byte-level \"\xc4\xa0\") has no token");
+    pika_tokenizer_free(t);
+}
+
 int main(void) {
     RUN(test_vectors_qwen2);
     RUN(test_vectors_llama_bpe);
@@ -901,6 +1110,9 @@ int main(void) {
     RUN(test_cli);
     RUN(test_other_pretokenizers);
     RUN(test_tiny_spm);
+    RUN(test_special_token_types);
+    RUN(test_empty_token_vocab);
+    RUN(test_nfc_option);
     for (int k = 0; k < N_VOCABS; k++) pika_tokenizer_free(g_tok[k]);
     return test_summary("tokenizer");
 }

@@ -176,13 +176,14 @@ static void add_tokenizer(pika_gguf_writer *w, int n_vocab) {
     free(ttype);
 }
 
-static void usage(void) {
-    fprintf(stderr,
+/* --help: usage on stdout, exit 0; a usage error: on stderr, exit 2. */
+static void usage(int status) {
+    fprintf(status ? stderr : stdout,
             "usage: mkgguf --arch llama|qwen2|qwen3 --type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q5_K|Q6_K|Q4_K_M\n"
             "              [--preset qwen2.5-0.5b|tiny] [--seed N] [--threads N] --out FILE.gguf\n"
             "              [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N] [--n-vocab N]\n"
             "              [--head-dim N] [--ctx N] [--rope-base F] [--eps F] [--tied | --untied]\n");
-    exit(2);
+    exit(status);
 }
 
 static long parse_int(const char *flag, const char *s) {
@@ -203,7 +204,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--tied")) { ov_tied = 1; continue; }
         if (!strcmp(a, "--untied")) { ov_tied = 0; continue; }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(0);
         if (i + 1 >= argc) pika_die("%s needs a value (see mkgguf --help)", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--arch")) arch = v;
@@ -224,7 +225,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--eps")) ov_eps = strtof(v, NULL);
         else pika_die("unknown option '%s' (see mkgguf --help)", a);
     }
-    if (!arch || !tname || !out) usage();
+    if (!arch || !tname || !out) usage(2);
     int a_llama = !strcmp(arch, "llama"), a_qwen2 = !strcmp(arch, "qwen2"), a_qwen3 = !strcmp(arch, "qwen3");
     if (!a_llama && !a_qwen2 && !a_qwen3) pika_die("--arch must be llama, qwen2 or qwen3, not '%s'", arch);
 

@@ -26,9 +26,12 @@ static double gauss(pika_rng *r) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: synth_acts OUT_DIR [--n N] [--d D] [--layers L] [--positions P] [--signal-layer l] "
-                        "[--signal-pos p] [--strength s] [--dtype f16|f32] [--seed S] [--test-frac f] [--nan-row i]\n");
-        return 2;
+        /* --help: usage on stdout, exit 0; anything else: a usage error */
+        int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+        fprintf(help ? stdout : stderr,
+                "usage: synth_acts OUT_DIR [--n N] [--d D] [--layers L] [--positions P] [--signal-layer l] "
+                "[--signal-pos p] [--strength s] [--dtype f16|f32] [--seed S] [--test-frac f] [--nan-row i]\n");
+        return help ? 0 : 2;
     }
     const char *out = argv[1];
     int64_t n = 400;

@@ -91,7 +91,8 @@ bool pika_gguf_get_bool(const pika_gguf *g, const char *key, bool def);
 char *pika_gguf_get_string(const pika_gguf *g, const char *key);
 /* Array value (type ARRAY) or NULL. */
 const pika_gguf_value *pika_gguf_get_array(const pika_gguf *g, const char *key);
-/* Element i of a numeric array as double / int64 (caller checks bounds). */
+/* Element i of a numeric array as double / int64 (caller checks bounds). pika_gguf_arr_int
+ * truncates float elements toward zero, saturating at INT64_MIN/INT64_MAX; NaN gives 0. */
 double pika_gguf_arr_float(const pika_gguf_value *arr, uint64_t i);
 int64_t pika_gguf_arr_int(const pika_gguf_value *arr, uint64_t i);
 

@@ -47,6 +47,15 @@ bool pika_tokenizer_adds_eos(const pika_tokenizer *t);
 const char *pika_tokenizer_model(const pika_tokenizer *t);
 const char *pika_tokenizer_pre(const pika_tokenizer *t);
 
+/* Unicode normalization of the input before encoding. Off by default, which is what llama.cpp
+ * does (it normalizes nothing). Hugging Face's Qwen2 tokenizer (tokenizer.json "normalizer":
+ * NFC) composes the text to NFC first; turn this on to match HF on such text (e.g. "e" + U+0301
+ * becomes U+00E9 before pre-tokenizing). Applies to the text between special tokens; invalid
+ * UTF-8 bytes are kept as they are and the valid runs around them are normalized (utf8proc).
+ * Call it before sharing the tokenizer between threads. */
+void pika_tokenizer_set_nfc(pika_tokenizer *t, bool on);
+bool pika_tokenizer_nfc(const pika_tokenizer *t);
+
 /* Encode len bytes of text. add_special: add BOS/EOS as the vocab asks (llama_tokenize semantics).
  * parse_special: match special/control token texts in the input. Returns the number of ids and a
  * malloc'ed array in *ids, or -1 + error. */
@@ -96,7 +105,8 @@ int pika_tokenizer_max_piece_len(const pika_tokenizer *t);
 typedef struct {
     const pika_tokenizer *t;
     bool render_special;
-    bool started;      /* a non-BOS id has been pushed */
+    bool started;      /* the leading-space rule has been applied (to the first id after a leading BOS) */
+    int n_pushed;      /* ids pushed so far */
     int n_held;
     char held[4];
 } pika_detok_stream;

@@ -25,24 +25,28 @@ static pika_tokenizer *open_tokenizer(const char *path) {
 }
 
 static void tokenize_usage(FILE *f) {
-    fprintf(f, "usage: pika tokenize --model M.gguf [--parse-special] [--no-bos]\n"
+    fprintf(f, "usage: pika tokenize --model M.gguf [--parse-special] [--no-bos] [--nfc]\n"
                "  Reads all of stdin as one string and prints its token ids, space-separated, on one line.\n"
                "  --parse-special  turn special-token texts (e.g. <|im_start|>) into their single ids\n"
-               "  --no-bos         do not add BOS/EOS even when the vocab asks for them (add_special=false)\n");
+               "  --no-bos         do not add BOS/EOS even when the vocab asks for them (add_special=false)\n"
+               "  --nfc            NFC-normalize the text first, as Hugging Face's Qwen2 tokenizer does\n"
+               "                   (default: no normalization, as llama.cpp)\n");
 }
 
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL;
-    bool parse_special = false, add_special = true;
+    bool parse_special = false, add_special = true, nfc = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--parse-special")) parse_special = true;
         else if (!strcmp(argv[i], "--no-bos")) add_special = false;
+        else if (!strcmp(argv[i], "--nfc")) nfc = true;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { tokenize_usage(stdout); return 0; }
         else { tokenize_usage(stderr); pika_die("tokenize: unknown or incomplete option '%s'", argv[i]); }
     }
     if (!model) { tokenize_usage(stderr); pika_die("tokenize: --model is required"); }
     pika_tokenizer *t = open_tokenizer(model);
+    pika_tokenizer_set_nfc(t, nfc);
     size_t len;
     char *text = read_all(stdin, &len);
     int32_t *ids;

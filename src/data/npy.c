@@ -13,6 +13,8 @@ static const struct { const char *descr; int dtype; size_t size; } DTYPES[] = {
     {"|i1", PIKA_NPY_I8, 1},  {"|b1", PIKA_NPY_BOOL, 1},
 };
 
+#define PIKA_NPY_MAX_HEADER (1u << 20) /* numpy itself writes a few hundred bytes */
+
 static const char *descr_of(int dtype) {
     for (size_t i = 0; i < sizeof DTYPES / sizeof DTYPES[0]; i++)
         if (DTYPES[i].dtype == dtype) return DTYPES[i].descr;
@@ -55,14 +57,21 @@ static int npy_open(pika_npy *a, const char *path, int allow_short) {
         return pika_set_error("%s: unsupported .npy version %d", path, major);
     }
     if (hstart + hlen > size) goto trunc;
-    const char *h = (const char *)b + hstart;
+    /* Parse a NUL-terminated copy of the header: the header in the file is not NUL-terminated,
+     * and every scan below (strtoll, the shape's '(' and the fortran_order value) must stop at
+     * its end rather than run on into the data or past the mapping. */
+    if (hlen > PIKA_NPY_MAX_HEADER) {
+        pika_mmap_close(&a->map);
+        return pika_set_error("%s: .npy header of %zu bytes is too large", path, hlen);
+    }
+    char *h = pika_malloc(hlen + 1);
+    memcpy(h, b + hstart, hlen);
+    h[hlen] = 0;
+    const char *err = NULL;
     const char *d = dict_find(h, hlen, "descr");
     const char *fo = dict_find(h, hlen, "fortran_order");
     const char *sh = dict_find(h, hlen, "shape");
-    if (!d || !fo || !sh) {
-        pika_mmap_close(&a->map);
-        return pika_set_error("%s: malformed .npy header", path);
-    }
+    if (!d || !fo || !sh) { err = "malformed .npy header"; goto bad; }
     a->dtype = -1;
     for (size_t i = 0; i < sizeof DTYPES / sizeof DTYPES[0]; i++) {
         const char *want = DTYPES[i].descr;
@@ -73,44 +82,42 @@ static int npy_open(pika_npy *a, const char *path, int allow_short) {
     }
     if (a->dtype < 0) {
         int l = 0;
-        while (d + l < h + hlen && l < 8 && d[l] != ',') l++;
+        while (d[l] && l < 8 && d[l] != ',') l++;
+        pika_set_error("%s: unsupported dtype %.*s (need little-endian numeric)", path, l, d);
+        free(h);
         pika_mmap_close(&a->map);
-        return pika_set_error("%s: unsupported dtype %.*s (need little-endian numeric)", path, l, d);
+        return -1;
     }
-    if (!strncmp(fo, "True", 4)) {
-        pika_mmap_close(&a->map);
-        return pika_set_error("%s: Fortran-order arrays are not supported", path);
-    }
-    if (*sh != '(') {
-        pika_mmap_close(&a->map);
-        return pika_set_error("%s: malformed shape in .npy header", path);
-    }
-    const char *p = sh + 1, *end = h + hlen;
+    if (!strncmp(fo, "True", 4)) { err = "Fortran-order arrays are not supported"; goto bad; }
+    if (strncmp(fo, "False", 5) != 0) { err = "malformed fortran_order in .npy header"; goto bad; }
+    if (*sh != '(') { err = "malformed shape in .npy header"; goto bad; }
+    const char *p = sh + 1;
     a->ndim = 0;
     a->count = 1;
-    while (p < end && *p != ')') {
-        while (p < end && (*p == ' ' || *p == ',')) p++;
-        if (p < end && *p == ')') break;
+    for (;;) {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
         char *q;
         errno = 0;
         long long v = strtoll(p, &q, 10);
-        if (q == p || errno || v < 0 || a->ndim >= PIKA_NPY_MAX_DIMS) {
-            pika_mmap_close(&a->map);
-            return pika_set_error("%s: malformed shape in .npy header", path);
-        }
+        if (q == p || errno || v < 0 || a->ndim >= PIKA_NPY_MAX_DIMS) { err = "malformed shape in .npy header"; goto bad; }
         a->shape[a->ndim++] = v;
-        if (v > 0 && a->count > INT64_MAX / v) {
-            pika_mmap_close(&a->map);
-            return pika_set_error("%s: absurd shape in .npy header", path);
-        }
+        if (v > 0 && a->count > INT64_MAX / v) { err = "absurd shape in .npy header"; goto bad; }
         a->count *= v;
         p = q;
+        if (*p != ',' && *p != ' ' && *p != ')') { err = "malformed shape in .npy header"; goto bad; }
     }
+    free(h);
+    h = NULL;
     size_t need = hstart + hlen;
     if ((uint64_t)a->count > (SIZE_MAX - need) / a->elem_size) goto trunc;
     if (need > size || (!allow_short && need + (size_t)a->count * a->elem_size > size)) goto trunc;
     a->data = b + need;
     return 0;
+bad:
+    free(h);
+    pika_mmap_close(&a->map);
+    return pika_set_error("%s: %s", path, err);
 trunc:
     pika_mmap_close(&a->map);
     return pika_set_error("%s: truncated .npy file (%zu bytes)", path, size);

@@ -15,6 +15,7 @@
 #include "pika/quant.h"
 
 #define MAX_ARRAY_DEPTH 4
+#define MAX_ALIGNMENT (1 << 20) /* llama.cpp writes 32; anything past 1 MiB is corruption */
 
 typedef struct {
     const uint8_t *base;
@@ -83,6 +84,8 @@ static void decode_scalar(uint32_t t, const uint8_t *p, pika_gguf_value *v) {
     case PIKA_GGUF_FLOAT64: memcpy(&v->v.f64, p, 8); break;
     }
 }
+
+static int value_int(const pika_gguf_value *v, int64_t *out);
 
 static void free_value(pika_gguf_value *v) {
     if (v->type != PIKA_GGUF_ARRAY || !v->v.arr.items) return;
@@ -159,6 +162,34 @@ void pika_gguf_close(pika_gguf *g) {
     free(g);
 }
 
+static const pika_gguf *sort_g;
+static int by_offset(const void *a, const void *b) {
+    uint64_t x = sort_g->tensors[*(const uint64_t *)a].offset, y = sort_g->tensors[*(const uint64_t *)b].offset;
+    return x < y ? -1 : x > y;
+}
+
+/* Tensor data ranges [offset, offset + nbytes) must not overlap (every tensor has >= 1 byte). */
+static int check_overlap(const pika_gguf *g) {
+    if (g->n_tensors < 2) return 0;
+    uint64_t *ix = pika_malloc((size_t)g->n_tensors * sizeof *ix);
+    for (uint64_t i = 0; i < g->n_tensors; i++) ix[i] = i;
+    sort_g = g;
+    qsort(ix, (size_t)g->n_tensors, sizeof *ix, by_offset);
+    int rc = 0;
+    for (uint64_t i = 1; i < g->n_tensors; i++) {
+        const pika_gguf_tensor *a = &g->tensors[ix[i - 1]], *b = &g->tensors[ix[i]];
+        if (b->offset < a->offset + a->nbytes) {
+            rc = pika_set_error("%s: corrupt GGUF: tensor '%s' (%llu bytes at data offset %llu) overlaps tensor '%s' "
+                                "(at data offset %llu)",
+                                g->path, a->name, (unsigned long long)a->nbytes, (unsigned long long)a->offset, b->name,
+                                (unsigned long long)b->offset);
+            break;
+        }
+    }
+    free(ix);
+    return rc;
+}
+
 pika_gguf *pika_gguf_open(const char *path) {
     pika_gguf *g = pika_calloc(1, sizeof *g);
     g->path = pika_strdup(path);
@@ -195,13 +226,31 @@ pika_gguf *pika_gguf_open(const char *path) {
     g->alignment = 32;
     const pika_gguf_value *al = pika_gguf_get(g, "general.alignment");
     if (al) {
-        int64_t a = pika_gguf_get_int(g, "general.alignment", 0);
-        if (a <= 0 || (a & (a - 1)) || a > 1 << 20) {
-            pika_set_error("%s: corrupt GGUF: general.alignment %lld is not a power of two", path, (long long)a);
+        int64_t a;
+        if (value_int(al, &a) != 0 || al->type == PIKA_GGUF_BOOL) {
+            pika_set_error("%s: corrupt GGUF: general.alignment has type %s (need an integer)", path,
+                           pika_gguf_vtype_name(al->type));
             pika_gguf_close(g);
             return NULL;
         }
-        g->alignment = (uint64_t)a;
+        /* unsigned types are read as such, so 2^63 is "too large", not negative */
+        int is_unsigned = al->type == PIKA_GGUF_UINT8 || al->type == PIKA_GGUF_UINT16 || al->type == PIKA_GGUF_UINT32 ||
+                          al->type == PIKA_GGUF_UINT64;
+        uint64_t ua = is_unsigned ? al->v.u64 : (uint64_t)a;
+        if ((!is_unsigned && a <= 0) || ua == 0 || (ua & (ua - 1))) {
+            if (is_unsigned) pika_set_error("%s: corrupt GGUF: general.alignment %llu is not a power of two", path,
+                                            (unsigned long long)ua);
+            else pika_set_error("%s: corrupt GGUF: general.alignment %lld is not a power of two", path, (long long)a);
+            pika_gguf_close(g);
+            return NULL;
+        }
+        if (ua > MAX_ALIGNMENT) {
+            pika_set_error("%s: corrupt GGUF: general.alignment %llu is too large (at most %d)", path,
+                           (unsigned long long)ua, MAX_ALIGNMENT);
+            pika_gguf_close(g);
+            return NULL;
+        }
+        g->alignment = ua;
     }
     g->tensors = pika_calloc((size_t)(n_tensors ? n_tensors : 1), sizeof(pika_gguf_tensor));
     for (uint64_t i = 0; i < n_tensors; i++) {
@@ -270,6 +319,7 @@ pika_gguf *pika_gguf_open(const char *path) {
         }
         t->data = (const uint8_t *)g->map.data + data_off + t->offset;
     }
+    if (check_overlap(g)) { pika_gguf_close(g); return NULL; }
     return g;
 }
 
@@ -338,7 +388,14 @@ int64_t pika_gguf_arr_int(const pika_gguf_value *arr, uint64_t i) {
     int sz = scalar_size(arr->v.arr.type);
     if (sz <= 0) return 0;
     decode_scalar(arr->v.arr.type, (const uint8_t *)arr->v.arr.data + i * (uint64_t)sz, &e);
-    if (e.type == PIKA_GGUF_FLOAT32 || e.type == PIKA_GGUF_FLOAT64) return (int64_t)e.v.f64;
+    if (e.type == PIKA_GGUF_FLOAT32 || e.type == PIKA_GGUF_FLOAT64) {
+        /* truncate toward zero, saturating: converting a double outside int64's range is UB */
+        double f = e.v.f64;
+        if (f != f) return 0;
+        if (f >= 9223372036854775808.0) return INT64_MAX;
+        if (f < -9223372036854775808.0) return INT64_MIN;
+        return (int64_t)f;
+    }
     int64_t x = 0;
     value_int(&e, &x);
     return x;

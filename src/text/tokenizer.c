@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "tokenizer_internal.h"
 
@@ -239,8 +240,14 @@ pika_tokenizer *pika_tokenizer_from_gguf(const pika_gguf *g) {
         free(model);
         return NULL;
     }
-    if (type == TOK_BPE && (!merges || merges->v.arr.type != PIKA_GGUF_STRING)) {
+    if (type == TOK_BPE && !merges) {
         pika_set_error("%s: BPE tokenizer without tokenizer.ggml.merges", g->path);
+        free(model);
+        return NULL;
+    }
+    if (merges && merges->v.arr.type != PIKA_GGUF_STRING) { /* found by fuzzing: read as strings, it crashed */
+        pika_set_error("%s: tokenizer.ggml.merges is an array of %s, not of strings", g->path,
+                       pika_gguf_vtype_name(merges->v.arr.type));
         free(model);
         return NULL;
     }
@@ -284,6 +291,17 @@ pika_tokenizer *pika_tokenizer_from_gguf(const pika_gguf *g) {
             }
         }
         t->attr[i] = (uint16_t)a;
+    }
+
+    {
+        int32_t nonempty = 0;
+        for (int32_t i = 0; i < n; i++) nonempty += t->tlen[i] > 0;
+        if (nonempty == 0) {
+            pika_set_error("%s: tokenizer.ggml.tokens has %d token%s, all empty: no text can be encoded", g->path, n,
+                           n == 1 ? "" : "s");
+            pika_tokenizer_free(t);
+            return NULL;
+        }
     }
 
     /* merges: "left right" -> rank */
@@ -669,8 +687,9 @@ static int ends_with_escaped_space(const char *s, const tok_sym *y) {
  * token has "▁" right after a non-"▁" character (t->spm_split_ok, checked at load) no merge can
  * cross the boundary in front of a "▁" symbol that follows a non-"▁" one, so the text is cut
  * there into words that are merged one at a time with the same result, and a small heap. */
-static void spm_encode(const pika_tokenizer *t, const char *s, size_t n, tok_ivec *out) {
-    if (n == 0) return;
+static size_t spm_encode(const pika_tokenizer *t, const char *s, size_t n, tok_ivec *out, unsigned char *first_dropped) {
+    size_t dropped = 0;
+    if (n == 0) return 0;
     tok_sym *sym = pika_malloc(n * sizeof *sym);
     int32_t ns = 0;
     for (size_t off = 0; off < n;) {
@@ -711,12 +730,14 @@ static void spm_encode(const pika_tokenizer *t, const char *s, size_t n, tok_ive
             for (uint32_t k = 0; k < sym[i].n; k++) {
                 int32_t bt = t->byte_tok[(unsigned char)s[sym[i].start + k]];
                 if (bt >= 0) tok_ivec_push(out, bt);
+                else if (!dropped++) *first_dropped = (unsigned char)s[sym[i].start + k];
             }
         }
         a = b;
     }
     free(h.a);
     free(sym);
+    return dropped;
 }
 
 /* ---------------------------------------------------------------- BPE encoder */
@@ -726,7 +747,16 @@ struct tok_bpe_work {
     size_t sym_cap;
     bigram_heap heap;
     char key[1024];
+    size_t dropped;      /* symbols bytes with no token at all (lost text) */
+    char dropped_sym[8]; /* the first such symbol (byte-level text) */
+    int dropped_len;
 };
+
+size_t tok_bpe_work_dropped(const tok_bpe_work *wk, const char **sym, int *len) {
+    *sym = wk->dropped_sym;
+    *len = wk->dropped_len;
+    return wk->dropped;
+}
 
 static void bpe_try_bigram(const pika_tokenizer *t, const char *w, tok_bpe_work *wk, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return;
@@ -784,6 +814,11 @@ void tok_bpe_word(const pika_tokenizer *t, const char *w, size_t n, tok_bpe_work
         for (uint32_t k = 0; k < sym[i].n; k++) { /* as llama.cpp: single bytes of the symbol text */
             int32_t b = tok_htab_get(&t->vocab, w + sym[i].start + k, 1);
             if (b >= 0) tok_ivec_push(out, b);
+            else if (!wk->dropped++) { /* llama.cpp drops it silently; pika reports it (see pika_tokenize) */
+                size_t m = sym[i].n < sizeof wk->dropped_sym ? sym[i].n : sizeof wk->dropped_sym;
+                memcpy(wk->dropped_sym, w + sym[i].start, m);
+                wk->dropped_len = (int)m;
+            }
         }
     }
 }
@@ -795,6 +830,44 @@ void tok_bpe_work_free(tok_bpe_work *wk) {
     free(wk->sym);
     free(wk->heap.a);
     free(wk);
+}
+
+/* ---------------------------------------------------------------- NFC normalization */
+
+void pika_tokenizer_set_nfc(pika_tokenizer *t, bool on) { t->nfc = on; }
+bool pika_tokenizer_nfc(const pika_tokenizer *t) { return t->nfc; }
+
+/* Append the NFC form of the valid UTF-8 run s[0..n) to *o (capacity grows as needed). */
+static void nfc_run(const char *s, size_t n, char **o, size_t *m, size_t *cap) {
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t r = n ? utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
+                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE)
+                           : 0;
+    const char *src = r >= 0 && dst ? (const char *)dst : s;
+    size_t len = r >= 0 && dst ? (size_t)r : n;
+    if (*m + len > *cap) { *cap = 2 * (*m + len) + 16; *o = pika_realloc(*o, *cap); }
+    memcpy(*o + *m, src, len);
+    *m += len;
+    free(dst);
+}
+
+/* NFC of text[0..n) as a malloc'ed buffer: each maximal run of valid UTF-8 is normalized, bytes
+ * that do not decode are copied unchanged. */
+static char *nfc_normalize(const char *text, size_t n, size_t *out_n) {
+    size_t cap = n + 16, m = 0, run = 0, i = 0;
+    char *o = pika_malloc(cap);
+    while (i < n) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k > 0) { i += (size_t)k; continue; }
+        nfc_run(text + run, i - run, &o, &m, &cap);
+        if (m + 1 > cap) { cap = 2 * cap; o = pika_realloc(o, cap); }
+        o[m++] = text[i++];
+        run = i;
+    }
+    nfc_run(text + run, n - run, &o, &m, &cap);
+    *out_n = m;
+    return o;
 }
 
 /* ---------------------------------------------------------------- tokenize */
@@ -817,6 +890,8 @@ int pika_tokenize(const pika_tokenizer *t, const char *text, size_t len, bool ad
             if (fr.a[f].tok >= 0) { tok_ivec_push(&out, fr.a[f].tok); prev_special = true; continue; }
             const char *s = text + fr.a[f].off;
             size_t n = fr.a[f].len;
+            char *norm = NULL;
+            if (t->nfc) { norm = nfc_normalize(s, n, &n); s = norm; }
             size_t need = 3 * (n + 1);
             if (need > cap) { cap = need; buf = pika_realloc(buf, cap); }
             size_t m = 0;
@@ -825,7 +900,11 @@ int pika_tokenize(const pika_tokenizer *t, const char *text, size_t len, bool ad
                 if (s[i] == ' ') { memcpy(buf + m, "\xe2\x96\x81", 3); m += 3; }
                 else buf[m++] = s[i];
             }
-            spm_encode(t, buf, m, &out);
+            unsigned char bad = 0;
+            if (spm_encode(t, buf, m, &out, &bad) && rc == 0)
+                rc = pika_set_error("tokenize: the vocab has no token for byte 0x%02X (no byte token <0x%02X>, no "
+                                    "unknown token): the text cannot be encoded", bad, bad);
+            free(norm);
             prev_special = false;
         }
         free(buf);
@@ -834,7 +913,14 @@ int pika_tokenize(const pika_tokenizer *t, const char *text, size_t len, bool ad
         if (add_special && t->add_bos && t->bos >= 0) tok_ivec_push(&out, t->bos);
         for (size_t f = 0; f < fr.n && rc == 0; f++) {
             if (fr.a[f].tok >= 0) { tok_ivec_push(&out, fr.a[f].tok); continue; }
-            rc = tok_bpe_encode(t, text + fr.a[f].off, fr.a[f].len, &out);
+            if (t->nfc) {
+                size_t nn;
+                char *norm = nfc_normalize(text + fr.a[f].off, fr.a[f].len, &nn);
+                rc = tok_bpe_encode(t, norm, nn, &out);
+                free(norm);
+            } else {
+                rc = tok_bpe_encode(t, text + fr.a[f].off, fr.a[f].len, &out);
+            }
         }
         if (add_special && t->add_eos && t->eos >= 0) tok_ivec_push(&out, t->eos);
     }
@@ -914,7 +1000,10 @@ int pika_detok_stream_push(pika_detok_stream *s, int32_t id, char *out, int cap)
     if (id < 0 || id >= t->n_vocab) return pika_set_error("token id %d out of range [0, %d)", id, t->n_vocab);
     uint32_t m;
     const char *p = piece_of(t, id, s->render_special, &m);
-    if (!s->started && !(id == t->bos)) {
+    /* only a BOS pushed first is exempt from the leading-space rule, as in pika_detokenize */
+    bool leading_bos = s->n_pushed == 0 && id == t->bos;
+    s->n_pushed++;
+    if (!s->started && !leading_bos) {
         s->started = true;
         if (t->add_space_prefix && m > 0 && p[0] == ' ') { p++; m--; }
     }

@@ -59,6 +59,7 @@ struct pika_tokenizer {
     char b2u[256][2];         /* GPT-2 byte -> unicode char, UTF-8 (1 or 2 bytes) */
     uint8_t b2u_len[256];
     int16_t u2b[0x144];       /* unicode code point -> byte, -1 when not in the map */
+    bool nfc;                 /* NFC-normalize raw text before encoding (Hugging Face Qwen2); off = llama.cpp */
     /* BPE pre-tokenizer */
     int n_re;
     void *re[TOK_MAX_REGEX];  /* pcre2_code_8 * */
@@ -73,6 +74,9 @@ int64_t tok_utf8_decode(const unsigned char *s, size_t n, size_t *i);
 tok_bpe_work *tok_bpe_work_new(void);
 void tok_bpe_work_free(tok_bpe_work *wk);
 void tok_bpe_word(const pika_tokenizer *t, const char *w, size_t n, tok_bpe_work *wk, tok_ivec *out);
+/* How many symbol bytes tok_bpe_word could not encode at all (llama.cpp drops them silently);
+ * sym and len get the first such symbol. */
+size_t tok_bpe_work_dropped(const tok_bpe_work *wk, const char **sym, int *len);
 
 /* tokenizer_pre.c: pick and compile the regexes for t->pre (sets ignore_merges/add_bos
  * defaults too); -1 + error for an unknown pre. */

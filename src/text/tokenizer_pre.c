@@ -270,6 +270,11 @@ int tok_bpe_encode(const pika_tokenizer *t, const char *text, size_t len, tok_iv
             }
             tok_bpe_word(t, w, m, wk, out);
         }
+        const char *ds;
+        int dl;
+        if (tok_bpe_work_dropped(wk, &ds, &dl))
+            rc = pika_set_error("tokenize: the vocab has no token for \"%.*s\" (nor for its single bytes): the text "
+                                "cannot be encoded", dl, ds);
         free(w);
         tok_bpe_work_free(wk);
     }
