@@ -38,6 +38,11 @@ static void test_json_id_rule(void) {
     CHECK((r = id_of("0.1", b)) && !strcmp(r, "0.1"), "shortest round trip, got %s", r ? r : "(null)");
     CHECK((r = id_of("9007199254740992", b)) && !strcmp(r, "9007199254740992"), "2^53");
     CHECK((r = id_of("1e300", b)) && !strcmp(r, "1e+300"), "huge, got %s", r ? r : "(null)");
+    /* fuzz regression (fuzz/corpus/dataset/regress-number-past-long-long.jsonl): numbers past the range of
+     * long long are printed without an out-of-range cast (UBSan aborts on the cast under make asan-test) */
+    CHECK((r = id_of("1e100", b)) && !strcmp(r, "1e+100"), "1e100, got %s", r ? r : "(null)");
+    CHECK((r = id_of("9223372036854775808", b)) && !strcmp(r, "9.223372036854776e+18"), "2^63, got %s", r ? r : "(null)");
+    CHECK((r = id_of("-9.3e18", b)) && !strcmp(r, "-9.3e+18"), "-9.3e18, got %s", r ? r : "(null)");
     CHECK(!id_of("\"\"", b) && !id_of("null", b) && !id_of("true", b) && !id_of("[1]", b) && !id_of("{}", b), "no id");
 }
 
