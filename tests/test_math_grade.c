@@ -257,6 +257,138 @@ static void test_real_math(void) {
     CHECK(pika_math_equiv_opts("C", "D", &o) == 0, "mcq different letters");
 }
 
+
+/* issue 10 (fuzzing): deep nesting is bounded — a clear "too deeply nested", no recursion per level, no
+ * copy per level. Before the fix 50,000 nested braces crashed classify() (one frame and one copy each). */
+static char *nested(const char *pre, const char *open, const char *mid, const char *close, int depth) {
+    size_t lo = strlen(open), lc = strlen(close), lp = strlen(pre), lm = strlen(mid);
+    char *s = malloc(lp + (lo + lc) * (size_t)depth + lm + 2);
+    char *w = s;
+    memcpy(w, pre, lp); w += lp;
+    for (int i = 0; i < depth; i++) { memcpy(w, open, lo); w += lo; }
+    memcpy(w, mid, lm); w += lm;
+    for (int i = 0; i < depth; i++) { memcpy(w, close, lc); w += lc; }
+    if (*pre) *w++ = '}';
+    *w = 0;
+    return s;
+}
+
+static void test_deep_nesting(void) {
+    char *g = nested("", "{", "1", "}", 50000);
+    CHECK(pika_math_compare("1", g, NULL) == PIKA_MATH_TOO_DEEP, "50k braces: too deep");
+    CHECK(strstr(pika_last_error(), "too deeply nested") != NULL, "message: %s", pika_last_error());
+    CHECK(pika_math_equiv("1", g) == 0 && pika_math_equiv(g, g) == 0, "too deep is never equivalent");
+    CHECK(!strcmp(pika_math_status_name(PIKA_MATH_TOO_DEEP), "too deeply nested"), "status name");
+    free(g);
+    g = nested("\\boxed{", "{", "1", "}", 100000);
+    char *ans = NULL;
+    CHECK(pika_math_grade(g, "1", NULL, &ans) == 0, "boxed 100k braces");
+    CHECK(ans && pika_math_compare(ans, "1", NULL) == PIKA_MATH_TOO_DEEP, "boxed answer too deep");
+    free(ans);
+    free(g);
+    /* 60 levels of grouping braces are fine (and linear: one buffer) */
+    g = nested("", "{", "\\frac{1}{2}", "}", 60);
+    CHECK(pika_math_equiv("0.5", g) == 1, "60 grouping braces");
+    free(g);
+    const char *kinds[][2] = {{"(", ")"}, {"[", "]"}, {"\\{", "\\}"}, {"\\left(", "\\right)"}, {"\\sqrt{", "}"},
+                              {"\\frac{1}{", "}"}, {"\\begin{pmatrix}", "\\end{pmatrix}"}};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        g = nested("", kinds[k][0], "2", kinds[k][1], 50000);
+        CHECK(pika_math_compare(g, "2", NULL) == PIKA_MATH_TOO_DEEP, "%s x50000", kinds[k][0]);
+        pika_extract_opts o;
+        pika_extract_opts_default(&o);
+        o.number_fallback = 0; /* with the fallback the last number, 2, would be the answer */
+        CHECK(pika_math_grade(g, "2", &o, NULL) == 0, "grade %s x50000", kinds[k][0]);
+        pika_expr *e = pika_expr_parse(g); /* the parser bounds its own recursion too */
+        CHECK(e == NULL, "parse %s x50000", kinds[k][0]);
+        pika_expr_free(e);
+        free(g);
+    }
+}
+
+/* latex_expr: chains that build tall trees without brackets (x!!!!, 1+1+..., 2^----1) are refused, not
+ * recursed into; before the fix 2^{-} chains recursed once per sign and evaluation once per node. */
+static void test_expr_tall_trees(void) {
+    size_t n = 200000;
+    char *s = malloc(n + 8);
+    s[0] = '2'; s[1] = '^';
+    memset(s + 2, '-', n);
+    strcpy(s + 2 + n, "1");
+    pika_expr *e = pika_expr_parse(s);
+    CHECK(e == NULL, "2^--...-1 refused");
+    pika_expr_free(e);
+    s[0] = '3';
+    memset(s + 1, '!', n);
+    s[n + 1] = 0;
+    e = pika_expr_parse(s);
+    CHECK(e == NULL, "3!!!...! refused");
+    pika_expr_free(e);
+    for (size_t i = 0; i < n; i += 2) { s[i] = '1'; s[i + 1] = '+'; }
+    s[n - 1] = 0;
+    e = pika_expr_parse(s);
+    CHECK(e == NULL, "1+1+...+1 (100k terms) refused");
+    pika_expr_free(e);
+    free(s);
+    e = pika_expr_parse("1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1");
+    pika_num v;
+    CHECK(e && pika_expr_eval(e, 0, &v) == 0 && v.exact && v.num == 20, "short sums still work");
+    pika_expr_free(e);
+    e = pika_expr_parse("1011_2");
+    CHECK(e && pika_expr_eval(e, 0, &v) == 0 && v.exact && v.num == 11, "base 2 literal");
+    pika_expr_free(e);
+    e = pika_expr_parse("777_{8}");
+    CHECK(e && pika_expr_eval(e, 0, &v) == 0 && v.exact && v.num == 511, "base 8 literal");
+    pika_expr_free(e);
+    e = pika_expr_parse("1021_2");
+    CHECK(e == NULL, "digit 2 in base 2 refused");
+    pika_expr_free(e);
+}
+
+/* issue 10 (fuzzing): a set of sets against the same sets reordered was cubic (100x100: 6 s). Canonical keys
+ * + sorting make it near-linear: the work counter (sub-answer comparisons) stays small. */
+static char *set_of_sets(int n, int reverse, int bump) {
+    pika_buf b = {0};
+    pika_buf_puts(&b, "\\{");
+    for (int i = 0; i < n; i++) {
+        int oi = reverse ? n - 1 - i : i;
+        if (i) pika_buf_puts(&b, ", ");
+        pika_buf_puts(&b, "\\{");
+        for (int j = 0; j < n; j++) {
+            int oj = reverse ? n - 1 - j : j;
+            char t[32];
+            int v = oi * 1000 + oj;
+            if (bump && oi == n / 2 && oj == n / 3) v = -1;
+            if (reverse && (v % 3 == 0)) snprintf(t, sizeof t, "%s\\frac{%d}{2}", j ? ", " : "", 2 * v); /* same value */
+            else snprintf(t, sizeof t, "%s%d", j ? ", " : "", v);
+            pika_buf_puts(&b, t);
+        }
+        pika_buf_puts(&b, "\\}");
+    }
+    pika_buf_puts(&b, "\\}");
+    return b.s;
+}
+
+static void test_set_of_sets_fast(void) {
+    for (int n = 100; n <= 200; n += 100) {
+        char *a = set_of_sets(n, 0, 0), *b = set_of_sets(n, 1, 0), *c = set_of_sets(n, 1, 1);
+        unsigned long long w0 = pika_math_work_count();
+        CHECK(pika_math_equiv(a, b) == 1, "%dx%d set of sets reordered", n, n);
+        unsigned long long w1 = pika_math_work_count();
+        CHECK(w1 - w0 <= 8, "%dx%d: %llu sub-comparisons (want a handful)", n, n, w1 - w0);
+        CHECK(pika_math_equiv(a, c) == 0, "%dx%d with one element changed", n, n);
+        unsigned long long w2 = pika_math_work_count();
+        CHECK(w2 - w1 <= 64, "%dx%d changed: %llu sub-comparisons", n, n, w2 - w1);
+        free(a); free(b); free(c);
+    }
+    /* elements without a common key still match pairwise when few are left over */
+    EQ("\\{x+1, 2, 3, 4, 5, \\frac{1}{2}\\}", "\\{0.5, 5, 4, 3, 2, 1+x\\}");
+    NE("\\{x+1, 2, 3, 4, 5, \\frac{1}{2}\\}", "\\{0.5, 5, 4, 3, 2, 2+x\\}");
+    EQ("\\{\\{1,2\\},\\{3,4\\},\\{5,6\\},\\{7,8\\},\\{9,10\\}\\}", "\\{\\{10,9\\},\\{8,7\\},\\{6,5\\},\\{4,3\\},\\{2,1\\}\\}");
+    NE("\\{\\{1,2\\},\\{3,4\\},\\{5,6\\},\\{7,8\\},\\{9,10\\}\\}", "\\{\\{10,9\\},\\{8,7\\},\\{6,5\\},\\{4,3\\},\\{2,3\\}\\}");
+    EQ("\\{(1,2),(3,4),(5,6),(7,8),(9,10)\\}", "\\{(9,10),(7,8),(5,6),(3,4),(1,2)\\}");
+    NE("\\{(1,2),(3,4),(5,6),(7,8),(9,10)\\}", "\\{(10,9),(7,8),(5,6),(3,4),(1,2)\\}");
+}
+
 static void test_grade_text(void) {
     char *ans = NULL;
     CHECK(pika_math_grade("Adding up, the final answer is $\\boxed{\\dfrac{1}{2}}$.", "0.5", NULL, &ans) == 1, "grade boxed");
@@ -456,6 +588,9 @@ int main(void) {
     RUN(test_math_normalization_rules);
     RUN(test_real_math);
     RUN(test_grade_text);
+    RUN(test_deep_nesting);
+    RUN(test_expr_tall_trees);
+    RUN(test_set_of_sets_fast);
     RUN(test_presets);
     RUN(test_loaders);
     RUN(test_gold_self_equivalence);

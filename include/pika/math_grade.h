@@ -16,10 +16,50 @@
 #ifndef PIKA_MATH_GRADE_H
 #define PIKA_MATH_GRADE_H
 
+/* Grading policies. Every new field's default is 0, so a zero-initialised struct with
+ * number_fallback set behaves like pika_extract_opts_default(). */
+enum { PIKA_DEG_DROP = 0,   /* 48^\circ = 48 (MATH convention; default) */
+       PIKA_DEG_STRICT = 1  /* the degree mark must be on both sides or on neither */ };
+enum { PIKA_PCT_LENIENT = 0, /* 50\% = 50 = 0.5 (default) */
+       PIKA_PCT_DROP = 1,    /* 50\% = 50 only (MATH convention) */
+       PIKA_PCT_VALUE = 2    /* 50\% = 0.5 only */ };
+enum { PIKA_UNITS_DROP = 0,  /* trailing \text{ cm}, "5 cm" are dropped (default) */
+       PIKA_UNITS_STRICT = 1 /* units must agree: 5\text{ cm} = 5 cm, but != 5 */ };
+enum { PIKA_MODE_FULL = 0,      /* pika's grader (default) */
+       PIKA_MODE_HENDRYCKS = 1  /* only the MATH baseline: last \boxed{} + is_equiv(strip_string) */ };
+
 typedef struct {
     int number_fallback; /* 1: use the last number when nothing else matched (default 1) */
     int mcq;             /* 1: multiple-choice, answers are letters A-J (default 0) */
+    int degrees;         /* PIKA_DEG_* (default PIKA_DEG_DROP) */
+    int percent;         /* PIKA_PCT_* (default PIKA_PCT_LENIENT) */
+    int units;           /* PIKA_UNITS_* (default PIKA_UNITS_DROP) */
+    int mode;            /* PIKA_MODE_* (default PIKA_MODE_FULL) */
 } pika_extract_opts;
+
+/* Outcome of a comparison. Only PIKA_MATH_EQUIV counts as equivalent. */
+typedef enum {
+    PIKA_MATH_NOT_EQUIV = 0,
+    PIKA_MATH_EQUIV = 1,
+    PIKA_MATH_MALFORMED = 2, /* unbalanced braces / \begin..\end, empty answer */
+    PIKA_MATH_TOO_DEEP = 3   /* brackets nested deeper than PIKA_MATH_MAX_NEST */
+} pika_math_status;
+#define PIKA_MATH_MAX_NEST 64
+
+/* Compare with a reason (pika_last_error() says why for MALFORMED / TOO_DEEP). Linear time and memory
+ * in the input apart from the expression comparison, which works on bounded-size trees. */
+pika_math_status pika_math_compare(const char *pred_answer, const char *gold_answer, const pika_extract_opts *o);
+const char *pika_math_status_name(pika_math_status s);
+
+/* The MATH baseline (Hendrycks et al.): strip_string (NULL where the Python raises) and is_equiv. */
+char *pika_math_hendrycks_strip(const char *answer);
+int pika_math_hendrycks_equiv(const char *a, const char *b);
+/* The baseline's extraction: the content of the last "\boxed{...}"/"\fbox{...}" (last_boxed_only_string
+ * + remove_boxed), or NULL. */
+char *pika_math_hendrycks_extract(const char *text);
+
+/* Number of pairwise sub-answer comparisons made by this thread so far (a work counter for tests). */
+unsigned long long pika_math_work_count(void);
 
 void pika_extract_opts_default(pika_extract_opts *o);
 

@@ -121,7 +121,11 @@ typedef struct {
     int var;       /* N_VAR: variable index */
     pika_num num;  /* N_NUM */
     int literal_int; /* N_NUM written as a plain whole-number literal */
+    int height;    /* 1 + the children's height: bounds the evaluator's recursion */
 } node;
+
+#define MAX_NODES 20000
+#define MAX_HEIGHT 1000
 
 #define MAX_VARS 32
 
@@ -141,8 +145,11 @@ typedef struct {
     int err;
 } parser;
 
+static int fail(parser *p, const char *msg);
+
 static int new_node(parser *p, int op) {
     pika_expr *e = p->e;
+    if (e->n >= MAX_NODES) return fail(p, "expression too long");
     if (e->n == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 32;
         e->nodes = pika_realloc(e->nodes, (size_t)e->cap * sizeof *e->nodes);
@@ -150,25 +157,45 @@ static int new_node(parser *p, int op) {
     memset(&e->nodes[e->n], 0, sizeof(node));
     e->nodes[e->n].op = op;
     e->nodes[e->n].a = e->nodes[e->n].b = -1;
+    e->nodes[e->n].height = 1;
     return e->n++;
 }
 
-static int bin(parser *p, int op, int a, int b) {
-    int k = new_node(p, op);
-    p->e->nodes[k].a = a;
-    p->e->nodes[k].b = b;
+/* Set node k's children; fails when the tree gets too tall (1+1+1+... or x!!!! chains). */
+static int link(parser *p, int k, int a, int b) {
+    if (k < 0) return -1;
+    node *n = &p->e->nodes[k];
+    n->a = a;
+    n->b = b;
+    int h = 0;
+    if (a >= 0 && p->e->nodes[a].height > h) h = p->e->nodes[a].height;
+    if (b >= 0 && p->e->nodes[b].height > h) h = p->e->nodes[b].height;
+    n->height = h + 1;
+    if (n->height > MAX_HEIGHT) return fail(p, "expression nested too deeply");
     return k;
 }
 
+static int bin(parser *p, int op, int a, int b) {
+    if (a < 0 || b < 0) return -1;
+    return link(p, new_node(p, op), a, b);
+}
+
 static int fn1(parser *p, int fn, int a) {
-    int k = new_node(p, N_FN);
-    p->e->nodes[k].fn = fn;
-    p->e->nodes[k].a = a;
+    if (a < 0) return -1;
+    int k = link(p, new_node(p, N_FN), a, -1);
+    if (k >= 0) p->e->nodes[k].fn = fn;
     return k;
+}
+
+/* Unary minus node over a. */
+static int neg_node(parser *p, int a) {
+    if (a < 0) return -1;
+    return link(p, new_node(p, N_NEG), a, -1);
 }
 
 static int num_node(parser *p, pika_num v, int literal_int) {
     int k = new_node(p, N_NUM);
+    if (k < 0) return -1;
     p->e->nodes[k].num = v;
     p->e->nodes[k].literal_int = literal_int;
     return k;
@@ -252,7 +279,7 @@ static int parse_arg(parser *p) {
         p->i++;
         int k = new_node(p, N_VAR);
         int v = add_var(p, &c, 1);
-        if (v < 0) return -1;
+        if (v < 0 || k < 0) return -1;
         p->e->nodes[k].var = v;
         return k;
     }
@@ -285,6 +312,26 @@ static int parse_number(parser *p) {
         exp10 = sign * ev;
         has_exp = 1;
         k = j;
+    }
+    /* base subscript: 1011_2, 1011_{2}, 777_8 */
+    if (!seen_dot && !has_exp && s[k] == '_') {
+        size_t j = k + 1;
+        int br = s[j] == '{';
+        j += br;
+        int base = 0;
+        while (isdigit((unsigned char)s[j]) && base < 100) base = base * 10 + (s[j++] - '0');
+        if (br && s[j] == '}') j++;
+        else if (br) return fail(p, "bad base subscript");
+        if (base < 2 || base > 10 || numlen > 60) return fail(p, "unsupported base");
+        __int128 acc = 0;
+        for (size_t t = 0; t < numlen; t++) {
+            int dg = s[t] - '0';
+            if (dg >= base) return fail(p, "digit out of range for the base");
+            acc = acc * base + dg;
+            if (acc > (__int128)INT64_MAX) return fail(p, "number too large for its base");
+        }
+        p->i += j;
+        return num_node(p, pika_num_int((int64_t)acc), 0);
     }
     p->i += k;
     pika_num v;
@@ -328,6 +375,7 @@ static int parse_fn_app(parser *p, int fn) {
         arg = parse_power(p);
         if (arg < 0) return -1;
         int k = bin(p, N_FN2, base, arg);
+        if (k < 0) return -1;
         p->e->nodes[k].fn = F_LOGB;
         return powr >= 0 ? bin(p, N_POW, k, powr) : k;
     }
@@ -362,6 +410,7 @@ static int parse_var_after(parser *p, const char *name, size_t n) {
     int v = add_var(p, buf, m);
     if (v < 0) return -1;
     int k = new_node(p, N_VAR);
+    if (k < 0) return -1;
     p->e->nodes[k].var = v;
     return k;
 }
@@ -458,7 +507,7 @@ static int parse_primary(parser *p) {
             int b = a >= 0 ? parse_arg(p) : -1;
             if (b < 0) goto out;
             r = bin(p, N_FN2, a, b);
-            p->e->nodes[r].fn = F_BINOM;
+            if (r >= 0) p->e->nodes[r].fn = F_BINOM;
             goto out;
         }
         if (cmd_is(s, "sqrt")) {
@@ -471,7 +520,7 @@ static int parse_primary(parser *p) {
             }
             int a = parse_arg(p);
             if (a < 0) goto out;
-            if (idx >= 0) { r = bin(p, N_FN2, idx, a); p->e->nodes[r].fn = F_ROOT; }
+            if (idx >= 0) { r = bin(p, N_FN2, idx, a); if (r >= 0) p->e->nodes[r].fn = F_ROOT; }
             else r = fn1(p, F_SQRT, a);
             goto out;
         }
@@ -527,11 +576,10 @@ static int parse_exponent(parser *p) {
     skip_ws(p);
     if (p->s[p->i] == '{') return parse_arg(p);
     if (accept(p, '-')) {
+        if (++p->depth > 200) { p->depth--; return fail(p, "nesting too deep"); }
         int a = parse_exponent(p);
-        if (a < 0) return -1;
-        int k = new_node(p, N_NEG);
-        p->e->nodes[k].a = a;
-        return k;
+        p->depth--;
+        return neg_node(p, a);
     }
     if (isdigit((unsigned char)p->s[p->i])) return parse_number(p);
     return parse_primary(p);
@@ -570,8 +618,7 @@ static int parse_unary(parser *p) {
     int r;
     if (accept(p, '-')) {
         int a = parse_unary(p);
-        if (a < 0) r = -1;
-        else { r = new_node(p, N_NEG); p->e->nodes[r].a = a; }
+        r = neg_node(p, a);
     } else if (accept(p, '+')) r = parse_unary(p);
     else r = parse_power(p);
     p->depth--;
