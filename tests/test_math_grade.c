@@ -389,6 +389,145 @@ static void test_set_of_sets_fast(void) {
     NE("\\{(1,2),(3,4),(5,6),(7,8),(9,10)\\}", "\\{(10,9),(7,8),(5,6),(3,4),(1,2)\\}");
 }
 
+/* tests/math_cases.tsv: class, pred, gold, expected (1/0), reason. pika must be right on every case; the MATH
+ * baseline (Hendrycks strip_string + is_equiv, last \boxed{} for "extraction") is scored alongside, and the
+ * per-class table (the README's comparison) is printed. */
+#define MAX_CLASSES 16
+static void test_case_table(void) {
+    FILE *f = fopen("tests/math_cases.tsv", "r");
+    REQUIRE(f, "tests/math_cases.tsv (run from the repository root)");
+    char line[8192];
+    struct { char name[32]; int n, pos, neg, pika, base; } cl[MAX_CLASSES];
+    int ncl = 0, total = 0, ln = 0;
+    pika_extract_opts hendrycks;
+    pika_extract_opts_default(&hendrycks);
+    hendrycks.mode = PIKA_MODE_HENDRYCKS;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        size_t L = strlen(line);
+        while (L && (line[L - 1] == '\n' || line[L - 1] == '\r')) line[--L] = 0;
+        if (!L || line[0] == '#') continue;
+        char *fld[5];
+        int nf = 0;
+        for (char *p = line; nf < 5;) {
+            fld[nf++] = p;
+            char *t = strchr(p, '\t');
+            if (!t) break;
+            *t = 0;
+            p = t + 1;
+        }
+        CHECK(nf == 5 && (!strcmp(fld[3], "1") || !strcmp(fld[3], "0")) && *fld[4], "math_cases.tsv:%d malformed", ln);
+        if (nf != 5) continue;
+        int want = fld[3][0] == '1';
+        /* <NL> → newline in model outputs */
+        pika_buf pred = {0};
+        pika_buf_add(&pred, "", 0);
+        for (const char *p = fld[1]; *p;) {
+            if (!strncmp(p, "<NL>", 4)) { pika_buf_addc(&pred, '\n'); p += 4; }
+            else pika_buf_addc(&pred, *p++);
+        }
+        int k = 0;
+        while (k < ncl && strcmp(cl[k].name, fld[0])) k++;
+        if (k == ncl) {
+            REQUIRE(ncl < MAX_CLASSES, "too many classes");
+            memset(&cl[k], 0, sizeof cl[k]);
+            snprintf(cl[k].name, sizeof cl[k].name, "%s", fld[0]);
+            ncl++;
+        }
+        int got, base;
+        if (!strcmp(fld[0], "extraction")) {
+            got = pika_math_grade(pred.s, fld[2], NULL, NULL);
+            base = pika_math_grade(pred.s, fld[2], &hendrycks, NULL);
+        } else {
+            got = pika_math_equiv(pred.s, fld[2]);
+            base = pika_math_equiv_opts(pred.s, fld[2], &hendrycks);
+        }
+        CHECK(got == want, "math_cases.tsv:%d [%s] '%s' vs '%s': got %d, want %d (%s)", ln, fld[0], pred.s, fld[2], got,
+              want, fld[4]);
+        cl[k].n++;
+        cl[k].pos += want;
+        cl[k].neg += !want;
+        cl[k].pika += got == want;
+        cl[k].base += base == want;
+        total++;
+        free(pred.s);
+    }
+    fclose(f);
+    CHECK(total >= 150, "%d cases (want >= 150)", total);
+    int sp = 0, sb = 0;
+    printf("| class | cases (equiv / not) | pika | MATH normaliser |\n|---|---|---|---|\n");
+    for (int k = 0; k < ncl; k++) {
+        CHECK(cl[k].pos > 0 && cl[k].neg > 0, "class %s needs equivalent and non-equivalent cases", cl[k].name);
+        printf("| %s | %d (%d / %d) | %.1f%% | %.1f%% |\n", cl[k].name, cl[k].n, cl[k].pos, cl[k].neg, 100.0 * cl[k].pika / cl[k].n,
+               100.0 * cl[k].base / cl[k].n);
+        sp += cl[k].pika;
+        sb += cl[k].base;
+    }
+    if (total) printf("| **all** | %d | %.1f%% | %.1f%% |\n", total, 100.0 * sp / total, 100.0 * sb / total);
+}
+
+/* The MATH baseline follows Hendrycks' strip_string step by step (expected values worked by hand from the
+ * published Python). NULL where the Python raises (then is_equiv compares the raw strings). */
+static void test_hendrycks_baseline(void) {
+    const char *cases[][2] = {
+        {"\\dfrac{1}{2}", "\\frac{1}{2}"}, {"x = 5", "5"}, {"10\\text{ cm}", "10"}, {"3/4", "\\frac{3}{4}"},
+        {"03/4", "03/4"}, {".5", "\\frac{1}{2}"}, {"0.5", "\\frac{1}{2}"}, {"\\frac12", "\\frac{1}{2}"},
+        {"\\frac1{2}", "\\frac{1}{2}"}, {"\\sqrt3", "\\sqrt{3}"}, {"50\\%", "50"}, {"\\left(1,2\\right)", "(1,2)"},
+        {"1 \\\\ 2", "1\\2"}, {"48^\\circ", "48"}, {"\\$5", "5"}, {"abc=5", "abc=5"}, {"-3/4", "\\frac{-3}{4}"},
+        {"\\tfrac{a}{b}", "\\frac{a}{b}"}, {"\\frac1", "\\frac1"}, {"a {.5}", "a{0.5}"}, {"\\!1", "1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = pika_math_hendrycks_strip(cases[i][0]);
+        CHECK(r && !strcmp(r, cases[i][1]), "strip_string('%s') = '%s', want '%s'", cases[i][0], r ? r : "(raises)", cases[i][1]);
+        free(r);
+    }
+    const char *raises[] = {"\\text{ a}\\text{ b}", "2\\sqrt", "\\frac"};
+    for (size_t i = 0; i < sizeof raises / sizeof raises[0]; i++) {
+        char *r = pika_math_hendrycks_strip(raises[i]);
+        CHECK(r == NULL, "strip_string('%s') raises in the Python, got '%s'", raises[i], r);
+        free(r);
+    }
+    CHECK(pika_math_hendrycks_equiv("\\text{ a}\\text{ b}", "\\text{ a}\\text{ b}") == 1, "raw fallback");
+    CHECK(pika_math_hendrycks_equiv("0.5", "\\frac12") == 1 && pika_math_hendrycks_equiv("0.25", "\\frac14") == 0, "baseline equiv");
+    char *b = pika_math_hendrycks_extract("so \\boxed{\\frac{1}{2}} and \\boxed{3}.");
+    CHECK(b && !strcmp(b, "3"), "baseline extraction: %s", b ? b : "(null)");
+    free(b);
+    CHECK(pika_math_hendrycks_extract("\\fbox{3}") == NULL && pika_math_hendrycks_extract("no box") == NULL, "remove_boxed needs \\boxed{");
+    pika_extract_opts o;
+    pika_extract_opts_default(&o);
+    o.mode = PIKA_MODE_HENDRYCKS;
+    CHECK(pika_math_equiv_opts("0.5", "\\frac{1}{2}", &o) == 1 && pika_math_equiv_opts("1,000", "1000", &o) == 0, "mode");
+    CHECK(pika_math_grade("The answer is \\boxed{0.5}.", "\\frac12", &o, NULL) == 1, "mode grade");
+}
+
+/* Policies (pika_extract_opts): defaults drop degrees/units and accept both percent readings. */
+static void test_policies(void) {
+    pika_extract_opts o;
+    pika_extract_opts_default(&o);
+    CHECK(o.degrees == PIKA_DEG_DROP && o.percent == PIKA_PCT_LENIENT && o.units == PIKA_UNITS_DROP && o.mode == PIKA_MODE_FULL, "defaults");
+    o.degrees = PIKA_DEG_STRICT;
+    CHECK(pika_math_equiv_opts("48^\\circ", "48", &o) == 0, "strict degrees: mark on one side only");
+    CHECK(pika_math_equiv_opts("48^\\circ", "48^{\\circ}", &o) == 1, "strict degrees: both marked");
+    CHECK(pika_math_equiv_opts("48", "48", &o) == 1, "strict degrees: neither");
+    pika_extract_opts_default(&o);
+    o.percent = PIKA_PCT_DROP;
+    CHECK(pika_math_equiv_opts("50\\%", "50", &o) == 1 && pika_math_equiv_opts("50\\%", "0.5", &o) == 0, "percent drop");
+    o.percent = PIKA_PCT_VALUE;
+    CHECK(pika_math_equiv_opts("50\\%", "0.5", &o) == 1 && pika_math_equiv_opts("50\\%", "50", &o) == 0, "percent value");
+    CHECK(pika_math_equiv_opts("50\\%", "50%", &o) == 1, "percent value: both marked");
+    pika_extract_opts_default(&o);
+    o.units = PIKA_UNITS_STRICT;
+    CHECK(pika_math_equiv_opts("5\\text{ cm}", "5", &o) == 0, "strict units: unit on one side");
+    CHECK(pika_math_equiv_opts("5\\text{ cm}", "5 cm", &o) == 1, "strict units: same unit");
+    CHECK(pika_math_equiv_opts("5\\text{ cm}", "5\\text{ m}", &o) == 0, "strict units: different unit");
+    CHECK(pika_math_equiv_opts("\\{5\\text{ cm}, 6\\text{ cm}\\}", "\\{6\\text{ cm}, 5\\text{ cm}\\}", &o) == 1, "strict units in a set");
+    CHECK(pika_math_equiv_opts("\\{5\\text{ cm}, 6\\text{ cm}\\}", "\\{5, 6\\}", &o) == 0, "strict units: set without units");
+    /* a zero-initialised struct with number_fallback set is the default */
+    pika_extract_opts z = {0};
+    z.number_fallback = 1;
+    CHECK(pika_math_equiv_opts("48^\\circ", "48", &z) == 1 && pika_math_equiv_opts("50\\%", "0.5", &z) == 1, "zero init");
+}
+
 static void test_grade_text(void) {
     char *ans = NULL;
     CHECK(pika_math_grade("Adding up, the final answer is $\\boxed{\\dfrac{1}{2}}$.", "0.5", NULL, &ans) == 1, "grade boxed");
@@ -588,6 +727,9 @@ int main(void) {
     RUN(test_math_normalization_rules);
     RUN(test_real_math);
     RUN(test_grade_text);
+    RUN(test_case_table);
+    RUN(test_hendrycks_baseline);
+    RUN(test_policies);
     RUN(test_deep_nesting);
     RUN(test_expr_tall_trees);
     RUN(test_set_of_sets_fast);

@@ -568,7 +568,7 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     return s;
 }
 
-static char *normalize_nospace(const char *answer, nflags *fl) {
+static char *normalize_nospace2(const char *answer, nflags *fl, int strip_lhs) {
     char *s = normalize_keep_spaces(answer, fl);
     s = replace_all(s, " ", "");
     /* \frac12 → \frac{1}{2}, \sqrt3 → \sqrt{3} (MATH fix_fracs / fix_sqrt) */
@@ -605,7 +605,7 @@ static char *normalize_nospace(const char *answer, nflags *fl) {
     s = b.s;
     /* leading "x=" with a short left side */
     char *eq = strchr(s, '=');
-    if (eq && !strchr(eq + 1, '=') && eq - s <= 2 && eq > s && isalpha((unsigned char)s[0])) {
+    if (strip_lhs && eq && !strchr(eq + 1, '=') && eq - s <= 2 && eq > s && isalpha((unsigned char)s[0])) {
         char *r = pika_strdup(eq + 1);
         free(s);
         s = r;
@@ -631,6 +631,8 @@ static char *normalize_nospace(const char *answer, nflags *fl) {
     }
     return s;
 }
+
+static char *normalize_nospace(const char *answer, nflags *fl) { return normalize_nospace2(answer, fl, 1); }
 
 char *pika_math_normalize(const char *answer) {
     nflags fl;
@@ -1546,6 +1548,30 @@ static int balanced(const char *s) {
     return d == 0 && env == 0;
 }
 
+/* Every matrix environment has rows of one length (a ragged matrix is malformed, never equivalent). */
+static int matrices_ok(const char *s) {
+    for (const char *p = s; (p = strstr(p, "\\begin{")); p += 7) {
+        const char *ne = strchr(p + 7, '}');
+        if (!ne || ne - (p + 7) > 30) continue;
+        size_t el = (size_t)(ne - (p + 7));
+        if (!memmem(p + 7, el, "matrix", 6) && strncmp(p + 7, "array", 5)) continue;
+        char endtag[48];
+        snprintf(endtag, sizeof endtag, "\\end{%.*s}", (int)el, p + 7);
+        const char *e = strstr(ne, endtag);
+        if (!e) return 0;
+        const char *b = ne + 1;
+        if (!strncmp(p + 7, "array", 5) && *b == '{') { long m = match_brace(b, 0); if (m > 0) b += m + 1; }
+        char *body = pika_strndup(b, (size_t)(e - b));
+        shape sh;
+        memset(&sh, 0, sizeof sh);
+        int rc = matrix_parts(body, &sh);
+        free_parts(sh.parts, sh.n);
+        free(body);
+        if (rc) return 0;
+    }
+    return 1;
+}
+
 static int top_equation(const char *s) {
     char **ps;
     int n = split_top(s, "=", &ps);
@@ -1557,8 +1583,11 @@ static int equiv_rec(const char *a_raw, const char *b_raw, int depth, const pika
     g_work++;
     if (depth > MAX_DEPTH) return 0;
     if (!balanced(a_raw) || !balanced(b_raw)) return 0;
+    if (!matrices_ok(a_raw) || !matrices_ok(b_raw)) return 0;
     nflags fa, fb;
-    char *na = normalize_nospace(a_raw, &fa), *nb = normalize_nospace(b_raw, &fb);
+    /* two equations keep their left sides: x = 3 is not y = 3 */
+    int keep = strchr(a_raw, '=') && strchr(b_raw, '=');
+    char *na = normalize_nospace2(a_raw, &fa, !keep), *nb = normalize_nospace2(b_raw, &fb, !keep);
     int r = *na && !strcmp(na, nb) && flags_ok(&fa, &fb, o) && (o->percent != PIKA_PCT_VALUE || fa.percent == fb.percent);
     free(na);
     free(nb);
