@@ -482,7 +482,9 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     }
     s = replace_all(s, "\n", " ");
     s = replace_all(s, "\r", " ");
-    /* Unicode math symbols models sometimes print */
+    int high = 0;
+    for (const char *p = s; *p && !high; p++) high = (unsigned char)*p >= 0x80;
+    if (high) { /* Unicode math symbols models sometimes print */
     s = replace_all(s, "\xe2\x88\x92", "-");        /* U+2212 minus */
     s = replace_all(s, "\xc3\x97", "\\times ");      /* multiplication sign */
     s = replace_all(s, "\xc2\xb7", "\\cdot ");       /* middle dot */
@@ -491,10 +493,12 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     s = replace_all(s, "\xe2\x88\x9a", "\\sqrt ");   /* square root */
     s = replace_all(s, "\xe2\x89\xa4", "\\le ");     /* less-than or equal */
     s = replace_all(s, "\xe2\x89\xa5", "\\ge ");     /* greater-than or equal */
+    }
     s = replace_all(s, "<=", "\\le ");
     s = replace_all(s, ">=", "\\ge ");
-    s = replace_all(s, "\\!", "");
     s = replace_all(s, "{,}", ",");
+    if (strchr(s, '\\')) {
+    s = replace_all(s, "\\!", "");
     s = replace_cmd(s, "dfrac", "\\frac");
     s = replace_cmd(s, "tfrac", "\\frac");
     s = replace_cmd(s, "cfrac", "\\frac");
@@ -511,6 +515,7 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     s = replace_cmd(s, "bigr", "");
     s = replace_cmd(s, "Bigl", "");
     s = replace_cmd(s, "Bigr", "");
+    }
     if (strstr(s, "\\circ") || strstr(s, "\xc2\xb0") || strstr(s, "\\degree")) fl->degree = 1;
     s = replace_cmd(s, "degree", "");
     s = replace_all(s, "^{\\circ}", "");
@@ -568,8 +573,8 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     return s;
 }
 
-static char *normalize_nospace2(const char *answer, nflags *fl, int strip_lhs) {
-    char *s = normalize_keep_spaces(answer, fl);
+/* The no-space MATH form from a normalize_keep_spaces() result (takes ownership of s). */
+static char *nospace_from_kept(char *s, int strip_lhs) {
     s = replace_all(s, " ", "");
     /* \frac12 → \frac{1}{2}, \sqrt3 → \sqrt{3} (MATH fix_fracs / fix_sqrt) */
     pika_buf b = {0};
@@ -632,7 +637,9 @@ static char *normalize_nospace2(const char *answer, nflags *fl, int strip_lhs) {
     return s;
 }
 
-static char *normalize_nospace(const char *answer, nflags *fl) { return normalize_nospace2(answer, fl, 1); }
+static char *normalize_nospace(const char *answer, nflags *fl) {
+    return nospace_from_kept(normalize_keep_spaces(answer, fl), 1);
+}
 
 char *pika_math_normalize(const char *answer) {
     nflags fl;
@@ -1313,13 +1320,15 @@ static int scalar_equiv(const char *a, const char *b, const nflags *fa, const nf
         return r;
     }
     if (is_long_int(a) && is_long_int(b)) return same_int(a, b);
-    /* base subscripts: 1011_2 = 1011_{2} = 11; and by the answer convention 1011_2 = 1011 */
+    /* base subscripts: an answer "in base b" is its digits — 1011_2 = 1011_{2} = 1011, but not 11 (the
+     * decimal value is an unconverted answer) */
     {
         char da[128], db[128];
         int ba = 0, bb = 0;
         int xa = base_literal(a, da, sizeof da, &ba), xb = base_literal(b, db, sizeof db, &bb);
-        if ((xa && all_digits(b) && !strcmp(da, b)) || (xb && all_digits(a) && !strcmp(db, a))) return 1;
-        if (xa && xb && ba == bb) return !strcasecmp(da, db);
+        if (xa && xb) return ba == bb && same_int(da, db);
+        if (xa) return all_digits(b) && same_int(da, b);
+        if (xb) return all_digits(a) && same_int(db, a);
     }
     pika_expr *ea = pika_expr_parse(a);
     if (!ea) return 0;
@@ -1587,12 +1596,12 @@ static int equiv_rec(const char *a_raw, const char *b_raw, int depth, const pika
     nflags fa, fb;
     /* two equations keep their left sides: x = 3 is not y = 3 */
     int keep = strchr(a_raw, '=') && strchr(b_raw, '=');
-    char *na = normalize_nospace2(a_raw, &fa, !keep), *nb = normalize_nospace2(b_raw, &fb, !keep);
+    char *a = normalize_keep_spaces(a_raw, &fa), *b = normalize_keep_spaces(b_raw, &fb);
+    char *na = nospace_from_kept(pika_strdup(a), !keep), *nb = nospace_from_kept(pika_strdup(b), !keep);
     int r = *na && !strcmp(na, nb) && flags_ok(&fa, &fb, o) && (o->percent != PIKA_PCT_VALUE || fa.percent == fb.percent);
     free(na);
     free(nb);
-    if (r) return 1;
-    char *a = normalize_keep_spaces(a_raw, &fa), *b = normalize_keep_spaces(b_raw, &fb);
+    if (r) { free(a); free(b); return 1; }
     if (!*a || !*b || !flags_ok(&fa, &fb, o)) { free(a); free(b); return 0; }
     char *ba = NULL, *bb = NULL;
     const char *a2 = a, *b2 = b;
