@@ -12,7 +12,7 @@
 #include "pika/util.h"
 
 #define REL_TOL_CONST 1e-9 /* closed-form constants (\sqrt2 vs \frac{2}{\sqrt2}) */
-#define REL_TOL_VARS 1e-7  /* expressions evaluated at random points */
+#define REL_TOL_VARS 1e-9  /* expressions evaluated at random points */
 #define N_POINTS 6
 #define MAX_DEPTH 8
 
@@ -127,6 +127,32 @@ static const char *strcasestr_last(const char *h, const char *needle) {
     return last;
 }
 
+/* Is the text between two boxes only a list separator ("$, $", " and ", "\\text{ or }", "\\quad")? */
+static int list_separator(const char *p, const char *e) {
+    while (p < e) {
+        if (strchr(" $,;{}()\t", *p)) { p++; continue; }
+        if (e - p >= 3 && !strncmp(p, "and", 3)) { p += 3; continue; }
+        if (e - p >= 2 && !strncmp(p, "or", 2)) { p += 2; continue; }
+        if (isalpha((unsigned char)*p) && !isalpha((unsigned char)p[1])) { /* a label "x =" before the next box */
+            const char *q = p + 1;
+            while (q < e && *q == ' ') q++;
+            if (q < e && *q == '=') { p = q + 1; continue; }
+        }
+        if (*p == '\\') {
+            const char *q = p + 1;
+            while (q < e && isalpha((unsigned char)*q)) q++;
+            size_t n = (size_t)(q - p - 1);
+            if ((n == 4 && !strncmp(p + 1, "text", 4)) || (n == 4 && !strncmp(p + 1, "quad", 4)) ||
+                (n == 5 && !strncmp(p + 1, "qquad", 5)) || (n == 6 && !strncmp(p + 1, "mathrm", 6)) || n == 0) {
+                p = n ? q : p + 2;
+                continue;
+            }
+        }
+        return 0;
+    }
+    return 1;
+}
+
 /* Clean an answer phrase taken from prose: unwrap $..$, \(..\), strip trailing '.', leading ':'. */
 static char *clean_phrase(const char *p, size_t n) {
     char *s = dup_trim(p, n);
@@ -139,6 +165,20 @@ static char *clean_phrase(const char *p, size_t n) {
         if (d2 == d1 + 1) { d1 = d2; d2 = strchr(d1 + 1, '$'); if (d2 && d2[1] == '$') {} }
         if (d2) {
             char *r = dup_trim(d1 + 1, (size_t)(d2 - d1 - 1));
+            /* "$3$ or $5$", "$2$, $3$": several inline answers joined only by separators form a list */
+            const char *e3, *e4;
+            pika_buf b = {0};
+            int n = 1;
+            pika_buf_puts(&b, r);
+            for (const char *q = d2 + 1; (e3 = strchr(q, '$')) && (e4 = strchr(e3 + 1, '$')) && list_separator(q, e3); q = e4 + 1) {
+                char *x = dup_trim(e3 + 1, (size_t)(e4 - e3 - 1));
+                pika_buf_add(&b, ", ", 2);
+                pika_buf_puts(&b, x);
+                free(x);
+                n++;
+            }
+            if (n > 1) { free(r); r = b.s; }
+            else free(b.s);
             free(s);
             return r;
         }
@@ -215,27 +255,6 @@ static const char *after_think(const char *text, int *unfinished) {
 
 static int split_top(const char *s, const char *sep, char ***parts_out);
 static void free_parts(char **p, int n);
-
-/* Is the text between two boxes only a list separator ("$, $", " and ", "\\text{ or }", "\\quad")? */
-static int list_separator(const char *p, const char *e) {
-    while (p < e) {
-        if (strchr(" $,;{}()\t", *p)) { p++; continue; }
-        if (e - p >= 3 && !strncmp(p, "and", 3)) { p += 3; continue; }
-        if (e - p >= 2 && !strncmp(p, "or", 2)) { p += 2; continue; }
-        if (*p == '\\') {
-            const char *q = p + 1;
-            while (q < e && isalpha((unsigned char)*q)) q++;
-            size_t n = (size_t)(q - p - 1);
-            if ((n == 4 && !strncmp(p + 1, "text", 4)) || (n == 4 && !strncmp(p + 1, "quad", 4)) ||
-                (n == 5 && !strncmp(p + 1, "qquad", 5)) || (n == 6 && !strncmp(p + 1, "mathrm", 6)) || n == 0) {
-                p = n ? q : p + 2;
-                continue;
-            }
-        }
-        return 0;
-    }
-    return 1;
-}
 
 /* Several \boxed{} on the line of the last one ("$\boxed{2}$ and $\boxed{3}$"): their contents joined
  * with ", "; NULL when that line has only one. */
@@ -907,6 +926,23 @@ static char *relation_to_interval(const char *s) {
     return r;
 }
 
+/* "(1, \infty)" and "(-\infty, 3]" → "(1, 3]" (either order); NULL unless one is a lower and one an upper ray. */
+static char *intersect_rays(const char *x, const char *y) {
+    static const char *LO = "-\\infty, ", *HI = ", \\infty)";
+    for (int k = 0; k < 2; k++) {
+        const char *lo = k ? y : x, *hi = k ? x : y; /* lo: (L, \infty) ; hi: (-\infty, H) */
+        size_t nl = strlen(lo), nh = strlen(hi);
+        if (nl < strlen(HI) + 2 || strcmp(lo + nl - strlen(HI), HI) || !strncmp(lo + 1, LO, strlen(LO))) continue;
+        if (nh < strlen(LO) + 3 || hi[0] != '(' || strncmp(hi + 1, LO, strlen(LO)) || !strcmp(hi + nh - strlen(HI), HI)) continue;
+        pika_buf b = {0};
+        pika_buf_add(&b, lo, nl - strlen(HI)); /* "(L" */
+        pika_buf_add(&b, ", ", 2);
+        pika_buf_puts(&b, hi + 1 + strlen(LO)); /* "H)" */
+        return b.s;
+    }
+    return NULL;
+}
+
 /* Split at top-level words " or " / " and " (also a ", or"). Returns the count; *any_or set when an "or"
  * was among them. */
 static int split_words(const char *s, char ***parts_out, int *any_or) {
@@ -1004,9 +1040,15 @@ static char *restructure(char *s, int depth) {
             if (iv) { free(ps[i]); ps[i] = iv; }
             else if (!(ps[i][0] == '(' || ps[i][0] == '[')) all_rel = 0;
         }
-        char *r = join_parts(ps, np, all_rel && any_or ? " \\cup " : ", ");
+        char *r = NULL;
+        if (all_rel && !any_or && np == 2) r = intersect_rays(ps[0], ps[1]); /* x > 1 and x < 3 */
+        if (!r) r = join_parts(ps, np, all_rel && any_or ? " \\cup " : ", ");
         free_parts(ps, np);
         free(s);
+        if (!all_rel) { /* "x = 3 and y = 4" */
+            char *a = assignments(r);
+            if (a) { free(r); r = a; }
+        }
         return r;
     }
     free_parts(ps, np);
