@@ -833,7 +833,12 @@ static int is_label(const char *s) {
         return nv > 0;
     }
     for (const char *p = s; *p; p++) {
-        if (*p == '\\') { p++; while (isalpha((unsigned char)p[1])) p++; continue; } /* \angle is not a name */
+        if (*p == '\\') { /* \angle is not a name: skip the command word */
+            p++;
+            while (isalpha((unsigned char)*p)) p++;
+            p--;
+            continue;
+        }
         if (isalpha((unsigned char)*p)) return 1;
     }
     return 0;
@@ -1453,6 +1458,26 @@ static char *flag_prefix(const nflags *f, const pika_extract_opts *o, char c) {
 
 static char *canon_key(const char *raw, int depth, const pika_extract_opts *o) {
     if (depth > MAX_DEPTH) return NULL;
+    { /* fast path: a plain integer (what large sets are usually made of) */
+        const char *p = raw;
+        while (*p == ' ') p++;
+        const char *st = p;
+        p += *p == '-';
+        size_t nd = 0;
+        while (isdigit((unsigned char)p[nd])) nd++;
+        const char *q = p + nd;
+        while (*q == ' ') q++;
+        if (nd > 0 && nd <= 15 && !*q) {
+            char k[40];
+            snprintf(k, sizeof k, "%c%lld/1", 'Q', strtoll(st, NULL, 10));
+            if (o->units == PIKA_UNITS_STRICT) { /* flag_prefix form: no unit, no degree */
+                char k2[44];
+                snprintf(k2, sizeof k2, "Q:%s", k + 1);
+                return pika_strdup(k2);
+            }
+            return pika_strdup(k);
+        }
+    }
     nflags fl;
     char *a = normalize_keep_spaces(raw, &fl);
     char *rest, *key = NULL;
