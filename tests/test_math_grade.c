@@ -339,6 +339,15 @@ static void test_expr_tall_trees(void) {
     e = pika_expr_parse("777_{8}");
     CHECK(e && pika_expr_eval(e, 0, &v) == 0 && v.exact && v.num == 511, "base 8 literal");
     pika_expr_free(e);
+    /* complex evaluation: i is the imaginary unit */
+    e = pika_expr_parse("\\frac{(1+i)^2}{2} + \\sqrt{-9}");
+    double re = 1, im = 0;
+    CHECK(e && pika_expr_eval_complex(e, 0, "i", &re, &im) == 0 && fabs(re) < 1e-12 && fabs(im - 4) < 1e-12,
+          "complex: %g%+gi, want 4i", re, im);
+    pika_expr_free(e);
+    e = pika_expr_parse("\\lfloor i \\rfloor");
+    CHECK(e && pika_expr_eval_complex(e, 0, "i", &re, &im) == -1, "floor of a complex number is a domain error");
+    pika_expr_free(e);
     e = pika_expr_parse("1021_2");
     CHECK(e == NULL, "digit 2 in base 2 refused");
     pika_expr_free(e);

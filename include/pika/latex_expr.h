@@ -37,6 +37,11 @@ const char *pika_expr_var(const pika_expr *e, int i);
  * Returns 0, or -1 on a domain error (division by zero, even root of a negative, ...). */
 int pika_expr_eval(const pika_expr *e, int point, pika_num *out);
 
+/* Evaluate over the complex numbers, the variable named `imag` (e.g. "i") being the imaginary unit and the
+ * others real as in pika_expr_eval (principal branches for roots, logs and non-integer powers; floor, factorial
+ * and the like need real arguments). Returns 0, or -1 on a domain error. */
+int pika_expr_eval_complex(const pika_expr *e, int point, const char *imag, double *re, double *im);
+
 /* The value variable `name` takes at `point` (in [-3, 3] excluding a neighbourhood of 0, non-integer). */
 double pika_expr_var_value(const char *name, int point);
 

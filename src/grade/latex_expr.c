@@ -821,3 +821,130 @@ int pika_expr_eval(const pika_expr *e, int point, pika_num *out) {
     if (isnan(out->v)) return -1;
     return 0;
 }
+
+/* ---------------------------------------------------------------- complex evaluation */
+
+/* Complex values as (re, im) pairs of doubles; the variable named `imag` is the imaginary unit. */
+typedef struct { double re, im; } cplx;
+
+static cplx c_mul(cplx a, cplx b) { return (cplx){a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re}; }
+static int c_div(cplx a, cplx b, cplx *r) {
+    double d = b.re * b.re + b.im * b.im;
+    if (d == 0) return -1;
+    *r = (cplx){(a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d};
+    return 0;
+}
+static cplx c_exp(cplx a) { double m = exp(a.re); return (cplx){m * cos(a.im), m * sin(a.im)}; }
+static int c_log(cplx a, cplx *r) {
+    if (a.re == 0 && a.im == 0) return -1;
+    *r = (cplx){log(hypot(a.re, a.im)), atan2(a.im, a.re)};
+    return 0;
+}
+static int c_pow(cplx a, cplx b, cplx *r) {
+    if (b.im == 0 && b.re == floor(b.re) && fabs(b.re) <= 256) { /* integer power: repeated squaring */
+        long e = (long)fabs(b.re);
+        cplx acc = {1, 0}, base = a;
+        while (e) {
+            if (e & 1) acc = c_mul(acc, base);
+            e >>= 1;
+            if (e) base = c_mul(base, base);
+        }
+        if (b.re < 0) return c_div((cplx){1, 0}, acc, r);
+        *r = acc;
+        return 0;
+    }
+    if (a.re == 0 && a.im == 0) { if (b.re > 0) { *r = (cplx){0, 0}; return 0; } return -1; }
+    cplx l;
+    if (c_log(a, &l)) return -1;
+    *r = c_exp(c_mul(b, l)); /* principal value */
+    return 0;
+}
+
+static int ceval_node(const pika_expr *e, int k, int point, int imag, cplx *out) {
+    const node *n = &e->nodes[k];
+    cplx a, b;
+    switch (n->op) {
+    case N_NUM: *out = (cplx){n->num.v, 0}; return 0;
+    case N_VAR:
+        if (n->var == imag) *out = (cplx){0, 1};
+        else *out = (cplx){pika_expr_var_value(e->vars[n->var], point), 0};
+        return 0;
+    case N_NEG:
+        if (ceval_node(e, n->a, point, imag, &a)) return -1;
+        *out = (cplx){0.0 - a.re, 0.0 - a.im}; /* never -0: keeps sqrt(-4) on the principal branch */
+        return 0;
+    default: break;
+    }
+    if (ceval_node(e, n->a, point, imag, &a)) return -1;
+    if (n->op == N_FN) {
+        switch (n->fn) {
+        case F_SQRT: /* principal square root */
+            return c_pow(a, (cplx){0.5, 0}, out);
+        case F_ABS: *out = (cplx){hypot(a.re, a.im), 0}; return 0;
+        case F_EXP: *out = c_exp(a); return 0;
+        case F_LN: return c_log(a, out);
+        case F_SIN: *out = (cplx){sin(a.re) * cosh(a.im), cos(a.re) * sinh(a.im)}; return 0;
+        case F_COS: *out = (cplx){cos(a.re) * cosh(a.im), -sin(a.re) * sinh(a.im)}; return 0;
+        default: { /* real-only functions need a real argument */
+            if (a.im != 0) return -1;
+            double x = a.re, y;
+            switch (n->fn) {
+            case F_TAN: y = tan(x); break;
+            case F_SEC: y = 1 / cos(x); break;
+            case F_CSC: if (sin(x) == 0) return -1; y = 1 / sin(x); break;
+            case F_COT: if (tan(x) == 0) return -1; y = 1 / tan(x); break;
+            case F_LOG10: if (x <= 0) return -1; y = log10(x); break;
+            case F_FLOOR: y = floor(x); break;
+            case F_CEIL: y = ceil(x); break;
+            case F_FACT:
+                if (x != floor(x) || x < 0 || x > 170) return -1;
+                y = tgamma(x + 1);
+                break;
+            default: return -1;
+            }
+            if (isnan(y)) return -1;
+            *out = (cplx){y, 0};
+            return 0;
+        }
+        }
+    }
+    if (ceval_node(e, n->b, point, imag, &b)) return -1;
+    switch (n->op) {
+    case N_ADD: *out = (cplx){a.re + b.re, a.im + b.im}; return 0;
+    case N_SUB: *out = (cplx){a.re - b.re, a.im - b.im}; return 0;
+    case N_MUL: *out = c_mul(a, b); return 0;
+    case N_DIV: return c_div(a, b, out);
+    case N_POW: return c_pow(a, b, out);
+    case N_FN2:
+        if (a.im != 0 || b.im != 0) return -1;
+        if (n->fn == F_ROOT) {
+            if (a.re == 0) return -1;
+            return c_pow(b, (cplx){1.0 / a.re, 0}, out);
+        }
+        if (n->fn == F_LOGB) {
+            if (a.re <= 0 || a.re == 1 || b.re <= 0) return -1;
+            *out = (cplx){log(b.re) / log(a.re), 0};
+            return 0;
+        }
+        if (n->fn == F_BINOM) {
+            pika_num r;
+            if (eval_node(e, k, point, &r)) return -1;
+            *out = (cplx){r.v, 0};
+            return 0;
+        }
+        return -1;
+    default: return -1;
+    }
+}
+
+int pika_expr_eval_complex(const pika_expr *e, int point, const char *imag, double *re, double *im) {
+    int iv = -1;
+    for (int i = 0; i < e->nvars; i++)
+        if (!strcmp(e->vars[i], imag)) iv = i;
+    cplx r;
+    if (ceval_node(e, e->root, point, iv, &r)) return -1;
+    if (!isfinite(r.re) || !isfinite(r.im)) return -1;
+    *re = r.re;
+    *im = r.im;
+    return 0;
+}

@@ -1383,7 +1383,22 @@ static int scalar_equiv(const char *a, const char *b, const nflags *fa, const nf
     if (!eb) { pika_expr_free(ea); return 0; }
     int r = 0;
     int nv = pika_expr_nvars(ea) + pika_expr_nvars(eb);
-    if (nv == 0) {
+    int has_i = 0;
+    for (int k = 0; k < 2; k++) {
+        pika_expr *e = k ? eb : ea;
+        for (int v = 0; v < pika_expr_nvars(e); v++) has_i |= !strcmp(pika_expr_var(e, v), "i");
+    }
+    if (has_i) { /* complex numbers: i is the imaginary unit (i^2 = -1, \frac{1}{i} = -i) */
+        int good = 0, bad = 0;
+        for (int pt = 0; pt < N_POINTS; pt++) {
+            double ar, ai, br, bi;
+            if (pika_expr_eval_complex(ea, pt, "i", &ar, &ai) || pika_expr_eval_complex(eb, pt, "i", &br, &bi)) continue;
+            double m = fmax(hypot(ar, ai), hypot(br, bi));
+            if (hypot(ar - br, ai - bi) <= REL_TOL_VARS * m + 1e-12) good++;
+            else bad++;
+        }
+        r = bad == 0 && good >= 3;
+    } else if (nv == 0) {
         pika_num va, vb;
         if (pika_expr_eval(ea, 0, &va) == 0 && pika_expr_eval(eb, 0, &vb) == 0) {
             if (o->percent == PIKA_PCT_VALUE) {
