@@ -551,6 +551,12 @@ static void test_grade_text(void) {
     CHECK(pika_math_grade("She pays 5 + 7 = 12 dollars in total.", "12", NULL, NULL) == 1, "number fallback");
     CHECK(pika_math_grade("She pays 5 + 7 = 12 dollars in total.", "13", NULL, NULL) == 0, "number fallback false");
     CHECK(pika_math_grade(NULL, "1", NULL, NULL) == 0, "null text");
+    pika_extract_opts nf;
+    pika_extract_opts_default(&nf);
+    nf.number_fallback = 0;
+    CHECK(pika_math_grade("<think>\nmaybe 5\n</think>\n\n\\frac{1}{2}\n", "0.5", &nf, NULL) == 1, "bare answer after thinking");
+    CHECK(pika_math_grade("<think>\nthe answer is 0.5", "0.5", &nf, NULL) == 0, "unfinished thinking");
+    CHECK(pika_math_grade("<think>\nthe answer is 0.5", "0.5", NULL, NULL) == 0, "unfinished thinking, with the number fallback");
     CHECK(pika_math_grade("I don't know.", "1", NULL, NULL) == 0, "no answer");
 }
 

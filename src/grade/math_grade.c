@@ -1938,7 +1938,11 @@ int pika_math_grade(const char *text, const char *gold, const pika_extract_opts 
             pika_extract_opts strict = *o;
             strict.number_fallback = 0;
             ans = pika_math_extract(body, &strict);
-            if (!ans && bare_answer(body)) ans = dup_trim(body, strlen(body));
+            if (!ans) {
+                char *bt = dup_trim(body, strlen(body));
+                if (bare_answer(bt)) ans = bt;
+                else free(bt);
+            }
             if (!ans && o->number_fallback) ans = pika_math_extract(body, o);
         }
     }
