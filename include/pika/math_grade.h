@@ -1,17 +1,25 @@
 /* math_grade.h — math answer extraction from model text and answer equivalence.
  *
- * Extraction (pika_math_extract), first rule that matches wins:
- *   1. the last \boxed{...} / \fbox{...} (nested braces), or "\boxed 5";
+ * Extraction (pika_math_extract): text inside <think>...</think> is never graded (an unclosed <think>
+ * has no answer); then, first rule that matches wins:
+ *   1. the last \boxed{...} / \fbox{...} (nested braces), or "\boxed 5"; several boxes on that line
+ *      joined only by separators ("$\boxed{2}$ and $\boxed{3}$") form a list "2, 3";
  *   2. GSM8K "#### N" (the rest of that line);
- *   3. "The answer is ..." / "Final answer: ..." (last one; inline $...$ unwrapped);
+ *   3. "The answer is ..." / "Final answer: ..." / "**Answer:** ..." (last one; inline $...$ unwrapped,
+ *      several "$3$ or $5$" form a list);
  *   4. with mcq: a lone choice letter "(C)" / "C" in the answer, or the last "(C)" in the text;
  *   5. with number_fallback: the last number in the text (1,000 / -2.5 / 3/4).
  * Equivalence (pika_math_equiv): MATH string normalisation first (\dfrac/\tfrac→\frac, \left/\right,
  * units \text{..}, degrees, \%, \$, spaces, \frac12, a/b); if the strings differ, real mathematics:
  * exact rationals (0.5 = \frac12 = 2/4 = 50\% of 1), thousands separators, scientific notation,
- * \sqrt, \pi, expressions compared numerically at several points, "x=3" vs "3", tuples and intervals
- * (ordered, bracket types must match), sets \{..\} and bare lists "1, 2" (unordered), unions \cup,
- * \pm, matrices. A parse failure is never "equivalent".
+ * \sqrt, \pi, complex numbers (i), base subscripts (by digits), expressions compared numerically at
+ * several points; equations side by side or as non-zero multiples (y = 2x+1 vs 2x - y + 1 = 0);
+ * labelled answers "x = 3", "\frac{AB}{CD} = 2/3", "(a,b) = (1,4)" vs the value (a numeric left side
+ * is not a label); relations as intervals (-1 \le x \le 4 = [-1,4], x > 3 = (3,\infty)); tuples and
+ * intervals (ordered, bracket types must match); sets \{..\}, bare lists "1, 2", lists in words
+ * "3 or 5", solution lists "a=1, b=4; a=2, b=3" (unordered, matched by sorted canonical keys); unions
+ * \cup, \pm, matrices. A malformed answer (unbalanced, ragged matrix, nested deeper than
+ * PIKA_MATH_MAX_NEST) is never equivalent, not even to itself.
  */
 #ifndef PIKA_MATH_GRADE_H
 #define PIKA_MATH_GRADE_H
