@@ -541,6 +541,48 @@ static void test_policies(void) {
     CHECK(pika_math_equiv_opts("48^\\circ", "48", &z) == 1 && pika_math_equiv_opts("50\\%", "0.5", &z) == 1, "zero init");
 }
 
+/* Matching sets by canonical keys must never accept what pairwise comparison rejects: {a, 101..104} vs
+ * {104..101, b} equal implies a == b. Checked on every case pair and on marks/policy-sensitive answers. */
+static void test_set_keys_sound(void) {
+    FILE *f = fopen("tests/math_cases.tsv", "r");
+    REQUIRE(f, "tests/math_cases.tsv");
+    char line[8192];
+    char *pa[400], *pb[400];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < 400) {
+        if (line[0] == '#') continue;
+        char *a = strchr(line, '\t'), *b, *c;
+        if (!a || !(b = strchr(++a, '\t'))) continue;
+        *b++ = 0;
+        if ((c = strchr(b, '\t'))) *c = 0;
+        if (strchr(a, ',') || strchr(b, ',') || strstr(a, "\\{") || strstr(b, "\\{") || strstr(a, "<NL>")) continue;
+        pa[n] = strdup(a);
+        pb[n++] = strdup(b);
+    }
+    fclose(f);
+    static const char *marks[] = {"x=3", "3", "y=3", "50\\%", "0.5", "50", "48^\\circ", "48", "5\\text{ cm}", "5",
+                                  "\\text{Monday}", "monday", "1011_2", "11", "1011", "2i", "\\sqrt{-4}", "y=2x", "z=2x"};
+    int nm = (int)(sizeof marks / sizeof marks[0]), bad = 0, checked = 0;
+    for (int pol = 0; pol < 4; pol++) {
+        pika_extract_opts o;
+        pika_extract_opts_default(&o);
+        if (pol == 1) o.degrees = PIKA_DEG_STRICT;
+        if (pol == 2) o.percent = PIKA_PCT_VALUE;
+        if (pol == 3) { o.units = PIKA_UNITS_STRICT; o.percent = PIKA_PCT_DROP; }
+        for (int k = 0; k < n + nm * nm; k++) {
+            const char *x = k < n ? pa[k] : marks[(k - n) / nm], *y = k < n ? pb[k] : marks[(k - n) % nm];
+            char A[8400], B[8400];
+            snprintf(A, sizeof A, "\\{%s, 101, 102, 103, 104\\}", x);
+            snprintf(B, sizeof B, "\\{104, 103, 102, 101, %s\\}", y);
+            int set = pika_math_equiv_opts(A, B, &o), pair = pika_math_equiv_opts(x, y, &o);
+            checked++;
+            if (set && !pair && bad++ < 10) fprintf(stderr, "  policy %d: sets equal but '%s' != '%s'\n", pol, x, y);
+        }
+    }
+    CHECK(bad == 0, "%d of %d set comparisons accepted what the pairwise comparison rejects", bad, checked);
+    for (int k = 0; k < n; k++) { free(pa[k]); free(pb[k]); }
+}
+
 static void test_grade_text(void) {
     char *ans = NULL;
     CHECK(pika_math_grade("Adding up, the final answer is $\\boxed{\\dfrac{1}{2}}$.", "0.5", NULL, &ans) == 1, "grade boxed");
@@ -752,6 +794,7 @@ int main(void) {
     RUN(test_deep_nesting);
     RUN(test_expr_tall_trees);
     RUN(test_set_of_sets_fast);
+    RUN(test_set_keys_sound);
     RUN(test_presets);
     RUN(test_loaders);
     RUN(test_gold_self_equivalence);

@@ -1430,6 +1430,7 @@ static int scalar_equiv(const char *a, const char *b, const nflags *fa, const nf
 /* Canonical key of an answer: two answers with equal keys are equivalent (the converse need not hold).
  * Used to match the elements of sets in O(n log n). NULL: no key (too deep). */
 static char *canon_key(const char *raw, int depth, const pika_extract_opts *o);
+static int top_equation(const char *s);
 
 static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
 
@@ -1495,8 +1496,11 @@ static char *canon_key(const char *raw, int depth, const pika_extract_opts *o) {
     }
     nflags fl;
     char *a = normalize_keep_spaces(raw, &fl);
-    char *rest, *key = NULL;
-    const char *a2 = drop_lhs(a, &rest);
+    char *rest = NULL, *key = NULL;
+    /* an equation keeps its left side in its key: x = 3 and y = 3 are different answers (equiv_rec
+     * compares two equations as equations), so only the string form can be its key */
+    int eqn = top_equation(a);
+    const char *a2 = eqn ? a : drop_lhs(a, &rest);
     char *r2 = restructure(pika_strdup(a2), 0);
     shape sh;
     classify(r2, &sh);
@@ -1515,7 +1519,17 @@ static char *canon_key(const char *raw, int depth, const pika_extract_opts *o) {
         const char *s = sh.parts[0];
         char *pre = NULL;
         pika_buf b = {0};
-        if (!strchr(s, '=') && !(fl.percent && o->percent != PIKA_PCT_DROP) && !is_texty(s) && !is_long_int(s)) {
+        char dg[128];
+        int base = 0;
+        if (base_literal(s, dg, sizeof dg, &base)) { /* compared by base and digits, not by value */
+            const char *d = dg;
+            while (*d == '0' && d[1]) d++;
+            char q[160];
+            snprintf(q, sizeof q, "B%d:%s", base, d);
+            pre = flag_prefix(&fl, o, 'B');
+            pika_buf_puts(&b, pre);
+            pika_buf_puts(&b, q);
+        } else if (!strchr(s, '=') && !(fl.percent && o->percent != PIKA_PCT_DROP) && !is_texty(s) && !is_long_int(s)) {
             pika_expr *e = pika_expr_parse(s);
             pika_num v;
             if (e && pika_expr_nvars(e) == 0 && pika_expr_eval(e, 0, &v) == 0 && v.exact) {
@@ -1528,7 +1542,7 @@ static char *canon_key(const char *raw, int depth, const pika_extract_opts *o) {
             pika_expr_free(e);
         }
         if (!b.s) { /* fall back to the normalised string, which equiv_rec compares first */
-            char *ns = normalize_nospace(raw, &fl);
+            char *ns = nospace_from_kept(normalize_keep_spaces(raw, &fl), !strchr(raw, '='));
             pre = flag_prefix(&fl, o, 'N');
             pika_buf_puts(&b, pre);
             pika_buf_puts(&b, ns);
@@ -1696,6 +1710,8 @@ static int equiv_rec(const char *a_raw, const char *b_raw, int depth, const pika
     classify(ra, &sa);
     classify(rb, &sb);
     if (sa.k == K_SCALAR && sb.k == K_SCALAR) r = scalar_equiv(sa.parts[0], sb.parts[0], &fa, &fb, depth, o);
+    else if (o->percent == PIKA_PCT_VALUE && fa.percent != fb.percent) r = 0; /* marks inside a structure were
+                                                                                 * stripped at its top level */
     else r = shapes_equal(&sa, &sb, depth, o);
     shape_free(&sa);
     shape_free(&sb);
