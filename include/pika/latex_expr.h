@@ -2,7 +2,8 @@
  *
  * Grammar (precedence low → high): + -  |  * / \cdot \times \div and implicit multiplication  |
  * unary -  |  ^ (right-assoc; ^\circ = degrees, ignored)  |  postfix !  |  atoms: numbers (1, 0.5,
- * .5, 1e-3, base subscripts 1011_2), single-letter variables (optional subscript x_1, x_{12}), Greek letters, \pi, \infty,
+ * .5, 1e-3, base subscripts 1011_2), single-letter variables (optional subscript x_1, x_{12}) except e (Euler's
+ * number; e_1 is a variable), Greek letters, \pi, \infty,
  * \frac{a}{b} \dfrac \tfrac \cfrac \frac12, \sqrt{x} \sqrt[n]{x} \sqrt2, \binom{n}{k}, |x|, \lfloor \rceil,
  * \sin \cos \tan \sec \csc \cot \ln \log \log_b \exp, groups ( ) [ ] { }. A whole-number literal
  * followed by \frac{int}{int} is a mixed number (2\frac{1}{2} = 5/2).

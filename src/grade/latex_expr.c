@@ -277,6 +277,7 @@ static int parse_arg(parser *p) {
     }
     if (isalpha((unsigned char)c)) {
         p->i++;
+        if (c == 'e') return num_node(p, pika_num_double(M_E), 0); /* Euler's number, as in \frac e2 */
         int k = new_node(p, N_VAR);
         int v = add_var(p, &c, 1);
         if (v < 0 || k < 0) return -1;
@@ -427,6 +428,7 @@ static int parse_textlike(parser *p) {
     while (z > a && isspace((unsigned char)p->s[z - 1])) z--;
     if (z - a == 1 && isalpha((unsigned char)p->s[a])) {
         p->i = j + 1;
+        if (p->s[a] == 'e' && p->s[p->i] != '_') return num_node(p, pika_num_double(M_E), 0); /* \mathrm{e} */
         return parse_var_after(p, p->s + a, 1);
     }
     return fail(p, "text inside an expression");
@@ -473,6 +475,7 @@ static int parse_primary(parser *p) {
             }
         }
         p->i++;
+        if (s[0] == 'e' && s[1] != '_') { r = num_node(p, pika_num_double(M_E), 0); goto out; } /* Euler's number */
         r = parse_var_after(p, s, 1);
         goto out;
     }

@@ -534,6 +534,9 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     s = replace_cmd(s, "bigr", "");
     s = replace_cmd(s, "Bigl", "");
     s = replace_cmd(s, "Bigr", "");
+    s = replace_cmd(s, "varnothing", "\\emptyset ");
+    s = replace_cmd(s, "langle", "(");  /* vectors \langle 1, 2 \rangle are tuples */
+    s = replace_cmd(s, "rangle", ")");
     }
     if (strstr(s, "\\circ") || strstr(s, "\xc2\xb0") || strstr(s, "\\degree")) fl->degree = 1;
     s = replace_cmd(s, "degree", "");
@@ -1071,6 +1074,12 @@ static char *restructure(char *s, int depth) {
     free_parts(ps, np);
     char *a = assignments(s);
     if (a) { free(s); return a; }
+    /* the real line */
+    if (!strcmp(s, "\\mathbb{R}") || !strcmp(s, "\\mathbb R") || !strcmp(s, "\\R") || !strcmp(s, "\\text{all real numbers}") ||
+        !strcmp(s, "all real numbers")) {
+        free(s);
+        return pika_strdup("(-\\infty, \\infty)");
+    }
     char *iv = relation_to_interval(s);
     if (iv) { free(s); return iv; }
     return s;
@@ -1118,6 +1127,11 @@ static void classify(const char *s0, shape *sh) {
                 }
             }
         }
+    }
+    if (!strcmp(s, "\\emptyset") || !strcmp(s, "\\{ \\}")) { /* the empty set */
+        sh->k = K_SET;
+        free(buf);
+        return;
     }
     char **parts;
     int n = split_top(s, "\\cup", &parts);
