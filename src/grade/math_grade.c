@@ -1101,6 +1101,21 @@ static void classify(const char *s0, shape *sh) {
         while (len && isspace((unsigned char)s[len - 1])) len--;
         s[len] = 0;
     }
+    /* "\left[ \begin{array}{cc} .. \end{array} \right]": brackets around a lone environment */
+    if (len >= 2 && (s[0] == '[' || s[0] == '(') && (s[len - 1] == ']' || s[len - 1] == ')') && outer_pair_n(s, len)) {
+        size_t a = 1, z = len - 1;
+        while (a < z && isspace((unsigned char)s[a])) a++;
+        while (z > a && isspace((unsigned char)s[z - 1])) z--;
+        if (!strncmp(s + a, "\\begin{", 7) && z - a > 6 && s[z - 1] == '}') {
+            const char *lastend = NULL;
+            for (const char *q = s + a; (q = strstr(q, "\\end{")) && q < s + z; q++) lastend = q;
+            if (lastend && lastend + strcspn(lastend, "}") + 1 == s + z) {
+                s += a;
+                len = z - a;
+                s[len] = 0;
+            }
+        }
+    }
     /* matrices */
     if (!strncmp(s, "\\begin{", 7)) {
         const char *env_end = strchr(s + 7, '}');
