@@ -1702,6 +1702,7 @@ static int matrices_ok(const char *s) {
         free_parts(sh.parts, sh.n);
         free(body);
         if (rc) return 0;
+        p = e; /* continue after this environment: one pass over the input */
     }
     return 1;
 }
