@@ -461,7 +461,10 @@ static char *strip_word_units(char *s, nflags *fl) {
         if (run >= 2) ok = 1;
     }
     if (!ok || !letters) return s;
-    unit_note(fl, num_end, strlen(num_end));
+    const char *w = num_end;
+    while (*w == ' ') w++;
+    if (!strcmp(w, "percent")) fl->percent = 1; /* "50 percent" is 50\% */
+    else unit_note(fl, num_end, strlen(num_end));
     char *r = pika_strndup(s, (size_t)(num_end - s));
     free(s);
     return r;
@@ -1150,7 +1153,35 @@ static void classify(const char *s0, shape *sh) {
     }
     char **parts;
     int n = split_top(s, "\\cup", &parts);
-    if (n > 1) { sh->k = K_UNION; sh->parts = parts; sh->n = n; free(buf); return; }
+    if (n > 1) {
+        /* a union of finite sets is the set of their elements: \{1,3\} \cup \{2,4\} = \{1,2,3,4\} */
+        int all_sets = 1;
+        for (int i = 0; i < n && all_sets; i++) {
+            size_t pl = strlen(parts[i]);
+            all_sets = pl >= 4 && !strncmp(parts[i], "\\{", 2) && !strcmp(parts[i] + pl - 2, "\\}") && outer_pair(parts[i], 2, 2);
+        }
+        if (all_sets) {
+            sh->k = K_SET;
+            for (int i = 0; i < n; i++) {
+                char *body = pika_strndup(parts[i] + 2, strlen(parts[i]) - 4);
+                char **el;
+                int ne = split_top(body, ",", &el);
+                free(body);
+                for (int j = 0; j < ne; j++) {
+                    int dup = !el[j][0];
+                    for (int k = 0; k < sh->n && k < 256 && !dup; k++) dup = !strcmp(sh->parts[k], el[j]); /* same element twice */
+                    if (dup) { free(el[j]); continue; }
+                    sh->parts = pika_realloc(sh->parts, (size_t)(sh->n + 1) * sizeof *sh->parts);
+                    sh->parts[sh->n++] = el[j];
+                }
+                free(el);
+            }
+            free_parts(parts, n);
+            free(buf);
+            return;
+        }
+        sh->k = K_UNION; sh->parts = parts; sh->n = n; free(buf); return;
+    }
     free_parts(parts, n);
     if (len >= 4 && !strncmp(s, "\\{", 2) && !strcmp(s + len - 2, "\\}") && outer_pair(s, 2, 2)) {
         char *body = pika_strndup(s + 2, len - 4);
