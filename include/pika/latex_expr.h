@@ -8,6 +8,9 @@
  * \sin \cos \tan \sec \csc \cot \ln \log \log_b \exp, groups ( ) [ ] { }. A whole-number literal
  * followed by \frac{int}{int} is a mixed number (2\frac{1}{2} = 5/2).
  *
+ * Bounded: recursion depth 200, at most 20,000 nodes and a tree height of 1,000 (1+1+...+1, x!!!!,
+ * 2^{----1} chains are refused), so parsing and evaluation use bounded stack on any input.
+ *
  * Values are exact rationals (int64/int64, reduced) while they fit, doubles otherwise. Variables get
  * deterministic pseudo-random values per evaluation point, derived from their name, so two
  * expressions using the same names see the same values.
