@@ -1296,6 +1296,14 @@ static const char *drop_lhs(const char *s, char **buf) {
     const char *res = s;
     if (n == 2 && *parts[1] && is_label(parts[0])) { *buf = pika_strdup(parts[1]); res = *buf; }
     free_parts(parts, n);
+    if (res == s && strstr(s, "\\approx")) { /* "x \approx 3.14" → 3.14; "\frac13 \approx 0.333" → \frac13 */
+        n = split_top(s, "\\approx", &parts);
+        if (n == 2 && *parts[0] && *parts[1]) {
+            if (is_label(parts[0])) { *buf = pika_strdup(parts[1]); res = *buf; }
+            else if (is_const(parts[0])) { *buf = pika_strdup(parts[0]); res = *buf; }
+        }
+        free_parts(parts, n);
+    }
     if (res == s) {
         const char *in = strstr(s, "\\in");
         if (in && !isalpha((unsigned char)in[3]) && in > s) {
