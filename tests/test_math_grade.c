@@ -522,6 +522,11 @@ static void test_policies(void) {
     CHECK(pika_math_equiv_opts("48^\\circ", "48", &o) == 0, "strict degrees: mark on one side only");
     CHECK(pika_math_equiv_opts("48^\\circ", "48^{\\circ}", &o) == 1, "strict degrees: both marked");
     CHECK(pika_math_equiv_opts("48", "48", &o) == 1, "strict degrees: neither");
+    o.degrees = PIKA_DEG_RADIANS;
+    CHECK(pika_math_equiv_opts("45^\\circ", "\\frac{\\pi}{4}", &o) == 1, "radians: 45 degrees = pi/4");
+    CHECK(pika_math_equiv_opts("45^\\circ", "45", &o) == 0, "radians: 45 degrees != 45");
+    CHECK(pika_math_equiv_opts("45^\\circ", "45^{\\circ}", &o) == 1, "radians: both in degrees");
+    CHECK(pika_math_equiv_opts("30^\\circ", "\\frac{\\pi}{4}", &o) == 0, "radians: 30 degrees != pi/4");
     pika_extract_opts_default(&o);
     o.percent = PIKA_PCT_DROP;
     CHECK(pika_math_equiv_opts("50\\%", "50", &o) == 1 && pika_math_equiv_opts("50\\%", "0.5", &o) == 0, "percent drop");
@@ -560,13 +565,14 @@ static void test_set_keys_sound(void) {
         pb[n++] = strdup(b);
     }
     fclose(f);
-    static const char *marks[] = {"x=3", "3", "y=3", "50\\%", "0.5", "50", "48^\\circ", "48", "5\\text{ cm}", "5",
+    static const char *marks[] = {"x=3", "3", "y=3", "50\\%", "0.5", "50", "48^\\circ", "48", "45^\\circ", "\\frac{\\pi}{4}", "5\\text{ cm}", "5",
                                   "\\text{Monday}", "monday", "1011_2", "11", "1011", "2i", "\\sqrt{-4}", "y=2x", "z=2x"};
     int nm = (int)(sizeof marks / sizeof marks[0]), bad = 0, checked = 0;
-    for (int pol = 0; pol < 4; pol++) {
+    for (int pol = 0; pol < 5; pol++) {
         pika_extract_opts o;
         pika_extract_opts_default(&o);
         if (pol == 1) o.degrees = PIKA_DEG_STRICT;
+        if (pol == 4) o.degrees = PIKA_DEG_RADIANS;
         if (pol == 2) o.percent = PIKA_PCT_VALUE;
         if (pol == 3) { o.units = PIKA_UNITS_STRICT; o.percent = PIKA_PCT_DROP; }
         for (int k = 0; k < n + nm * nm; k++) {

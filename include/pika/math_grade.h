@@ -27,7 +27,8 @@
 /* Grading policies. Every new field's default is 0, so a zero-initialised struct with
  * number_fallback set behaves like pika_extract_opts_default(). */
 enum { PIKA_DEG_DROP = 0,   /* 48^\circ = 48 (MATH convention; default) */
-       PIKA_DEG_STRICT = 1  /* the degree mark must be on both sides or on neither */ };
+       PIKA_DEG_STRICT = 1, /* the degree mark must be on both sides or on neither */
+       PIKA_DEG_RADIANS = 2 /* x^\circ is x*pi/180: 45^\circ = \frac{\pi}{4}, != 45 */ };
 enum { PIKA_PCT_LENIENT = 0, /* 50\% = 50 = 0.5 (default) */
        PIKA_PCT_DROP = 1,    /* 50\% = 50 only (MATH convention) */
        PIKA_PCT_VALUE = 2    /* 50\% = 0.5 only */ };

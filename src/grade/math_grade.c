@@ -1473,6 +1473,10 @@ static int scalar_equiv(const char *a, const char *b, const nflags *fa, const nf
                 if (fa->percent) va = pct_scale(va);
                 if (fb->percent) vb = pct_scale(vb);
             }
+            if (o->degrees == PIKA_DEG_RADIANS) { /* 45^\circ = \pi/4 */
+                if (fa->degree) va = pika_num_double(va.v * M_PI / 180);
+                if (fb->degree) vb = pika_num_double(vb.v * M_PI / 180);
+            }
             r = pika_num_equal(va, vb, REL_TOL_CONST);
             if (!r && o->percent == PIKA_PCT_LENIENT && fa->percent != fb->percent) /* 50\% vs 0.5 */
                 r = fa->percent ? pika_num_equal(pct_scale(va), vb, REL_TOL_CONST) : pika_num_equal(va, pct_scale(vb), REL_TOL_CONST);
@@ -1535,7 +1539,7 @@ static char *shape_key(const shape *sh, int depth, const pika_extract_opts *o) {
 static char *flag_prefix(const nflags *f, const pika_extract_opts *o, char c) {
     pika_buf b = {0};
     pika_buf_addc(&b, c);
-    if (o->degrees == PIKA_DEG_STRICT && f->degree) pika_buf_addc(&b, 'o');
+    if (o->degrees != PIKA_DEG_DROP && f->degree) pika_buf_addc(&b, 'o');
     if (o->units == PIKA_UNITS_STRICT) { pika_buf_puts(&b, f->unit); pika_buf_addc(&b, ':'); }
     return b.s;
 }
@@ -1763,7 +1767,8 @@ static int equiv_rec(const char *a_raw, const char *b_raw, int depth, const pika
     int keep = strchr(a_raw, '=') && strchr(b_raw, '=');
     char *a = normalize_keep_spaces(a_raw, &fa), *b = normalize_keep_spaces(b_raw, &fb);
     char *na = nospace_from_kept(pika_strdup(a), !keep), *nb = nospace_from_kept(pika_strdup(b), !keep);
-    int r = *na && !strcmp(na, nb) && flags_ok(&fa, &fb, o) && (o->percent != PIKA_PCT_VALUE || fa.percent == fb.percent);
+    int r = *na && !strcmp(na, nb) && flags_ok(&fa, &fb, o) && (o->percent != PIKA_PCT_VALUE || fa.percent == fb.percent) &&
+            (o->degrees != PIKA_DEG_RADIANS || fa.degree == fb.degree);
     free(na);
     free(nb);
     if (r) { free(a); free(b); return 1; }
@@ -1779,7 +1784,8 @@ static int equiv_rec(const char *a_raw, const char *b_raw, int depth, const pika
     classify(ra, &sa);
     classify(rb, &sb);
     if (sa.k == K_SCALAR && sb.k == K_SCALAR) r = scalar_equiv(sa.parts[0], sb.parts[0], &fa, &fb, depth, o);
-    else if (o->percent == PIKA_PCT_VALUE && fa.percent != fb.percent) r = 0; /* marks inside a structure were
+    else if ((o->percent == PIKA_PCT_VALUE && fa.percent != fb.percent) || (o->degrees == PIKA_DEG_RADIANS && fa.degree != fb.degree))
+        r = 0; /* marks inside a structure were
                                                                                  * stripped at its top level */
     else r = shapes_equal(&sa, &sb, depth, o);
     shape_free(&sa);
