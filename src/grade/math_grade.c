@@ -541,24 +541,34 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     s = replace_cmd(s, "langle", "(");  /* vectors \langle 1, 2 \rangle are tuples */
     s = replace_cmd(s, "rangle", ")");
     }
-    if (strstr(s, "\\circ") || strstr(s, "\xc2\xb0") || strstr(s, "\\degree")) fl->degree = 1;
-    s = replace_cmd(s, "degree", "");
-    s = replace_all(s, "^{\\circ}", "");
-    s = replace_all(s, "^\\circ", "");
-    s = replace_all(s, "\\circ", "");
-    s = replace_all(s, "\xc2\xb0", ""); /* ° */
-    s = replace_all(s, "\\$", "");
-    s = replace_all(s, "$", "");
-    if (strstr(s, "\\%") || strchr(s, '%')) fl->percent = 1;
-    s = replace_all(s, "\\%", "");
-    s = replace_all(s, "%", "");
-    s = replace_all(s, "\\{", "\x01"); /* protect set braces from unit stripping */
-    s = replace_all(s, "\\}", "\x02");
-    s = strip_units(s, fl);
-    s = replace_all(s, "\x01", "\\{");
-    s = replace_all(s, "\x02", "\\}");
+    /* the passes below only run when their characters occur (each is a scan of the whole answer) */
+    if (strstr(s, "\\circ") || strstr(s, "\xc2\xb0") || strstr(s, "\\degree")) {
+        fl->degree = 1;
+        s = replace_cmd(s, "degree", "");
+        s = replace_all(s, "^{\\circ}", "");
+        s = replace_all(s, "^\\circ", "");
+        s = replace_all(s, "\\circ", "");
+        s = replace_all(s, "\xc2\xb0", ""); /* ° */
+    }
+    if (strchr(s, '$')) {
+        s = replace_all(s, "\\$", "");
+        s = replace_all(s, "$", "");
+    }
+    if (strchr(s, '%')) {
+        fl->percent = 1;
+        s = replace_all(s, "\\%", "");
+        s = replace_all(s, "%", "");
+    }
+    int bs = strchr(s, '\\') != NULL;
+    if (bs) {
+        s = replace_all(s, "\\{", "\x01"); /* protect set braces from unit stripping */
+        s = replace_all(s, "\\}", "\x02");
+        s = strip_units(s, fl);
+        s = replace_all(s, "\x01", "\\{");
+        s = replace_all(s, "\x02", "\\}");
+    }
     /* thin spaces between digit groups: 10\,000 → 10000 */
-    {
+    if (bs) {
         char *w = s;
         for (const char *p = s; *p;) {
             if (p[0] == '\\' && p[1] == ',' && p > s && isdigit((unsigned char)p[-1]) && isdigit((unsigned char)p[2]) &&
@@ -570,12 +580,14 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
         }
         *w = 0;
     }
-    s = replace_all(s, "\\,", " ");
-    s = replace_all(s, "\\;", " ");
-    s = replace_all(s, "\\:", " ");
-    s = replace_cmd(s, "quad", " ");
-    s = replace_cmd(s, "qquad", " ");
-    s = replace_all(s, "~", " ");
+    if (bs) {
+        s = replace_all(s, "\\,", " ");
+        s = replace_all(s, "\\;", " ");
+        s = replace_all(s, "\\:", " ");
+        s = replace_cmd(s, "quad", " ");
+        s = replace_cmd(s, "qquad", " ");
+    }
+    if (strchr(s, '~')) s = replace_all(s, "~", " ");
     /* trailing sentence period */
     char *t = dup_trim(s, strlen(s));
     free(s);
