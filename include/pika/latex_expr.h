@@ -1,8 +1,8 @@
 /* latex_expr.h — a small parser and evaluator for LaTeX math expressions, used by the math grader.
  *
  * Grammar (precedence low → high): + -  |  * / \cdot \times \div and implicit multiplication  |
- * unary -  |  ^ (right-assoc; ^\circ = degrees, ignored)  |  postfix !  |  atoms: numbers (1, 0.5,
- * .5, 1e-3, base subscripts 1011_2), single-letter variables (optional subscript x_1, x_{12}) except e (Euler's
+ * unary -  |  ^ (right-assoc; x^\circ = x*pi/180)  |  postfix !  |  atoms: numbers (1, 0.5,
+ * .5, 1e-3, base subscripts 1011_2, repeating decimals 0.1\overline{6}), single-letter variables (optional subscript x_1, x_{12}) except e (Euler's
  * number; e_1 is a variable), Greek letters, \pi, \infty,
  * \frac{a}{b} \dfrac \tfrac \cfrac \frac12, \sqrt{x} \sqrt[n]{x} \sqrt2, \binom{n}{k}, |x|, \lfloor \rceil,
  * \sin \cos \tan \sec \csc \cot \ln \log \log_b \exp, groups ( ) [ ] { }. A whole-number literal

@@ -301,6 +301,28 @@ static int parse_number(parser *p) {
         k++;
     }
     if (k == 0) return fail(p, "expected a number");
+    /* repeating decimal: 0.\overline{3} = 1/3, 0.1\overline{6} = 1/6, 2.\overline{45} */
+    {
+        size_t j = k;
+        if (s[j] == '.' && !seen_dot) { j++; seen_dot = 2; }
+        if (seen_dot && !strncmp(s + j, "\\overline{", 10) && !big) {
+            const char *r = s + j + 10;
+            size_t nr = 0;
+            while (isdigit((unsigned char)r[nr])) nr++;
+            if (nr == 0 || nr > 9 || r[nr] != '}' || digits + (int)nr > 18) return fail(p, "bad repeating decimal");
+            /* x = (mant*10^nr + R - mant) / (10^frac * (10^nr - 1)) */
+            int64_t rep = 0, pw = 1, pf = 1;
+            for (size_t t = 0; t < nr; t++) { rep = rep * 10 + (r[t] - '0'); pw *= 10; }
+            for (int t = 0; t < frac; t++) pf *= 10;
+            __int128 num = (__int128)mant * pw + rep - mant, den = (__int128)pf * (pw - 1);
+            p->i += (size_t)(r + nr + 1 - s);
+            pika_num v;
+            if (num > INT64_MAX || den > INT64_MAX) v = pika_num_double((double)num / (double)den);
+            else v = pika_num_ratio((int64_t)num, (int64_t)den);
+            return num_node(p, v, 0);
+        }
+        if (seen_dot == 2) seen_dot = 0;
+    }
     size_t numlen = k;
     int exp10 = 0, has_exp = 0;
     if ((s[k] == 'e' || s[k] == 'E') &&
@@ -604,7 +626,10 @@ static int parse_power(parser *p) {
         if (accept(p, '!')) { b = fn1(p, F_FACT, b); continue; }
         if (peek(p) == '^') {
             p->i++;
-            if (is_degree_mark(p)) continue;
+            if (is_degree_mark(p)) { /* x^\circ = x * pi/180 (what trigonometric functions need) */
+                b = bin(p, N_MUL, b, num_node(p, pika_num_double(M_PI / 180), 0));
+                continue;
+            }
             int e = parse_exponent(p);
             if (e < 0) { b = -1; break; }
             b = bin(p, N_POW, b, e);

@@ -542,7 +542,11 @@ static char *normalize_keep_spaces(const char *ans, nflags *fl) {
     s = replace_cmd(s, "rangle", ")");
     }
     /* the passes below only run when their characters occur (each is a scan of the whole answer) */
-    if (strstr(s, "\\circ") || strstr(s, "\xc2\xb0") || strstr(s, "\\degree")) {
+    /* degrees inside a trigonometric function are an angle to convert (\sin 30^\circ = \frac12): the
+     * expression parser reads ^\circ as pi/180 there; elsewhere the mark is a policy (nflags.degree) */
+    int trig = strstr(s, "\\sin") || strstr(s, "\\cos") || strstr(s, "\\tan") || strstr(s, "\\cot") ||
+               strstr(s, "\\sec") || strstr(s, "\\csc");
+    if (!trig && (strstr(s, "\\circ") || strstr(s, "\xc2\xb0") || strstr(s, "\\degree"))) {
         fl->degree = 1;
         s = replace_cmd(s, "degree", "");
         s = replace_all(s, "^{\\circ}", "");
