@@ -1060,13 +1060,22 @@ static char *restructure(char *s, int depth) {
     int any_or = 0;
     int np = split_words(s, &ps, &any_or);
     if (np >= 2) {
-        int all_rel = 1;
+        int all_rel = 1, nrel = 0;
         for (int i = 0; i < np; i++) {
-            ps[i] = restructure(ps[i], depth + 1);
             char *iv = relation_to_interval(ps[i]);
-            if (iv) { free(ps[i]); ps[i] = iv; }
-            else if (!(ps[i][0] == '(' || ps[i][0] == '[')) all_rel = 0;
+            if (!iv) { /* "x \in (1, 2)" is a relation too */
+                const char *in = strstr(ps[i], "\\in");
+                if (in && in > ps[i] && !isalpha((unsigned char)in[3])) {
+                    char *l = dup_trim(ps[i], (size_t)(in - ps[i]));
+                    if (is_label(l)) iv = dup_trim(in + 3, strlen(in + 3));
+                    free(l);
+                }
+            }
+            if (iv) { free(ps[i]); ps[i] = iv; nrel++; continue; }
+            ps[i] = restructure(ps[i], depth + 1);
+            if (!(ps[i][0] == '(' || ps[i][0] == '[')) all_rel = 0;
         }
+        if (!nrel) all_rel = 0; /* "(1, 2) or (2, 1)": points, not intervals */
         char *r = NULL;
         if (all_rel && !any_or && np == 2) r = intersect_rays(ps[0], ps[1]); /* x > 1 and x < 3 */
         if (!r) r = join_parts(ps, np, all_rel && any_or ? " \\cup " : ", ");
