@@ -188,6 +188,20 @@ static char *clean_phrase(const char *p, size_t n) {
         const char *m2 = strstr(m1 + 2, "\\)");
         if (m2) {
             char *r = dup_trim(m1 + 2, (size_t)(m2 - m1 - 2));
+            /* "\(1\) and \(2\)": a list, as with $..$ */
+            const char *e3, *e4;
+            pika_buf b = {0};
+            int n = 1;
+            pika_buf_puts(&b, r);
+            for (const char *q = m2 + 2; (e3 = strstr(q, "\\(")) && (e4 = strstr(e3 + 2, "\\)")) && list_separator(q, e3); q = e4 + 2) {
+                char *x = dup_trim(e3 + 2, (size_t)(e4 - e3 - 2));
+                pika_buf_add(&b, ", ", 2);
+                pika_buf_puts(&b, x);
+                free(x);
+                n++;
+            }
+            if (n > 1) { free(r); r = b.s; }
+            else free(b.s);
             free(s);
             return r;
         }
@@ -320,7 +334,8 @@ char *pika_math_extract(const char *text, const pika_extract_opts *o) {
         }
     }
     if (!a) {
-        static const char *markers[] = {"final answer is", "final answer:", "the answer is", "answer is", "answer:", NULL};
+        static const char *markers[] = {"final answer is", "final answer:", "the answer is", "answer is", "answer:",
+                                        "answers are", "solutions are", NULL};
         /* markdown bold: "**Answer:** 12", "**Final Answer**: 12" */
         char *plain = NULL;
         const char *orig = text;
