@@ -5,8 +5,8 @@
  *   1. the last \boxed{...} / \fbox{...} (nested braces), or "\boxed 5"; several boxes on that line
  *      joined only by separators ("$\boxed{2}$ and $\boxed{3}$") form a list "2, 3";
  *   2. GSM8K "#### N" (the rest of that line);
- *   3. "The answer is ..." / "Final answer: ..." / "**Answer:** ..." (last one; inline $...$ unwrapped,
- *      several "$3$ or $5$" form a list);
+ *   3. "The answer is ..." / "Final answer: ..." / "**Answer:** ..." / "The solutions are ..." (last one;
+ *      inline $...$ / \(...\) unwrapped, several "$3$ or $5$" form a list);
  *   4. with mcq: a lone choice letter "(C)" / "C" in the answer, or the last "(C)" in the text;
  *   5. with number_fallback: the last number in the text (1,000 / -2.5 / 3/4).
  * Equivalence (pika_math_equiv): MATH string normalisation first (\dfrac/\tfrac→\frac, \left/\right,
