@@ -1412,7 +1412,11 @@ static pika_num pct_scale(pika_num v) {
 
 /* Equations A = B and C = D: is A - B a non-zero multiple of C - D? Checked at random points with the
  * factor fitted at the first usable one. */
-static int equations_scaled(char **la, char **lb) {
+static int scaled_diff(char **la, char **lb, int need_positive);
+static int equations_scaled(char **la, char **lb) { return scaled_diff(la, lb, 0); }
+
+/* Is la[1] - la[0] a (positive, when need_positive) multiple of lb[1] - lb[0]? */
+static int scaled_diff(char **la, char **lb, int need_positive) {
     char buf[2][8192];
     char **sides[2] = {la, lb};
     pika_expr *e[2] = {NULL, NULL};
@@ -1440,7 +1444,7 @@ static int equations_scaled(char **la, char **lb) {
     }
     pika_expr_free(e[0]);
     pika_expr_free(e[1]);
-    return have_k && good >= 4;
+    return have_k && good >= 4 && (!need_positive || kf > 0);
 fail:
     pika_expr_free(e[0]);
     pika_expr_free(e[1]);
@@ -1463,6 +1467,22 @@ static int scalar_equiv(const char *a, const char *b, const nflags *fa, const nf
     free_parts(la, na);
     free_parts(lb, nb);
     if (na > 1 || nb > 1) return 0;
+    /* two single relations between expressions: y \ge 2x = 2x \le y = y - 2x \ge 0 (a positive multiple,
+     * same strictness) */
+    {
+        relop ra[3], rb[3];
+        if (find_relops(a, ra) == 1 && find_relops(b, rb) == 1 && ra[0].strict == rb[0].strict) {
+            char *pa[2], *pb[2];
+            /* as "small < big": pa[0] < pa[1] */
+            char *al = dup_trim(a, ra[0].pos), *ar = dup_trim(a + ra[0].pos + ra[0].len, strlen(a + ra[0].pos + ra[0].len));
+            char *bl = dup_trim(b, rb[0].pos), *br = dup_trim(b + rb[0].pos + rb[0].len, strlen(b + rb[0].pos + rb[0].len));
+            pa[0] = ra[0].less ? al : ar; pa[1] = ra[0].less ? ar : al;
+            pb[0] = rb[0].less ? bl : br; pb[1] = rb[0].less ? br : bl;
+            int r = *al && *ar && *bl && *br && scaled_diff(pa, pb, 1);
+            free(al); free(ar); free(bl); free(br);
+            return r;
+        }
+    }
     if (o->mcq) {
         char ca = choice_letter(a), cb = choice_letter(b);
         if (ca || cb) return ca && ca == cb;
