@@ -860,8 +860,19 @@ static int is_label(const char *s) {
         free_parts(ps, np);
         return ok;
     }
-    if (strpbrk(s, "+-*/^=<>,;") || strstr(s, "\\cdot") || strstr(s, "\\times") || strstr(s, "\\pm") ||
-        strstr(s, "\\le") || strstr(s, "\\ge") || strstr(s, "\\in"))
+    /* operators are allowed inside a function's parentheses (f(x+1), P(X=2)), a subscript (a_{n-1}) and
+     * an inverse mark (f^{-1}(x)), not elsewhere */
+    int depth = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '_' && p[1] == '{') { long e = match_brace(p + 1, 0); if (e < 0) return 0; p += 1 + e; continue; }
+        if (!strncmp(p, "^{-1}", 5)) { p += 4; continue; }
+        if (*p == '(' && p > s && (isalpha((unsigned char)p[-1]) || p[-1] == '\'' || p[-1] == '}')) { depth++; continue; }
+        if (*p == ')' && depth > 0) { depth--; continue; }
+        if (depth) continue;
+        if (strchr("+-*/^=<>,;", *p)) return 0;
+    }
+    if (strstr(s, "\\cdot") || strstr(s, "\\times") || strstr(s, "\\pm") || strstr(s, "\\le") || strstr(s, "\\ge") ||
+        strstr(s, "\\in"))
         return 0;
     pika_expr *e = pika_expr_parse(s);
     if (e) {
