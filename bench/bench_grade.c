@@ -47,6 +47,25 @@ static void bench_math(const char *data_dir) {
     for (int r = 0; r < it; r++) ok += pika_math_equiv(pairs[r % np][0], pairs[r % np][1]);
     dt = pika_now() - t0;
     printf("math  reformatted pairs     %8.0f answers/s  (%d of %d equivalent)\n", it / dt, ok, it);
+    /* the structured classes of tests/math_cases.tsv: equations, relations, named tuples, lists in words,
+     * matrices, thinking blocks */
+    const char *cls[][2] = {{"y = 2x + 1", "2x - y + 1 = 0"}, {"x^2/8 + y^2/2 = 1/2", "\\frac{x^2}{4} + y^2 = 1"},
+                            {"-1 \\le x \\le 4", "x \\in [-1, 4]"}, {"x < -2 \\text{ or } x > 3", "(-\\infty,-2)\\cup(3,\\infty)"},
+                            {"a=1, b=4; a=2, b=3", "(1,4),(2,3)"}, {"(a,b) = (1,4)", "(1,4)"}, {"3 or 5", "5, 3"},
+                            {"\\begin{bmatrix} \\frac12 & 0 \\\\ 0 & 1 \\end{bmatrix}", "\\begin{pmatrix}1/2&0\\\\0&1\\end{pmatrix}"},
+                            {"\\frac{AB}{CD} = \\frac{2}{3}", "\\frac23"}, {"5 = 3a + b", "3a + b"}};
+    int nc = (int)(sizeof cls / sizeof cls[0]);
+    ok = 0;
+    t0 = pika_now();
+    for (int r = 0; r < it; r++) ok += pika_math_equiv(cls[r % nc][0], cls[r % nc][1]);
+    dt = pika_now() - t0;
+    printf("math  structured pairs      %8.0f answers/s  (%d of %d equivalent; 1 in %d is not)\n", it / dt, ok, it, nc);
+    const char *think = "<think>Let me try 4. No wait, \\boxed{4} is wrong.</think>The solutions are $\\boxed{2}$ and $\\boxed{3}$.";
+    ok = 0;
+    t0 = pika_now();
+    for (int r = 0; r < it; r++) ok += pika_math_grade(think, "3, 2", NULL, NULL);
+    dt = pika_now() - t0;
+    printf("math  thinking + boxed list %8.0f answers/s  (%d of %d equivalent)\n", it / dt, ok, it);
     for (int i = 0; i < n; i++) free(texts[i]);
     free(texts);
     pika_dataset_free(d);

@@ -1,11 +1,15 @@
 /* latex_expr.h — a small parser and evaluator for LaTeX math expressions, used by the math grader.
  *
  * Grammar (precedence low → high): + -  |  * / \cdot \times \div and implicit multiplication  |
- * unary -  |  ^ (right-assoc; ^\circ = degrees, ignored)  |  postfix !  |  atoms: numbers (1, 0.5,
- * .5, 1e-3), single-letter variables (optional subscript x_1, x_{12}), Greek letters, \pi, \infty,
+ * unary -  |  ^ (right-assoc; x^\circ = x*pi/180)  |  postfix !  |  atoms: numbers (1, 0.5,
+ * .5, 1e-3, base subscripts 1011_2, repeating decimals 0.1\overline{6}), single-letter variables (optional subscript x_1, x_{12}) except e (Euler's
+ * number; e_1 is a variable), Greek letters, \pi, \infty,
  * \frac{a}{b} \dfrac \tfrac \cfrac \frac12, \sqrt{x} \sqrt[n]{x} \sqrt2, \binom{n}{k}, |x|, \lfloor \rceil,
  * \sin \cos \tan \sec \csc \cot \ln \log \log_b \exp, groups ( ) [ ] { }. A whole-number literal
  * followed by \frac{int}{int} is a mixed number (2\frac{1}{2} = 5/2).
+ *
+ * Bounded: recursion depth 200, at most 20,000 nodes and a tree height of 1,000 (1+1+...+1, x!!!!,
+ * 2^{----1} chains are refused), so parsing and evaluation use bounded stack on any input.
  *
  * Values are exact rationals (int64/int64, reduced) while they fit, doubles otherwise. Variables get
  * deterministic pseudo-random values per evaluation point, derived from their name, so two
@@ -36,6 +40,11 @@ const char *pika_expr_var(const pika_expr *e, int i);
 /* Evaluate at evaluation point `point` (0, 1, ...; variables take the values of that point).
  * Returns 0, or -1 on a domain error (division by zero, even root of a negative, ...). */
 int pika_expr_eval(const pika_expr *e, int point, pika_num *out);
+
+/* Evaluate over the complex numbers, the variable named `imag` (e.g. "i") being the imaginary unit and the
+ * others real as in pika_expr_eval (principal branches for roots, logs and non-integer powers; floor, factorial
+ * and the like need real arguments). Returns 0, or -1 on a domain error. */
+int pika_expr_eval_complex(const pika_expr *e, int point, const char *imag, double *re, double *im);
 
 /* The value variable `name` takes at `point` (in [-3, 3] excluding a neighbourhood of 0, non-integer). */
 double pika_expr_var_value(const char *name, int point);

@@ -121,7 +121,11 @@ typedef struct {
     int var;       /* N_VAR: variable index */
     pika_num num;  /* N_NUM */
     int literal_int; /* N_NUM written as a plain whole-number literal */
+    int height;    /* 1 + the children's height: bounds the evaluator's recursion */
 } node;
+
+#define MAX_NODES 20000
+#define MAX_HEIGHT 1000
 
 #define MAX_VARS 32
 
@@ -141,8 +145,11 @@ typedef struct {
     int err;
 } parser;
 
+static int fail(parser *p, const char *msg);
+
 static int new_node(parser *p, int op) {
     pika_expr *e = p->e;
+    if (e->n >= MAX_NODES) return fail(p, "expression too long");
     if (e->n == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 32;
         e->nodes = pika_realloc(e->nodes, (size_t)e->cap * sizeof *e->nodes);
@@ -150,25 +157,45 @@ static int new_node(parser *p, int op) {
     memset(&e->nodes[e->n], 0, sizeof(node));
     e->nodes[e->n].op = op;
     e->nodes[e->n].a = e->nodes[e->n].b = -1;
+    e->nodes[e->n].height = 1;
     return e->n++;
 }
 
-static int bin(parser *p, int op, int a, int b) {
-    int k = new_node(p, op);
-    p->e->nodes[k].a = a;
-    p->e->nodes[k].b = b;
+/* Set node k's children; fails when the tree gets too tall (1+1+1+... or x!!!! chains). */
+static int link(parser *p, int k, int a, int b) {
+    if (k < 0) return -1;
+    node *n = &p->e->nodes[k];
+    n->a = a;
+    n->b = b;
+    int h = 0;
+    if (a >= 0 && p->e->nodes[a].height > h) h = p->e->nodes[a].height;
+    if (b >= 0 && p->e->nodes[b].height > h) h = p->e->nodes[b].height;
+    n->height = h + 1;
+    if (n->height > MAX_HEIGHT) return fail(p, "expression nested too deeply");
     return k;
 }
 
+static int bin(parser *p, int op, int a, int b) {
+    if (a < 0 || b < 0) return -1;
+    return link(p, new_node(p, op), a, b);
+}
+
 static int fn1(parser *p, int fn, int a) {
-    int k = new_node(p, N_FN);
-    p->e->nodes[k].fn = fn;
-    p->e->nodes[k].a = a;
+    if (a < 0) return -1;
+    int k = link(p, new_node(p, N_FN), a, -1);
+    if (k >= 0) p->e->nodes[k].fn = fn;
     return k;
+}
+
+/* Unary minus node over a. */
+static int neg_node(parser *p, int a) {
+    if (a < 0) return -1;
+    return link(p, new_node(p, N_NEG), a, -1);
 }
 
 static int num_node(parser *p, pika_num v, int literal_int) {
     int k = new_node(p, N_NUM);
+    if (k < 0) return -1;
     p->e->nodes[k].num = v;
     p->e->nodes[k].literal_int = literal_int;
     return k;
@@ -250,9 +277,10 @@ static int parse_arg(parser *p) {
     }
     if (isalpha((unsigned char)c)) {
         p->i++;
+        if (c == 'e') return num_node(p, pika_num_double(M_E), 0); /* Euler's number, as in \frac e2 */
         int k = new_node(p, N_VAR);
         int v = add_var(p, &c, 1);
-        if (v < 0) return -1;
+        if (v < 0 || k < 0) return -1;
         p->e->nodes[k].var = v;
         return k;
     }
@@ -273,6 +301,28 @@ static int parse_number(parser *p) {
         k++;
     }
     if (k == 0) return fail(p, "expected a number");
+    /* repeating decimal: 0.\overline{3} = 1/3, 0.1\overline{6} = 1/6, 2.\overline{45} */
+    {
+        size_t j = k;
+        if (s[j] == '.' && !seen_dot) { j++; seen_dot = 2; }
+        if (seen_dot && !strncmp(s + j, "\\overline{", 10) && !big) {
+            const char *r = s + j + 10;
+            size_t nr = 0;
+            while (isdigit((unsigned char)r[nr])) nr++;
+            if (nr == 0 || nr > 9 || r[nr] != '}' || digits + (int)nr > 18) return fail(p, "bad repeating decimal");
+            /* x = (mant*10^nr + R - mant) / (10^frac * (10^nr - 1)) */
+            int64_t rep = 0, pw = 1, pf = 1;
+            for (size_t t = 0; t < nr; t++) { rep = rep * 10 + (r[t] - '0'); pw *= 10; }
+            for (int t = 0; t < frac; t++) pf *= 10;
+            __int128 num = (__int128)mant * pw + rep - mant, den = (__int128)pf * (pw - 1);
+            p->i += (size_t)(r + nr + 1 - s);
+            pika_num v;
+            if (num > INT64_MAX || den > INT64_MAX) v = pika_num_double((double)num / (double)den);
+            else v = pika_num_ratio((int64_t)num, (int64_t)den);
+            return num_node(p, v, 0);
+        }
+        if (seen_dot == 2) seen_dot = 0;
+    }
     size_t numlen = k;
     int exp10 = 0, has_exp = 0;
     if ((s[k] == 'e' || s[k] == 'E') &&
@@ -285,6 +335,26 @@ static int parse_number(parser *p) {
         exp10 = sign * ev;
         has_exp = 1;
         k = j;
+    }
+    /* base subscript: 1011_2, 1011_{2}, 777_8 */
+    if (!seen_dot && !has_exp && s[k] == '_') {
+        size_t j = k + 1;
+        int br = s[j] == '{';
+        j += br;
+        int base = 0;
+        while (isdigit((unsigned char)s[j]) && base < 100) base = base * 10 + (s[j++] - '0');
+        if (br && s[j] == '}') j++;
+        else if (br) return fail(p, "bad base subscript");
+        if (base < 2 || base > 10 || numlen > 60) return fail(p, "unsupported base");
+        __int128 acc = 0;
+        for (size_t t = 0; t < numlen; t++) {
+            int dg = s[t] - '0';
+            if (dg >= base) return fail(p, "digit out of range for the base");
+            acc = acc * base + dg;
+            if (acc > (__int128)INT64_MAX) return fail(p, "number too large for its base");
+        }
+        p->i += j;
+        return num_node(p, pika_num_int((int64_t)acc), 0);
     }
     p->i += k;
     pika_num v;
@@ -328,6 +398,7 @@ static int parse_fn_app(parser *p, int fn) {
         arg = parse_power(p);
         if (arg < 0) return -1;
         int k = bin(p, N_FN2, base, arg);
+        if (k < 0) return -1;
         p->e->nodes[k].fn = F_LOGB;
         return powr >= 0 ? bin(p, N_POW, k, powr) : k;
     }
@@ -362,6 +433,7 @@ static int parse_var_after(parser *p, const char *name, size_t n) {
     int v = add_var(p, buf, m);
     if (v < 0) return -1;
     int k = new_node(p, N_VAR);
+    if (k < 0) return -1;
     p->e->nodes[k].var = v;
     return k;
 }
@@ -378,6 +450,7 @@ static int parse_textlike(parser *p) {
     while (z > a && isspace((unsigned char)p->s[z - 1])) z--;
     if (z - a == 1 && isalpha((unsigned char)p->s[a])) {
         p->i = j + 1;
+        if (p->s[a] == 'e' && p->s[p->i] != '_') return num_node(p, pika_num_double(M_E), 0); /* \mathrm{e} */
         return parse_var_after(p, p->s + a, 1);
     }
     return fail(p, "text inside an expression");
@@ -424,6 +497,7 @@ static int parse_primary(parser *p) {
             }
         }
         p->i++;
+        if (s[0] == 'e' && s[1] != '_') { r = num_node(p, pika_num_double(M_E), 0); goto out; } /* Euler's number */
         r = parse_var_after(p, s, 1);
         goto out;
     }
@@ -458,7 +532,7 @@ static int parse_primary(parser *p) {
             int b = a >= 0 ? parse_arg(p) : -1;
             if (b < 0) goto out;
             r = bin(p, N_FN2, a, b);
-            p->e->nodes[r].fn = F_BINOM;
+            if (r >= 0) p->e->nodes[r].fn = F_BINOM;
             goto out;
         }
         if (cmd_is(s, "sqrt")) {
@@ -471,7 +545,7 @@ static int parse_primary(parser *p) {
             }
             int a = parse_arg(p);
             if (a < 0) goto out;
-            if (idx >= 0) { r = bin(p, N_FN2, idx, a); p->e->nodes[r].fn = F_ROOT; }
+            if (idx >= 0) { r = bin(p, N_FN2, idx, a); if (r >= 0) p->e->nodes[r].fn = F_ROOT; }
             else r = fn1(p, F_SQRT, a);
             goto out;
         }
@@ -527,11 +601,10 @@ static int parse_exponent(parser *p) {
     skip_ws(p);
     if (p->s[p->i] == '{') return parse_arg(p);
     if (accept(p, '-')) {
+        if (++p->depth > 200) { p->depth--; return fail(p, "nesting too deep"); }
         int a = parse_exponent(p);
-        if (a < 0) return -1;
-        int k = new_node(p, N_NEG);
-        p->e->nodes[k].a = a;
-        return k;
+        p->depth--;
+        return neg_node(p, a);
     }
     if (isdigit((unsigned char)p->s[p->i])) return parse_number(p);
     return parse_primary(p);
@@ -553,7 +626,10 @@ static int parse_power(parser *p) {
         if (accept(p, '!')) { b = fn1(p, F_FACT, b); continue; }
         if (peek(p) == '^') {
             p->i++;
-            if (is_degree_mark(p)) continue;
+            if (is_degree_mark(p)) { /* x^\circ = x * pi/180 (what trigonometric functions need) */
+                b = bin(p, N_MUL, b, num_node(p, pika_num_double(M_PI / 180), 0));
+                continue;
+            }
             int e = parse_exponent(p);
             if (e < 0) { b = -1; break; }
             b = bin(p, N_POW, b, e);
@@ -570,8 +646,7 @@ static int parse_unary(parser *p) {
     int r;
     if (accept(p, '-')) {
         int a = parse_unary(p);
-        if (a < 0) r = -1;
-        else { r = new_node(p, N_NEG); p->e->nodes[r].a = a; }
+        r = neg_node(p, a);
     } else if (accept(p, '+')) r = parse_unary(p);
     else r = parse_power(p);
     p->depth--;
@@ -772,5 +847,132 @@ static int eval_node(const pika_expr *e, int k, int point, pika_num *out) {
 int pika_expr_eval(const pika_expr *e, int point, pika_num *out) {
     if (eval_node(e, e->root, point, out)) return -1;
     if (isnan(out->v)) return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- complex evaluation */
+
+/* Complex values as (re, im) pairs of doubles; the variable named `imag` is the imaginary unit. */
+typedef struct { double re, im; } cplx;
+
+static cplx c_mul(cplx a, cplx b) { return (cplx){a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re}; }
+static int c_div(cplx a, cplx b, cplx *r) {
+    double d = b.re * b.re + b.im * b.im;
+    if (d == 0) return -1;
+    *r = (cplx){(a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d};
+    return 0;
+}
+static cplx c_exp(cplx a) { double m = exp(a.re); return (cplx){m * cos(a.im), m * sin(a.im)}; }
+static int c_log(cplx a, cplx *r) {
+    if (a.re == 0 && a.im == 0) return -1;
+    *r = (cplx){log(hypot(a.re, a.im)), atan2(a.im, a.re)};
+    return 0;
+}
+static int c_pow(cplx a, cplx b, cplx *r) {
+    if (b.im == 0 && b.re == floor(b.re) && fabs(b.re) <= 256) { /* integer power: repeated squaring */
+        long e = (long)fabs(b.re);
+        cplx acc = {1, 0}, base = a;
+        while (e) {
+            if (e & 1) acc = c_mul(acc, base);
+            e >>= 1;
+            if (e) base = c_mul(base, base);
+        }
+        if (b.re < 0) return c_div((cplx){1, 0}, acc, r);
+        *r = acc;
+        return 0;
+    }
+    if (a.re == 0 && a.im == 0) { if (b.re > 0) { *r = (cplx){0, 0}; return 0; } return -1; }
+    cplx l;
+    if (c_log(a, &l)) return -1;
+    *r = c_exp(c_mul(b, l)); /* principal value */
+    return 0;
+}
+
+static int ceval_node(const pika_expr *e, int k, int point, int imag, cplx *out) {
+    const node *n = &e->nodes[k];
+    cplx a, b;
+    switch (n->op) {
+    case N_NUM: *out = (cplx){n->num.v, 0}; return 0;
+    case N_VAR:
+        if (n->var == imag) *out = (cplx){0, 1};
+        else *out = (cplx){pika_expr_var_value(e->vars[n->var], point), 0};
+        return 0;
+    case N_NEG:
+        if (ceval_node(e, n->a, point, imag, &a)) return -1;
+        *out = (cplx){0.0 - a.re, 0.0 - a.im}; /* never -0: keeps sqrt(-4) on the principal branch */
+        return 0;
+    default: break;
+    }
+    if (ceval_node(e, n->a, point, imag, &a)) return -1;
+    if (n->op == N_FN) {
+        switch (n->fn) {
+        case F_SQRT: /* principal square root */
+            return c_pow(a, (cplx){0.5, 0}, out);
+        case F_ABS: *out = (cplx){hypot(a.re, a.im), 0}; return 0;
+        case F_EXP: *out = c_exp(a); return 0;
+        case F_LN: return c_log(a, out);
+        case F_SIN: *out = (cplx){sin(a.re) * cosh(a.im), cos(a.re) * sinh(a.im)}; return 0;
+        case F_COS: *out = (cplx){cos(a.re) * cosh(a.im), -sin(a.re) * sinh(a.im)}; return 0;
+        default: { /* real-only functions need a real argument */
+            if (a.im != 0) return -1;
+            double x = a.re, y;
+            switch (n->fn) {
+            case F_TAN: y = tan(x); break;
+            case F_SEC: y = 1 / cos(x); break;
+            case F_CSC: if (sin(x) == 0) return -1; y = 1 / sin(x); break;
+            case F_COT: if (tan(x) == 0) return -1; y = 1 / tan(x); break;
+            case F_LOG10: if (x <= 0) return -1; y = log10(x); break;
+            case F_FLOOR: y = floor(x); break;
+            case F_CEIL: y = ceil(x); break;
+            case F_FACT:
+                if (x != floor(x) || x < 0 || x > 170) return -1;
+                y = tgamma(x + 1);
+                break;
+            default: return -1;
+            }
+            if (isnan(y)) return -1;
+            *out = (cplx){y, 0};
+            return 0;
+        }
+        }
+    }
+    if (ceval_node(e, n->b, point, imag, &b)) return -1;
+    switch (n->op) {
+    case N_ADD: *out = (cplx){a.re + b.re, a.im + b.im}; return 0;
+    case N_SUB: *out = (cplx){a.re - b.re, a.im - b.im}; return 0;
+    case N_MUL: *out = c_mul(a, b); return 0;
+    case N_DIV: return c_div(a, b, out);
+    case N_POW: return c_pow(a, b, out);
+    case N_FN2:
+        if (a.im != 0 || b.im != 0) return -1;
+        if (n->fn == F_ROOT) {
+            if (a.re == 0) return -1;
+            return c_pow(b, (cplx){1.0 / a.re, 0}, out);
+        }
+        if (n->fn == F_LOGB) {
+            if (a.re <= 0 || a.re == 1 || b.re <= 0) return -1;
+            *out = (cplx){log(b.re) / log(a.re), 0};
+            return 0;
+        }
+        if (n->fn == F_BINOM) {
+            pika_num r;
+            if (eval_node(e, k, point, &r)) return -1;
+            *out = (cplx){r.v, 0};
+            return 0;
+        }
+        return -1;
+    default: return -1;
+    }
+}
+
+int pika_expr_eval_complex(const pika_expr *e, int point, const char *imag, double *re, double *im) {
+    int iv = -1;
+    for (int i = 0; i < e->nvars; i++)
+        if (!strcmp(e->vars[i], imag)) iv = i;
+    cplx r;
+    if (ceval_node(e, e->root, point, iv, &r)) return -1;
+    if (!isfinite(r.re) || !isfinite(r.im)) return -1;
+    *re = r.re;
+    *im = r.im;
     return 0;
 }
