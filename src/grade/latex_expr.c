@@ -730,8 +730,7 @@ const char *pika_expr_var(const pika_expr *e, int i) { return i >= 0 && i < e->n
 /* ---------------------------------------------------------------- evaluation */
 
 double pika_expr_var_value(const char *name, int point) {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    uint64_t h = pika_hash_str(name);
     h ^= (uint64_t)(point + 1) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 31; h *= 0xBF58476D1CE4E5B9ull; h ^= h >> 29; h *= 0x94D049BB133111EBull; h ^= h >> 32;
     double u = (double)(h >> 11) / 9007199254740992.0; /* [0,1) */

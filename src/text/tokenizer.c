@@ -19,11 +19,7 @@
 /* ---------------------------------------------------------------- hash map: bytes -> int32 */
 
 static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = pika_hash_bytes(s, n, PIKA_HASH_SEED);
     return h ^ (h >> 29);
 }
 
