@@ -278,6 +278,29 @@ static void test_errors_and_flags(void) {
 }
 
 /* pika prompt over the recipe: --provenance, --prefix/--suffix, --no-template. */
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "w");
+    if (f) { fputs(s, f); fclose(f); }
+}
+
+/* the messages-file format of `pika prompt --messages` (and of the server's chat requests) */
+static void test_messages_file(void) {
+    const char *dir = test_tmpdir();
+    char p[512];
+    snprintf(p, sizeof p, "%s/m.json", dir);
+    write_text(p, "[{\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"user\", \"content\": \"q\"}]");
+    cJSON *m = pika_prompt_messages_read(p);
+    CHECK(m && cJSON_GetArraySize(m) == 2, "two messages: %s", m ? "" : pika_last_error());
+    cJSON_Delete(m);
+    write_text(p, "[{\"role\": \"user\"}, {\"content\": \"no role\"}]");
+    CHECK(!pika_prompt_messages_read(p) && strstr(pika_last_error(), "m.json") && strstr(pika_last_error(), "message 1"),
+          "missing role names message 1: %s", pika_last_error());
+    write_text(p, "{\"role\": \"user\"}");
+    CHECK(!pika_prompt_messages_read(p) && strstr(pika_last_error(), "not a JSON array"), "object: %s", pika_last_error());
+    write_text(p, "[{");
+    CHECK(!pika_prompt_messages_read(p) && strstr(pika_last_error(), "malformed"), "malformed: %s", pika_last_error());
+}
+
 static void test_cli(void) {
     REQUIRE_SHARED(path, "fixtures/models/qwen2-tiny.gguf");
     if (access(test_pika_bin(), X_OK) != 0) SKIP_TEST("%s not built", test_pika_bin());
@@ -300,6 +323,7 @@ static void test_cli(void) {
 
 int main(void) {
     RUN(test_cli);
+    RUN(test_messages_file);
     RUN(test_same_ids_as_chat_build);
     RUN(test_pool_models);
     RUN(test_raw_mode);

@@ -99,6 +99,11 @@ char *pika_prompt_render_messages(const pika_prompt_recipe *r, const cJSON *mess
 /* The messages list of one question (for an OpenAI /v1/chat/completions client): [system?] + [user:
  * prefix + question + suffix]. Caller frees with cJSON_Delete. */
 cJSON *pika_prompt_messages(const pika_prompt_recipe *r, const char *question);
+/* A conversation: a JSON array of objects, each with a string "role" (OpenAI's messages list).
+ * pika_prompt_messages_check: 0, or -1 + error "message K is not an object with a string \"role\"".
+ * pika_prompt_messages_read: read one from a file ("-" = stdin) and check it; NULL + error naming the file. */
+int pika_prompt_messages_check(const cJSON *messages);
+cJSON *pika_prompt_messages_read(const char *path);
 
 /* Provenance, a stable compact JSON object (same options -> same bytes):
  * {"template": NAME|FILE|"gguf"|"none", "template_fingerprint": 16 hex|"none", "system": S|null,

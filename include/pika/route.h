@@ -232,6 +232,23 @@ typedef struct {
 int pika_route_calibrate(const pika_route_table *t, const pika_route_cal_opts *o, pika_route_cal *c);
 
 /* ---- report (route_report.c): report.md, report.html (plots embedded as base64), route.dat/.gp, plot ---- */
+/* JSON formats (route_json.c; each a malloc'ed string, cJSON_Print layout).
+ * pika_route_result_json: what `route eval --json` prints: split, n, arms (mean_cost, c_tilde), cascade order
+ *   and cost rule, every policy point (policy, arm | lambda | thresholds | seed, accuracy, cost,
+ *   cost_per_query, reader_cost, calls per arm), best_single, pareto, savings, aiq, pair (APGR/CPT),
+ *   bootstrap.
+ * pika_route_cal_json: what `route calibrate --json` prints (objective, λ or threshold, feasible, and
+ *   accuracy / cost / share per arm on the calibration and evaluation splits).
+ * pika_route_router_write: the router file {"format": "pika-router", "version": 1, "policy", "lambda" |
+ *   "threshold" + "cascade_order" + "cascade_cost", "objective", "value", "table", "arms": [{"name",
+ *   "mean_cost", "c_tilde", "probe"}]}; probes[] are "ARM=FILE" (an unknown ARM is an error). Written
+ *   atomically. 0 or -1 + error. */
+char *pika_route_result_json(const pika_route_table *t, const pika_route_result *r);
+char *pika_route_cal_json(const pika_route_table *t, const pika_route_cal_opts *o, const pika_route_cal *c, const char *split,
+                          const char *eval_split);
+int pika_route_router_write(const char *out, const pika_route_table *t, const pika_route_cal_opts *o, const pika_route_cal *c,
+                            const char *table, const char *const *probes, int n_probes);
+
 int pika_route_report(const pika_route_table *t, const pika_route_result *r, const char *out_dir, const char *title);
 
 #endif

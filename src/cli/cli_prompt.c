@@ -78,20 +78,7 @@ int cmd_prompt(int argc, char **argv) {
 
     /* conversation */
     cJSON *messages = NULL;
-    if (mfile) {
-        size_t n;
-        char *txt;
-        if (!(txt = !strcmp(mfile, "-") ? pika_read_stream(stdin, &n) : pika_read_file(mfile, &n))) {
-            pika_die("%s", pika_last_error());
-        }
-        messages = cJSON_ParseWithLength(txt, n);
-        free(txt);
-        if (!messages || !cJSON_IsArray(messages)) pika_die("%s: not a JSON array of messages", mfile);
-        int k = 0;
-        for (cJSON *m = messages->child; m; m = m->next, k++)
-            if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role")))
-                pika_die("%s: message %d is not an object with a string \"role\"", mfile, k);
-    }
+    if (mfile && !(messages = pika_prompt_messages_read(mfile))) pika_die("%s", pika_last_error());
 
     /* template, special tokens, tokenizer: the prompt recipe */
     pika_gguf *g = NULL;

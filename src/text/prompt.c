@@ -395,3 +395,27 @@ int pika_prompt_provenance_matches(const cJSON *recorded, const cJSON *mine, con
     }
     return 1;
 }
+
+int pika_prompt_messages_check(const cJSON *messages) {
+    if (!cJSON_IsArray(messages)) return pika_set_error("not a JSON array of messages");
+    int k = 0;
+    for (const cJSON *m = messages->child; m; m = m->next, k++)
+        if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role")))
+            return pika_set_error("message %d is not an object with a string \"role\"", k);
+    return 0;
+}
+
+cJSON *pika_prompt_messages_read(const char *path) {
+    size_t n;
+    char *txt = !strcmp(path, "-") ? pika_read_stream(stdin, &n) : pika_read_file(path, &n);
+    if (!txt) return NULL;
+    cJSON *m = cJSON_ParseWithLength(txt, n);
+    free(txt);
+    if (!m) { pika_set_error("%s: not a JSON array of messages (malformed JSON)", path); return NULL; }
+    if (pika_prompt_messages_check(m)) {
+        pika_error_context("%s", path);
+        cJSON_Delete(m);
+        return NULL;
+    }
+    return m;
+}
