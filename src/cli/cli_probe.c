@@ -15,6 +15,7 @@
 #include "pika/labels.h"
 #include "pika/tokenizer.h"
 #include "pika/metrics.h"
+#include "pika/pool.h"
 #include "pika/probe.h"
 #include "pika/report.h"
 #include "pika/util.h"
@@ -36,6 +37,10 @@ static const char PROBE_USAGE[] =
     "usage:\n"
     "  pika probe train   --acts DIR --labels FILE --target FIELD -o PROBE.json [--split FIELD=VALUE]\n"
     "                     [--id-field id] [--layers LIST] [--positions LIST] [--cv-table FILE.tsv] [fit flags]\n"
+    "  pika probe train-pool --acts READER_ACTS --member NAME=LABELS [--member NAME=LABELS]... --target FIELD\n"
+    "                     -o DIR [--joint] [--split FIELD=VALUE] [--id-field id] [--layers LIST] [--positions LIST] [fit flags]\n"
+    "                     reader probes: one probe per member (DIR/NAME.json, DIR/NAME.cv.tsv) from one store, on the rows\n"
+    "                     every member labels, one shared CV fold assignment; --joint: one (layer, position) for all\n"
     "  pika probe predict --probe PROBE.json --acts DIR -o PRED.jsonl [--labels FILE --split FIELD=VALUE]\n"
     "  pika probe eval    --pred PRED.jsonl --labels FILE --target FIELD [--id-field id] [--compare PRED2.jsonl]\n"
     "                     [--bootstrap B] [--seed S] [--json]\n"
@@ -74,6 +79,8 @@ typedef struct {
     pika_fit_opts fit;
     const char *baselines[64], *pred_names[64], *pred_paths[64];
     int n_baselines, n_preds;
+    const char *member_names[64], *member_labels[64];
+    int n_members, joint;
 } args_t;
 
 static int parse_alphas(const char *s, pika_fit_opts *o) {
@@ -131,6 +138,16 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
         else if (!strcmp(k, "--baseline")) { TAKE(baseline); if (A->n_baselines < 64) A->baselines[A->n_baselines++] = v; }
         else if (!strcmp(k, "--human")) TAKE(human);
         else if (!strcmp(k, "--success")) TAKE(success);
+        else if (!strcmp(k, "--member")) {
+            if (!v) pika_die("%s needs a value", k);
+            i++;
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) pika_die("--member wants NAME=LABELS.jsonl, not '%s'", v);
+            if (A->n_members >= 64) pika_die("at most 64 --member");
+            A->member_names[A->n_members] = pika_strndup(v, (size_t)(eq - v));
+            A->member_labels[A->n_members++] = eq + 1;
+        }
+        else if (!strcmp(k, "--joint")) A->joint = 1;
         else if (!strcmp(k, "--json")) A->json = 1;
         else if (!strcmp(k, "--svg")) A->svg = 1;
         else if (!strcmp(k, "--sublinear")) A->to.sublinear = 1;
@@ -175,6 +192,8 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
 }
 
 static void free_args(args_t *A) {
+    for (int i = 0; i < A->n_members; i++) free((char *)A->member_names[i]);
+    A->n_members = 0;
     for (int i = 0; i < A->n_preds; i++) free((char *)A->pred_names[i]);
     free(A->layers);
     free(A->positions);
@@ -220,6 +239,44 @@ static int probe_train(args_t *A) {
     pika_acts_close(&a);
     free(rows);
     free(y);
+    return 0;
+}
+
+static int probe_train_pool(args_t *A) {
+    need(A->acts, "--acts"); need(A->target, "--target"); need(A->out, "-o");
+    if (A->n_members < 1) pika_die("missing required option --member NAME=LABELS (see --help)");
+    pika_acts a;
+    if (pika_acts_open(&a, A->acts)) pika_die("%s", pika_last_error());
+    int64_t *rows, n;
+    double *y[64];
+    if (pika_pool_select(a.ids, a.n, A->n_members, A->member_labels, A->id_field, A->target, A->split, &rows, &n, y))
+        pika_die("%s", pika_last_error());
+    pika_pool_opts po;
+    pika_pool_opts_default(&po);
+    po.joint = A->joint;
+    po.train = (pika_probe_train_opts){.target = A->target, .layers = A->layers, .n_layers = A->n_layers,
+                                       .positions = A->positions, .n_pos = A->n_pos, .fit = A->fit, .log = stdout, .split = A->split};
+    pika_probe *p[64];
+    double t0 = pika_now();
+    if (pika_probe_train_pool(&a, rows, n, A->n_members, (const double *const *)y, A->member_names, A->member_labels, &po, p))
+        pika_die("%s", pika_last_error());
+    if (pika_mkdir_p(A->out)) pika_die("%s", pika_last_error());
+    printf("reader %s (fingerprint %s), %lld rows, %d members%s\n", A->acts, a.fingerprint, (long long)n, A->n_members,
+           A->joint ? ", joint layer/position" : "");
+    for (int m = 0; m < A->n_members; m++) {
+        char path[4096], tsv[4096];
+        snprintf(path, sizeof path, "%s/%s.json", A->out, A->member_names[m]);
+        snprintf(tsv, sizeof tsv, "%s/%s.cv.tsv", A->out, A->member_names[m]);
+        if (pika_probe_save(p[m], path) || pika_probe_write_cv_table(p[m], tsv)) pika_die("%s", pika_last_error());
+        double sd, cv = pika_probe_cv_score(p[m], &sd);
+        printf("member %-12s layer %3d position %3d alpha %-8g CV %.4f +- %.4f  -> %s\n", A->member_names[m], pika_probe_layer(p[m]),
+               pika_probe_position(p[m]), pika_probe_alpha(p[m]), cv, sd, path);
+        pika_probe_free(p[m]);
+        free(y[m]);
+    }
+    printf("(%.1f s)\n", pika_now() - t0);
+    free(rows);
+    pika_acts_close(&a);
     return 0;
 }
 
@@ -312,9 +369,10 @@ int cmd_probe(int argc, char **argv) {
     parse_args(argc, argv, 2, &A, PROBE_USAGE, 1);
     int rc;
     if (!strcmp(argv[1], "train")) rc = probe_train(&A);
+    else if (!strcmp(argv[1], "train-pool")) rc = probe_train_pool(&A);
     else if (!strcmp(argv[1], "predict")) rc = probe_predict(&A);
     else if (!strcmp(argv[1], "eval")) rc = probe_eval(&A);
-    else pika_die("unknown 'probe %s' (train, predict or eval)", argv[1]);
+    else pika_die("unknown 'probe %s' (train, train-pool, predict or eval)", argv[1]);
     free_args(&A);
     return rc;
 }
