@@ -18,6 +18,7 @@
 #include "pika/pool.h"
 #include "pika/probe.h"
 #include "pika/report.h"
+#include "pika/study.h"
 #include "pika/util.h"
 
 static const char FIT_FLAGS[] =
@@ -487,5 +488,50 @@ int cmd_difficulty(int argc, char **argv) {
     pika_acts_close(&a);
     free(rows); free(rows2); free(h); free(s);
     free_args(&A);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- study */
+
+static const char STUDY_USAGE[] =
+    "usage: pika study --pipeline DIR --models \"s m l\" --target FIELD --out DIR [--reader NAME] [--human level]\n"
+    "                  [--k K] [--title TEXT] [--version TEXT] [--bootstrap 1000] [--seed 42]\n"
+    "  One page (DIR/study.md + self-contained DIR/study.html) from what scripts/pipeline.sh wrote under --pipeline:\n"
+    "  per member CV by layer, ROC, reliability, metrics with CIs and paired tests; difficulty; reader probes;\n"
+    "  transfer; routing with own vs the reader's probes (see include/pika/study.h for the layout read).\n";
+
+int cmd_study(int argc, char **argv) {
+    const char *pipe = NULL, *models = NULL, *target = NULL, *out = NULL, *reader = NULL, *human = NULL, *title = NULL, *version = NULL;
+    int k = 0, nb = 1000;
+    uint64_t seed = 42;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(STUDY_USAGE, stdout); return 0; }
+        if (!v) { fprintf(stderr, "pika: unknown or incomplete option '%s'\n%s", a, STUDY_USAGE); return 2; }
+        if (!strcmp(a, "--pipeline")) pipe = v;
+        else if (!strcmp(a, "--models")) models = v;
+        else if (!strcmp(a, "--target")) target = v;
+        else if (!strcmp(a, "--out") || !strcmp(a, "-o")) out = v;
+        else if (!strcmp(a, "--reader")) reader = v;
+        else if (!strcmp(a, "--human")) human = v;
+        else if (!strcmp(a, "--title")) title = v;
+        else if (!strcmp(a, "--version")) version = v;
+        else if (!strcmp(a, "--k")) k = atoi(v);
+        else if (!strcmp(a, "--bootstrap")) { nb = atoi(v); if (nb < 1) pika_die("--bootstrap must be >= 1"); }
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else { fprintf(stderr, "pika: unknown option '%s'\n%s", a, STUDY_USAGE); return 2; }
+        i++;
+    }
+    need(pipe, "--pipeline"); need(models, "--models"); need(target, "--target"); need(out, "--out");
+    char *ms = pika_strdup(models), *save;
+    const char *names[64];
+    int n = 0;
+    for (char *t = strtok_r(ms, " ,", &save); t && n < 64; t = strtok_r(NULL, " ,", &save)) names[n++] = t;
+    if (n < 1) pika_die("--models: no member names in '%s'", models);
+    pika_study_opts o = {.pipeline_dir = pipe, .models = names, .n_models = n, .reader = reader, .target = target, .human = human,
+                         .k = k, .title = title, .version = version, .out_dir = out, .n_boot = nb, .seed = seed};
+    if (pika_study_run(&o)) pika_die("%s", pika_last_error());
+    printf("wrote %s/study.md and %s/study.html\n", out, out);
+    free(ms);
     return 0;
 }
