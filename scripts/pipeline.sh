@@ -1,7 +1,7 @@
 #!/bin/sh
 # pipeline.sh — pika end to end on its own model pool (models/pool): for each model, sample k answers
 # per problem of the synthetic math task, grade them, derive labels, extract EOI activations, train a
-# probe on majority-vote correctness, compare it with the length and TF-IDF baselines on held-out
+# probe on majority-vote correctness, compare it with the length, TF-IDF and prompting baselines on held-out
 # problems, write a report, and compare the task's human difficulty rating with model difficulty.
 # Then route: arms = each model at k=1 (target success_rate, probe trained on it) and k=K (majority vote),
 # cost = 2 x parameters x tokens (a FLOPs proxy, in MFLOP), the held-out problems split by id hash into
@@ -30,7 +30,8 @@ T=""
 mkdir -p "$OUT"
 "$B/tools/mathtask_data" --split test --n "$N" --out "$OUT/problems.jsonl"
 TARGET=majority_vote_is_correct
-printf '%-8s %8s %8s | %-24s %-24s %-24s\n' model params accuracy "probe AUROC [95% CI]" "length AUROC" "tfidf AUROC" > "$OUT/summary.txt"
+printf '%-8s %8s %8s | %-24s %-24s %-24s %-24s\n' model params accuracy "probe AUROC [95% CI]" "length AUROC" "tfidf AUROC" \
+    "prompting AUROC" > "$OUT/summary.txt"
 for m in $MODELS; do
     M="models/pool/pika-math-$m.gguf"
     D="$OUT/$m"
@@ -58,10 +59,16 @@ for m in $MODELS; do
         $P baseline predict --baseline "$D/$kind.json" --data "$OUT/problems.jsonl" --text-field problem \
             --tokenizer "$M" --labels "$D/labels.jsonl" --split split=test -o "$D/$kind.pred.jsonl"
     done
+    # the prompting baseline: the model asked (one prefill) whether it will solve the problem; P(yes) vs P(no)
+    $P baseline train --kind prompting --model "$M" --data "$OUT/problems.jsonl" --labels "$D/labels.jsonl" --target $TARGET \
+        --split split=train -o "$D/prompting.json" $T > /dev/null
+    $P baseline predict --baseline "$D/prompting.json" --model "$M" --data "$OUT/problems.jsonl" --labels "$D/labels.jsonl" \
+        --split split=test -o "$D/prompting.pred.jsonl" $T
     $P probe eval --pred "$D/probe.pred.jsonl" --labels "$D/labels.jsonl" --target $TARGET \
         --compare "$D/tfidf.pred.jsonl" > "$D/eval.txt"
     $P report --out "$D/report" --probe "$D/probe.json" --baseline "$D/length.json" --baseline "$D/tfidf.json" \
-        --pred probe="$D/probe.pred.jsonl" --pred length="$D/length.pred.jsonl" --pred tfidf="$D/tfidf.pred.jsonl" \
+        --baseline "$D/prompting.json" --pred probe="$D/probe.pred.jsonl" --pred length="$D/length.pred.jsonl" \
+        --pred tfidf="$D/tfidf.pred.jsonl" --pred prompting="$D/prompting.pred.jsonl" \
         --labels "$D/labels.jsonl" --target $TARGET > /dev/null
     $P difficulty --acts "$D/acts" --labels "$D/labels.jsonl" --human level --success $TARGET --split split=train \
         --out "$D/difficulty" > /dev/null
@@ -69,8 +76,8 @@ for m in $MODELS; do
     auroc() { $P probe eval --pred "$1" --labels "$D/labels.jsonl" --target $TARGET | awk '/auroc/ {print $2, $3, $4}'; }
     acc=$(awk -F'"majority_vote_is_correct":' '{split($2, a, /[,}]/); n++; if (a[1] == "true") c++} END {printf "%.3f", c / n}' "$D/labels.jsonl")
     params=$($P info "$M" | awk '/^parameters:/ {print $2}')
-    printf '%-8s %8s %8s | %-24s %-24s %-24s\n' "$m" "$params" "$acc" "$(auroc "$D/probe.pred.jsonl")" \
-        "$(auroc "$D/length.pred.jsonl")" "$(auroc "$D/tfidf.pred.jsonl")" >> "$OUT/summary.txt"
+    printf '%-8s %8s %8s | %-24s %-24s %-24s %-24s\n' "$m" "$params" "$acc" "$(auroc "$D/probe.pred.jsonl")" \
+        "$(auroc "$D/length.pred.jsonl")" "$(auroc "$D/tfidf.pred.jsonl")" "$(auroc "$D/prompting.pred.jsonl")" >> "$OUT/summary.txt"
 done
 # ---- reader probes: reader r's activations -> member m's success, for every (r, m)
 RD="$OUT/reader"

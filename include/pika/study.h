@@ -7,8 +7,8 @@
  *   P/problems.jsonl                       the dataset (N rows)
  *   P/m/rollouts.jsonl.meta.json           model file + fingerprint, prompt recipe, sampling (k, temperature)
  *   P/m/labels.jsonl                       the member's labels (target, human "level", "split")
- *   P/m/probe.json, length.json, tfidf.json          own probe and baselines (CV curves)
- *   P/m/{probe,length,tfidf}.pred.jsonl    held-out predictions (split=test)
+ *   P/m/probe.json, length.json, tfidf.json, prompting.json   own probe and baselines (CV curves)
+ *   P/m/{probe,length,tfidf,prompting}.pred.jsonl   held-out predictions (split=test)
  *   P/m/report/report.md, P/m/difficulty/difficulty.md (+ difficulty_by_layer.dat)
  *   P/reader/R/m.pred.jsonl, P/reader/summary.md    reader probes (every reader x member table)
  *   P/transfer/summary.md                  bare <-> word transfer table
@@ -17,7 +17,7 @@
  *
  * Figures (gnuplot, integer layer ticks, labelled axes, legends): per member the CV score by layer
  * (one line per EOI position with the fold std as error bars, the baselines' CV as horizontal lines),
- * the ROC curves of own probe / reader probe / length / TF-IDF, a reliability diagram with bin
+ * the ROC curves of own probe / reader probe / length / TF-IDF / prompting, a reliability diagram with bin
  * counts; the difficulty figures (success rate by human level per member; per member the human and
  * success probes' CV by layer, Spearman and AUROC on separate axes); the reader-probe AUROC of every
  * (reader, member) pair with bootstrap CIs; the routing reports' cost–accuracy figures.

@@ -17,6 +17,7 @@
 #include "pika/metrics.h"
 #include "pika/pool.h"
 #include "pika/probe.h"
+#include "pika/prompting.h"
 #include "pika/report.h"
 #include "pika/study.h"
 #include "pika/util.h"
@@ -49,13 +50,16 @@ static const char PROBE_USAGE[] =
 
 static const char BASELINE_USAGE[] =
     "usage:\n"
-    "  pika baseline train   --kind length|tfidf --data DATA.jsonl|PRESET --labels FILE --target FIELD -o BASE.json\n"
+    "  pika baseline train   --kind length|tfidf|prompting --data DATA.jsonl|PRESET --labels FILE --target FIELD -o BASE.json\n"
     "                        [--text-field F (default problem, else text)] [--tokens-field FIELD | --tokenizer MODEL.gguf]\n"
     "                        [--id-field id] [--data-dir DIR]\n"
     "                        [--split FIELD=VALUE]\n"
     "                        [--ngram-max 2] [--min-df 2] [--sublinear] [fit flags]\n"
+    "                        prompting: --model MODEL.gguf [--question TEXT]: the model asked whether it will solve the\n"
+    "                        problem (the question appended to its chat prompt); feature log P(yes) - log P(no), one prefill\n"
     "  pika baseline predict --baseline BASE.json --data DATA.jsonl|PRESET -o PRED.jsonl [--text-field F]\n"
     "                        [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id] [--labels FILE --split FIELD=VALUE]\n"
+    "                        [--model MODEL.gguf [--question TEXT]]   (a prompting baseline: the same model and question)\n"
     "fit flags:\n";
 
 static const char REPORT_USAGE[] =
@@ -80,6 +84,7 @@ typedef struct {
     pika_fit_opts fit;
     const char *baselines[64], *pred_names[64], *pred_paths[64];
     int n_baselines, n_preds;
+    const char *model, *question;
     const char *member_names[64], *member_labels[64];
     int n_members, joint;
 } args_t;
@@ -149,6 +154,8 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
             A->member_labels[A->n_members++] = eq + 1;
         }
         else if (!strcmp(k, "--joint")) A->joint = 1;
+        else if (!strcmp(k, "--model")) TAKE(model);
+        else if (!strcmp(k, "--question")) TAKE(question);
         else if (!strcmp(k, "--json")) A->json = 1;
         else if (!strcmp(k, "--svg")) A->svg = 1;
         else if (!strcmp(k, "--sublinear")) A->to.sublinear = 1;
@@ -426,9 +433,21 @@ int cmd_baseline(int argc, char **argv) {
     char **tx;
     double *tk;
     pika_textset_gather(&T, rows, n, &tx, &tk);
+    char *prov = NULL;
+    if (train && !strcmp(A.kind, "prompting") && !A.model) pika_die("--kind prompting needs --model MODEL.gguf (the model that is asked)");
+    if (A.model) { /* prompting: the model's yes-vs-no score of each text is the feature */
+        pika_prompting_opts po;
+        pika_prompting_opts_default(&po);
+        po.question = A.question;
+        po.n_threads = A.fit.n_threads;
+        double *sc = pika_malloc(sizeof(double) * (n ? n : 1));
+        if (pika_prompting_scores(A.model, tx, n, &po, sc, &prov)) pika_die("%s", pika_last_error());
+        free(tk);
+        tk = sc;
+    }
     if (train) {
         pika_probe *p;
-        pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout};
+        pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout, .provenance_json = prov};
         if (pika_baseline_train(tx, tk, n, y, &bo, &p)) pika_die("%s", pika_last_error());
         if (pika_probe_save(p, A.out)) pika_die("%s", pika_last_error());
         printf("wrote %s\n", A.out);
@@ -437,6 +456,7 @@ int cmd_baseline(int argc, char **argv) {
         need(A.baseline, "--baseline");
         pika_probe *p = pika_probe_load(A.baseline);
         if (!p) pika_die("%s", pika_last_error());
+        if (pika_baseline_check_scorer(p, prov)) pika_die("%s", pika_last_error());
         double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
         if (pika_baseline_predict(p, tx, tk, n, s, pr)) pika_die("%s", pika_last_error());
         write_preds(A.out, T.ids, rows, n, s, pr);
@@ -444,7 +464,7 @@ int cmd_baseline(int argc, char **argv) {
         free(s); free(pr);
         pika_probe_free(p);
     }
-    free(tx); free(tk); free(rows); free(y);
+    free(tx); free(tk); free(rows); free(y); free(prov);
     pika_textset_free(&T);
     free_args(&A);
     return 0;

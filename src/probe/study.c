@@ -100,7 +100,7 @@ static int read_field(const char *labels, const char *field, double **v, int64_t
 /* ---------------------------------------------------------------- figures */
 
 /* CV by layer: one line per position (best alpha, fold std as error bars), baselines horizontal */
-static int fig_cv(const char *out, const char *m, const pika_probe *p, double len_cv, double tf_cv, const char *metric) {
+static int fig_cv(const char *out, const char *m, const pika_probe *p, double len_cv, double tf_cv, double pr_cv, const char *metric) {
     char dat[512], gp[512];
     snprintf(dat, sizeof dat, "%s-cv.dat", m);
     snprintf(gp, sizeof gp, "%s-cv.gp", m);
@@ -131,6 +131,7 @@ static int fig_cv(const char *out, const char *m, const pika_probe *p, double le
                 p->positions[q]);
     if (!isnan(len_cv)) fprintf(g, ", %.6f with lines dt 2 lw 2 title 'length baseline (CV)'", len_cv);
     if (!isnan(tf_cv)) fprintf(g, ", %.6f with lines dt 3 lw 2 title 'TF-IDF baseline (CV)'", tf_cv);
+    if (!isnan(pr_cv)) fprintf(g, ", %.6f with lines dt 4 lw 2 title 'prompting baseline (CV)'", pr_cv);
     fprintf(g, "\n");
     fclose(g);
     return gnuplot_run(out, gp);
@@ -299,7 +300,7 @@ int pika_study_run(const pika_study_opts *o) {
     FILE *md = open_w(out, "study.md");
     if (!md) return -1;
     fprintf(md, "# %s\n\n", o->title ? o->title : "pika study");
-    fprintf(md, "One page for the pool (%d members) on one dataset: per-member probes against the length and TF-IDF baselines, "
+    fprintf(md, "One page for the pool (%d members) on one dataset: per-member probes against the length, TF-IDF and prompting baselines, "
                 "human vs model difficulty, reader probes (one model's activations predicting every member), transfer across the "
                 "task's word framing, and routing with own vs reader probes. Held-out numbers are on the `split=test` rows; 95%% CIs "
                 "from %d bootstrap resamples (seed %llu).\n\n", o->n_models, nb, (unsigned long long)seed);
@@ -323,7 +324,8 @@ int pika_study_run(const pika_study_opts *o) {
         pika_probe *p = pika_probe_load(pth(P, m, "probe.json"));
         if (!p) { fclose(md); return -1; }
         const char *metric = p->task == PIKA_TARGET_BINARY ? "AUROC" : "Spearman";
-        int rc = fig_cv(out, m, p, base_cv(pth(P, m, "length.json")), base_cv(pth(P, m, "tfidf.json")), metric);
+        int rc = fig_cv(out, m, p, base_cv(pth(P, m, "length.json")), base_cv(pth(P, m, "tfidf.json")),
+                    base_cv(pth(P, m, "prompting.json")), metric);
         fprintf(md, "Probe selected on CV: layer %d, EOI position %d, alpha %g, CV %s %.4f ± %.4f.\n", p->layer, p->position, p->alpha,
                 metric, p->cv_score, p->cv_score_std);
         pika_probe_free(p);
@@ -332,7 +334,7 @@ int pika_study_run(const pika_study_opts *o) {
         figure(md, rc, "CV by layer", f0, &missing);
         char rname[128];
         snprintf(rname, sizeof rname, "reader %s probe", R);
-        series S[4];
+        series S[5];
         series_load(&S[0], "own probe", pth(P, m, "probe.pred.jsonl"), L, o->target);
         char rp[4096];
         snprintf(rp, sizeof rp, "%s/reader/%s/%s.pred.jsonl", P, R, m);
@@ -340,12 +342,13 @@ int pika_study_run(const pika_study_opts *o) {
         if (!strcmp(R, m)) { series_free(&S[1]); S[1].ok = 0; } /* the reader's own member: same as the own probe */
         series_load(&S[2], "length", pth(P, m, "length.pred.jsonl"), L, o->target);
         series_load(&S[3], "TF-IDF", pth(P, m, "tfidf.pred.jsonl"), L, o->target);
+        series_load(&S[4], "prompting", pth(P, m, "prompting.pred.jsonl"), L, o->target);
         char f1[256], f2[256];
         snprintf(f1, sizeof f1, "%s-roc.png", m);
         snprintf(f2, sizeof f2, "%s-rel.png", m);
-        figure(md, fig_roc(out, m, S, 4), "ROC curves", f1, &missing);
+        figure(md, fig_roc(out, m, S, 5), "ROC curves", f1, &missing);
         figure(md, fig_rel(out, m, S, 2), "reliability diagram", f2, &missing);
-        for (int q = 0; q < 4; q++) series_free(&S[q]);
+        for (int q = 0; q < 5; q++) series_free(&S[q]);
         fprintf(md, "Held-out metrics and paired tests against the baselines (from `pika report`):\n\n");
         include_md(md, pth(P, m, "report/report.md"), pth(P, m, "report"), out, m, 0);
         fprintf(md, "\n");
