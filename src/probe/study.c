@@ -606,8 +606,7 @@ int pika_md_to_html(const char *md_path, const char *html_path, const char *img_
         if (line[0] == '#') {
             int h = 0;
             while (line[h] == '#') h++;
-            char tag[8];
-            snprintf(tag, sizeof tag, "h%d", h > 6 ? 6 : h);
+            char tag[3] = {'h', (char)('0' + (h > 6 ? 6 : h)), 0};
             pika_buf_puts(&b, "<"); pika_buf_puts(&b, tag); pika_buf_puts(&b, ">");
             inl(&b, line + h + (line[h] == ' '));
             pika_buf_puts(&b, "</"); pika_buf_puts(&b, tag); pika_buf_puts(&b, ">\n");
