@@ -8,15 +8,15 @@
 # val (calibration) and test (result); `pika route table | calibrate | eval | report` under OUT/route.
 # Reader probes: every model's activations (the reader) predict every member's success
 # (`pika probe train-pool`, one shared fold assignment), scored on the held-out split against the
-# member's own probe (OUT/reader/summary.md); routing again with READER's probes for every arm
-# (one prefill, READER's, instead of one per member). Transfer: a probe trained on bare expressions
+# member's own probe (OUT/reader/summary.md); routing again with each reader's probes for every arm
+# (one prefill, the reader's, instead of one per member; OUT/route-reader/summary.md). Transfer: a probe trained on bare expressions
 # scored on word problems and back (OUT/transfer/summary.md). `pika study` puts everything in one
 # page: OUT/study/study.html (+ study.md).
 # Every step resumes or is cheap to redo.
 #
 # usage: scripts/pipeline.sh [BUILD_DIR]   (env: N problems (600), K samples (5), MODELS ("s m l"),
 #                                           OUT dir (pipeline-out), THREADS (all cores),
-#                                           READER (the first model: the one whose probes route))
+#                                           READER (the first model: the reader the study details))
 set -e
 B=${1:-build}
 N=${N:-600}
@@ -90,7 +90,8 @@ pair_eval() { # pred compare labels -> "auroc [lo, hi]<TAB>auroc2 [lo, hi]<TAB>d
         /^paired/ {d = $11 " " $12 " " $13; p = $14 " " $15 " " $16}
         END {printf "%s\t%s\t%s %s\n", a[1], a[2], d, p}'
 }
-printf '| reader | member | reader probe AUROC [95%% CI] | own probe AUROC | reader − own (paired) | joint-selection AUROC | joint − independent (paired) |\n|---|---|---|---|---|---|---|\n' > "$RD/summary.md"
+printf '| reader | member | reader probe AUROC [95%% CI] | own probe AUROC | reader − own (paired) | joint-selection AUROC | joint − independent (paired) | member'"'"'s length AUROC | member'"'"'s TF-IDF AUROC |\n|---|---|---|---|---|---|---|---|---|\n' > "$RD/summary.md"
+auroc_of() { $P probe eval --pred "$1" --labels "$2" --target $TARGET | awk '/auroc/ {print $2, $3, $4}'; }
 for r in $MODELS; do
     echo "== reader pika-math-$r: probes for every member"
     # shellcheck disable=SC2086
@@ -103,7 +104,9 @@ for r in $MODELS; do
         $P probe predict --probe "$RD/$r-joint/$m.json" --acts "$OUT/$r/acts" --labels "$L" --split split=test -o "$RD/$r-joint/$m.pred.jsonl" 2> /dev/null
         own=$(pair_eval "$RD/$r/$m.pred.jsonl" "$OUT/$m/probe.pred.jsonl" "$L")
         joint=$(pair_eval "$RD/$r-joint/$m.pred.jsonl" "$RD/$r/$m.pred.jsonl" "$L")
-        printf '%s\t%s\t%s\t%s\n' "$r" "$m" "$own" "$joint" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $8}' >> "$RD/summary.md"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$m" "$own" "$joint" "$(auroc_of "$OUT/$m/length.pred.jsonl" "$L")" \
+            "$(auroc_of "$OUT/$m/tfidf.pred.jsonl" "$L")" |
+            awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $8, $9, $10}' >> "$RD/summary.md"
     done
 done
 echo "== reader probes (rows: reader's activations; AUROC on the held-out 30%)"
@@ -171,28 +174,42 @@ $P route report --table "$R/table.jsonl" --split test --pair "$PAIR" --out "$R/r
 grep -E '^(best_single|savings|AIQ|pair|paired)' "$R/eval.txt"
 # ---- the same routing with READER's probes for every arm: one prefill (READER's) per query
 READER=${READER:-$first}
-RR="$OUT/route-reader"
-mkdir -p "$RR"
-# shellcheck disable=SC2086
-$P probe train-pool --acts "$OUT/$READER/acts" $MEMBERS --target success_rate --split split=train -o "$RD/$READER-k1" > /dev/null
-ARMS=""
-for m in $MODELS; do
-    D="$OUT/$m"
-    pr=$(( 2 * $($P info "models/pool/pika-math-$m.gguf" | awk '/^parameters:/ {print $2}') ))
-    $P probe predict --probe "$RD/$READER-k1/$m.json" --acts "$OUT/$READER/acts" -o "$RR/$m-k1.pred.jsonl" 2> /dev/null
-    $P probe predict --probe "$RD/$READER/$m.json" --acts "$OUT/$READER/acts" -o "$RR/$m-k$K.pred.jsonl" 2> /dev/null
-    ARMS="$ARMS --arm name=$m-k1,labels=$D/labels.jsonl,pred=$RR/$m-k1.pred.jsonl,price_in=$pr,price_out=$pr,k=1"
-    ARMS="$ARMS,target=success_rate"
-    ARMS="$ARMS --arm name=$m-k$K,labels=$D/labels.jsonl,pred=$RR/$m-k$K.pred.jsonl,price_in=$pr,price_out=$pr"
-    [ "$m" = "$READER" ] && ARMS="$ARMS,prefill_price=$(( 2 * $($P info "models/pool/pika-math-$READER.gguf" | awk '/^parameters:/ {print $2}') ))"
+RS="$OUT/route-reader/summary.md"
+mkdir -p "$OUT/route-reader"
+route_row() { # name eval.txt -> one table row
+    sv=$(sed -n 's/^savings: //p' "$2")
+    ov=$(sed -n 's/^savings counting the probes. reader overhead (\([^)]*\)): \(.*\)$/\2 (overhead \1)/p' "$2")
+    pa=$(sed -n 's/^paired bootstrap, router − best_single accuracy: //p' "$2")
+    printf '| %s | %s | %s | %s |\n' "$1" "$sv" "$ov" "$pa" >> "$RS"
+}
+printf '| probes | savings at the best single arm'"'"'s accuracy | counting the probes'"'"' prefill | router − best single accuracy (paired) |\n|---|---|---|---|\n' > "$RS"
+route_row "own (one prefill per member)" "$R/eval.txt"
+for r in $MODELS; do
+    RR="$OUT/route-reader/$r"
+    mkdir -p "$RR"
+    # shellcheck disable=SC2086
+    $P probe train-pool --acts "$OUT/$r/acts" $MEMBERS --target success_rate --split split=train -o "$RD/$r-k1" > /dev/null
+    ARMS=""
+    for m in $MODELS; do
+        D="$OUT/$m"
+        pr=$(( 2 * $($P info "models/pool/pika-math-$m.gguf" | awk '/^parameters:/ {print $2}') ))
+        $P probe predict --probe "$RD/$r-k1/$m.json" --acts "$OUT/$r/acts" -o "$RR/$m-k1.pred.jsonl" 2> /dev/null
+        $P probe predict --probe "$RD/$r/$m.json" --acts "$OUT/$r/acts" -o "$RR/$m-k$K.pred.jsonl" 2> /dev/null
+        ARMS="$ARMS --arm name=$m-k1,labels=$D/labels.jsonl,pred=$RR/$m-k1.pred.jsonl,price_in=$pr,price_out=$pr,k=1"
+        ARMS="$ARMS,target=success_rate"
+        ARMS="$ARMS --arm name=$m-k$K,labels=$D/labels.jsonl,pred=$RR/$m-k$K.pred.jsonl,price_in=$pr,price_out=$pr"
+        # the one prefill: the reader's, charged once (on the reader's own k=K arm)
+        [ "$m" = "$r" ] && ARMS="$ARMS,prefill_price=$pr"
+    done
+    # shellcheck disable=SC2086
+    $P route table $ARMS --val-frac 0.5 -o "$RR/table.jsonl"
+    $P route eval --table "$RR/table.jsonl" --split test --pair "$PAIR" > "$RR/eval.txt"
+    $P route report --table "$RR/table.jsonl" --split test --pair "$PAIR" --out "$RR/report" \
+        --title "pika pool, $N problems, every arm's probe read from pika-math-$r" > /dev/null
+    route_row "reader $r (one prefill, $r's)" "$RR/eval.txt"
 done
-# shellcheck disable=SC2086
-$P route table $ARMS --val-frac 0.5 -o "$RR/table.jsonl"
-$P route eval --table "$RR/table.jsonl" --split test --pair "$PAIR" > "$RR/eval.txt"
-$P route report --table "$RR/table.jsonl" --split test --pair "$PAIR" --out "$RR/report" \
-    --title "pika pool, $N problems, every arm's probe read from pika-math-$READER" > /dev/null
-echo "== routing with pika-math-$READER's reader probes for every arm"
-grep -E '^(best_single|savings|paired)' "$RR/eval.txt"
+echo "== routing with own probes vs each reader's probes for every arm (test split)"
+cat "$RS"
 $P study --pipeline "$OUT" --models "$MODELS" --reader "$READER" --target $TARGET --k "$K" --out "$OUT/study" \
     --title "pika study: pool $MODELS, $N problems of the synthetic math task" \
     --version "$(git describe --always --dirty 2>/dev/null || echo unknown)"

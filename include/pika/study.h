@@ -12,7 +12,8 @@
  *   P/m/report/report.md, P/m/difficulty/difficulty.md (+ difficulty_by_layer.dat)
  *   P/reader/R/m.pred.jsonl, P/reader/summary.md    reader probes (every reader x member table)
  *   P/transfer/summary.md                  bare <-> word transfer table
- *   P/route/report/, P/route-reader/report/          routing with own / with R's reader probes
+ *   P/route/report/, P/route-reader/R/report/        routing with own / with R's reader probes
+ *   P/route-reader/summary.md              savings with own probes and with each reader's
  * A missing optional piece (reader, transfer, routing) is said so in the page, not an error.
  *
  * Figures (gnuplot, integer layer ticks, labelled axes, legends): per member the CV score by layer

@@ -74,6 +74,8 @@ static void include_md(FILE *md, const char *src, const char *src_dir, const cha
             const char *file = o + 2;
             char dst[4096], name[512];
             snprintf(name, sizeof name, "%s-%s", prefix, file);
+            for (char *q = name; *q; q++)
+                if (*q == '/') *q = '-';
             snprintf(dst, sizeof dst, "%s/%s", out_dir, name);
             *o = 0;
             if (copy_file(pth(src_dir, file, NULL), dst) == 0) fprintf(md, "%s](%s)\n", line, name);
@@ -494,7 +496,15 @@ int pika_study_run(const pika_study_opts *o) {
 
     /* ---- routing */
     fprintf(md, "## Routing: own probes vs reader %s's probes\n\n", R);
-    const char *rd[2] = {"route", "route-reader"}, *rt[2] = {"every arm's probe on its own model's activations (one prefill per member)", NULL};
+    if (exists(pth(P, "route-reader/summary.md", NULL))) {
+        fprintf(md, "Savings on the test split with every arm's probe from its own model and with every arm's probe read from one "
+                    "reader (from `pika route eval`; the prefill column charges the probes' prefills, which the paper does not count):\n\n");
+        include_md(md, pth(P, "route-reader/summary.md", NULL), P, out, "route-summary", 0);
+        fprintf(md, "\n");
+    }
+    char rrd[256];
+    snprintf(rrd, sizeof rrd, "route-reader/%s", R);
+    const char *rd[2] = {"route", rrd}, *rt[2] = {"every arm's probe on its own model's activations (one prefill per member)", NULL};
     char rt1[256];
     snprintf(rt1, sizeof rt1, "every arm's probe read from member %s's activations (one prefill, %s's)", R, R);
     rt[1] = rt1;
