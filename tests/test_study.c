@@ -84,7 +84,7 @@ static void test_study_page(void) {
     REQUIRE(md, "study.md written");
     const char *sections[] = {"## Provenance", "pika version `", "model file `pika-math-s.gguf`, fingerprint `", "prompt recipe `{",
                               "k = 3 rollouts, temperature 1", "N = 100 problems", "### Member s", "CV AUROC", "Paired bootstrap",
-                              "## Human vs model difficulty", "## Reader probes", "| s | s |", "## Transfer across the word framing",
+                              "## Human vs model difficulty", "Cross-prediction on the held-out rows", "## Reader probes", "| s | s |", "## Transfer across the word framing",
                               "## Routing: own probes vs reader s's probes", "### Routing with every arm's probe read from member s's"};
     for (size_t i = 0; i < sizeof sections / sizeof *sections; i++) CHECK(strstr(md, sections[i]), "study.md has '%s'", sections[i]);
     /* every figure the Markdown names exists and is a PNG */
@@ -100,7 +100,7 @@ static void test_study_page(void) {
         free(img);
         n_img++;
     }
-    CHECK(n_img >= 7, "at least 7 figures (cv, roc, reliability, level, difficulty, reader, routing x2): %d", n_img);
+    CHECK(n_img >= 8, "at least 8 figures (cv, roc, reliability, level, cross, difficulty, reader, routing x2): %d", n_img);
     CHECK(!strstr(md, "not drawn"), "every figure drawn");
     free(md);
     snprintf(p, sizeof p, "%s/study/s-cv.gp", dir);
@@ -222,7 +222,7 @@ static void test_study_renders_in_chromium(void) {
     char *dom = test_run(cmd, &st);
     char want[64];
     snprintf(want, sizeof want, "<title>images %d/%d</title>", n_img, n_img);
-    CHECK(n_img >= 7 && strstr(dom, want), "every image loads in the browser: want %s, page title: %.80s", want,
+    CHECK(n_img >= 8 && strstr(dom, want), "every image loads in the browser: want %s, page title: %.80s", want,
           strstr(dom, "<title>") ? strstr(dom, "<title>") : "(none)");
     free(dom);
 }

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "pika/acts.h"
 #include "pika/eval.h"
 #include "pika/labels.h"
 #include "pika/metrics.h"
@@ -240,6 +241,42 @@ static int fig_rel(const char *out, const char *m, series *S, int ns) {
     return gnuplot_run(out, gp);
 }
 
+/* Held-out cross-prediction of member m's two difficulty probes (P/m/difficulty/probe_{human,success}.json)
+ * on the split=test rows of its store: v[0..3] = AUROC(success | success probe), AUROC(success | −human
+ * probe), Spearman(level, human probe), Spearman(level, −success probe); lo/hi their bootstrap CIs. */
+static int cross_pred(const char *P, const char *m, const char *target, const char *human, int nb, uint64_t seed, double *v,
+                      double *lo, double *hi, int64_t *n_out) {
+    pika_acts a;
+    if (pika_acts_open(&a, pth(P, m, "acts"))) return -1;
+    int64_t *rows = NULL, *rows2 = NULL, n, n2;
+    double *y = NULL, *h = NULL;
+    pika_probe *ph = NULL, *ps = NULL;
+    double *sh = NULL, *ss = NULL;
+    int rc = -1;
+    const char *L = pth(P, m, "labels.jsonl");
+    if ((n = pika_labels_select(L, "id", target, "split=test", a.ids, a.n, &rows, &y)) < 0) goto done;
+    if ((n2 = pika_labels_select(L, "id", human, "split=test", a.ids, a.n, &rows2, &h)) < 0 || n2 != n) goto done;
+    if (!(ph = pika_probe_load(pth(P, m, "difficulty/probe_human.json"))) || !(ps = pika_probe_load(pth(P, m, "difficulty/probe_success.json"))))
+        goto done;
+    sh = pika_malloc(sizeof(double) * (size_t)n);
+    ss = pika_malloc(sizeof(double) * (size_t)n);
+    if (pika_probe_predict(ph, &a, rows, n, sh, NULL) || pika_probe_predict(ps, &a, rows, n, ss, NULL)) goto done;
+    double *neg_h = pika_malloc(sizeof(double) * (size_t)n), *neg_s = pika_malloc(sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) { neg_h[i] = -sh[i]; neg_s[i] = -ss[i]; }
+    v[0] = pika_bootstrap_ci(PIKA_M_AUROC, y, ss, n, nb, seed, &lo[0], &hi[0]);
+    v[1] = pika_bootstrap_ci(PIKA_M_AUROC, y, neg_h, n, nb, seed, &lo[1], &hi[1]);
+    v[2] = pika_bootstrap_ci(PIKA_M_SPEARMAN, h, sh, n, nb, seed, &lo[2], &hi[2]);
+    v[3] = pika_bootstrap_ci(PIKA_M_SPEARMAN, h, neg_s, n, nb, seed, &lo[3], &hi[3]);
+    free(neg_h); free(neg_s);
+    *n_out = n;
+    rc = 0;
+done:
+    free(rows); free(rows2); free(y); free(h); free(sh); free(ss);
+    pika_probe_free(ph); pika_probe_free(ps);
+    pika_acts_close(&a);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- the page */
 
 static void provenance(FILE *md, const pika_study_opts *o, int64_t n_problems) {
@@ -388,6 +425,51 @@ int pika_study_run(const pika_study_opts *o) {
         fprintf(g, "\n");
         fclose(g);
         figure(md, gnuplot_run(out, "level.gp"), "success rate by human level", "level.png", &missing);
+    }
+    /* the two probes' cross-prediction on held-out rows: AUROC (success) and Spearman (level) in two panels */
+    {
+        FILE *f = open_w(out, "cross.dat");
+        if (!f) { fclose(md); return -1; }
+        fprintf(f, "# member_index then 4 x (value lo hi): AUROC(success|success probe), AUROC(success|-human probe), "
+                   "Spearman(level|human probe), Spearman(level|-success probe)\n");
+        pika_buf tb = {0};
+        int have = 0;
+        for (int i = 0; i < o->n_models; i++) {
+            double v[4], lo[4], hi[4];
+            int64_t n = 0;
+            if (cross_pred(P, o->models[i], o->target, human, nb, seed, v, lo, hi, &n)) continue;
+            have++;
+            fprintf(f, "%d", i);
+            for (int q = 0; q < 4; q++) fprintf(f, " %.6f %.6f %.6f", v[q], lo[q], hi[q]);
+            fprintf(f, "\n");
+            char row[1024];
+            snprintf(row, sizeof row, "| %s | %lld | %.4f [%.4f, %.4f] | %.4f [%.4f, %.4f] | %.4f [%.4f, %.4f] | %.4f [%.4f, %.4f] |\n",
+                     o->models[i], (long long)n, v[0], lo[0], hi[0], v[1], lo[1], hi[1], v[2], lo[2], hi[2], v[3], lo[3], hi[3]);
+            pika_buf_puts(&tb, row);
+        }
+        fclose(f);
+        if (have) {
+            FILE *g = open_w(out, "cross.gp");
+            if (!g) { free(tb.s); fclose(md); return -1; }
+            fprintf(g, "set terminal pngcairo noenhanced size 1000,480 font ',11'\nset output 'cross.png'\nset grid\n"
+                       "set multiplot layout 1,2 title 'held-out cross-prediction of the two difficulty probes (95%% bootstrap CI)'\n"
+                       "set xrange [-0.5:%g]\nset xlabel 'member'\nset xtics (", o->n_models - 0.5);
+            for (int i = 0; i < o->n_models; i++) fprintf(g, "%s'%s' %d", i ? ", " : "", o->models[i], i);
+            fprintf(g, ")\nset key bottom left\nset ylabel 'AUROC for the member''s success'\nset yrange [0.4:1]\n"
+                       "plot 'cross.dat' using ($1-0.1):2:3:4 with yerrorbars pt 7 ps 1.3 lw 2 lc 1 title 'success probe', "
+                       "'' using ($1+0.1):5:6:7 with yerrorbars pt 5 ps 1.3 lw 2 lc 2 title 'human-level probe (negated)'\n"
+                       "set ylabel 'Spearman with the human level (%s)'\nset yrange [-0.2:1]\n"
+                       "plot 'cross.dat' using ($1-0.1):8:9:10 with yerrorbars pt 5 ps 1.3 lw 2 lc 2 title 'human-level probe', "
+                       "'' using ($1+0.1):11:12:13 with yerrorbars pt 7 ps 1.3 lw 2 lc 1 title 'success probe (negated)'\nunset multiplot\n", human);
+            fclose(g);
+            fprintf(md, "Cross-prediction on the held-out rows (`split=test`) of each member's two difficulty probes from `pika difficulty` "
+                        "(trained on the training rows): the success probe and the human-level probe, each scored against the member's "
+                        "success (AUROC) and against the human level (Spearman), the other probe negated so that higher = agrees.\n\n");
+            figure(md, gnuplot_run(out, "cross.gp"), "cross-prediction", "cross.png", &missing);
+            fprintf(md, "| member | n | success probe → success (AUROC) | −human probe → success (AUROC) | human probe → level (Spearman) | "
+                        "−success probe → level (Spearman) |\n|---|---:|---|---|---|---|\n%s\n", tb.s ? tb.s : "");
+        }
+        free(tb.s);
     }
     for (int i = 0; i < o->n_models; i++) {
         const char *m = o->models[i];
