@@ -1,5 +1,6 @@
-/* baseline.h — surface-feature baselines with the same CV selection and Platt calibration as the
- * probes: prompt length (tokens and/or characters) and TF-IDF (word n-grams).
+/* baseline.h — baselines with the same CV selection and Platt calibration as the probes: prompt
+ * length (tokens and/or characters), TF-IDF (word n-grams), and prompting (the model asked whether
+ * it will solve the problem: its yes-vs-no next-token score from prompting.h, one feature).
  *
  * TF-IDF (scikit-learn TfidfVectorizer semantics, documented approximation):
  *   tokens   lowercase (ASCII), maximal runs of word bytes [A-Za-z0-9_] or any byte >= 0x80, kept
@@ -55,17 +56,23 @@ void pika_tfidf_opts_default(pika_tfidf_opts *o);
 
 /* Options of a baseline (pika_baseline_opts_default: kind "tfidf", default TF-IDF and fit options). */
 typedef struct {
-    const char *kind;         /* "length" or "tfidf" */
+    const char *kind;         /* "length", "tfidf" or "prompting" */
     const char *target;       /* label field name recorded in the baseline file */
     pika_tfidf_opts tfidf;
     pika_fit_opts fit;
     FILE *log;                /* CV summary (NULL = silent) */
+    const char *provenance_json; /* prompting: what scored the texts (model, recipe, question), kept as extra.prompting */
 } pika_baseline_opts;
 void pika_baseline_opts_default(pika_baseline_opts *o);
 
-/* Train a baseline on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. */
+/* Train a baseline on rows 0..n-1: texts[i], tokens[i] (may be NULL), y[i]. For kind "prompting"
+ * tokens[i] is instead the model's prompting score of texts[i] (pika_prompting_scores); required. */
 int pika_baseline_train(char *const *texts, const double *tokens, int64_t n, const double *y, const pika_baseline_opts *o,
                         pika_probe **out);
+/* A prompting baseline: error unless provenance_json (what pika_prompting_scores returned for the
+ * texts about to be scored) names the model (fingerprint), question and prompt recipe it was trained
+ * with. Other kinds: 0. */
+int pika_baseline_check_scorer(const pika_probe *p, const char *provenance_json);
 /* Scores and calibrated probabilities for texts with a trained baseline. */
 int pika_baseline_predict(const pika_probe *p, char *const *texts, const double *tokens, int64_t n, double *score,
                           double *prob);

@@ -130,6 +130,10 @@ pika_probe *pika_probe_load(const char *path);
 const char *pika_probe_kind(const pika_probe *p);
 int pika_probe_target_kind(const pika_probe *p);
 const char *pika_probe_target(const pika_probe *p);
+/* The pool member a reader probe predicts (training.member), NULL for a probe of the reader's own labels. */
+const char *pika_probe_member(const pika_probe *p);
+/* The fingerprint of the activations the probe was trained on (its reader). */
+const char *pika_probe_fingerprint(const pika_probe *p);
 double pika_probe_alpha(const pika_probe *p);
 double pika_probe_cv_score(const pika_probe *p, double *std);
 /* Error unless the store matches the probe's provenance (fingerprint, d_model, layer, position). */
@@ -166,6 +170,9 @@ typedef struct {
     double *oof_out;            /* [n] when non-NULL: pooled out-of-fold scores of the selected configuration */
     const char *labels_path;    /* provenance only: recorded in the probe file ("training": {"labels", "split"}) */
     const char *split;
+    const int *folds;           /* [n] when non-NULL: the CV fold of each training row (0..fit.k_folds-1), e.g. one
+                                 * assignment shared by every member of a pool (pika_pool_folds); NULL = stratified on y */
+    const char *member;         /* reader probe: the pool member whose labels y are (recorded as training.member) */
 } pika_probe_train_opts;
 void pika_probe_train_opts_default(pika_probe_train_opts *o);
 

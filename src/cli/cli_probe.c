@@ -15,8 +15,11 @@
 #include "pika/labels.h"
 #include "pika/tokenizer.h"
 #include "pika/metrics.h"
+#include "pika/pool.h"
 #include "pika/probe.h"
+#include "pika/prompting.h"
 #include "pika/report.h"
+#include "pika/study.h"
 #include "pika/util.h"
 
 static const char FIT_FLAGS[] =
@@ -36,6 +39,10 @@ static const char PROBE_USAGE[] =
     "usage:\n"
     "  pika probe train   --acts DIR --labels FILE --target FIELD -o PROBE.json [--split FIELD=VALUE]\n"
     "                     [--id-field id] [--layers LIST] [--positions LIST] [--cv-table FILE.tsv] [fit flags]\n"
+    "  pika probe train-pool --acts READER_ACTS --member NAME=LABELS [--member NAME=LABELS]... --target FIELD\n"
+    "                     -o DIR [--joint] [--split FIELD=VALUE] [--id-field id] [--layers LIST] [--positions LIST] [fit flags]\n"
+    "                     reader probes: one probe per member (DIR/NAME.json, DIR/NAME.cv.tsv) from one store, on the rows\n"
+    "                     every member labels, one shared CV fold assignment; --joint: one (layer, position) for all\n"
     "  pika probe predict --probe PROBE.json --acts DIR -o PRED.jsonl [--labels FILE --split FIELD=VALUE]\n"
     "  pika probe eval    --pred PRED.jsonl --labels FILE --target FIELD [--id-field id] [--compare PRED2.jsonl]\n"
     "                     [--bootstrap B] [--seed S] [--json]\n"
@@ -43,13 +50,16 @@ static const char PROBE_USAGE[] =
 
 static const char BASELINE_USAGE[] =
     "usage:\n"
-    "  pika baseline train   --kind length|tfidf --data DATA.jsonl|PRESET --labels FILE --target FIELD -o BASE.json\n"
+    "  pika baseline train   --kind length|tfidf|prompting --data DATA.jsonl|PRESET --labels FILE --target FIELD -o BASE.json\n"
     "                        [--text-field F (default problem, else text)] [--tokens-field FIELD | --tokenizer MODEL.gguf]\n"
     "                        [--id-field id] [--data-dir DIR]\n"
     "                        [--split FIELD=VALUE]\n"
     "                        [--ngram-max 2] [--min-df 2] [--sublinear] [fit flags]\n"
+    "                        prompting: --model MODEL.gguf [--question TEXT]: the model asked whether it will solve the\n"
+    "                        problem (the question appended to its chat prompt); feature log P(yes) - log P(no), one prefill\n"
     "  pika baseline predict --baseline BASE.json --data DATA.jsonl|PRESET -o PRED.jsonl [--text-field F]\n"
     "                        [--tokens-field FIELD | --tokenizer MODEL.gguf] [--id-field id] [--labels FILE --split FIELD=VALUE]\n"
+    "                        [--model MODEL.gguf [--question TEXT]]   (a prompting baseline: the same model and question)\n"
     "fit flags:\n";
 
 static const char REPORT_USAGE[] =
@@ -74,6 +84,9 @@ typedef struct {
     pika_fit_opts fit;
     const char *baselines[64], *pred_names[64], *pred_paths[64];
     int n_baselines, n_preds;
+    const char *model, *question;
+    const char *member_names[64], *member_labels[64];
+    int n_members, joint;
 } args_t;
 
 static int parse_alphas(const char *s, pika_fit_opts *o) {
@@ -131,6 +144,18 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
         else if (!strcmp(k, "--baseline")) { TAKE(baseline); if (A->n_baselines < 64) A->baselines[A->n_baselines++] = v; }
         else if (!strcmp(k, "--human")) TAKE(human);
         else if (!strcmp(k, "--success")) TAKE(success);
+        else if (!strcmp(k, "--member")) {
+            if (!v) pika_die("%s needs a value", k);
+            i++;
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) pika_die("--member wants NAME=LABELS.jsonl, not '%s'", v);
+            if (A->n_members >= 64) pika_die("at most 64 --member");
+            A->member_names[A->n_members] = pika_strndup(v, (size_t)(eq - v));
+            A->member_labels[A->n_members++] = eq + 1;
+        }
+        else if (!strcmp(k, "--joint")) A->joint = 1;
+        else if (!strcmp(k, "--model")) TAKE(model);
+        else if (!strcmp(k, "--question")) TAKE(question);
         else if (!strcmp(k, "--json")) A->json = 1;
         else if (!strcmp(k, "--svg")) A->svg = 1;
         else if (!strcmp(k, "--sublinear")) A->to.sublinear = 1;
@@ -175,6 +200,8 @@ static void parse_args(int argc, char **argv, int first, args_t *A, const char *
 }
 
 static void free_args(args_t *A) {
+    for (int i = 0; i < A->n_members; i++) free((char *)A->member_names[i]);
+    A->n_members = 0;
     for (int i = 0; i < A->n_preds; i++) free((char *)A->pred_names[i]);
     free(A->layers);
     free(A->positions);
@@ -220,6 +247,44 @@ static int probe_train(args_t *A) {
     pika_acts_close(&a);
     free(rows);
     free(y);
+    return 0;
+}
+
+static int probe_train_pool(args_t *A) {
+    need(A->acts, "--acts"); need(A->target, "--target"); need(A->out, "-o");
+    if (A->n_members < 1) pika_die("missing required option --member NAME=LABELS (see --help)");
+    pika_acts a;
+    if (pika_acts_open(&a, A->acts)) pika_die("%s", pika_last_error());
+    int64_t *rows, n;
+    double *y[64];
+    if (pika_pool_select(a.ids, a.n, A->n_members, A->member_labels, A->id_field, A->target, A->split, &rows, &n, y))
+        pika_die("%s", pika_last_error());
+    pika_pool_opts po;
+    pika_pool_opts_default(&po);
+    po.joint = A->joint;
+    po.train = (pika_probe_train_opts){.target = A->target, .layers = A->layers, .n_layers = A->n_layers,
+                                       .positions = A->positions, .n_pos = A->n_pos, .fit = A->fit, .log = stdout, .split = A->split};
+    pika_probe *p[64];
+    double t0 = pika_now();
+    if (pika_probe_train_pool(&a, rows, n, A->n_members, (const double *const *)y, A->member_names, A->member_labels, &po, p))
+        pika_die("%s", pika_last_error());
+    if (pika_mkdir_p(A->out)) pika_die("%s", pika_last_error());
+    printf("reader %s (fingerprint %s), %lld rows, %d members%s\n", A->acts, a.fingerprint, (long long)n, A->n_members,
+           A->joint ? ", joint layer/position" : "");
+    for (int m = 0; m < A->n_members; m++) {
+        char path[4096], tsv[4096];
+        snprintf(path, sizeof path, "%s/%s.json", A->out, A->member_names[m]);
+        snprintf(tsv, sizeof tsv, "%s/%s.cv.tsv", A->out, A->member_names[m]);
+        if (pika_probe_save(p[m], path) || pika_probe_write_cv_table(p[m], tsv)) pika_die("%s", pika_last_error());
+        double sd, cv = pika_probe_cv_score(p[m], &sd);
+        printf("member %-12s layer %3d position %3d alpha %-8g CV %.4f +- %.4f  -> %s\n", A->member_names[m], pika_probe_layer(p[m]),
+               pika_probe_position(p[m]), pika_probe_alpha(p[m]), cv, sd, path);
+        pika_probe_free(p[m]);
+        free(y[m]);
+    }
+    printf("(%.1f s)\n", pika_now() - t0);
+    free(rows);
+    pika_acts_close(&a);
     return 0;
 }
 
@@ -312,9 +377,10 @@ int cmd_probe(int argc, char **argv) {
     parse_args(argc, argv, 2, &A, PROBE_USAGE, 1);
     int rc;
     if (!strcmp(argv[1], "train")) rc = probe_train(&A);
+    else if (!strcmp(argv[1], "train-pool")) rc = probe_train_pool(&A);
     else if (!strcmp(argv[1], "predict")) rc = probe_predict(&A);
     else if (!strcmp(argv[1], "eval")) rc = probe_eval(&A);
-    else pika_die("unknown 'probe %s' (train, predict or eval)", argv[1]);
+    else pika_die("unknown 'probe %s' (train, train-pool, predict or eval)", argv[1]);
     free_args(&A);
     return rc;
 }
@@ -367,9 +433,21 @@ int cmd_baseline(int argc, char **argv) {
     char **tx;
     double *tk;
     pika_textset_gather(&T, rows, n, &tx, &tk);
+    char *prov = NULL;
+    if (train && !strcmp(A.kind, "prompting") && !A.model) pika_die("--kind prompting needs --model MODEL.gguf (the model that is asked)");
+    if (A.model) { /* prompting: the model's yes-vs-no score of each text is the feature */
+        pika_prompting_opts po;
+        pika_prompting_opts_default(&po);
+        po.question = A.question;
+        po.n_threads = A.fit.n_threads;
+        double *sc = pika_malloc(sizeof(double) * (n ? n : 1));
+        if (pika_prompting_scores(A.model, tx, n, &po, sc, &prov)) pika_die("%s", pika_last_error());
+        free(tk);
+        tk = sc;
+    }
     if (train) {
         pika_probe *p;
-        pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout};
+        pika_baseline_opts bo = {.kind = A.kind, .target = A.target, .tfidf = A.to, .fit = A.fit, .log = stdout, .provenance_json = prov};
         if (pika_baseline_train(tx, tk, n, y, &bo, &p)) pika_die("%s", pika_last_error());
         if (pika_probe_save(p, A.out)) pika_die("%s", pika_last_error());
         printf("wrote %s\n", A.out);
@@ -378,6 +456,7 @@ int cmd_baseline(int argc, char **argv) {
         need(A.baseline, "--baseline");
         pika_probe *p = pika_probe_load(A.baseline);
         if (!p) pika_die("%s", pika_last_error());
+        if (pika_baseline_check_scorer(p, prov)) pika_die("%s", pika_last_error());
         double *s = pika_malloc(sizeof(double) * (n ? n : 1)), *pr = pika_malloc(sizeof(double) * (n ? n : 1));
         if (pika_baseline_predict(p, tx, tk, n, s, pr)) pika_die("%s", pika_last_error());
         write_preds(A.out, T.ids, rows, n, s, pr);
@@ -385,7 +464,7 @@ int cmd_baseline(int argc, char **argv) {
         free(s); free(pr);
         pika_probe_free(p);
     }
-    free(tx); free(tk); free(rows); free(y);
+    free(tx); free(tk); free(rows); free(y); free(prov);
     pika_textset_free(&T);
     free_args(&A);
     return 0;
@@ -429,5 +508,50 @@ int cmd_difficulty(int argc, char **argv) {
     pika_acts_close(&a);
     free(rows); free(rows2); free(h); free(s);
     free_args(&A);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- study */
+
+static const char STUDY_USAGE[] =
+    "usage: pika study --pipeline DIR --models \"s m l\" --target FIELD --out DIR [--reader NAME] [--human level]\n"
+    "                  [--k K] [--title TEXT] [--version TEXT] [--bootstrap 1000] [--seed 42]\n"
+    "  One page (DIR/study.md + self-contained DIR/study.html) from what scripts/pipeline.sh wrote under --pipeline:\n"
+    "  per member CV by layer, ROC, reliability, metrics with CIs and paired tests; difficulty; reader probes;\n"
+    "  transfer; routing with own vs the reader's probes (see include/pika/study.h for the layout read).\n";
+
+int cmd_study(int argc, char **argv) {
+    const char *pipe = NULL, *models = NULL, *target = NULL, *out = NULL, *reader = NULL, *human = NULL, *title = NULL, *version = NULL;
+    int k = 0, nb = 1000;
+    uint64_t seed = 42;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(STUDY_USAGE, stdout); return 0; }
+        if (!v) { fprintf(stderr, "pika: unknown or incomplete option '%s'\n%s", a, STUDY_USAGE); return 2; }
+        if (!strcmp(a, "--pipeline")) pipe = v;
+        else if (!strcmp(a, "--models")) models = v;
+        else if (!strcmp(a, "--target")) target = v;
+        else if (!strcmp(a, "--out") || !strcmp(a, "-o")) out = v;
+        else if (!strcmp(a, "--reader")) reader = v;
+        else if (!strcmp(a, "--human")) human = v;
+        else if (!strcmp(a, "--title")) title = v;
+        else if (!strcmp(a, "--version")) version = v;
+        else if (!strcmp(a, "--k")) k = atoi(v);
+        else if (!strcmp(a, "--bootstrap")) { nb = atoi(v); if (nb < 1) pika_die("--bootstrap must be >= 1"); }
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else { fprintf(stderr, "pika: unknown option '%s'\n%s", a, STUDY_USAGE); return 2; }
+        i++;
+    }
+    need(pipe, "--pipeline"); need(models, "--models"); need(target, "--target"); need(out, "--out");
+    char *ms = pika_strdup(models), *save;
+    const char *names[64];
+    int n = 0;
+    for (char *t = strtok_r(ms, " ,", &save); t && n < 64; t = strtok_r(NULL, " ,", &save)) names[n++] = t;
+    if (n < 1) pika_die("--models: no member names in '%s'", models);
+    pika_study_opts o = {.pipeline_dir = pipe, .models = names, .n_models = n, .reader = reader, .target = target, .human = human,
+                         .k = k, .title = title, .version = version, .out_dir = out, .n_boot = nb, .seed = seed};
+    if (pika_study_run(&o)) pika_die("%s", pika_last_error());
+    printf("wrote %s/study.md and %s/study.html\n", out, out);
+    free(ms);
     return 0;
 }

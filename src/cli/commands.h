@@ -19,6 +19,7 @@ int cmd_prompt(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_baseline(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_study(int argc, char **argv);
 int cmd_difficulty(int argc, char **argv);
 /* datasets, grading and labels (cli_grade.c) */
 int cmd_data(int argc, char **argv);

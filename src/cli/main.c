@@ -24,6 +24,7 @@ static const command COMMANDS[] = {
     {"baseline", cmd_baseline, "train | predict length and TF-IDF baselines"},
     {"report", cmd_report, "write a Markdown report with plots"},
     {"difficulty", cmd_difficulty, "human vs model difficulty analysis"},
+    {"study", cmd_study, "the whole study of a pipeline run (probes, baselines, difficulty, reader probes, transfer, routing) in one HTML page"},
     {"data", cmd_data, "show a dataset preset or file"},
     {"grade", cmd_grade, "grade math answers or code against tests"},
     {"labels", cmd_labels, "aggregate graded rollouts into per-question labels"},

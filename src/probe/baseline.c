@@ -321,6 +321,17 @@ static int length_features(char *const *texts, const double *tokens, int64_t n, 
     return 0;
 }
 
+/* the prompting baseline's one feature: the model's score per text (prompting.h), passed as tokens[] */
+static int prompting_features(const double *score, int64_t n, double *X, int *F) {
+    *F = 1;
+    if (!score) return pika_set_error("prompting baseline: no model scores given (pass --model, the model that is asked)");
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(score[i])) return pika_set_error("prompting baseline: row %lld has no finite score", (long long)i);
+        X[i] = score[i];
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- train / predict */
 
 void pika_baseline_opts_default(pika_baseline_opts *o) {
@@ -348,8 +359,9 @@ static int baseline_train(char *const *texts, const double *tokens, int64_t n, c
     const pika_fit_opts *o = &bo->fit;
     FILE *log = bo->log;
     memset(out, 0, sizeof *out);
-    int is_len = !strcmp(kind, "length");
-    if (!is_len && strcmp(kind, "tfidf")) return pika_set_error("unknown baseline '%s' (length or tfidf)", kind);
+    int is_prompt = !strcmp(kind, "prompting");
+    int is_len = !strcmp(kind, "length") || is_prompt; /* both dense: prompting has the model's yes-vs-no score as its one feature */
+    if (!is_len && strcmp(kind, "tfidf")) return pika_set_error("unknown baseline '%s' (length, tfidf or prompting)", kind);
     int task = pika_resolve_task(o->task, y, n);
     if (task < 0) return -1;
     int k = o->k_folds, A = o->n_alpha;
@@ -366,7 +378,7 @@ static int baseline_train(char *const *texts, const double *tokens, int64_t n, c
     int F = 0;
     if (is_len) {
         X = pika_malloc(sizeof(double) * n * 2);
-        rc = length_features(texts, tokens, n, X, &F);
+        rc = is_prompt ? prompting_features(tokens, n, X, &F) : length_features(texts, tokens, n, X, &F);
         if (!rc) rc = pika_cv_dense(X, n, F, y, task, fold, &o2, out->cv_mean, out->cv_std, oof);
     } else {
         ctx_init(&c, texts, n, to);
@@ -402,8 +414,14 @@ static int baseline_train(char *const *texts, const double *tokens, int64_t n, c
         if (is_len) {
             rc = pika_fit_dense(X, n, F, y, task, out->alpha, &o2, &out->lin);
             cJSON *fs = cJSON_AddArrayToObject(out->extra, "features");
-            if (F == 2) cJSON_AddItemToArray(fs, cJSON_CreateString("n_tokens"));
-            cJSON_AddItemToArray(fs, cJSON_CreateString("n_chars"));
+            if (is_prompt) {
+                cJSON_AddItemToArray(fs, cJSON_CreateString("log P(yes) - log P(no)"));
+                cJSON *pj = bo->provenance_json ? cJSON_Parse(bo->provenance_json) : NULL;
+                if (pj) cJSON_AddItemToObject(out->extra, "prompting", pj);
+            } else {
+                if (F == 2) cJSON_AddItemToArray(fs, cJSON_CreateString("n_tokens"));
+                cJSON_AddItemToArray(fs, cJSON_CreateString("n_chars"));
+            }
         } else {
             pika_csr Z;
             tfidf_build(-1, NULL, &c, &Z);
@@ -424,7 +442,7 @@ static int baseline_train(char *const *texts, const double *tokens, int64_t n, c
         if (!rc && log)
             fprintf(log, "%s baseline: alpha %g  CV %s %.4f +- %.4f (n=%lld%s)\n", kind, out->alpha,
                     task == PIKA_TARGET_BINARY ? "AUROC" : "Spearman", best, out->cv_score_std, (long long)n,
-                    is_len ? (F == 2 ? ", features n_tokens+n_chars" : ", feature n_chars") : "");
+                    is_prompt ? ", feature log P(yes) - log P(no)" : is_len ? (F == 2 ? ", features n_tokens+n_chars" : ", feature n_chars") : "");
     }
     if (!is_len) ctx_free(&c);
     free(X);
@@ -438,6 +456,17 @@ static int baseline_train(char *const *texts, const double *tokens, int64_t n, c
 
 int pika_baseline_predict(const pika_probe *p, char *const *texts, const double *tokens, int64_t n, double *score,
                           double *prob) {
+    if (!strcmp(p->kind, "prompting")) {
+        double *X = pika_malloc(sizeof(double) * (n ? n : 1));
+        int F;
+        int rc = prompting_features(tokens, n, X, &F);
+        for (int64_t i = 0; i < n && !rc; i++) {
+            score[i] = pika_linear_score(&p->lin, X + i);
+            if (prob) prob[i] = pika_probe_prob(p, score[i]);
+        }
+        free(X);
+        return rc;
+    }
     if (!strcmp(p->kind, "length")) {
         int want = p->lin.d;
         if (want == 2 && !tokens) return pika_set_error("this length baseline uses token counts; pass the tokens field");
@@ -481,4 +510,25 @@ int pika_baseline_predict(const pika_probe *p, char *const *texts, const double 
     free(idf);
     ctx_free(&c);
     return 0;
+}
+
+int pika_baseline_check_scorer(const pika_probe *p, const char *provenance_json) {
+    if (strcmp(p->kind, "prompting")) return 0;
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(p->extra, "prompting");
+    cJSON *mine = provenance_json ? cJSON_Parse(provenance_json) : NULL;
+    const char *keys[2] = {"question", NULL};
+    int rc = 0;
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rec, "model"), "fingerprint");
+    const cJSON *fb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(mine, "model"), "fingerprint");
+    if (!mine) rc = pika_set_error("a prompting baseline scores texts through its model: pass --model (the one it was trained with)");
+    else if (!rec) rc = pika_set_error("prompting baseline: the file does not record the model that scored its texts");
+    else if (!cJSON_IsString(fa) || !cJSON_IsString(fb) || strcmp(fa->valuestring, fb->valuestring))
+        rc = pika_set_error("prompting baseline was trained with model %s, not this one (%s)", cJSON_IsString(fa) ? fa->valuestring : "?",
+                            cJSON_IsString(fb) ? fb->valuestring : "?");
+    else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(rec, keys[0]), cJSON_GetObjectItemCaseSensitive(mine, keys[0]), 1))
+        rc = pika_set_error("prompting baseline was trained with another question");
+    else if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(rec, "prompt"), cJSON_GetObjectItemCaseSensitive(mine, "prompt"), 1))
+        rc = pika_set_error("prompting baseline was trained with another prompt recipe");
+    cJSON_Delete(mine);
+    return rc;
 }

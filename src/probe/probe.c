@@ -302,7 +302,7 @@ void pika_probe_train_opts_default(pika_probe_train_opts *o) {
 static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
                        const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out, const char *labels_path,
-                       const char *split);
+                       const char *split, const int *folds);
 
 int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
                      pika_probe **out) {
@@ -314,14 +314,17 @@ int pika_probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double 
 
 int probe_train_into(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const pika_probe_train_opts *o,
                      pika_probe *out) {
-    return probe_train(a, rows, n, y, o->target, o->layers, o->n_layers, o->positions, o->n_pos, &o->fit, out, o->log,
-                       o->oof_out, o->labels_path, o->split);
+    if (probe_train(a, rows, n, y, o->target, o->layers, o->n_layers, o->positions, o->n_pos, &o->fit, out, o->log,
+                    o->oof_out, o->labels_path, o->split, o->folds))
+        return -1;
+    if (o->member) out->member = pika_strdup(o->member);
+    return 0;
 }
 
 static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const double *y, const char *target,
                        const int32_t *layers, int n_layers, const int32_t *positions, int n_pos,
                        const pika_fit_opts *o, pika_probe *out, FILE *log, double *oof_out, const char *labels_path,
-                       const char *split) {
+                       const char *split, const int *folds) {
     memset(out, 0, sizeof *out);
     int task = pika_resolve_task(o->task, y, n);
     if (task < 0) return -1;
@@ -337,7 +340,12 @@ static int probe_train(pika_acts *a, const int64_t *rows, int64_t n, const doubl
     for (int i = 0; i < np; i++)
         if ((pi[i] = positions ? pika_acts_pos_index(a, positions[i]) : i) < 0) { free(li); free(pi); return -1; }
     int *fold = pika_malloc(sizeof(int) * n);
-    if (pika_make_folds(y, n, task, k, o->seed, fold)) { free(li); free(pi); free(fold); return -1; }
+    if (folds) {
+        for (int64_t i = 0; i < n; i++) {
+            if (folds[i] < 0 || folds[i] >= k) { free(li); free(pi); free(fold); return pika_set_error("fold %d of row %lld outside 0..%d", folds[i], (long long)i, k - 1); }
+            fold[i] = folds[i];
+        }
+    } else if (pika_make_folds(y, n, task, k, o->seed, fold)) { free(li); free(pi); free(fold); return -1; }
     pika_fit_opts o2 = *o;
     o2.task = task;
     double *X = pika_malloc(sizeof(double) * (size_t)n * d);

@@ -23,6 +23,7 @@ void probe_clear(pika_probe *p) {
     free(p->prompt_json);
     free(p->labels_path);
     free(p->split);
+    free(p->member);
     cJSON_Delete(p->extra);
     memset(p, 0, sizeof *p);
 }
@@ -75,6 +76,7 @@ int pika_probe_save(const pika_probe *p, const char *path) {
     cJSON_AddNumberToObject(tr, "seed", (double)p->seed);
     if (p->labels_path) cJSON_AddStringToObject(tr, "labels", p->labels_path);
     if (p->split) cJSON_AddStringToObject(tr, "split", p->split);
+    if (p->member) cJSON_AddStringToObject(tr, "member", p->member);
     cJSON *sc = cJSON_AddObjectToObject(r, "scaler");
     cJSON_AddItemToObject(sc, "mean", num_array(p->lin.mean, p->lin.d));
     cJSON_AddItemToObject(sc, "scale", num_array(p->lin.scale, p->lin.d));
@@ -184,6 +186,7 @@ int probe_load_into(pika_probe *p, const char *path) {
         if ((x = cJSON_GetObjectItemCaseSensitive(tr, "seed"))) p->seed = (uint64_t)x->valuedouble;
         if ((x = cJSON_GetObjectItemCaseSensitive(tr, "labels")) && cJSON_IsString(x)) p->labels_path = pika_strdup(x->valuestring);
         if ((x = cJSON_GetObjectItemCaseSensitive(tr, "split")) && cJSON_IsString(x)) p->split = pika_strdup(x->valuestring);
+        if ((x = cJSON_GetObjectItemCaseSensitive(tr, "member")) && cJSON_IsString(x)) p->member = pika_strdup(x->valuestring);
     }
     const cJSON *cv = GETS("cv");
     if (cv) {
@@ -242,6 +245,8 @@ pika_probe *pika_probe_load(const char *path) {
 const char *pika_probe_kind(const pika_probe *p) { return p->kind; }
 int pika_probe_target_kind(const pika_probe *p) { return p->task; }
 const char *pika_probe_target(const pika_probe *p) { return p->target ? p->target : ""; }
+const char *pika_probe_member(const pika_probe *p) { return p->member; }
+const char *pika_probe_fingerprint(const pika_probe *p) { return p->fingerprint; }
 double pika_probe_alpha(const pika_probe *p) { return p->alpha; }
 double pika_probe_cv_score(const pika_probe *p, double *std) {
     if (std) *std = p->cv_score_std;

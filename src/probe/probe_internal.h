@@ -32,6 +32,7 @@ struct pika_probe {
     double pos_rate;        /* binary: fraction of positives in training */
     char *labels_path;      /* provenance: the labels file name (no directory) and split of the rows (NULL = not recorded) */
     char *split;
+    char *member;           /* reader probe: the pool member whose success it predicts (NULL = the reader itself) */
     /* provenance of the activations (probe kind) */
     int d_model;
     char *model_json, *prompt_json;
