@@ -1,0 +1,761 @@
+/* server.c — the HTTP front of `pika serve` (libmicrohttpd, one thread per connection): parse the
+ * OpenAI request, route it (reader prefill + probes + decision), forward it to the chosen member
+ * with fallback before the first byte, stream the answer back with the decision injected, count
+ * metrics, and log every request. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pika/serve.h"
+#include "pika/util.h"
+#include "serve/upstream.h"
+
+#define N_BUCKETS 12
+static const double BUCKET_MS[N_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250};
+#define MAX_STATUS 12
+
+struct pika_server {
+    const pika_serve_config *c;
+    pika_reader *reader;
+    pika_serve_log *log;
+    struct MHD_Daemon *d;
+    int port;
+    int log_prompts;
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int in_flight;
+    uint64_t next_id;
+    pika_breaker br[PIKA_ROUTE_MAX_ARMS];
+    pika_budget budget;
+    /* metrics */
+    int status_codes[MAX_STATUS], n_status;
+    int64_t count[PIKA_ROUTE_MAX_ARMS + 1][MAX_STATUS]; /* [member or n_members = none][status] */
+    int64_t hist[N_BUCKETS + 1];
+    double route_ms_sum;
+    int64_t routed;
+    int64_t fallbacks;
+    double spend[PIKA_ROUTE_MAX_ARMS];
+};
+
+typedef struct {
+    pika_server *s;
+    int refs;
+    pika_buf body;
+    int too_big;
+    int is_chat, is_completion, stream;
+    char request_id[40];
+    char *model, *policy_name, *p_json, *prompt_hash, *prompt, *decision, *error;
+    double lambda;
+    int member, attempts, fallbacks, status;
+    int64_t tokens_in, tokens_out;
+    double t0, route_ms, upstream_ms;
+    pika_upstream *up;
+    int injected, ended;
+    pika_buf tail;     /* stream: bytes to send before pulling more (error chunk) */
+    size_t tail_off;
+    pika_buf scan;     /* stream: the current partial SSE line (for usage) */
+} req;
+
+static double wall_now(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static void req_unref(req *r) {
+    if (--r->refs > 0) return;
+    free(r->body.s);
+    free(r->model); free(r->policy_name); free(r->p_json); free(r->prompt_hash); free(r->prompt);
+    free(r->decision); free(r->error); free(r->tail.s); free(r->scan.s);
+    pika_upstream_free(r->up);
+    free(r);
+}
+
+/* ---- responses ---- */
+static enum MHD_Result send_buf(struct MHD_Connection *con, int status, const char *ctype, const char *txt, size_t n, req *r) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, (void *)txt, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    if (r && r->request_id[0]) MHD_add_response_header(resp, "x-pika-request-id", r->request_id);
+    enum MHD_Result rc = MHD_queue_response(con, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (r) r->status = status;
+    return rc;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *con, int status, cJSON *j, req *r) {
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    enum MHD_Result rc = send_buf(con, status, "application/json", t, strlen(t), r);
+    free(t);
+    return rc;
+}
+
+static const char *error_type(int status) {
+    return status == 404 ? "not_found_error" : status == 413 ? "request_too_large" : status >= 500 ? "upstream_error"
+                                                                                                  : "invalid_request_error";
+}
+
+static cJSON *error_obj(int status, const char *msg, const char *param) {
+    cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", error_type(status));
+    if (param) cJSON_AddStringToObject(e, "param", param);
+    else cJSON_AddNullToObject(e, "param");
+    cJSON_AddNumberToObject(e, "code", status);
+    return j;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *con, int status, const char *msg, const char *param, req *r) {
+    if (r) { free(r->error); r->error = pika_strdup(msg); }
+    return send_json(con, status, error_obj(status, msg, param), r);
+}
+
+/* ---- metrics ---- */
+static int status_slot(pika_server *s, int status) {
+    for (int i = 0; i < s->n_status; i++)
+        if (s->status_codes[i] == status) return i;
+    if (s->n_status < MAX_STATUS) { s->status_codes[s->n_status] = status; return s->n_status++; }
+    return MAX_STATUS - 1;
+}
+
+static char *metrics_text(pika_server *s) {
+    const pika_serve_config *c = s->c;
+    pika_buf b = {0};
+    char line[512];
+    pthread_mutex_lock(&s->mu);
+    pika_buf_puts(&b, "# HELP pika_requests_total Requests by chosen member and HTTP status.\n# TYPE pika_requests_total counter\n");
+    for (int m = 0; m <= c->n_members; m++)
+        for (int k = 0; k < s->n_status; k++) {
+            if (!s->count[m][k]) continue;
+            snprintf(line, sizeof line, "pika_requests_total{member=\"%s\",status=\"%d\"} %lld\n", m < c->n_members ? c->members[m].name : "none",
+                     s->status_codes[k], (long long)s->count[m][k]);
+            pika_buf_puts(&b, line);
+        }
+    pika_buf_puts(&b, "# HELP pika_routing_seconds Routing latency (render + reader prefill + probes + decision).\n"
+                      "# TYPE pika_routing_seconds histogram\n");
+    int64_t cum = 0;
+    for (int i = 0; i < N_BUCKETS; i++) {
+        cum += s->hist[i];
+        snprintf(line, sizeof line, "pika_routing_seconds_bucket{le=\"%g\"} %lld\n", BUCKET_MS[i] / 1000, (long long)cum);
+        pika_buf_puts(&b, line);
+    }
+    cum += s->hist[N_BUCKETS];
+    snprintf(line, sizeof line, "pika_routing_seconds_bucket{le=\"+Inf\"} %lld\npika_routing_seconds_sum %.9f\npika_routing_seconds_count %lld\n",
+             (long long)cum, s->route_ms_sum / 1000, (long long)s->routed);
+    pika_buf_puts(&b, line);
+    snprintf(line, sizeof line, "# TYPE pika_fallbacks_total counter\npika_fallbacks_total %lld\n# TYPE pika_spend_total counter\n",
+             (long long)s->fallbacks);
+    pika_buf_puts(&b, line);
+    for (int m = 0; m < c->n_members; m++) {
+        snprintf(line, sizeof line, "pika_spend_total{member=\"%s\"} %.9g\n", c->members[m].name, s->spend[m]);
+        pika_buf_puts(&b, line);
+    }
+    pika_buf_puts(&b, "# TYPE pika_member_healthy gauge\n");
+    double now = pika_now();
+    for (int m = 0; m < c->n_members; m++) {
+        snprintf(line, sizeof line, "pika_member_healthy{member=\"%s\"} %d\n", c->members[m].name, pika_breaker_healthy(&s->br[m], now));
+        pika_buf_puts(&b, line);
+    }
+    snprintf(line, sizeof line, "# TYPE pika_in_flight gauge\npika_in_flight %d\n", s->in_flight);
+    pika_buf_puts(&b, line);
+    if (c->policy == PIKA_SERVE_BUDGET) {
+        snprintf(line, sizeof line,
+                 "# TYPE pika_budget_lambda gauge\npika_budget_lambda %.9g\n# TYPE pika_budget_target gauge\npika_budget_target %.9g\n"
+                 "# TYPE pika_budget_cost_rolling gauge\npika_budget_cost_rolling %.9g\n# TYPE pika_budget_cost_realised gauge\n"
+                 "pika_budget_cost_realised %.9g\n",
+                 s->budget.lambda, s->budget.target, pika_budget_mean(&s->budget),
+                 s->budget.total_n ? s->budget.total_cost / (double)s->budget.total_n : 0);
+        pika_buf_puts(&b, line);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return b.s;
+}
+
+/* ---- finishing a request: metrics, breaker-independent accounting, log ---- */
+static double member_cost(const pika_serve_member *m, int64_t tin, int64_t tout) {
+    return ((double)tin * m->price_in + (double)tout * m->price_out) / 1e6;
+}
+
+static void finish(req *r) {
+    pika_server *s = r->s;
+    const pika_serve_config *c = s->c;
+    double cost = r->member >= 0 ? member_cost(&c->members[r->member], r->tokens_in, r->tokens_out) : 0;
+    pthread_mutex_lock(&s->mu);
+    int slot = status_slot(s, r->status);
+    s->count[r->member >= 0 ? r->member : c->n_members][slot]++;
+    s->fallbacks += r->fallbacks;
+    if (r->member >= 0) s->spend[r->member] += cost;
+    if (c->policy == PIKA_SERVE_BUDGET && r->member >= 0 && r->status < 400) pika_budget_observe(&s->budget, cost);
+    pthread_mutex_unlock(&s->mu);
+    if (s->log) {
+        pika_serve_log_row row = {
+            .ts = wall_now(), .request_id = r->request_id, .endpoint = r->is_chat ? "chat" : "completions", .model = r->model,
+            .policy = r->policy_name, .lambda = r->lambda, .prompt_hash = r->prompt_hash, .prompt = s->log_prompts ? r->prompt : NULL,
+            .p_json = r->p_json, .member = r->member >= 0 ? c->members[r->member].name : NULL, .error = r->error,
+            .attempts = r->attempts, .fallbacks = r->fallbacks, .status = r->status, .stream = r->stream,
+            .tokens_in = r->tokens_in, .tokens_out = r->tokens_out, .cost = cost, .route_ms = r->route_ms, .upstream_ms = r->upstream_ms};
+        pika_serve_log_write(s->log, &row);
+    }
+}
+
+/* usage from an OpenAI body or chunk */
+static void take_usage(req *r, const cJSON *j) {
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    if (!cJSON_IsObject(u)) return;
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"), *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+    if (cJSON_IsNumber(pt)) r->tokens_in = (int64_t)pt->valuedouble;
+    if (cJSON_IsNumber(ct)) r->tokens_out = (int64_t)ct->valuedouble;
+}
+
+/* stream: look at each complete "data: {...}" line for usage */
+static void scan_stream(req *r, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n') { if (r->scan.n < (1u << 20)) pika_buf_addc(&r->scan, p[i]); continue; }
+        if (r->scan.n > 6 && !strncmp(r->scan.s, "data:", 5) && strstr(r->scan.s, "\"usage\"")) {
+            cJSON *j = cJSON_Parse(r->scan.s + 5);
+            if (j) take_usage(r, j);
+            cJSON_Delete(j);
+        }
+        r->scan.n = 0;
+        if (r->scan.s) r->scan.s[0] = 0;
+    }
+}
+
+/* Copy src[0..n) into out with `"pika":{...},` inserted after the first '{' at or after `from`. 0 when
+ * no '{' was found (nothing inserted, everything copied). */
+static int inject(pika_buf *out, const char *src, size_t n, size_t from, const char *decision) {
+    const char *br = from < n ? memchr(src + from, '{', n - from) : NULL;
+    if (!br) { pika_buf_add(out, src, n); return 0; }
+    size_t k = (size_t)(br - src) + 1;
+    pika_buf_add(out, src, k);
+    pika_buf_puts(out, "\"pika\":");
+    pika_buf_puts(out, decision);
+    size_t q = k;
+    while (q < n && (src[q] == ' ' || src[q] == '\n' || src[q] == '\r' || src[q] == '\t')) q++;
+    if (q < n && src[q] != '}') pika_buf_addc(out, ',');
+    pika_buf_add(out, src + k, n - k);
+    return 1;
+}
+
+/* ---- streaming response: pull from the upstream ---- */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    req *r = cls;
+    for (;;) {
+        if (r->tail_off < r->tail.n) {
+            size_t k = r->tail.n - r->tail_off;
+            if (k > max) k = max;
+            memcpy(buf, r->tail.s + r->tail_off, k);
+            r->tail_off += k;
+            return (ssize_t)k;
+        }
+        if (r->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+        pika_upstream *u = r->up;
+        if (u->off < u->buf.n) {
+            /* hand on what is pending, the decision injected into the first data event */
+            r->tail.n = 0;
+            r->tail_off = 0;
+            const char *src = u->buf.s + u->off;
+            size_t n = u->buf.n - u->off;
+            if (!r->injected) { /* wait for the whole first event line, then inject the decision */
+                const char *d = NULL, *nl = NULL;
+                for (;;) {
+                    src = u->buf.s + u->off;
+                    n = u->buf.n - u->off;
+                    d = nl = NULL;
+                    for (size_t i = 0; i + 5 <= n && !d; i++)
+                        if (!strncmp(src + i, "data:", 5) && (i == 0 || src[i - 1] == '\n')) d = src + i;
+                    if (d) nl = memchr(d, '\n', n - (size_t)(d - src));
+                    if ((d && nl) || u->done) break;
+                    size_t save = u->off;
+                    u->off = u->buf.n;
+                    pika_upstream_pump(u);
+                    u->off = save;
+                }
+                if (d && nl) inject(&r->tail, src, n, (size_t)(d - src), r->decision);
+                else pika_buf_add(&r->tail, src, n);
+                r->injected = 1;
+            } else pika_buf_add(&r->tail, src, n);
+            scan_stream(r, src, n);
+            u->off = u->buf.n;
+            continue;
+        }
+        if (u->done) {
+            r->ended = 1;
+            r->upstream_ms = (pika_now() - u->t_start) * 1000;
+            if (u->failed) {
+                /* after the first byte: end the stream with an OpenAI error chunk */
+                char msg[512];
+                snprintf(msg, sizeof msg, "member %s failed mid-stream: %s", r->s->c->members[r->member].name, u->error ? u->error : "?");
+                cJSON *e = error_obj(502, msg, NULL);
+                char *t = cJSON_PrintUnformatted(e);
+                cJSON_Delete(e);
+                r->tail.n = 0;
+                r->tail_off = 0;
+                pika_buf_puts(&r->tail, "data: ");
+                pika_buf_puts(&r->tail, t);
+                pika_buf_puts(&r->tail, "\n\ndata: [DONE]\n\n");
+                free(t);
+                free(r->error);
+                r->error = pika_strdup(msg);
+                r->status = 502;
+                pthread_mutex_lock(&r->s->mu);
+                pika_breaker_record(&r->s->br[r->member], 0, pika_now(), r->s->c->breaker_failures, r->s->c->breaker_cooldown_s);
+                pthread_mutex_unlock(&r->s->mu);
+                continue;
+            }
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        pika_upstream_pump(u);
+    }
+}
+
+static void stream_free(void *cls) { req_unref(cls); }
+
+/* ---- routing + forwarding ---- */
+static void add_p_header(struct MHD_Response *resp, req *r, const double *p, int have_p) {
+    const pika_serve_config *c = r->s->c;
+    MHD_add_response_header(resp, "x-pika-member", c->members[r->member].name);
+    MHD_add_response_header(resp, "x-pika-request-id", r->request_id);
+    if (have_p) {
+        pika_buf b = {0};
+        char x[64];
+        for (int a = 0; a < c->n_members; a++) {
+            snprintf(x, sizeof x, "%s%s=%.6f", a ? "," : "", c->members[a].name, p[a]);
+            pika_buf_puts(&b, x);
+        }
+        MHD_add_response_header(resp, "x-pika-p", b.s);
+        free(b.s);
+    }
+    char at[16];
+    snprintf(at, sizeof at, "%d", r->attempts);
+    MHD_add_response_header(resp, "x-pika-attempts", at);
+}
+
+static char *decision_json(req *r, const double *p, int have_p) {
+    const pika_serve_config *c = r->s->c;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "member", r->member >= 0 ? c->members[r->member].name : "");
+    cJSON_AddStringToObject(j, "policy", r->policy_name);
+    if (r->lambda == r->lambda) cJSON_AddNumberToObject(j, "lambda", r->lambda);
+    if (have_p) {
+        cJSON *pj = cJSON_AddObjectToObject(j, "p");
+        for (int a = 0; a < c->n_members; a++) cJSON_AddNumberToObject(pj, c->members[a].name, p[a]);
+    }
+    cJSON_AddNumberToObject(j, "attempts", r->attempts);
+    cJSON_AddNumberToObject(j, "route_ms", r->route_ms);
+    cJSON_AddStringToObject(j, "request_id", r->request_id);
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return t;
+}
+
+static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
+    pika_server *s = r->s;
+    r->is_completion = 1;
+    const pika_serve_config *c = s->c;
+    if (r->too_big) {
+        char m[128];
+        snprintf(m, sizeof m, "request body exceeds %lld bytes", (long long)c->max_body);
+        return send_error(con, 413, m, NULL, r);
+    }
+    cJSON *j = r->body.s ? cJSON_ParseWithLength(r->body.s, r->body.n) : NULL;
+    if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return send_error(con, 400, "the body is not a JSON object", NULL, r); }
+    enum MHD_Result rc;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    if (!cJSON_IsString(model)) { rc = send_error(con, 400, "'model' is required (pika-route, pika-route:lambda=X, pika-route:cascade or a member name)", "model", r); goto out; }
+    r->model = pika_strdup(model->valuestring);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages"), *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+    if (r->is_chat && (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)) { rc = send_error(con, 400, "'messages' must be a non-empty array", "messages", r); goto out; }
+    if (!r->is_chat && !cJSON_IsString(prompt)) { rc = send_error(con, 400, "'prompt' must be a string", "prompt", r); goto out; }
+    if (r->is_chat) {
+        const cJSON *m;
+        cJSON_ArrayForEach(m, msgs) {
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *ct = cJSON_GetObjectItemCaseSensitive(m, "content");
+            if (!cJSON_IsString(role) || !cJSON_IsString(ct)) { rc = send_error(con, 400, "every message needs a string 'role' and 'content'", "messages", r); goto out; }
+        }
+    }
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "stream");
+    if (st && !cJSON_IsBool(st)) { rc = send_error(con, 400, "'stream' must be a boolean", "stream", r); goto out; }
+    r->stream = cJSON_IsTrue(st);
+    /* model name -> policy or bypass */
+    pika_decide_opts dop = {c->policy == PIKA_SERVE_CASCADE ? PIKA_SERVE_CASCADE : PIKA_SERVE_UTILITY, c->lambda, c->threshold, NAN, NULL};
+    int bypass = -1;
+    const char *mn = r->model;
+    if (!strncmp(mn, "pika-route", 10) && (mn[10] == 0 || mn[10] == ':')) {
+        const char *opt = mn[10] ? mn + 11 : "";
+        char *end;
+        if (!*opt) {}
+        else if (!strcmp(opt, "cascade")) dop.policy = PIKA_SERVE_CASCADE;
+        else if (!strcmp(opt, "utility")) dop.policy = PIKA_SERVE_UTILITY;
+        else if (!strncmp(opt, "lambda=", 7) && (dop.lambda = strtod(opt + 7, &end), end != opt + 7 && !*end && dop.lambda >= 0 && isfinite(dop.lambda)))
+            dop.policy = PIKA_SERVE_UTILITY;
+        else { rc = send_error(con, 404, "unknown route model (pika-route, pika-route:lambda=X, pika-route:cascade, pika-route:utility)", "model", r); goto out; }
+        if (c->policy == PIKA_SERVE_BUDGET && !*opt) {
+            pthread_mutex_lock(&s->mu);
+            dop.lambda = s->budget.lambda;
+            pthread_mutex_unlock(&s->mu);
+        }
+    } else if ((bypass = pika_serve_member_index(c, mn)) < 0) {
+        char m[300];
+        snprintf(m, sizeof m, "the model '%.200s' does not exist (GET /v1/models lists the route names and members)", mn);
+        rc = send_error(con, 404, m, "model", r);
+        goto out;
+    }
+    /* the "pika" override object */
+    const cJSON *po = cJSON_GetObjectItemCaseSensitive(j, "pika");
+    if (po) {
+        if (!cJSON_IsObject(po)) { rc = send_error(con, 400, "'pika' must be an object", "pika", r); goto out; }
+        const cJSON *x;
+        if ((x = cJSON_GetObjectItemCaseSensitive(po, "lambda"))) {
+            if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0) || !isfinite(x->valuedouble)) { rc = send_error(con, 400, "pika.lambda must be a number >= 0", "pika.lambda", r); goto out; }
+            dop.lambda = x->valuedouble;
+            dop.policy = PIKA_SERVE_UTILITY;
+        }
+        if ((x = cJSON_GetObjectItemCaseSensitive(po, "budget"))) {
+            if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0)) { rc = send_error(con, 400, "pika.budget must be a number >= 0 (max mean cost of a member)", "pika.budget", r); goto out; }
+            dop.max_cost = x->valuedouble;
+        }
+        if ((x = cJSON_GetObjectItemCaseSensitive(po, "threshold"))) {
+            if (!cJSON_IsNumber(x)) { rc = send_error(con, 400, "pika.threshold must be a number", "pika.threshold", r); goto out; }
+            dop.threshold = x->valuedouble;
+        }
+        if ((x = cJSON_GetObjectItemCaseSensitive(po, "policy"))) {
+            if (cJSON_IsString(x) && !strcmp(x->valuestring, "cascade")) dop.policy = PIKA_SERVE_CASCADE;
+            else if (cJSON_IsString(x) && !strcmp(x->valuestring, "utility")) dop.policy = PIKA_SERVE_UTILITY;
+            else { rc = send_error(con, 400, "pika.policy must be \"utility\" or \"cascade\"", "pika.policy", r); goto out; }
+        }
+    }
+    /* prompt identity */
+    char *ptxt = r->is_chat ? cJSON_PrintUnformatted(msgs) : pika_strdup(prompt->valuestring);
+    char fp[17];
+    pika_fingerprint(ptxt, fp);
+    r->prompt_hash = pika_strdup(fp);
+    r->prompt = ptxt;
+    /* route */
+    double p[PIKA_ROUTE_MAX_ARMS] = {0};
+    int order[PIKA_ROUTE_MAX_ARMS], n_order = 0, have_p = 0;
+    double tr = pika_now();
+    if (bypass >= 0) {
+        order[n_order++] = bypass;
+        r->policy_name = pika_strdup("bypass");
+        r->lambda = NAN;
+    } else {
+        if (s->reader) {
+            int rc2 = r->is_chat ? pika_reader_score_messages(s->reader, msgs, p, NULL) : pika_reader_score_text(s->reader, prompt->valuestring, p, NULL);
+            if (rc2) {
+                char m[600];
+                snprintf(m, sizeof m, "cannot route this prompt: %.500s", pika_last_error());
+                rc = send_error(con, 400, m, r->is_chat ? "messages" : "prompt", r);
+                goto out;
+            }
+            have_p = 1;
+        }
+        int healthy[PIKA_ROUTE_MAX_ARMS];
+        double now = pika_now();
+        pthread_mutex_lock(&s->mu);
+        for (int a = 0; a < c->n_members; a++) healthy[a] = pika_breaker_healthy(&s->br[a], now);
+        pthread_mutex_unlock(&s->mu);
+        dop.healthy = healthy;
+        n_order = pika_serve_decide(c, p, &dop, order);
+        r->policy_name = pika_strdup(dop.policy == PIKA_SERVE_CASCADE ? "cascade" : c->policy == PIKA_SERVE_BUDGET ? "budget" : "utility");
+        r->lambda = dop.policy == PIKA_SERVE_CASCADE ? NAN : dop.lambda;
+    }
+    r->route_ms = (pika_now() - tr) * 1000;
+    if (bypass < 0) {
+        pthread_mutex_lock(&s->mu);
+        int b = 0;
+        while (b < N_BUCKETS && r->route_ms > BUCKET_MS[b]) b++;
+        s->hist[b]++;
+        s->route_ms_sum += r->route_ms;
+        s->routed++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (have_p) {
+        cJSON *pj = cJSON_CreateObject();
+        for (int a = 0; a < c->n_members; a++) cJSON_AddNumberToObject(pj, c->members[a].name, p[a]);
+        r->p_json = cJSON_PrintUnformatted(pj);
+        cJSON_Delete(pj);
+    }
+    /* the upstream body: the request with the member's model name, without "pika" */
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "pika");
+    /* forward, falling back before the first byte */
+    char last_err[512] = "no member available";
+    int last_status = 502;
+    for (int k = 0; k < n_order && r->attempts < c->max_attempts; k++) {
+        int a = order[k];
+        const pika_serve_member *mb = &c->members[a];
+        double now = pika_now();
+        pthread_mutex_lock(&s->mu);
+        int allow = pika_breaker_allow(&s->br[a], now) || bypass >= 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!allow) continue;
+        if (r->attempts > 0) r->fallbacks++;
+        r->attempts++;
+        cJSON_ReplaceItemInObjectCaseSensitive(j, "model", cJSON_CreateString(mb->api_model));
+        char *ub = cJSON_PrintUnformatted(j);
+        char url[1024];
+        size_t ul = strlen(mb->url);
+        while (ul > 0 && mb->url[ul - 1] == '/') ul--;
+        snprintf(url, sizeof url, "%.*s/%s", (int)ul, mb->url, r->is_chat ? "chat/completions" : "completions");
+        const char *key = mb->api_key_env ? getenv(mb->api_key_env) : NULL;
+        pika_upstream *u = pika_upstream_start(url, ub, strlen(ub), key, mb->connect_timeout_s, mb->timeout_s);
+        free(ub);
+        int bad;
+        if (r->stream) {
+            /* wait for the status and first bytes */
+            while (!u->done && u->buf.n == 0) pika_upstream_pump(u);
+            bad = u->failed || u->status >= 500 || u->status == 0;
+        } else {
+            pika_upstream_finish(u);
+            bad = u->failed || u->status >= 500 || u->status == 0;
+        }
+        pthread_mutex_lock(&s->mu);
+        pika_breaker_record(&s->br[a], !bad, pika_now(), c->breaker_failures, c->breaker_cooldown_s);
+        pthread_mutex_unlock(&s->mu);
+        if (bad) {
+            if (u->failed) snprintf(last_err, sizeof last_err, "member %s: %s", mb->name, u->error ? u->error : "failed");
+            else snprintf(last_err, sizeof last_err, "member %s answered HTTP %ld", mb->name, u->status);
+            last_status = u->timed_out ? 504 : 502;
+            pika_upstream_free(u);
+            continue;
+        }
+        r->member = a;
+        r->up = u;
+        r->status = (int)u->status;
+        r->decision = decision_json(r, p, have_p);
+        const char *ctype = u->content_type ? u->content_type : r->stream ? "text/event-stream" : "application/json";
+        if (!r->stream) {
+            r->upstream_ms = (pika_now() - u->t_start) * 1000;
+            cJSON *bj = cJSON_ParseWithLength(u->buf.s ? u->buf.s : "", u->buf.n);
+            if (bj) take_usage(r, bj);
+            cJSON_Delete(bj);
+            pika_buf out = {0};
+            if (u->status < 300) inject(&out, u->buf.s ? u->buf.s : "", u->buf.n, 0, r->decision);
+            else pika_buf_add(&out, u->buf.s ? u->buf.s : "", u->buf.n);
+            struct MHD_Response *resp = MHD_create_response_from_buffer(out.n, out.s ? out.s : (void *)"", MHD_RESPMEM_MUST_FREE);
+            if (!out.s) MHD_destroy_response(resp), resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+            MHD_add_response_header(resp, "Content-Type", ctype);
+            add_p_header(resp, r, p, have_p);
+            rc = MHD_queue_response(con, (unsigned)u->status, resp);
+            MHD_destroy_response(resp);
+        } else {
+            r->refs++;
+            struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, r, stream_free);
+            MHD_add_response_header(resp, "Content-Type", ctype);
+            MHD_add_response_header(resp, "Cache-Control", "no-cache");
+            add_p_header(resp, r, p, have_p);
+            if (u->status >= 300) r->injected = 1; /* an upstream 4xx passes through untouched */
+            rc = MHD_queue_response(con, (unsigned)u->status, resp);
+            MHD_destroy_response(resp);
+        }
+        goto out;
+    }
+    if (r->attempts == 0) snprintf(last_err, sizeof last_err, "every member's circuit breaker is open");
+    {
+        char m[700];
+        snprintf(m, sizeof m, "no member could answer after %d attempt(s); last: %s", r->attempts, last_err);
+        free(r->error);
+        r->error = pika_strdup(m);
+        cJSON *e = error_obj(last_status, m, NULL);
+        r->decision = decision_json(r, p, have_p);
+        cJSON_AddItemToObject(e, "pika", cJSON_Parse(r->decision));
+        rc = send_json(con, last_status, e, r);
+    }
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+static enum MHD_Result handle_get(struct MHD_Connection *con, const char *url, req *r) {
+    pika_server *s = r->s;
+    const pika_serve_config *c = s->c;
+    if (!strcmp(url, "/health")) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON *rd = cJSON_AddObjectToObject(j, "reader");
+        cJSON_AddBoolToObject(rd, "loaded", s->reader != NULL);
+        if (c->reader_model) cJSON_AddStringToObject(rd, "model", c->reader_model);
+        if (s->reader) {
+            cJSON_AddStringToObject(rd, "fingerprint", pika_reader_fingerprint(s->reader));
+            cJSON_AddNumberToObject(rd, "depth", pika_reader_depth(s->reader));
+        }
+        cJSON *ms = cJSON_AddArrayToObject(j, "members");
+        int any = 0;
+        double now = pika_now();
+        pthread_mutex_lock(&s->mu);
+        for (int a = 0; a < c->n_members; a++) {
+            cJSON *x = cJSON_CreateObject();
+            int h = pika_breaker_healthy(&s->br[a], now);
+            any |= h;
+            cJSON_AddStringToObject(x, "name", c->members[a].name);
+            cJSON_AddBoolToObject(x, "healthy", h);
+            cJSON_AddNumberToObject(x, "consecutive_failures", s->br[a].failures);
+            cJSON_AddItemToArray(ms, x);
+        }
+        pthread_mutex_unlock(&s->mu);
+        cJSON_AddStringToObject(j, "status", any ? "ok" : "degraded");
+        return send_json(con, any ? 200 : 503, j, r);
+    }
+    if (!strcmp(url, "/v1/models")) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "object", "list");
+        cJSON *d = cJSON_AddArrayToObject(j, "data");
+        const char *routes[] = {"pika-route", "pika-route:utility", "pika-route:cascade", "pika-route:lambda=X"};
+        for (int k = 0; k < 4 + c->n_members; k++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "id", k < 4 ? routes[k] : c->members[k - 4].name);
+            cJSON_AddStringToObject(x, "object", "model");
+            cJSON_AddNumberToObject(x, "created", 0);
+            cJSON_AddStringToObject(x, "owned_by", k < 4 ? "pika" : "pika-member");
+            cJSON_AddItemToArray(d, x);
+        }
+        return send_json(con, 200, j, r);
+    }
+    if (!strcmp(url, "/metrics")) {
+        char *t = metrics_text(s);
+        enum MHD_Result rc = send_buf(con, 200, "text/plain; version=0.0.4", t, strlen(t), r);
+        free(t);
+        return rc;
+    }
+    return send_error(con, 404, "no such endpoint (POST /v1/chat/completions, /v1/completions; GET /v1/models, /health, /metrics)", NULL, r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method, const char *version,
+                                  const char *data, size_t *data_size, void **con_cls) {
+    (void)version;
+    pika_server *s = cls;
+    req *r = *con_cls;
+    if (!r) {
+        r = pika_calloc(1, sizeof *r);
+        r->s = s;
+        r->refs = 1;
+        r->member = -1;
+        r->lambda = NAN;
+        r->t0 = pika_now();
+        pthread_mutex_lock(&s->mu);
+        s->in_flight++;
+        uint64_t id = ++s->next_id;
+        pthread_mutex_unlock(&s->mu);
+        snprintf(r->request_id, sizeof r->request_id, "pika-%llx-%llu", (unsigned long long)(time(NULL)), (unsigned long long)id);
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (*data_size) {
+        if ((int64_t)(r->body.n + *data_size) > s->c->max_body) r->too_big = 1;
+        else pika_buf_add(&r->body, data, *data_size);
+        *data_size = 0;
+        return MHD_YES;
+    }
+    int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    if (post && (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/chat/completions"))) {
+        r->is_chat = 1;
+        return handle_completion(con, r);
+    }
+    if (post && (!strcmp(url, "/v1/completions") || !strcmp(url, "/completions"))) return handle_completion(con, r);
+    if (get) return handle_get(con, url, r);
+    if (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions"))
+        return send_error(con, 400, "use POST for completions", NULL, r);
+    return send_error(con, 404, "no such endpoint", NULL, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)con;
+    pika_server *s = cls;
+    req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status < 400 && r->stream && !r->ended) {
+        free(r->error);
+        r->error = pika_strdup("client disconnected");
+        r->status = 499;
+    }
+    if (r->status == 0) r->status = 500;
+    if (r->is_completion) finish(r);
+    req_unref(r);
+    pthread_mutex_lock(&s->mu);
+    s->in_flight--;
+    pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+pika_server *pika_server_start(const pika_serve_config *c, const pika_server_opts *o) {
+    pthread_once(&curl_once, curl_init);
+    pika_server *s = pika_calloc(1, sizeof *s);
+    s->c = c;
+    s->log_prompts = o->log_prompts;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    if (c->policy == PIKA_SERVE_BUDGET)
+        pika_budget_init(&s->budget, c->cost_per_query, c->lambda, c->budget_window, c->budget_gain, c->lambda_max);
+    int any_probe = 0;
+    for (int a = 0; a < c->n_members; a++) any_probe |= c->members[a].probe != NULL;
+    if (any_probe && !(s->reader = pika_reader_new(c))) goto fail;
+    if (c->log_path && !(s->log = pika_serve_log_open(c->log_path))) goto fail;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)o->port);
+    const char *host = o->host && *o->host ? o->host : "127.0.0.1";
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        struct addrinfo hints = {0}, *ai = NULL;
+        hints.ai_family = AF_INET;
+        if (getaddrinfo(host, NULL, &hints, &ai) || !ai) { pika_set_error("cannot resolve host '%s' (IPv4)", host); goto fail; }
+        sa.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        freeaddrinfo(ai);
+    }
+    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC, (uint16_t)o->port, NULL, NULL,
+                            on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+    if (!s->d) { pika_set_error("cannot listen on %s:%d (in use?)", host, o->port); goto fail; }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : o->port;
+    return s;
+fail:
+    pika_reader_free(s->reader);
+    pika_serve_log_close(s->log);
+    if (c->policy == PIKA_SERVE_BUDGET) pika_budget_free(&s->budget);
+    free(s);
+    return NULL;
+}
+
+int pika_server_port(const pika_server *s) { return s->port; }
+
+int pika_server_in_flight(pika_server *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->in_flight;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void pika_server_stop(pika_server *s, double drain_s) {
+    if (!s) return;
+    MHD_socket ls = MHD_quiesce_daemon(s->d); /* stop accepting */
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    double t = (double)dl.tv_sec + dl.tv_nsec / 1e9 + drain_s;
+    dl.tv_sec = (time_t)t;
+    dl.tv_nsec = (long)((t - (double)dl.tv_sec) * 1e9);
+    pthread_mutex_lock(&s->mu);
+    while (s->in_flight > 0)
+        if (pthread_cond_timedwait(&s->idle, &s->mu, &dl)) break;
+    pthread_mutex_unlock(&s->mu);
+    MHD_stop_daemon(s->d);
+    pika_serve_log_close(s->log);
+    pika_reader_free(s->reader);
+    if (s->c->policy == PIKA_SERVE_BUDGET) pika_budget_free(&s->budget);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->idle);
+    free(s);
+}
