@@ -43,7 +43,19 @@ struct pika_server {
     int64_t routed;
     int64_t fallbacks;
     double spend[PIKA_ROUTE_MAX_ARMS];
+    /* upstream connections are kept and reused across requests (one libcurl share) */
+    CURLSH *share;
+    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 };
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u) {
+    (void)h; (void)a;
+    pthread_mutex_lock(&((pika_server *)u)->share_mu[d]);
+}
+static void share_unlock(CURL *h, curl_lock_data d, void *u) {
+    (void)h;
+    pthread_mutex_unlock(&((pika_server *)u)->share_mu[d]);
+}
 
 typedef struct {
     pika_server *s;
@@ -507,7 +519,7 @@ static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
         while (ul > 0 && mb->url[ul - 1] == '/') ul--;
         snprintf(url, sizeof url, "%.*s/%s", (int)ul, mb->url, r->is_chat ? "chat/completions" : "completions");
         const char *key = mb->api_key_env ? getenv(mb->api_key_env) : NULL;
-        pika_upstream *u = pika_upstream_start(url, ub, strlen(ub), key, mb->connect_timeout_s, mb->timeout_s);
+        pika_upstream *u = pika_upstream_start(url, ub, strlen(ub), key, mb->connect_timeout_s, mb->timeout_s, s->share);
         free(ub);
         int bad;
         if (r->stream) {
@@ -696,6 +708,13 @@ pika_server *pika_server_start(const pika_serve_config *c, const pika_server_opt
     s->log_prompts = o->log_prompts;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&s->share_mu[i], NULL);
+    s->share = curl_share_init();
+    curl_share_setopt(s->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(s->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(s->share, CURLSHOPT_USERDATA, s);
+    curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(s->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     if (c->policy == PIKA_SERVE_BUDGET)
         pika_budget_init(&s->budget, c->cost_per_query, c->lambda, c->budget_window, c->budget_gain, c->lambda_max);
     int any_probe = 0;
@@ -722,6 +741,8 @@ pika_server *pika_server_start(const pika_serve_config *c, const pika_server_opt
     s->port = di ? di->port : o->port;
     return s;
 fail:
+    curl_share_cleanup(s->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->share_mu[i]);
     pika_reader_free(s->reader);
     pika_serve_log_close(s->log);
     if (c->policy == PIKA_SERVE_BUDGET) pika_budget_free(&s->budget);
@@ -752,6 +773,8 @@ void pika_server_stop(pika_server *s, double drain_s) {
         if (pthread_cond_timedwait(&s->idle, &s->mu, &dl)) break;
     pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d);
+    curl_share_cleanup(s->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->share_mu[i]);
     pika_serve_log_close(s->log);
     pika_reader_free(s->reader);
     if (s->c->policy == PIKA_SERVE_BUDGET) pika_budget_free(&s->budget);

@@ -32,7 +32,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *cls) {
 }
 
 pika_upstream *pika_upstream_start(const char *url, const char *body, size_t body_len, const char *api_key,
-                                   double connect_timeout_s, double first_byte_timeout_s) {
+                                   double connect_timeout_s, double first_byte_timeout_s, void *share) {
     pika_upstream *u = pika_calloc(1, sizeof *u);
     u->multi = curl_multi_init();
     u->easy = curl_easy_init();
@@ -64,6 +64,7 @@ pika_upstream *pika_upstream_start(const char *url, const char *body, size_t bod
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout_s * 1000));
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (share) curl_easy_setopt(e, CURLOPT_SHARE, (CURLSH *)share);
     curl_multi_add_handle(u->multi, e);
     return u;
 }

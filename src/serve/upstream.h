@@ -20,8 +20,9 @@ typedef struct {
     double t_start, t_first, deadline;
 } pika_upstream;
 
+/* share: a CURLSH * whose connection cache is reused across requests (NULL: none). */
 pika_upstream *pika_upstream_start(const char *url, const char *body, size_t body_len, const char *api_key,
-                                   double connect_timeout_s, double first_byte_timeout_s);
+                                   double connect_timeout_s, double first_byte_timeout_s, void *share);
 /* Until bytes beyond off are pending, or the end; -1 when the transfer failed (error set). */
 int pika_upstream_pump(pika_upstream *u);
 /* Until the end; buf holds the whole body; -1 on failure. */
