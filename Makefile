@@ -6,7 +6,7 @@ CC      ?= cc
 BUILD   ?= build
 # pkg-config names of the libraries the code links today (libcurl, libmicrohttpd and sqlite3 join
 # when code uses them); scripts/install-deps.sh installs the Debian packages that provide them.
-PKGS    := openblas lapacke libpcre2-8 libcjson zlib libcurl
+PKGS    := openblas lapacke libpcre2-8 libcjson zlib libcurl libmicrohttpd
 
 NODEPS_GOALS := clean help
 ifeq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
