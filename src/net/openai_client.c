@@ -609,6 +609,7 @@ static void attempt_done(pika_oai_client *c, req *r, CURLcode cc) {
 }
 
 int pika_oai_step(pika_oai_client *c, int timeout_ms) {
+    if (c->pending == 0) return 0;
     double now = pika_now(), next = -1;
     /* start what may start, in queue order */
     for (req **pp = &c->queue_head; *pp && c->in_flight < c->o.concurrency;) {
