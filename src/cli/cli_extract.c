@@ -225,7 +225,9 @@ static int sample_remote(run_setup *r, pika_rollout_opts *o, pika_remote_opts *r
     int knows_template = g || r->prompt.template_name || r->prompt.template_file || r->prompt.no_template;
     if (knows_template) {
         r->recipe = pika_prompt_recipe_new(g, r->tok, &r->prompt);
-        if (!r->recipe) pika_die("sample: %s", pika_last_error());
+        /* a GGUF without a chat template is fine for chat: the server applies its own */
+        int named = r->prompt.template_name || r->prompt.template_file || r->prompt.no_template;
+        if (!r->recipe && (named || !api || strcmp(api, "chat"))) pika_die("sample: %s", pika_last_error());
     }
     ro->api = api ? (!strcmp(api, "chat") ? PIKA_OAI_CHAT : PIKA_OAI_COMPLETIONS)
                   : (r->recipe ? PIKA_OAI_COMPLETIONS : PIKA_OAI_CHAT);
