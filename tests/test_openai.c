@@ -38,6 +38,7 @@ typedef struct {
     int reasoning;            /* chat: reasoning_content in the message */
     int no_usage;
     int hold_after;           /* > 0: successful answers after this many block until released */
+    int hold_all;             /* every successful answer blocks until released */
     int released;
     /* log */
     int n_requests, n_ok, n_held;
@@ -159,7 +160,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     int hold = 0;
     if (!fail) {
         s->n_ok++;
-        hold = s->hold_after > 0 && s->n_ok > s->hold_after;
+        hold = s->hold_all || (s->hold_after > 0 && s->n_ok > s->hold_after);
         if (hold) {
             s->n_held++;
             pthread_cond_broadcast(&s->cv);
@@ -270,6 +271,7 @@ static void test_client_completions(void) {
     CHECK(r.attempts == 1 && r.status == 200, "attempts %d status %d", r.attempts, r.status);
     CHECK(!strcmp(s.auth, "Bearer sk-test-secret"), "Authorization header '%s'", s.auth);
     CHECK(!strcmp(s.path, "/v1/completions"), "path %s", s.path);
+    CHECK(r.body && r.body_len == strlen(r.body) && strstr(r.body, "\"choices\""), "raw body kept");
     pika_oai_result_free(&r);
     stub_stop(&s);
 }
@@ -279,9 +281,11 @@ typedef struct {
     pika_buf text, reasoning;
 } chunk_log;
 
+static int cancel_at = -1;
+
 static int on_chunk(const pika_oai_chunk *c, void *user) {
     chunk_log *l = user;
-    l->n++;
+    if (++l->n == cancel_at) return 1;
     if (c->text) { pika_buf_puts(&l->text, c->text); l->n_text++; }
     if (c->reasoning) pika_buf_puts(&l->reasoning, c->reasoning);
     return 0;
@@ -309,6 +313,21 @@ static void test_client_stream(void) {
     CHECK(r.n_choices == 1 && r.choices[0].finish && !strcmp(r.choices[0].finish, "stop"), "finish");
     CHECK(r.prompt_tokens == 11 && r.completion_tokens == 22, "stream usage");
     CHECK(!strcmp(s.auth, ""), "no key, no Authorization header: '%s'", s.auth);
+    CHECK(r.attempts == 1 && !r.body, "one attempt; no raw body for a stream");
+    free(l.text.s);
+    free(l.reasoning.s);
+    pika_oai_result_free(&r);
+    /* a 500 before any chunk is retried; cancelling from the callback stops it, not retried */
+    stub_reset_log(&s);
+    s.fail_first = 1;
+    s.fail_status = 500;
+    memset(&l, 0, sizeof l);
+    cancel_at = 2;
+    rc = pika_oai_request(&o, PIKA_OAI_CHAT, body, on_chunk, &l, &r);
+    cancel_at = -1;
+    CHECK(rc == -1 && r.error && strstr(r.error, "cancelled") && l.n == 2, "cancelled after 2 chunks: %s (%d)",
+          r.error ? r.error : "", l.n);
+    CHECK(s.n_requests == 2, "500 retried, the cancelled stream not: %d requests", s.n_requests);
     free(l.text.s);
     free(l.reasoning.s);
     pika_oai_result_free(&r);
@@ -350,6 +369,58 @@ static void test_client_retries(void) {
     rc = pika_oai_request(&o, PIKA_OAI_COMPLETIONS, "{\"model\":\"stub-model\",\"prompt\":\"x\"}", NULL, NULL, &r);
     CHECK(rc == -1 && r.status == 0 && r.attempts == 2 && r.error, "connection refused: %s", r.error ? r.error : "");
     pika_oai_result_free(&r);
+}
+
+
+typedef struct {
+    int done, ok;
+    uint64_t tags;
+} done_log;
+
+static void count_done(uint64_t tag, pika_oai_result *res, void *user) {
+    done_log *d = user;
+    d->done++;
+    d->ok += res->ok;
+    d->tags |= 1ull << tag;
+}
+
+static int held(stub *s) {
+    pthread_mutex_lock(&s->mu);
+    int h = s->n_held;
+    pthread_mutex_unlock(&s->mu);
+    return h;
+}
+
+/* The multi client never has more than concurrency requests in flight: with the server holding
+ * every request, exactly that many arrive; released, all finish. */
+static void test_client_concurrency(void) {
+    stub s;
+    REQUIRE(stub_start(&s) == 0, "stub server");
+    s.hold_all = 1;
+    char url[128];
+    pika_oai_opts o;
+    opts_for(&o, &s, url, sizeof url);
+    o.concurrency = 3;
+    pika_oai_client *c = pika_oai_client_new(&o);
+    REQUIRE(c, "client: %s", pika_last_error());
+    done_log d = {0, 0, 0};
+    for (int i = 0; i < 10; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"model\":\"stub-model\",\"prompt\":\"p%d\"}", i);
+        CHECK(pika_oai_submit(c, PIKA_OAI_COMPLETIONS, body, (uint64_t)i, count_done, NULL, &d) == 0, "submit");
+    }
+    CHECK(pika_oai_submit(c, PIKA_OAI_COMPLETIONS, "[1]", 99, count_done, NULL, &d) == -1, "a body that is not an object");
+    CHECK(pika_oai_pending(c) == 10, "pending %lld", (long long)pika_oai_pending(c));
+    for (int i = 0; i < 2000 && held(&s) < 3; i++) pika_oai_step(c, 5);
+    CHECK(held(&s) == 3, "3 requests reached the server: %d", held(&s));
+    for (int i = 0; i < 20; i++) pika_oai_step(c, 5); /* more steps start nothing while 3 are in flight */
+    CHECK(held(&s) == 3 && d.done == 0, "still 3 in flight (%d), none done", held(&s));
+    stub_release(&s);
+    CHECK(pika_oai_run(c) == 0, "run");
+    CHECK(d.done == 10 && d.ok == 10 && d.tags == 0x3ff, "all 10 done once: %d ok %d", d.done, d.ok);
+    CHECK(s.n_requests == 10 && pika_oai_pending(c) == 0, "requests %d", s.n_requests);
+    pika_oai_client_free(c);
+    stub_stop(&s);
 }
 
 static void test_client_retry_after(void) {
@@ -754,6 +825,7 @@ int main(void) {
     RUN(test_client_completions);
     RUN(test_client_stream);
     RUN(test_client_retries);
+    RUN(test_client_concurrency);
     RUN(test_client_retry_after);
     RUN(test_sample_format_and_prompts);
     RUN(test_sample_chat_reasoning_retries);

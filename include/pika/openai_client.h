@@ -64,6 +64,8 @@ typedef struct {
     pika_oai_choice *choices; /* sorted by index */
     int64_t prompt_tokens, completion_tokens, reasoning_tokens; /* usage, -1 when absent */
     char *model;            /* the response's "model", NULL when absent */
+    char *body;             /* non-streamed: the response body as received (a proxy can forward it), else NULL */
+    size_t body_len;
 } pika_oai_result;
 
 void pika_oai_result_free(pika_oai_result *r);

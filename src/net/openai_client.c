@@ -43,6 +43,7 @@ void pika_oai_result_free(pika_oai_result *r) {
     free(r->choices);
     free(r->error);
     free(r->model);
+    free(r->body);
     memset(r, 0, sizeof *r);
 }
 
@@ -571,6 +572,9 @@ static void attempt_done(pika_oai_client *c, req *r, CURLcode cc) {
             tmp.waited_s = res->waited_s;
             pika_oai_result_free(res);
             *res = tmp;
+            res->body = r->resp.s ? r->resp.s : pika_strdup("");
+            res->body_len = r->resp.n;
+            memset(&r->resp, 0, sizeof r->resp);
         }
     }
     if (r->stream && r->chunks_out > 0) retryable = 0; /* the caller already saw part of an answer */
