@@ -39,6 +39,7 @@ typedef struct {
     int no_usage;
     int hold_after;           /* > 0: successful answers after this many block until released */
     int hold_all;             /* every successful answer blocks until released */
+    int max_n;                /* > 0: a request with a larger n gets 400 */
     int released;
     /* log */
     int n_requests, n_ok, n_held;
@@ -181,6 +182,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!cJSON_IsString(mj) || strcmp(mj->valuestring, "stub-model")) {
         cJSON_Delete(req);
         return respond(c, 400, "application/json", "{\"error\":{\"message\":\"unknown model\"}}", 0);
+    }
+    const cJSON *nj = cJSON_GetObjectItemCaseSensitive(req, "n");
+    if (s->max_n > 0 && cJSON_IsNumber(nj) && nj->valueint > s->max_n) {
+        cJSON_Delete(req);
+        return respond(c, 400, "application/json", "{\"error\":{\"message\":\"n must be 1\"}}", 0);
     }
     int chat = strstr(url, "/chat/completions") != NULL;
     int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
@@ -800,6 +806,50 @@ static void test_sample_resume_after_kill(void) {
     stub_stop(&s);
 }
 
+
+/* A server that refuses n > 1 with 400: pika falls back to one request per sample; a server that
+ * fails every question stops the run after 20 in a row instead of trying them all. */
+static void test_sample_n_refused_and_stop(void) {
+    stub s;
+    REQUIRE(stub_start(&s) == 0, "stub server");
+    s.max_n = 1;
+    const char *dir = test_tmpdir();
+    char data[512], out[512], log[512], cmd[4096];
+    snprintf(data, sizeof data, "%s/q.jsonl", dir);
+    snprintf(out, sizeof out, "%s/r.jsonl", dir);
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    write_data(data, 0);
+    snprintf(cmd, sizeof cmd,
+             "%s sample --backend openai --url http://127.0.0.1:%d/v1 --api-model stub-model --api chat --data %s -k 2 "
+             "--max-tokens 4 --concurrency 1 --out %s",
+             test_pika_bin(), s.port, data, out);
+    int st = run_cmd(cmd, log);
+    CHECK(st == 0 && file_has(log, "refused n=2"), "n refused: exit %d, note printed", st);
+    int n2 = 0;
+    for (int k = 0; k < s.n_requests && k < MAX_LOG; k++) {
+        cJSON *b = cJSON_Parse(s.bodies[k]);
+        n2 += cJSON_GetObjectItemCaseSensitive(b, "n")->valueint == 2;
+        cJSON_Delete(b);
+    }
+    CHECK(n2 >= 1 && s.n_requests == n2 + 2 * (NQ - 1), "%d refused n=2 requests + one per sample: %d", n2, s.n_requests);
+    cJSON *R = read_jsonl(out);
+    CHECK(cJSON_GetArraySize(R) == 2 * (NQ - 1), "complete: %d rows", cJSON_GetArraySize(R));
+    cJSON_Delete(R);
+    /* every request fails (an unknown model): 20 questions fail, then the run stops */
+    stub_reset_log(&s);
+    FILE *f = fopen(data, "w");
+    for (int i = 0; i < 40; i++) fprintf(f, "{\"id\": %d, \"problem\": \"%d+1\"}\n", i, i);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "%s sample --backend openai --url http://127.0.0.1:%d/v1 --api-model no-such-model --api chat --data %s -k 1 "
+             "--concurrency 1 --force --out %s",
+             test_pika_bin(), s.port, data, out);
+    st = run_cmd(cmd, log);
+    CHECK(st == 2 && file_has(log, "20 questions in a row failed") && file_has(log, "unknown model"), "stopped: %d", st);
+    CHECK(s.n_requests >= 20 && s.n_requests < 40, "stopped early: %d requests", s.n_requests);
+    stub_stop(&s);
+}
+
 static void test_sample_bad_input(void) {
     const char *dir = test_tmpdir();
     char data[512], out[512], log[512], cmd[4096];
@@ -831,6 +881,7 @@ int main(void) {
     RUN(test_sample_chat_reasoning_retries);
     RUN(test_sample_failing_question);
     RUN(test_sample_resume_after_kill);
+    RUN(test_sample_n_refused_and_stop);
     RUN(test_sample_bad_input);
     return test_summary("openai");
 }

@@ -55,8 +55,17 @@ typedef struct {
     pika_progress prog;
     int write_failed;
     int64_t n_failed;
+    int64_t failed_in_a_row; /* questions that failed since the last one that succeeded */
+    int stop;                /* too many in a row: submit nothing more */
+    int no_n;                /* the server refused n > 1: one request per sample from now on */
     char *first_failure;
 } run;
+
+/* A server that fails this many questions in a row (wrong model name, wrong URL path, out of
+ * credit...) stops the run instead of failing every remaining question one by one. */
+#define MAX_FAILED_IN_A_ROW 20
+/* failed questions named on stderr at most (all are counted) */
+#define MAX_REPORTED 20
 
 static const char *api_name(pika_oai_endpoint e) { return e == PIKA_OAI_CHAT ? "chat" : "completions"; }
 
@@ -212,9 +221,17 @@ static void question_free(question *qs) {
 static void question_finish(run *R, question *qs) {
     const char *id = R->ids[qs->q];
     if (qs->failed) {
-        fprintf(stderr, "pika: sample: question %s skipped: %s (rerun with --resume to complete it)\n", id,
-                qs->error ? qs->error : "request failed");
+        if (R->n_failed < MAX_REPORTED)
+            fprintf(stderr, "pika: sample: question %s skipped: %s (rerun with --resume to complete it)\n", id,
+                    qs->error ? qs->error : "request failed");
+        else if (R->n_failed == MAX_REPORTED)
+            fprintf(stderr, "pika: sample: more questions failed; not naming each (the count follows at the end)\n");
         R->n_failed++;
+        if (++R->failed_in_a_row >= MAX_FAILED_IN_A_ROW && !R->stop) {
+            R->stop = 1;
+            fprintf(stderr, "pika: sample: %d questions in a row failed; stopping (last: %s: %s)\n", MAX_FAILED_IN_A_ROW,
+                    id, qs->error ? qs->error : "");
+        }
         if (!R->first_failure) {
             size_t l = strlen(id) + strlen(qs->error ? qs->error : "") + 8;
             R->first_failure = pika_malloc(l);
@@ -223,6 +240,7 @@ static void question_finish(run *R, question *qs) {
         question_free(qs);
         return;
     }
+    R->failed_in_a_row = 0;
     if (R->write_failed) { question_free(qs); return; }
     pika_buf lines = {0};
     int64_t toks = 0;
@@ -263,7 +281,19 @@ static void on_done(uint64_t tag, pika_oai_result *res, void *user) {
     request_ctx *rc = (request_ctx *)(uintptr_t)tag;
     question *qs = rc->qs;
     qs->outstanding--;
-    if (!res->ok || res->n_choices == 0) {
+    if (!res->ok && rc->n > 1 && (res->status == 400 || res->status == 422) && !qs->failed) {
+        /* the server refuses n > 1 (OpenAI caps n; some servers take no n): one request per sample */
+        if (!R->no_n)
+            fprintf(stderr, "pika: sample: note: the server refused n=%d (%s); sending one request per sample\n", rc->n,
+                    res->error ? res->error : "");
+        R->no_n = 1;
+        for (int i = 0; i < rc->n; i++)
+            if (submit(R, qs, rc->first + i, 1)) {
+                qs->failed = 1;
+                qs->error = pika_strdup(pika_last_error());
+                break;
+            }
+    } else if (!res->ok || res->n_choices == 0) {
         if (!qs->failed) {
             qs->failed = 1;
             qs->error = pika_strdup(res->ok ? "the response has no choices" : res->error ? res->error : "request failed");
@@ -343,7 +373,7 @@ int pika_rollouts_remote(const pika_prompt_recipe *recipe, const pika_prompt_opt
     double t0 = pika_now();
     int64_t cap = 4 * (int64_t)(ro->client.concurrency > 0 ? ro->client.concurrency : 1);
     char key[4096];
-    for (int64_t q = 0; q < n && !R.write_failed; q++) {
+    for (int64_t q = 0; q < n && !R.write_failed && !R.stop; q++) {
         question *qs = pika_calloc(1, sizeof *qs);
         qs->q = q;
         qs->samples = pika_malloc(sizeof(int) * (size_t)o->k);
@@ -355,7 +385,7 @@ int pika_rollouts_remote(const pika_prompt_recipe *recipe, const pika_prompt_opt
         if (!qs->n_samples) { question_free(qs); continue; }
         qs->ans = pika_calloc((size_t)qs->n_samples, sizeof *qs->ans);
         int e = 0;
-        if (qs->n_samples == o->k && o->k > 1 && !ro->one_per_request) {
+        if (qs->n_samples == o->k && o->k > 1 && !ro->one_per_request && !R.no_n) {
             e = submit(&R, qs, 0, o->k);
         } else {
             for (int i = 0; i < qs->n_samples && !e; i++) e = submit(&R, qs, i, 1);
@@ -375,9 +405,9 @@ int pika_rollouts_remote(const pika_prompt_recipe *recipe, const pika_prompt_opt
     st->failed = R.n_failed;
     if (R.write_failed) goto out;
     if (R.n_failed) {
-        pika_set_error("%lld question%s failed and %s skipped (first: %s); rerun with --resume to complete them",
+        pika_set_error("%lld question%s failed and %s skipped%s (first: %s); rerun with --resume to complete them",
                        (long long)R.n_failed, R.n_failed == 1 ? "" : "s", R.n_failed == 1 ? "was" : "were",
-                       R.first_failure);
+                       R.stop ? ", then the run stopped" : "", R.first_failure);
         goto out;
     }
     rc = 0;
