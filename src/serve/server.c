@@ -497,8 +497,14 @@ static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
         r->p_json = cJSON_PrintUnformatted(pj);
         cJSON_Delete(pj);
     }
-    /* the upstream body: the request with the member's model name, without "pika" */
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "pika");
+    /* the upstream body: the request with the member's model name, without the router's own keys of
+     * "pika" (other keys, e.g. a pika serve-model member's {"id", "hidden_layers"}, are passed on) */
+    cJSON *pko = cJSON_GetObjectItemCaseSensitive(j, "pika");
+    if (pko) {
+        const char *mine[] = {"lambda", "budget", "threshold", "policy"};
+        for (int k = 0; k < 4; k++) cJSON_DeleteItemFromObjectCaseSensitive(pko, mine[k]);
+        if (!pko->child) cJSON_DeleteItemFromObjectCaseSensitive(j, "pika");
+    }
     /* forward, falling back before the first byte */
     char last_err[512] = "no member available";
     int last_status = 502;
