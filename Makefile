@@ -45,12 +45,13 @@ TOOL_BIN  := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 LIB       := $(BUILD)/libpika.a
 PIKA      := $(BUILD)/pika
 
-.PHONY: all test asan-test bench demo clean help
+.PHONY: all test asan-test bench demo demo-serve clean help
 all: $(PIKA) $(TOOL_BIN)
 
 help:
 	@echo "make            build build/pika"
 	@echo "make demo       build and run pika on the bundled example (main job)"
+	@echo "make demo-serve after make demo: the pool behind pika serve, the test split through it"
 	@echo "make test       build and run the test suite"
 	@echo "make asan-test  the test suite under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make bench      build and run the benchmarks in bench/"
@@ -90,6 +91,9 @@ bench: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 
 demo: $(PIKA) $(TOOL_BIN)
 	@sh scripts/demo.sh $(BUILD)
+
+demo-serve: $(PIKA) $(TOOL_BIN)
+	@sh scripts/demo-serve.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan

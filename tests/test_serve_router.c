@@ -639,7 +639,8 @@ static void test_server(void) {
     /* a member that answers 5xx -> the next member, no client error */
     {
         pika_stub_stop(g_stub[0]);
-        pika_stub_opts fo = {503, 0, 0};
+        pika_stub_opts fo = {0};
+        fo.fail_status = 503;
         g_stub[0] = pika_stub_start("s", ports[0], &fo);
         REQUIRE(g_stub[0], "restart s failing: %s", pika_last_error());
         http(port, "POST", "/v1/chat/completions", "{\"model\":\"pika-route:lambda=50\",\"messages\":[{\"role\":\"user\",\"content\":\"1+1=\"}]}", &r);
@@ -683,6 +684,78 @@ static void test_server(void) {
     sqlite3_finalize(st);
     sqlite3_close(q);
     for (int i = 0; i < 3; i++) pika_stub_stop(g_stub[i]);
+    pika_serve_config_free(&c);
+}
+
+/* streaming passes through chunk by chunk: member m sends its first event and then waits until the
+ * client, through the router, has received that event (the client's write callback releases it); a
+ * member whose stream breaks after the first event ends the client's stream with an error chunk */
+typedef struct { pika_stub *stub; int released_by_client; pika_buf body; } chunk_ctx;
+static size_t on_chunk(char *p, size_t sz, size_t n, void *cls) {
+    chunk_ctx *c = cls;
+    pika_buf_add(&c->body, p, sz * n);
+    if (!c->released_by_client && strstr(c->body.s, "\n\n")) {
+        c->released_by_client = 1;
+        pika_stub_release(c->stub);
+    }
+    return sz * n;
+}
+
+static void test_server_stream(void) {
+    REQUIRE(make_probes() == 0, "%s", pika_last_error());
+    int ports[3];
+    pika_stub *st[3];
+    pika_stub_opts hold = {0}, brk = {0};
+    hold.stream_hold = 1;
+    brk.stream_abort = 1;
+    for (int i = 0; i < 3; i++) {
+        st[i] = pika_stub_start(NAMES[i], 0, i == 1 ? &hold : i == 2 ? &brk : NULL);
+        REQUIRE(st[i], "stub");
+        ports[i] = pika_stub_port(st[i]);
+    }
+    char js[4096];
+    pool_config(js, sizeof js, ports, 3, "", "{\"kind\":\"utility\",\"lambda\":0.1}");
+    pika_serve_config c;
+    REQUIRE(pika_serve_config_parse(js, &c) == 0, "%s", pika_last_error());
+    free(c.log_path);
+    c.log_path = NULL;
+    pika_server_opts so = {"127.0.0.1", 0, 0, 0};
+    pika_server *s = pika_server_start(&c, &so);
+    REQUIRE(s, "%s", pika_last_error());
+    int port = pika_server_port(s);
+    chunk_ctx cc = {st[1], 0, {0}};
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", port);
+    CURL *h = curl_easy_init();
+    const char *body = "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"8+8=\"}]}";
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_chunk);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &cc);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    CHECK(rc == CURLE_OK && status == 200, "stream: %d %ld", rc, status);
+    CHECK(cc.released_by_client, "the first chunk reached the client while the member held the rest");
+    http_res d;
+    http(ports[1], "POST", "/v1/chat/completions", "{\"model\":\"pika-math-m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"8+8=\"}]}", &d);
+    int found;
+    char *stp = strip_pika(cc.body.s ? cc.body.s : "", &found);
+    CHECK(found && !strcmp(stp, d.body.s), "held stream byte for byte:\n%s\n---\n%s", stp, d.body.s);
+    free(stp);
+    free(d.body.s);
+    free(cc.body.s);
+    /* a stream that breaks after its first event */
+    http_res r;
+    http(port, "POST", "/v1/chat/completions", "{\"model\":\"l\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"8+8=\"}]}", &r);
+    const char *err = strstr(r.body.s, "data: {\"error\":");
+    CHECK(r.status == 200 && strstr(r.body.s, "\"pika\":") && err && strstr(err, "mid-stream") && strstr(err, "data: [DONE]"),
+          "broken stream ends with an error chunk: %ld %s", r.status, r.body.s);
+    free(r.body.s);
+    pika_server_stop(s, 10);
+    for (int i = 0; i < 3; i++) pika_stub_stop(st[i]);
     pika_serve_config_free(&c);
 }
 
@@ -738,7 +811,8 @@ static void test_cli_sigterm(void) {
     REQUIRE(make_probes() == 0, "%s", pika_last_error());
     int ports[3];
     pika_stub *st[3];
-    pika_stub_opts hold = {0, 0, 1};
+    pika_stub_opts hold = {0};
+    hold.hold = 1;
     for (int i = 0; i < 3; i++) { st[i] = pika_stub_start(NAMES[i], 0, i == 1 ? &hold : NULL); REQUIRE(st[i], "stub"); ports[i] = pika_stub_port(st[i]); }
     const char *dir = test_tmpdir();
     char js[4096], cfg[512], db[512], cmd[2048];
@@ -822,6 +896,7 @@ int main(void) {
     RUN(test_log);
     RUN(test_reader);
     RUN(test_server);
+    RUN(test_server_stream);
     RUN(test_server_budget);
     RUN(test_cli_sigterm);
     curl_global_cleanup();

@@ -2,8 +2,11 @@
  * endpoint) one by one and write the answers as a rollouts JSONL that `pika grade rollouts` reads:
  * {"id", "sample": 0, "text", "tokens_in", "tokens_out", "model": <x-pika-member>, "finish"}.
  * Only loopback or the URL given. Prints one summary line: answered, errors, share per member.
+ * With --seed S each question also carries "pika": {"id": ID} (a pika serve-model member then samples
+ * what `pika sample --seed S` sampled as sample 0 of that question).
  * usage: serve_replay --url http://127.0.0.1:8000/v1 --data problems.jsonl [--ids IDS.txt]
- *                     [--model pika-route] [--max-tokens 8] [--temperature 1] [--seed S] -o ROLLOUTS.jsonl */
+ *                     [--model pika-route] [--max-tokens 8] [--temperature 1] [--seed S] -o ROLLOUTS.jsonl
+ *        serve_replay --probe-health BASE_URL...   exit 0 when every BASE_URL/health answers 200 */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <stdio.h>
@@ -36,7 +39,32 @@ static size_t on_header(char *p, size_t sz, size_t n, void *cls) {
     return len;
 }
 
+static int probe_health(int n, char **urls) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        CURL *c = curl_easy_init();
+        char u[1024];
+        snprintf(u, sizeof u, "%s/health", urls[i]);
+        resp r;
+        memset(&r, 0, sizeof r);
+        curl_easy_setopt(c, CURLOPT_URL, u);
+        curl_easy_setopt(c, CURLOPT_PROXY, "");
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+        long st = 0;
+        if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        ok = st == 200;
+        free(r.body.s);
+        curl_easy_cleanup(c);
+    }
+    curl_global_cleanup();
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--probe-health")) return probe_health(argc - 2, argv + 2);
     const char *url = NULL, *data = NULL, *ids_path = NULL, *model = "pika-route", *out = NULL;
     int max_tokens = 8;
     double temperature = 1;
@@ -94,7 +122,10 @@ int main(int argc, char **argv) {
         cJSON_AddItemToArray(msgs, m);
         cJSON_AddNumberToObject(q, "max_tokens", max_tokens);
         cJSON_AddNumberToObject(q, "temperature", temperature);
-        if (seed >= 0) cJSON_AddNumberToObject(q, "seed", (double)(seed + i));
+        if (seed >= 0) {
+            cJSON_AddNumberToObject(q, "seed", (double)seed);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(q, "pika"), "id", ex->id);
+        }
         char *body = cJSON_PrintUnformatted(q);
         cJSON_Delete(q);
         resp r;

@@ -175,6 +175,8 @@ typedef struct {
     int fail_status;     /* answer every request with this status (0: succeed) */
     int chunks;          /* stream chunks (default 3) */
     int hold;            /* 1: every request waits until pika_stub_release (drain tests) */
+    int stream_hold;     /* 1: a stream sends its first event, then waits for pika_stub_release */
+    int stream_abort;    /* 1: a stream sends its first event, then breaks the connection */
 } pika_stub_opts;
 typedef struct pika_stub pika_stub;
 pika_stub *pika_stub_start(const char *name, int port, const pika_stub_opts *o);

@@ -531,7 +531,8 @@ static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
         if (r->stream) {
             /* wait for the status and first bytes */
             while (!u->done && u->buf.n == 0) pika_upstream_pump(u);
-            bad = u->failed || u->status >= 500 || u->status == 0;
+            /* bytes arrived: committed to this member (a later failure ends the stream with an error chunk) */
+            bad = u->status >= 500 || (u->buf.n == 0 && (u->failed || u->status == 0));
         } else {
             pika_upstream_finish(u);
             bad = u->failed || u->status >= 500 || u->status == 0;

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pika/serve.h"
 #include "pika/util.h"
@@ -40,6 +41,39 @@ static void add_json(pika_buf *b, cJSON *j) {
     pika_buf_puts(b, t);
     free(t);
     cJSON_Delete(j);
+}
+
+typedef struct {
+    pika_stub *s;
+    char *text;
+    size_t len, split, pos;
+} stub_stream;
+
+static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    stub_stream *ss = cls;
+    if (ss->pos == ss->split && ss->pos < ss->len) {
+        if (ss->s->o.stream_abort) return MHD_CONTENT_READER_END_WITH_ERROR;
+        pthread_mutex_lock(&ss->s->mu);
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 20; /* never hang a broken test for ever */
+        while (!ss->s->released)
+            if (pthread_cond_timedwait(&ss->s->cv, &ss->s->mu, &dl)) break;
+        pthread_mutex_unlock(&ss->s->mu);
+    }
+    if (ss->pos >= ss->len) return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t end = ss->pos < ss->split ? ss->split : ss->len;
+    size_t k = end - ss->pos < max ? end - ss->pos : max;
+    memcpy(buf, ss->text + ss->pos, k);
+    ss->pos += k;
+    return (ssize_t)k;
+}
+
+static void stream_done(void *cls) {
+    stub_stream *ss = cls;
+    free(ss->text);
+    free(ss);
 }
 
 static enum MHD_Result stub_answer(pika_stub *s, struct MHD_Connection *con, const char *url, stub_req *q) {
@@ -136,7 +170,19 @@ static enum MHD_Result stub_answer(pika_stub *s, struct MHD_Connection *con, con
     pika_buf_puts(&b, "data: [DONE]\n\n");
     free(ans);
     cJSON_Delete(j);
-    return reply(con, 200, "text/event-stream", &b);
+    if (!s->o.stream_hold && !s->o.stream_abort) return reply(con, 200, "text/event-stream", &b);
+    /* the first event, then wait for pika_stub_release (or fail the connection) */
+    stub_stream *ss = pika_calloc(1, sizeof *ss);
+    ss->s = s;
+    ss->text = b.s;
+    ss->len = b.n;
+    const char *e = strstr(b.s, "\n\n");
+    ss->split = e ? (size_t)(e - b.s) + 2 : b.n;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_cb, ss, stream_done);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    enum MHD_Result rc = MHD_queue_response(con, 200, r);
+    MHD_destroy_response(r);
+    return rc;
 }
 
 static enum MHD_Result stub_request(void *cls, struct MHD_Connection *con, const char *url, const char *method, const char *version,
