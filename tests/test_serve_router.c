@@ -490,6 +490,8 @@ static void test_server(void) {
     pool_config(js, sizeof js, ports, 3, db, "{\"kind\":\"utility\",\"lambda\":0.1}");
     pika_serve_config c;
     REQUIRE(pika_serve_config_parse(js, &c) == 0, "%s", pika_last_error());
+    c.members[2].api_key_env = pika_strdup("PIKA_TEST_L_KEY");
+    setenv("PIKA_TEST_L_KEY", "sk-test-42", 1);
     pika_server_opts so = {"127.0.0.1", 0, 0, 0};
     pika_server *s = pika_server_start(&c, &so);
     REQUIRE(s, "%s", pika_last_error());
@@ -562,6 +564,12 @@ static void test_server(void) {
     CHECK(r.status == 200 && !strcmp(r.member, "l") && strstr(r.body.s, "\"content\":\"l: 5+5=\"") && strstr(r.body.s, "\"policy\":\"bypass\""),
           "bypass: %s %s", r.member, r.body.s);
     free(r.body.s);
+    /* a member's API key comes from the environment variable the config names, sent as a Bearer token */
+    {
+        char auth[256];
+        pika_stub_last_auth(g_stub[2], auth, sizeof auth);
+        CHECK(!strcmp(auth, "Bearer sk-test-42"), "API key sent upstream: '%s'", auth);
+    }
     /* text completions */
     http(port, "POST", "/v1/completions", "{\"model\":\"pika-route\",\"prompt\":\"9+9=\"}", &r);
     sent++;
@@ -682,6 +690,12 @@ static void test_server(void) {
     CHECK(sqlite3_column_int(st, 0) == sent, "logged %d of %d", sqlite3_column_int(st, 0), sent);
     CHECK(sqlite3_column_int(st, 2) >= 2 && sqlite3_column_int(st, 4) == sent, "fallbacks logged, no prompts");
     sqlite3_finalize(st);
+    char dbpath[600];
+    snprintf(dbpath, sizeof dbpath, "%s", db);
+    size_t dbn = 0;
+    char *raw = pika_read_file(dbpath, &dbn);
+    CHECK(raw && !memmem(raw, dbn, "sk-test-42", 10), "the API key is not in the log");
+    free(raw);
     sqlite3_close(q);
     for (int i = 0; i < 3; i++) pika_stub_stop(g_stub[i]);
     pika_serve_config_free(&c);

@@ -20,6 +20,7 @@
 #ifndef PIKA_SERVE_H
 #define PIKA_SERVE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -183,6 +184,8 @@ pika_stub *pika_stub_start(const char *name, int port, const pika_stub_opts *o);
 int pika_stub_port(const pika_stub *s);
 int64_t pika_stub_requests(const pika_stub *s); /* requests received (counted before any hold) */
 void pika_stub_release(pika_stub *s);
+/* The Authorization header of the last completion request ("" when none). */
+void pika_stub_last_auth(pika_stub *s, char *out, size_t cap);
 void pika_stub_stop(pika_stub *s);
 
 #endif

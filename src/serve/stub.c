@@ -21,6 +21,7 @@ struct pika_stub {
     pthread_cond_t cv;
     int64_t n;
     int released;
+    char auth[256];
 };
 
 typedef struct {
@@ -199,7 +200,13 @@ static enum MHD_Result stub_request(void *cls, struct MHD_Connection *con, const
         *size = 0;
         return MHD_YES;
     }
-    if (!strcmp(method, "POST") && strstr(url, "completions")) return stub_answer(s, con, url, q);
+    if (!strcmp(method, "POST") && strstr(url, "completions")) {
+        const char *a = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
+        pthread_mutex_lock(&s->mu);
+        snprintf(s->auth, sizeof s->auth, "%s", a ? a : "");
+        pthread_mutex_unlock(&s->mu);
+        return stub_answer(s, con, url, q);
+    }
     pika_buf b = {0};
     if (!strcmp(method, "GET") && strstr(url, "models")) {
         pika_buf_puts(&b, "{\"object\":\"list\",\"data\":[{\"id\":\"");
@@ -253,6 +260,12 @@ int64_t pika_stub_requests(const pika_stub *s) {
     int64_t n = m->n;
     pthread_mutex_unlock(&m->mu);
     return n;
+}
+
+void pika_stub_last_auth(pika_stub *s, char *out, size_t cap) {
+    pthread_mutex_lock(&s->mu);
+    snprintf(out, cap, "%s", s->auth);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void pika_stub_release(pika_stub *s) {
