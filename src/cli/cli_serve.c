@@ -1,84 +1,115 @@
-/* cli_serve.c — `pika serve` (the live router) and `pika route log` (its decision log): flag
- * parsing and printing over serve.h. */
+/* cli_serve.c — `pika serve-model`: flag parsing and the process around serve_model.h (signals,
+ * the listening line, --port-file). */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
-#include "pika/serve.h"
+#include "pika/prompt.h"
+#include "pika/serve_model.h"
 #include "pika/util.h"
 
-static const char SERVE_USAGE[] =
-    "usage: pika serve --config POOL.json [--host 127.0.0.1] [--port 8000] [--log FILE.db] [--log-prompts]\n"
-    "                  [--drain-s 30]\n"
-    "  An OpenAI-compatible router in front of the pool in POOL.json (README: \"pika serve\").\n"
-    "  POST /v1/chat/completions, /v1/completions (model: pika-route, pika-route:lambda=X, pika-route:cascade,\n"
-    "  or a member's name); GET /v1/models, /health, /metrics. --port 0 picks a free port. Prints\n"
-    "  \"pika serve: listening on http://HOST:PORT\" on stdout once ready; SIGTERM/SIGINT stop accepting,\n"
-    "  drain in-flight requests (at most --drain-s seconds) and flush the log.\n";
-
-int cmd_serve(int argc, char **argv) {
-    const char *config = NULL, *host = "127.0.0.1", *log = NULL;
-    int port = 8000, log_prompts = 0;
-    double drain = 30;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        int hv = i + 1 < argc;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { fputs(SERVE_USAGE, stdout); return 0; }
-        else if (!strcmp(f, "--config") && hv) config = argv[++i];
-        else if (!strcmp(f, "--host") && hv) host = argv[++i];
-        else if (!strcmp(f, "--port") && hv) {
-            char *e;
-            long v = strtol(argv[++i], &e, 10);
-            if (*e || v < 0 || v > 65535) pika_die("serve: --port %s: expected 0..65535", argv[i]);
-            port = (int)v;
-        } else if (!strcmp(f, "--log") && hv) log = argv[++i];
-        else if (!strcmp(f, "--log-prompts")) log_prompts = 1;
-        else if (!strcmp(f, "--drain-s") && hv) drain = atof(argv[++i]);
-        else { fprintf(stderr, "pika: serve: unknown or incomplete flag '%s'\n%s", f, SERVE_USAGE); return 2; }
-    }
-    if (!config) { fputs(SERVE_USAGE, stderr); return 2; }
-    pika_serve_config c;
-    if (pika_serve_config_load(config, &c)) pika_die("serve: %s", pika_last_error());
-    if (log) { free(c.log_path); c.log_path = pika_strdup(log); }
-    /* the signals are taken by sigwait below: block them before any server thread exists */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    pika_server_opts o = {host, port, log_prompts, 0};
-    pika_server *s = pika_server_start(&c, &o);
-    if (!s) pika_die("serve: %s", pika_last_error());
-    printf("pika serve: listening on http://%s:%d (%d members, log %s)\n", host, pika_server_port(s), c.n_members,
-           c.log_path ? c.log_path : "off");
-    fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "pika serve: signal %d: draining %d in-flight request(s)\n", sig, pika_server_in_flight(s));
-    pika_server_stop(s, drain);
-    fprintf(stderr, "pika serve: stopped\n");
-    pika_serve_config_free(&c);
-    return 0;
+static long serve_long(const char *name, const char *v, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi) pika_die("serve-model: %s must be an integer in [%ld, %ld], got '%s'", name, lo, hi, v);
+    return x;
 }
 
-int cmd_route_log(int argc, char **argv) {
-    const char *db = NULL;
-    int json = 0, jsonl = 0;
+static void serve_usage(FILE *f) {
+    fprintf(f,
+            "usage: pika serve-model --model M.gguf [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel S]\n"
+            "       [--ctx N] [--queue N] [--max-body BYTES] [--alias NAME] [--port-file FILE] [--quiet]\n"
+            "       [--template NAME | --template-file FILE] [--kwargs JSON] [--date YYYY-MM-DD] [--bos TEXT] [--eos TEXT]\n"
+            "An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions\n"
+            "(stream: true -> server-sent events), GET /health, GET /metrics (Prometheus text).\n"
+            "  --model M.gguf     the model (required)\n"
+            "  --host H           address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)\n"
+            "  --port P           TCP port (default 8080; 0 = any free port, printed and written to --port-file)\n"
+            "  --threads N        compute threads (default: all cores)\n"
+            "  --parallel S       sequence slots decoded together in one batched step (default 4); a request\n"
+            "                     needs prompts x n slots\n"
+            "  --ctx N            tokens per slot: prompt + answer (default: the model's context, at most 4096)\n"
+            "  --queue N          requests that may wait for a slot (default 16); more get 503\n"
+            "  --max-body BYTES   request body limit (default 4194304); larger bodies get 413\n"
+            "  --alias NAME       the model id clients see (default: the file name without .gguf)\n"
+            "  --port-file FILE   write the port number there once listening\n"
+            "  --quiet            no per-request log lines on stderr\n"
+            "chat template (for /v1/chat/completions; default: the GGUF's):\n"
+            "  --template NAME, --template-file FILE, --kwargs JSON, --date YYYY-MM-DD, --bos TEXT, --eos TEXT,\n"
+            "  --no-generation-prompt\n"
+            "Stops on SIGINT or SIGTERM (queued requests get 503, running ones are cancelled).\n");
+}
+
+int cmd_serve_model(int argc, char **argv) {
+    pika_serve_model_opts o;
+    pika_serve_model_opts_default(&o);
+    const char *port_file = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--db") && i + 1 < argc) db = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--jsonl")) jsonl = 1;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: pika route log --db FILE.db [--json | --jsonl]\n"
-                   "  summarise a pika serve decision log: share per member, realised cost, error rate, latencies;\n"
-                   "  --jsonl prints every logged request as one JSON object (to join with graded answers)\n");
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            serve_usage(stdout);
             return 0;
-        } else { fprintf(stderr, "pika: route log: unknown flag '%s'\n", argv[i]); return 2; }
+        }
+        int ar = pika_prompt_flag_arity(a);
+        if (ar >= 0) {
+            if (!strcmp(a, "--system") || !strcmp(a, "--prefix") || !strcmp(a, "--suffix") || !strcmp(a, "--suffix-file") ||
+                !strcmp(a, "--no-template"))
+                pika_die("serve-model: %s does not apply to a server: clients send their own messages (a system message, "
+                         "the question text); /v1/completions takes raw text", a);
+            if (ar && i + 1 >= argc) pika_die("serve-model: option %s needs a value", a);
+            if (pika_prompt_parse_flag(&o.prompt, a, ar ? argv[++i] : NULL) < 0) pika_die("serve-model: %s", pika_last_error());
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) { o.log = 0; continue; }
+        if (i + 1 >= argc) pika_die("serve-model: unknown option %s (or it needs a value)", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) o.model_path = v;
+        else if (!strcmp(a, "--host")) o.host = v;
+        else if (!strcmp(a, "--port")) o.port = (int)serve_long("--port", v, 0, 65535);
+        else if (!strcmp(a, "--threads")) o.n_threads = (int)serve_long("--threads", v, 1, 1024);
+        else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) o.n_parallel = (int)serve_long("--parallel", v, 1, 256);
+        else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) o.n_ctx = (int)serve_long("--ctx", v, 1, 1 << 24);
+        else if (!strcmp(a, "--queue")) o.queue_limit = (int)serve_long("--queue", v, 0, 1 << 20);
+        else if (!strcmp(a, "--max-body")) o.max_body = (size_t)serve_long("--max-body", v, 1, 1L << 40);
+        else if (!strcmp(a, "--alias")) o.alias = v;
+        else if (!strcmp(a, "--port-file")) port_file = v;
+        else pika_die("serve-model: unknown option %s", a);
     }
-    if (!db) pika_die("route log: --db FILE is required");
-    if ((jsonl ? pika_serve_log_dump(db, stdout) : pika_serve_log_summary(db, stdout, json))) pika_die("route log: %s", pika_last_error());
+    if (!o.model_path) {
+        serve_usage(stderr);
+        pika_die("serve-model: --model is required");
+    }
+    /* signals are taken by sigwait below: block them before any thread starts */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pika_serve_model *s = pika_serve_model_new(&o);
+    if (!s) pika_die("serve-model: %s", pika_last_error());
+    if (pika_serve_model_start(s)) pika_die("serve-model: %s", pika_last_error());
+    int port = pika_serve_model_port(s);
+    if (port_file) {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d\n", port);
+        if (pika_write_file_atomic(port_file, buf, (size_t)n)) pika_die("serve-model: %s", pika_last_error());
+    }
+    const char *h = o.host ? o.host : "127.0.0.1";
+    int v6 = strchr(h, ':') != NULL;
+    fprintf(stderr, "pika serve-model: listening on http://%s%s%s:%d (model %s, %d slots, queue %d)\n", v6 ? "[" : "", h,
+            v6 ? "]" : "", port, o.model_path, o.n_parallel, o.queue_limit);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "pika serve-model: signal %d, stopping\n", sig);
+    pika_serve_model_stop(s);
+    pika_serve_model_free(s);
     return 0;
 }
