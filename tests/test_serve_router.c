@@ -1,10 +1,13 @@
 /* test_serve_router.c — `pika serve`: config, decision (= the offline policies), breaker, budget,
  * decision log, the reader (prefill + probes = the manual path), and the server end to end on
- * loopback against three stub members (pika_stub; `pika serve-model` was not available on this
- * branch): routed and bypassed chat/text completions byte for byte, streaming chunk by chunk, bad
- * requests, fallbacks when a member dies or fails, /health /v1/models /metrics, the log, and the
- * CLI's SIGTERM drain. Every server binds 127.0.0.1 on a port chosen free at run time. */
+ * loopback: against three stub members (pika_stub: routed and bypassed chat/text completions byte
+ * for byte, the decision = pika route's, streaming chunk by chunk, mid-stream failure, bad requests,
+ * fallbacks when a member dies or answers 5xx, breaker, API keys, /health /v1/models /metrics, the
+ * log, budget mode), against three real `pika serve-model` members (the pool models: routed answers
+ * byte for byte, streaming, a member SIGKILLed), and the CLI's SIGTERM drain. Every server binds
+ * 127.0.0.1 on a port chosen free at run time and is stopped at the end. */
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -806,6 +809,113 @@ static void test_server_budget(void) {
     pika_serve_config_free(&c);
 }
 
+/* the same with three real `pika serve-model` members (pool models, one thread each) */
+static pid_t start_member(const char *model, const char *port_file) {
+    unlink(port_file);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int dn = open("/dev/null", O_WRONLY);
+        if (dn >= 0) { dup2(dn, 1); dup2(dn, 2); }
+        execl(test_pika_bin(), test_pika_bin(), "serve-model", "--model", model, "--port", "0", "--port-file", port_file, "--threads", "1",
+              "--parallel", "2", "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int read_port_file(const char *path, pid_t pid) {
+    for (int i = 0; i < 3000; i++) { /* until the member wrote its port (or died) */
+        char *t = pika_read_file(path, NULL);
+        int port = t ? atoi(t) : 0;
+        free(t);
+        if (port > 0) return port;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return -1;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static char *content_of(const char *body) {
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message"), "content");
+    char *s = cJSON_IsString(c) ? pika_strdup(c->valuestring) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
+static void test_serve_model_members(void) {
+    REQUIRE(make_probes() == 0, "%s", pika_last_error());
+    int rs;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s serve-model --help > /dev/null 2>&1", test_pika_bin());
+    free(test_run(cmd, &rs));
+    if (rs != 0) SKIP_TEST("*** this build has no pika serve-model: members are stubs only ***");
+    const char *dir = test_tmpdir();
+    pid_t pid[3];
+    int ports[3];
+    for (int i = 0; i < 3; i++) {
+        char model[128], pf[512];
+        snprintf(model, sizeof model, "models/pool/pika-math-%s.gguf", NAMES[i]);
+        snprintf(pf, sizeof pf, "%s/port-%s", dir, NAMES[i]);
+        pid[i] = start_member(model, pf);
+        ports[i] = read_port_file(pf, pid[i]);
+    }
+    if (ports[0] < 0 || ports[1] < 0 || ports[2] < 0) {
+        for (int i = 0; i < 3; i++) { kill(pid[i], SIGKILL); waitpid(pid[i], NULL, 0); }
+        CHECK(0, "a pika serve-model member did not start");
+        return;
+    }
+    char js[4096];
+    pool_config(js, sizeof js, ports, 3, "", "{\"kind\":\"utility\",\"lambda\":0.1}");
+    pika_serve_config c;
+    REQUIRE(pika_serve_config_parse(js, &c) == 0, "%s", pika_last_error());
+    free(c.log_path);
+    c.log_path = NULL;
+    pika_server_opts so = {"127.0.0.1", 0, 0, 0};
+    pika_server *s = pika_server_start(&c, &so);
+    REQUIRE(s, "%s", pika_last_error());
+    int port = pika_server_port(s);
+    http_res r, d;
+    const char *qs[] = {"12+7=", "3*4=", "100-1="};
+    for (int qi = 0; qi < 3; qi++) {
+        char body[300], direct[300];
+        snprintf(body, sizeof body, "{\"model\":\"pika-route\",\"seed\":7,\"max_tokens\":8,\"temperature\":1,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}", qs[qi]);
+        http(port, "POST", "/v1/chat/completions", body, &r);
+        int a = pika_serve_member_index(&c, r.member);
+        CHECK(r.status == 200 && a >= 0, "routed to a serve-model member: %ld %s", r.status, r.body.s);
+        if (a < 0) { free(r.body.s); continue; }
+        snprintf(direct, sizeof direct, "{\"model\":\"%s\",\"seed\":7,\"max_tokens\":8,\"temperature\":1,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
+                 c.members[a].api_model, qs[qi]);
+        http(ports[a], "POST", "/v1/chat/completions", direct, &d);
+        char *x = content_of(r.body.s), *y = content_of(d.body.s);
+        CHECK(x && y && !strcmp(x, y), "the member's answer byte for byte: '%s' vs '%s'", x ? x : "(none)", y ? y : "(none)");
+        free(x); free(y);
+        free(r.body.s);
+        free(d.body.s);
+    }
+    /* streaming through a serve-model member */
+    http(port, "POST", "/v1/chat/completions", "{\"model\":\"l\",\"stream\":true,\"seed\":3,\"max_tokens\":6,\"messages\":[{\"role\":\"user\",\"content\":\"5+5=\"}]}", &r);
+    http(ports[2], "POST", "/v1/chat/completions", "{\"model\":\"pika-math-l\",\"stream\":true,\"seed\":3,\"max_tokens\":6,\"messages\":[{\"role\":\"user\",\"content\":\"5+5=\"}]}", &d);
+    int er = 0, ed = 0;
+    for (const char *p = r.body.s; (p = strstr(p, "data: ")); p++) er++;
+    for (const char *p = d.body.s; (p = strstr(p, "data: ")); p++) ed++;
+    CHECK(r.status == 200 && er == ed && er >= 2 && strstr(r.body.s, "data: [DONE]") && strstr(r.body.s, "\"pika\":"), "stream events %d vs %d:\n%s", er, ed, r.body.s);
+    free(r.body.s);
+    free(d.body.s);
+    /* a member killed mid-run: no client error */
+    kill(pid[0], SIGKILL);
+    waitpid(pid[0], NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        http(port, "POST", "/v1/chat/completions", "{\"model\":\"pika-route:lambda=50\",\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"1+1=\"}]}", &r);
+        CHECK(r.status == 200 && r.member[0] && strcmp(r.member, "s"), "killed s: %ld %s", r.status, r.member);
+        free(r.body.s);
+    }
+    pika_server_stop(s, 10);
+    for (int i = 1; i < 3; i++) { kill(pid[i], SIGTERM); waitpid(pid[i], NULL, 0); }
+    pika_serve_config_free(&c);
+}
+
 /* the CLI: `pika serve` answers, then SIGTERM with a request in flight drains it and exits 0 */
 typedef struct { int port; http_res r; } client_arg;
 static void *client_thread(void *p) {
@@ -912,6 +1022,7 @@ int main(void) {
     RUN(test_server);
     RUN(test_server_stream);
     RUN(test_server_budget);
+    RUN(test_serve_model_members);
     RUN(test_cli_sigterm);
     curl_global_cleanup();
     return test_summary("serve_router");
