@@ -62,7 +62,8 @@ cleanup() { for p in $PIDS; do kill "$p" 2> /dev/null || true; done; wait 2> /de
 trap cleanup EXIT INT TERM
 k=1
 for x in s m l; do
-    "$P" serve-model --model "models/pool/pika-math-$x.gguf" --host 127.0.0.1 --port $((PORT + k)) > "$S/member-$x.log" 2>&1 &
+    "$P" serve-model --model "models/pool/pika-math-$x.gguf" --host 127.0.0.1 --port $((PORT + k)) --threads 1 --quiet \
+        > "$S/member-$x.log" 2>&1 &
     PIDS="$PIDS $!"
     k=$((k + 1))
 done

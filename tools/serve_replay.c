@@ -84,6 +84,8 @@ int main(int argc, char **argv) {
     if (!url || !data || !out) pika_die("serve_replay: --url, --data and -o are required");
     pika_field_map fm;
     memset(&fm, 0, sizeof fm);
+    fm.id = "id";
+    fm.problem = "problem";
     pika_dataset *ds = pika_dataset_load_file(data, &fm);
     if (!ds) pika_die("serve_replay: %s", pika_last_error());
     pika_strmap keep;
