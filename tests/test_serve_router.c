@@ -903,6 +903,26 @@ static void test_serve_model_members(void) {
     CHECK(r.status == 200 && er == ed && er >= 2 && strstr(r.body.s, "data: [DONE]") && strstr(r.body.s, "\"pika\":"), "stream events %d vs %d:\n%s", er, ed, r.body.s);
     free(r.body.s);
     free(d.body.s);
+    /* the remote reader: member m serves the reader's GGUF; its hidden states give the same p̂ */
+    {
+        pika_serve_config rc2;
+        REQUIRE(pika_serve_config_parse(js, &rc2) == 0, "%s", pika_last_error());
+        char u[128];
+        snprintf(u, sizeof u, "http://127.0.0.1:%d/v1", ports[1]);
+        rc2.reader_url = pika_strdup(u);
+        pika_reader *remote = pika_reader_new(&rc2), *local = pika_reader_new(&c);
+        REQUIRE(remote && local, "%s", pika_last_error());
+        for (int qi = 0; qi < 3; qi++) {
+            double pr[3], pl[3];
+            int ok = pika_reader_score_text(remote, qs[qi], pr, NULL) == 0;
+            CHECK(ok, "remote reader: %s", pika_last_error());
+            pika_reader_score_text(local, qs[qi], pl, NULL);
+            for (int k = 0; k < 3 && ok; k++) CHECK(fabs(pr[k] - pl[k]) < 1e-6, "remote p %.9f vs local %.9f", pr[k], pl[k]);
+        }
+        pika_reader_free(remote);
+        pika_reader_free(local);
+        pika_serve_config_free(&rc2);
+    }
     /* a member killed mid-run: no client error */
     kill(pid[0], SIGKILL);
     waitpid(pid[0], NULL, 0);

@@ -49,6 +49,8 @@ typedef struct {
     char *template_name, *template_file, *system, *user_prefix, *user_suffix, *kwargs_json, *date;
     int no_template;
     int reader_contexts; /* concurrent reader prefills (default 2) */
+    char *reader_url;    /* remote reader: base URL of a pika serve-model of reader_model (prefill + hidden
+                          * states there, "pika": {"hidden_layers", "positions"}); NULL: local */
     /* policy */
     int policy;          /* PIKA_SERVE_* */
     double lambda;       /* utility / budget start */

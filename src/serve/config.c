@@ -29,7 +29,7 @@ static int check_type(const cJSON *o, const char *k, const char *where, int want
 
 void pika_serve_config_free(pika_serve_config *c) {
     free(c->reader_model); free(c->template_name); free(c->template_file); free(c->system);
-    free(c->user_prefix); free(c->user_suffix); free(c->kwargs_json); free(c->date); free(c->log_path);
+    free(c->user_prefix); free(c->user_suffix); free(c->kwargs_json); free(c->date); free(c->log_path); free(c->reader_url);
     for (int i = 0; i < c->n_members; i++) {
         pika_serve_member *m = &c->members[i];
         free(m->name); free(m->url); free(m->api_model); free(m->probe); free(m->api_key_env); free(m->arm);
@@ -105,7 +105,7 @@ int pika_serve_config_parse(const char *json, pika_serve_config *c) {
     const cJSON *rd = cJSON_GetObjectItemCaseSensitive(j, "reader");
     if (rd && !cJSON_IsObject(rd)) { pika_set_error("reader: expected an object"); goto fail; }
     if (rd) {
-        const char *sk[] = {"model", "template", "template_file", "system", "user_prefix", "user_suffix", "date"};
+        const char *sk[] = {"model", "template", "template_file", "system", "user_prefix", "user_suffix", "date", "url"};
         for (size_t k = 0; k < sizeof sk / sizeof sk[0]; k++)
             if (check_type(rd, sk[k], "reader", 1)) goto fail;
         c->reader_model = opt_str(rd, "model");
@@ -115,6 +115,7 @@ int pika_serve_config_parse(const char *json, pika_serve_config *c) {
         c->user_prefix = opt_str(rd, "user_prefix");
         c->user_suffix = opt_str(rd, "user_suffix");
         c->date = opt_str(rd, "date");
+        c->reader_url = opt_str(rd, "url");
         const cJSON *kw = cJSON_GetObjectItemCaseSensitive(rd, "kwargs");
         if (kw && !cJSON_IsObject(kw)) { pika_set_error("reader.kwargs: expected an object"); goto fail; }
         if (kw) c->kwargs_json = cJSON_PrintUnformatted(kw);

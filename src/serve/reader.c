@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pika/http.h"
 #include "pika/model.h"
 #include "pika/probe.h"
 #include "pika/prompt.h"
 #include "pika/serve.h"
 #include "pika/tokenizer.h"
 #include "pika/util.h"
+#include "serve/upstream.h"
 
 struct pika_reader {
     pika_model *m;
@@ -25,6 +27,8 @@ struct pika_reader {
     int layers[PIKA_ROUTE_MAX_ARMS], n_layers;
     int positions[PIKA_ROUTE_MAX_ARMS], n_pos;
     int depth, min_tokens;
+    char *url;          /* remote reader: a pika serve-model of the same GGUF (prefill there) */
+    double timeout_s;
     int n_ctx;
     pika_ctx **ctx;
     int *busy;
@@ -37,6 +41,7 @@ void pika_reader_free(pika_reader *r) {
     for (int i = 0; i < r->n_ctx; i++) pika_ctx_free(r->ctx[i]);
     free(r->ctx);
     free(r->busy);
+    free(r->url);
     for (int i = 0; i < r->n_members; i++) pika_probe_free(r->probes[i]);
     pika_prompt_recipe_free(r->recipe);
     pika_tokenizer_free(r->tok);
@@ -111,6 +116,11 @@ pika_reader *pika_reader_new(const pika_serve_config *c) {
         if (-P > r->min_tokens) r->min_tokens = -P;
     }
     free(recipe_json);
+    if (c->reader_url) { /* remote prefill: the local GGUF gives only tokenizer, template and fingerprint */
+        r->url = pika_strdup(c->reader_url);
+        r->timeout_s = 30;
+        return r;
+    }
     r->n_ctx = c->reader_contexts > 0 ? c->reader_contexts : 1;
     r->ctx = pika_calloc((size_t)r->n_ctx, sizeof *r->ctx);
     r->busy = pika_calloc((size_t)r->n_ctx, sizeof(int));
@@ -124,12 +134,67 @@ fail:
 int pika_reader_depth(const pika_reader *r) { return r->depth; }
 const char *pika_reader_fingerprint(const pika_reader *r) { return pika_model_fingerprint(r->m); }
 
+/* The remote reader: POST /v1/completions {"prompt": ids, "max_tokens": 0, "pika": {"hidden_layers",
+ * "positions"}} to a pika serve-model; its "pika.hidden[0]" holds the same [layers, positions, E]
+ * float32 block a local forward writes (base64). */
+static int remote_hidden(pika_reader *r, const int32_t *ids, int n, float *h, size_t floats) {
+    cJSON *q = cJSON_CreateObject();
+    cJSON_AddStringToObject(q, "model", "reader");
+    cJSON *pr = cJSON_AddArrayToObject(q, "prompt");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(pr, cJSON_CreateNumber(ids[i]));
+    cJSON_AddNumberToObject(q, "max_tokens", 0);
+    cJSON *pk = cJSON_AddObjectToObject(q, "pika");
+    cJSON *hl = cJSON_AddArrayToObject(pk, "hidden_layers"), *hp = cJSON_AddArrayToObject(pk, "positions");
+    for (int i = 0; i < r->n_layers; i++) cJSON_AddItemToArray(hl, cJSON_CreateNumber(r->layers[i]));
+    for (int i = 0; i < r->n_pos; i++) cJSON_AddItemToArray(hp, cJSON_CreateNumber(r->positions[i]));
+    char *body = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    char url[1024];
+    size_t ul = strlen(r->url);
+    while (ul > 0 && r->url[ul - 1] == '/') ul--;
+    snprintf(url, sizeof url, "%.*s/completions", (int)ul, r->url);
+    pika_upstream *u = pika_upstream_start(url, body, strlen(body), NULL, 2, r->timeout_s, NULL);
+    free(body);
+    int rc = -1;
+    if (pika_upstream_finish(u) || u->status != 200) {
+        pika_set_error("remote reader %s: %s", url, u->failed ? (u->error ? u->error : "failed") : "HTTP error");
+        if (!u->failed) pika_set_error("remote reader %s: HTTP %ld %.200s", url, u->status, u->buf.s ? u->buf.s : "");
+        pika_upstream_free(u);
+        return -1;
+    }
+    cJSON *j = cJSON_ParseWithLength(u->buf.s, u->buf.n);
+    const cJSON *h0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "pika"), "hidden"), 0);
+    const cJSON *data = cJSON_GetObjectItem(h0, "data");
+    size_t nb = 0;
+    void *raw = cJSON_IsString(data) ? pika_base64_decode(data->valuestring, &nb) : NULL;
+    if (!raw || nb != floats * sizeof(float)) pika_set_error("remote reader %s: no hidden state of %zu floats in the answer", url, floats);
+    else {
+        memcpy(h, raw, nb);
+        rc = 0;
+    }
+    free(raw);
+    cJSON_Delete(j);
+    pika_upstream_free(u);
+    return rc;
+}
+
 static int score_ids(pika_reader *r, const int32_t *ids, int n, double *p) {
     for (int i = 0; i < r->n_members; i++) p[i] = 0;
     if (r->n_layers == 0) return 0;
     if (n < r->min_tokens) return pika_set_error("the prompt has %d tokens; the probes read position -%d", n, r->min_tokens);
     int E = pika_model_hparams(r->m)->n_embd;
-    float *h = pika_malloc(sizeof(float) * (size_t)r->n_layers * (size_t)r->n_pos * (size_t)E);
+    size_t floats = (size_t)r->n_layers * (size_t)r->n_pos * (size_t)E;
+    float *h = pika_malloc(sizeof(float) * floats);
+    if (r->url) {
+        int rc = remote_hidden(r, ids, n, h, floats);
+        for (int i = 0; i < r->n_members && rc == 0; i++) {
+            if (!r->probes[i]) continue;
+            const float *v = h + ((size_t)r->li[i] * (size_t)r->n_pos + (size_t)r->pi[i]) * (size_t)E;
+            rc = pika_probe_score_hidden(r->probes[i], v, E, NULL, &p[i]);
+        }
+        free(h);
+        return rc;
+    }
     pthread_mutex_lock(&r->mu);
     int k;
     for (;;) {

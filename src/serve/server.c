@@ -602,6 +602,7 @@ static enum MHD_Result handle_get(struct MHD_Connection *con, const char *url, r
         cJSON *rd = cJSON_AddObjectToObject(j, "reader");
         cJSON_AddBoolToObject(rd, "loaded", s->reader != NULL);
         if (c->reader_model) cJSON_AddStringToObject(rd, "model", c->reader_model);
+        if (c->reader_url) cJSON_AddStringToObject(rd, "url", c->reader_url);
         if (s->reader) {
             cJSON_AddStringToObject(rd, "fingerprint", pika_reader_fingerprint(s->reader));
             cJSON_AddNumberToObject(rd, "depth", pika_reader_depth(s->reader));
