@@ -561,6 +561,15 @@ static void test_server(void) {
     sent++;
     CHECK(r.status == 200 && strstr(r.body.s, "\"policy\":\"cascade\""), "cascade: %s", r.body.s);
     free(r.body.s);
+    /* a cascade threshold in the model name; a per-request budget in the model name */
+    http(port, "POST", "/v1/chat/completions", "{\"model\":\"pika-route:threshold=1.5\",\"messages\":[{\"role\":\"user\",\"content\":\"1+1=\"}]}", &r);
+    sent++;
+    CHECK(r.status == 200 && !strcmp(r.member, c.members[c.cascade_order[c.n_cascade - 1]].name), "threshold above every p: the cascade's last (%s)", r.member);
+    free(r.body.s);
+    http(port, "POST", "/v1/chat/completions", "{\"model\":\"pika-route:budget=0.3\",\"pika\":{\"lambda\":0},\"messages\":[{\"role\":\"user\",\"content\":\"1+1=\"}]}", &r);
+    sent++;
+    CHECK(r.status == 200 && !strcmp(r.member, "s"), "budget 0.3 leaves only s (%s)", r.member);
+    free(r.body.s);
     /* bypass by member name */
     http(port, "POST", "/v1/chat/completions", "{\"model\":\"l\",\"messages\":[{\"role\":\"user\",\"content\":\"5+5=\"}]}", &r);
     sent++;
@@ -625,6 +634,30 @@ static void test_server(void) {
         CHECK(r.status == bad[i].status && cJSON_IsString(cJSON_GetObjectItem(e, "message")) && cJSON_IsString(cJSON_GetObjectItem(e, "type")),
               "bad request %zu: %ld %s", i, r.status, r.body.s);
         cJSON_Delete(j);
+        free(r.body.s);
+    }
+    /* odd but well-formed input: answered (200) or refused (400), never a crash */
+    {
+        pika_buf lp = {0};
+        pika_buf_puts(&lp, "{\"model\":\"pika-route\",\"messages\":[{\"role\":\"user\",\"content\":\"");
+        for (int i = 0; i < 400; i++) pika_buf_puts(&lp, "12+34 ");
+        pika_buf_puts(&lp, "\"}]}");
+        const char *odd[] = {
+            lp.s,
+            "{\"model\":\"pika-route\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\\u0000x\"}]}",
+            "{\"model\":\"pika-route\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"1+1\"},"
+            "{\"role\":\"assistant\",\"content\":\"2\"},{\"role\":\"user\",\"content\":\"and 2+2?\"}]}",
+            "{\"model\":\"pika-route\",\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}",
+        };
+        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+            http(port, "POST", "/v1/chat/completions", odd[i], &r);
+            sent++;
+            CHECK(r.status == 200 || (r.status == 400 && strstr(r.body.s, "\"error\"")), "odd input %zu: %ld %.300s", i, r.status, r.body.s);
+            free(r.body.s);
+        }
+        free(lp.s);
+        http(port, "GET", "/health", NULL, &r);
+        CHECK(r.status == 200, "still up after odd input");
         free(r.body.s);
     }
     {

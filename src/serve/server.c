@@ -410,8 +410,15 @@ static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
         else if (!strcmp(opt, "utility")) dop.policy = PIKA_SERVE_UTILITY;
         else if (!strncmp(opt, "lambda=", 7) && (dop.lambda = strtod(opt + 7, &end), end != opt + 7 && !*end && dop.lambda >= 0 && isfinite(dop.lambda)))
             dop.policy = PIKA_SERVE_UTILITY;
-        else { rc = send_error(con, 404, "unknown route model (pika-route, pika-route:lambda=X, pika-route:cascade, pika-route:utility)", "model", r); goto out; }
-        if (c->policy == PIKA_SERVE_BUDGET && !*opt) {
+        else if (!strncmp(opt, "threshold=", 10) && (dop.threshold = strtod(opt + 10, &end), end != opt + 10 && !*end && isfinite(dop.threshold)))
+            dop.policy = PIKA_SERVE_CASCADE;
+        else if (!strncmp(opt, "budget=", 7) && (dop.max_cost = strtod(opt + 7, &end), end != opt + 7 && !*end && dop.max_cost >= 0)) {}
+        else {
+            rc = send_error(con, 404, "unknown route model (pika-route, pika-route:lambda=X, pika-route:utility, pika-route:cascade, "
+                                      "pika-route:threshold=T, pika-route:budget=C)", "model", r);
+            goto out;
+        }
+        if (c->policy == PIKA_SERVE_BUDGET && (!*opt || !strncmp(opt, "budget=", 7))) {
             pthread_mutex_lock(&s->mu);
             dop.lambda = s->budget.lambda;
             pthread_mutex_unlock(&s->mu);
@@ -628,13 +635,15 @@ static enum MHD_Result handle_get(struct MHD_Connection *con, const char *url, r
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "object", "list");
         cJSON *d = cJSON_AddArrayToObject(j, "data");
-        const char *routes[] = {"pika-route", "pika-route:utility", "pika-route:cascade", "pika-route:lambda=X"};
-        for (int k = 0; k < 4 + c->n_members; k++) {
+        const char *routes[] = {"pika-route", "pika-route:utility", "pika-route:cascade", "pika-route:lambda=X", "pika-route:threshold=T",
+                                "pika-route:budget=C"};
+        const int nr = 6;
+        for (int k = 0; k < nr + c->n_members; k++) {
             cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "id", k < 4 ? routes[k] : c->members[k - 4].name);
+            cJSON_AddStringToObject(x, "id", k < nr ? routes[k] : c->members[k - nr].name);
             cJSON_AddStringToObject(x, "object", "model");
             cJSON_AddNumberToObject(x, "created", 0);
-            cJSON_AddStringToObject(x, "owned_by", k < 4 ? "pika" : "pika-member");
+            cJSON_AddStringToObject(x, "owned_by", k < nr ? "pika" : "pika-member");
             cJSON_AddItemToArray(d, x);
         }
         return send_json(con, 200, j, r);
