@@ -226,6 +226,37 @@ static void test_config(void) {
     }
 }
 
+/* "policy": {"router": FILE}: λ, cascade order and mean costs from a `pika route calibrate` router file */
+static void test_config_router_file(void) {
+    const char *dir = test_tmpdir();
+    char rf[512], js[1024];
+    snprintf(rf, sizeof rf, "%s/router.json", dir);
+    FILE *f = fopen(rf, "w");
+    fputs("{\"format\":\"pika-router\",\"version\":1,\"policy\":\"utility\",\"lambda\":0.0408,\"objective\":\"target_accuracy\",\"value\":0.4,"
+          "\"table\":\"t.jsonl\",\"arms\":[{\"name\":\"s-k1\",\"mean_cost\":2.5,\"c_tilde\":0,\"probe\":null},"
+          "{\"name\":\"l-k1\",\"mean_cost\":22.5,\"c_tilde\":1,\"probe\":null}]}", f);
+    fclose(f);
+    snprintf(js, sizeof js, "{\"policy\":{\"router\":\"%s\"},\"members\":[{\"name\":\"s\",\"arm\":\"s-k1\",\"url\":\"http://x\"},"
+             "{\"name\":\"m\",\"url\":\"http://x\",\"mean_cost\":12.5},{\"name\":\"l\",\"arm\":\"l-k1\",\"url\":\"http://x\"}]}", rf);
+    pika_serve_config c;
+    REQUIRE(pika_serve_config_parse(js, &c) == 0, "%s", pika_last_error());
+    CHECK(fabs(c.lambda - 0.0408) < 1e-15 && c.members[0].mean_cost == 2.5 && c.members[2].mean_cost == 22.5, "λ and costs from the router file");
+    CHECK(fabs(c.ct[1] - 0.5) < 1e-12 && c.ct[0] == 0 && c.ct[2] == 1, "c̃ %g %g %g", c.ct[0], c.ct[1], c.ct[2]);
+    pika_serve_config_free(&c);
+    f = fopen(rf, "w");
+    fputs("{\"format\":\"pika-router\",\"version\":1,\"policy\":\"cascade\",\"threshold\":0.7,\"cascade_order\":[\"l-k1\",\"s-k1\"],"
+          "\"cascade_cost\":\"final\",\"arms\":[]}", f);
+    fclose(f);
+    REQUIRE(pika_serve_config_parse(js, &c) == 0, "%s", pika_last_error());
+    CHECK(c.policy == PIKA_SERVE_CASCADE && c.threshold == 0.7 && c.n_cascade == 2 && c.cascade_order[0] == 2 && c.cascade_order[1] == 0,
+          "cascade from the router file");
+    pika_serve_config_free(&c);
+    f = fopen(rf, "w");
+    fputs("{\"format\":\"other\"}", f);
+    fclose(f);
+    CHECK(pika_serve_config_parse(js, &c) == -1 && strstr(pika_last_error(), "pika-router"), "not a router file: %s", pika_last_error());
+}
+
 static void test_decide(void) {
     pika_serve_config c;
     const char *js = "{\"members\":[{\"name\":\"a\",\"url\":\"http://x\",\"price_in\":1,\"price_out\":0},"
@@ -1051,7 +1082,19 @@ static void test_cli_sigterm(void) {
     o = test_run(cmd, &rs);
     CHECK(rs == 0 && strstr(o, "2 requests") && strstr(o, "share"), "route log text: %s", o);
     free(o);
-    /* start-up errors: a probe for another reader */
+    /* start-up errors: a missing config, a bad field */
+    snprintf(cmd, sizeof cmd, "%s serve --config %s/none.json --port 0 2>&1", test_pika_bin(), dir);
+    o = test_run(cmd, &rs);
+    CHECK(rs == 2 && strstr(o, "none.json"), "missing config (%d) %s", rs, o);
+    free(o);
+    f = fopen(cfg, "w");
+    fputs("{\"members\":[{\"name\":\"s\",\"url\":\"http://127.0.0.1:1/v1\",\"price_in\":-1}]}", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s serve --config %s --port 0 2>&1", test_pika_bin(), cfg);
+    o = test_run(cmd, &rs);
+    CHECK(rs == 2 && strstr(o, "members[0]"), "bad field named (%d) %s", rs, o);
+    free(o);
+    /* a probe for another reader */
     snprintf(js, sizeof js, "{\"reader\":{\"model\":\"models/pool/pika-math-l.gguf\"},\"members\":[{\"name\":\"s\",\"url\":\"http://127.0.0.1:1/v1\",\"probe\":\"%s\"}]}",
              g_probe[0]);
     f = fopen(cfg, "w");
@@ -1067,6 +1110,7 @@ static void test_cli_sigterm(void) {
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     RUN(test_config);
+    RUN(test_config_router_file);
     RUN(test_decide);
     RUN(test_breaker);
     RUN(test_budget);
