@@ -153,22 +153,9 @@ static inline int tc_decode(tc_conn *c) {
     }
 }
 
-/* Connect, send the request and read the response head. extra_headers: "Name: v\r\n..." or NULL.
- * body_len < 0: strlen(body). NULL when the connection fails or no head arrives within 30 s. */
-static inline tc_conn *tc_open(int port, const char *method, const char *path, const char *body, long body_len,
-                               const char *extra_headers) {
-    int fd = tc_connect(port);
-    if (fd < 0) return NULL;
-    size_t bl = body ? (body_len < 0 ? strlen(body) : (size_t)body_len) : 0;
-    char head[2048];
-    int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s%s",
-                      method, path, port, body ? "Content-Type: application/json\r\n" : "", extra_headers ? extra_headers : "",
-                      body ? "" : "\r\n");
-    if (body) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n\r\n", bl);
-    if (tc_send_all(fd, head, (size_t)hn) || (bl && tc_send_all(fd, body, bl))) {
-        /* the server may answer (413) and close before the whole body went out: still read the answer */
-    }
+/* Read the response head from a connected fd whose request has been sent. NULL (fd closed) when no
+ * head arrives within 30 s. */
+static inline tc_conn *tc_attach(int fd) {
     tc_conn *c = calloc(1, sizeof *c);
     c->fd = fd;
     c->chunk_left = -1;
@@ -193,6 +180,38 @@ static inline tc_conn *tc_open(int port, const char *method, const char *path, c
     const char *te = tc_find_header(c->head, "Transfer-Encoding");
     c->chunked = te && !strncasecmp(te, "chunked", 7);
     return c;
+}
+
+/* Connect and send a POST request but its last byte, so several requests can be released at once:
+ * send each one's last byte, then tc_attach each fd. -1 when the connection fails. */
+static inline int tc_hold(int port, const char *path, const char *body) {
+    int fd = tc_connect(port);
+    if (fd < 0) return -1;
+    char head[512];
+    int hn = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", path, port, strlen(body));
+    tc_send_all(fd, head, (size_t)hn);
+    tc_send_all(fd, body, strlen(body) - 1);
+    return fd;
+}
+
+/* Connect, send the request and read the response head. extra_headers: "Name: v\r\n..." or NULL.
+ * body_len < 0: strlen(body). NULL when the connection fails or no head arrives within 30 s. */
+static inline tc_conn *tc_open(int port, const char *method, const char *path, const char *body, long body_len,
+                               const char *extra_headers) {
+    int fd = tc_connect(port);
+    if (fd < 0) return NULL;
+    size_t bl = body ? (body_len < 0 ? strlen(body) : (size_t)body_len) : 0;
+    char head[2048];
+    int hn = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s%s",
+                      method, path, port, body ? "Content-Type: application/json\r\n" : "", extra_headers ? extra_headers : "",
+                      body ? "" : "\r\n");
+    if (body) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n\r\n", bl);
+    if (tc_send_all(fd, head, (size_t)hn) || (bl && tc_send_all(fd, body, bl))) {
+        /* the server may answer (413) and close before the whole body went out: still read the answer */
+    }
+    return tc_attach(fd);
 }
 
 static inline void tc_close(tc_conn *c) {

@@ -365,14 +365,16 @@ void pika_serve_model_free(pika_serve_model *s) {
 /* ------------------------------------------------------------------ request parsing */
 
 /* Text prompt -> ids: special-token texts parsed; the vocab's BOS (and EOS) added as raw-text
- * tokenization adds them, except a BOS the text already starts with. */
+ * tokenization adds them unless the text starts with a control token (BOS itself, or the first token
+ * of a rendered chat template such as [INST] or <|im_start|>: such text is already complete). */
 static int tokenize_text(const pika_serve_model *s, const char *text, size_t len, int32_t **out) {
     int32_t *ids;
     int n = pika_tokenize(s->tok, text, len, false, true, &ids);
     if (n < 0) return -1;
     int32_t bos = pika_tokenizer_bos(s->tok), eos = pika_tokenizer_eos(s->tok);
-    int add_bos = pika_tokenizer_adds_bos(s->tok) && bos >= 0 && !(n > 0 && ids[0] == bos);
-    int add_eos = pika_tokenizer_adds_eos(s->tok) && eos >= 0;
+    int rendered = n > 0 && (ids[0] == bos || (pika_tokenizer_token_attr(s->tok, ids[0]) & PIKA_TOKEN_CONTROL));
+    int add_bos = pika_tokenizer_adds_bos(s->tok) && bos >= 0 && !rendered;
+    int add_eos = pika_tokenizer_adds_eos(s->tok) && eos >= 0 && !rendered;
     int32_t *r = pika_malloc(sizeof(int32_t) * (size_t)(n + 2));
     int k = 0;
     if (add_bos) r[k++] = bos;
