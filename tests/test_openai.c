@@ -369,6 +369,16 @@ static void test_client_retries(void) {
     CHECK(rc == -1 && r.attempts == 1 && r.status == 400 && s.n_requests == 1, "400 not retried");
     CHECK(r.error && strstr(r.error, "unknown model"), "400 message '%s'", r.error ? r.error : "");
     pika_oai_result_free(&r);
+    /* a server that never answers: each attempt times out, is retried, then a clear error */
+    stub_reset_log(&s);
+    s.hold_all = 1;
+    o.timeout_s = 0.3;
+    o.max_retries = 1;
+    rc = pika_oai_request(&o, PIKA_OAI_COMPLETIONS, "{\"model\":\"stub-model\",\"prompt\":\"x\"}", NULL, NULL, &r);
+    CHECK(rc == -1 && r.attempts == 2 && r.status == 0 && r.error && strstr(r.error, "imeout"), "timeouts: %s",
+          r.error ? r.error : "");
+    pika_oai_result_free(&r);
+    o.timeout_s = 30;
     stub_stop(&s);
     /* nothing listening: a transport error, retried, then a clear error (the port is free again) */
     o.max_retries = 1;
