@@ -340,6 +340,53 @@ static void test_client_stream(void) {
     stub_stop(&s);
 }
 
+
+typedef struct {
+    const pika_oai_opts *o;
+    int ok;
+    chunk_log l;
+    char q[16];
+} thread_job;
+
+static void *stream_thread(void *u) {
+    thread_job *j = u;
+    char body[256];
+    snprintf(body, sizeof body, "{\"model\":\"stub-model\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}],\"stream\":true}", j->q);
+    pika_oai_result r;
+    j->ok = pika_oai_request(j->o, PIKA_OAI_CHAT, body, on_chunk, &j->l, &r) == 0;
+    char want[128];
+    answer_text(j->q, 0, want, sizeof want);
+    j->ok = j->ok && r.n_choices == 1 && !strcmp(r.choices[0].text, want) && j->l.text.s && !strcmp(j->l.text.s, want);
+    pika_oai_result_free(&r);
+    return NULL;
+}
+
+/* Server threads forwarding streams: blocking requests from several threads at once. */
+static void test_client_threads(void) {
+    stub s;
+    REQUIRE(stub_start(&s) == 0, "stub server");
+    char url[128];
+    pika_oai_opts o;
+    opts_for(&o, &s, url, sizeof url);
+    o.api_key = "sk-threads";
+    thread_job jobs[6];
+    pthread_t th[6];
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < 6; i++) {
+        jobs[i].o = &o;
+        snprintf(jobs[i].q, sizeof jobs[i].q, "t%d", i);
+        REQUIRE(pthread_create(&th[i], NULL, stream_thread, &jobs[i]) == 0, "thread");
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].ok, "thread %d's stream", i);
+        free(jobs[i].l.text.s);
+        free(jobs[i].l.reasoning.s);
+    }
+    CHECK(s.n_requests == 6 && !strcmp(s.auth, "Bearer sk-threads"), "6 requests with the key");
+    stub_stop(&s);
+}
+
 static void test_client_retries(void) {
     stub s;
     REQUIRE(stub_start(&s) == 0, "stub server");
@@ -369,6 +416,16 @@ static void test_client_retries(void) {
     CHECK(rc == -1 && r.attempts == 1 && r.status == 400 && s.n_requests == 1, "400 not retried");
     CHECK(r.error && strstr(r.error, "unknown model"), "400 message '%s'", r.error ? r.error : "");
     pika_oai_result_free(&r);
+    /* a server that never answers: each attempt times out, is retried, then a clear error */
+    stub_reset_log(&s);
+    s.hold_all = 1;
+    o.timeout_s = 0.3;
+    o.max_retries = 1;
+    rc = pika_oai_request(&o, PIKA_OAI_COMPLETIONS, "{\"model\":\"stub-model\",\"prompt\":\"x\"}", NULL, NULL, &r);
+    CHECK(rc == -1 && r.attempts == 2 && r.status == 0 && r.error && strstr(r.error, "imeout"), "timeouts: %s",
+          r.error ? r.error : "");
+    pika_oai_result_free(&r);
+    o.timeout_s = 30;
     stub_stop(&s);
     /* nothing listening: a transport error, retried, then a clear error (the port is free again) */
     o.max_retries = 1;
@@ -874,6 +931,7 @@ int main(void) {
     RUN(test_backoff);
     RUN(test_client_completions);
     RUN(test_client_stream);
+    RUN(test_client_threads);
     RUN(test_client_retries);
     RUN(test_client_concurrency);
     RUN(test_client_retry_after);

@@ -9,7 +9,7 @@
  * Many requests, one thread driving them (pika sample --backend openai):
  *   pika_oai_opts o; pika_oai_opts_default(&o); o.base_url = "http://127.0.0.1:8000/v1"; o.concurrency = 16;
  *   pika_oai_client *c = pika_oai_client_new(&o);               // NULL + error
- *   pika_oai_submit(c, PIKA_OAI_COMPLETIONS, body_json, tag, on_done, user);
+ *   pika_oai_submit(c, PIKA_OAI_COMPLETIONS, body_json, tag, on_done, NULL, user);  // on_chunk: NULL
  *   while (pika_oai_pending(c)) pika_oai_step(c, 1000);          // on_done runs inside step, once per request
  *   pika_oai_client_free(c);
  *
