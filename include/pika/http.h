@@ -71,6 +71,9 @@ int pika_http_port(const pika_http_server *s);
  * pika_http_client_gone() returns 1), then wait for all connection threads to finish. Handlers that
  * block must therefore poll pika_http_client_gone() (or be woken by their application). Idempotent. */
 void pika_http_stop(pika_http_server *s);
+/* Stop accepting connections only: requests and streams in flight go on (open keep-alive
+ * connections may still send requests). For a drain before pika_http_stop. Idempotent. */
+void pika_http_quiesce(pika_http_server *s);
 /* 1 once pika_http_stop has begun. */
 int pika_http_stopping(const pika_http_server *s);
 /* Stops the server if needed and frees it. */
@@ -84,6 +87,7 @@ typedef struct {
     int64_t streams_started, streams_client_gone;
     int64_t bytes_in, bytes_out; /* request bodies / response bodies (stream bytes included) */
     int active_connections;
+    int requests_open;       /* requests begun and not yet completed (their response not yet all sent) */
 } pika_http_stats;
 void pika_http_get_stats(const pika_http_server *s, pika_http_stats *out);
 

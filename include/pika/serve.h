@@ -14,7 +14,7 @@
  *   pika_breaker       per-member circuit breaker (clock passed in: no hidden time)
  *   pika_budget        online λ controller keeping the rolling mean cost at a target
  *   pika_serve_log     the SQLite decision log and its summary (`pika route log`)
- *   pika_server        the HTTP front (libmicrohttpd) + forwarding (libcurl)
+ *   pika_server        the HTTP front (net/http.h on libmicrohttpd) + forwarding (libcurl)
  *   pika_stub          a tiny OpenAI-like stub member (tests, bench)
  */
 #ifndef PIKA_SERVE_H
@@ -162,7 +162,7 @@ typedef struct {
     const char *host;    /* default 127.0.0.1 */
     int port;            /* 0: a free port (pika_server_port tells) */
     int log_prompts;
-    int threads_hint;    /* unused today (one thread per connection) */
+    int access_log;      /* 1: one line per request on stderr (the HTTP layer's access log) */
 } pika_server_opts;
 typedef struct pika_server pika_server;
 /* Load the reader (unless every member lacks a probe), open the log, bind and start serving. */

@@ -605,6 +605,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->t0 = pika_now();
         snprintf(r->method, sizeof r->method, "%s", method);
         r->path = pika_strdup(url);
+        pthread_mutex_lock(&s->mu);
+        s->st.requests_open++;
+        pthread_mutex_unlock(&s->mu);
         const char *cid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (id_ok(cid)) snprintf(r->id, sizeof r->id, "%s", cid);
         else snprintf(r->id, sizeof r->id, "req-%llx", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
@@ -659,6 +662,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     pika_http_request *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
+    pthread_mutex_lock(&s->mu);
+    s->st.requests_open--;
+    pthread_mutex_unlock(&s->mu);
     if (s->o.log) {
         const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
                           : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client closed the connection)"
@@ -740,6 +746,13 @@ int pika_http_start(pika_http_server *s) {
     }
     s->listen_fd = fd;
     return 0;
+}
+
+void pika_http_quiesce(pika_http_server *s) {
+    if (!s->d || s->listen_fd < 0) return;
+    MHD_socket lfd = MHD_quiesce_daemon(s->d); /* no new connections; requests in flight go on */
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
+    s->listen_fd = -1;
 }
 
 void pika_http_stop(pika_http_server *s) {

@@ -1,12 +1,9 @@
-/* server.c — the HTTP front of `pika serve` (libmicrohttpd, one thread per connection): parse the
- * OpenAI request, route it (reader prefill + probes + decision), forward it to the chosen member
- * with fallback before the first byte, stream the answer back with the decision injected, count
- * metrics, and log every request. */
-#include <arpa/inet.h>
+/* server.c — the HTTP front of `pika serve` on pika's HTTP layer (net/http.h: one thread per
+ * connection, body limit -> 413, OpenAI-style errors, SSE streams): parse the OpenAI request, route
+ * it (reader prefill + probes + decision), forward it to the chosen member with fallback before the
+ * first byte, stream the answer back with the decision injected, count metrics, log every request. */
 #include <curl/curl.h>
 #include <math.h>
-#include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pika/http.h"
 #include "pika/serve.h"
 #include "pika/util.h"
 #include "serve/upstream.h"
@@ -26,7 +24,7 @@ struct pika_server {
     const pika_serve_config *c;
     pika_reader *reader;
     pika_serve_log *log;
-    struct MHD_Daemon *d;
+    pika_http_server *http;
     int port;
     int log_prompts;
     pthread_mutex_t mu;
@@ -92,20 +90,17 @@ static void req_unref(req *r) {
 }
 
 /* ---- responses ---- */
-static enum MHD_Result send_buf(struct MHD_Connection *con, int status, const char *ctype, const char *txt, size_t n, req *r) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, (void *)txt, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(resp, "Content-Type", ctype);
-    if (r && r->request_id[0]) MHD_add_response_header(resp, "x-pika-request-id", r->request_id);
-    enum MHD_Result rc = MHD_queue_response(con, (unsigned)status, resp);
-    MHD_destroy_response(resp);
+static int send_buf(pika_http_request *con, int status, const char *ctype, const char *txt, size_t n, req *r) {
+    if (r && r->request_id[0]) pika_http_add_header(con, "x-pika-request-id", r->request_id);
+    int rc = pika_http_respond(con, status, ctype, txt, n);
     if (r) r->status = status;
     return rc;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *con, int status, cJSON *j, req *r) {
+static int send_json(pika_http_request *con, int status, cJSON *j, req *r) {
     char *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    enum MHD_Result rc = send_buf(con, status, "application/json", t, strlen(t), r);
+    int rc = send_buf(con, status, "application/json", t, strlen(t), r);
     free(t);
     return rc;
 }
@@ -125,7 +120,7 @@ static cJSON *error_obj(int status, const char *msg, const char *param) {
     return j;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *con, int status, const char *msg, const char *param, req *r) {
+static int send_error(pika_http_request *con, int status, const char *msg, const char *param, req *r) {
     if (r) { free(r->error); r->error = pika_strdup(msg); }
     return send_json(con, status, error_obj(status, msg, param), r);
 }
@@ -177,6 +172,15 @@ static char *metrics_text(pika_server *s) {
         pika_buf_puts(&b, line);
     }
     snprintf(line, sizeof line, "# TYPE pika_in_flight gauge\npika_in_flight %d\n", s->in_flight);
+    pika_buf_puts(&b, line);
+    /* the HTTP layer's own counts: every response, including those it sent before routing (413, 404, 405) */
+    pika_http_stats hs;
+    pika_http_get_stats(s->http, &hs);
+    snprintf(line, sizeof line,
+             "# TYPE pika_http_responses_total counter\npika_http_responses_total{class=\"2xx\"} %lld\npika_http_responses_total{class=\"4xx\"} %lld\n"
+             "pika_http_responses_total{class=\"5xx\"} %lld\npika_http_responses_total{class=\"413\"} %lld\n"
+             "# TYPE pika_http_connections gauge\npika_http_connections %d\n",
+             (long long)hs.status_2xx, (long long)hs.status_4xx, (long long)hs.status_5xx, (long long)hs.status_413, hs.active_connections);
     pika_buf_puts(&b, line);
     if (c->policy == PIKA_SERVE_BUDGET) {
         snprintf(line, sizeof line,
@@ -257,24 +261,15 @@ static int inject(pika_buf *out, const char *src, size_t n, size_t from, const c
     return 1;
 }
 
-/* ---- streaming response: pull from the upstream ---- */
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
-    (void)pos;
-    req *r = cls;
+/* ---- streaming response: push what the upstream sends, the decision injected into the first event ---- */
+static void stream_out(pika_http_request *con, req *r, const char *ctype) {
+    pika_upstream *u = r->up;
+    pika_http_stream *st = pika_http_respond_stream(con, (int)u->status, ctype);
+    if (!st) { r->status = 500; return; }
+    int gone = 0;
     for (;;) {
-        if (r->tail_off < r->tail.n) {
-            size_t k = r->tail.n - r->tail_off;
-            if (k > max) k = max;
-            memcpy(buf, r->tail.s + r->tail_off, k);
-            r->tail_off += k;
-            return (ssize_t)k;
-        }
-        if (r->ended) return MHD_CONTENT_READER_END_OF_STREAM;
-        pika_upstream *u = r->up;
         if (u->off < u->buf.n) {
-            /* hand on what is pending, the decision injected into the first data event */
             r->tail.n = 0;
-            r->tail_off = 0;
             const char *src = u->buf.s + u->off;
             size_t n = u->buf.n - u->off;
             if (!r->injected) { /* wait for the whole first event line, then inject the decision */
@@ -298,45 +293,43 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             } else pika_buf_add(&r->tail, src, n);
             scan_stream(r, src, n);
             u->off = u->buf.n;
+            if (pika_http_stream_write(st, r->tail.s, r->tail.n)) { gone = 1; break; }
             continue;
         }
-        if (u->done) {
-            r->ended = 1;
-            r->upstream_ms = (pika_now() - u->t_start) * 1000;
-            if (u->failed) {
-                /* after the first byte: end the stream with an OpenAI error chunk */
-                char msg[512];
-                snprintf(msg, sizeof msg, "member %s failed mid-stream: %s", r->s->c->members[r->member].name, u->error ? u->error : "?");
-                cJSON *e = error_obj(502, msg, NULL);
-                char *t = cJSON_PrintUnformatted(e);
-                cJSON_Delete(e);
-                r->tail.n = 0;
-                r->tail_off = 0;
-                pika_buf_puts(&r->tail, "data: ");
-                pika_buf_puts(&r->tail, t);
-                pika_buf_puts(&r->tail, "\n\ndata: [DONE]\n\n");
-                free(t);
-                free(r->error);
-                r->error = pika_strdup(msg);
-                r->status = 502;
-                pthread_mutex_lock(&r->s->mu);
-                pika_breaker_record(&r->s->br[r->member], 0, pika_now(), r->s->c->breaker_failures, r->s->c->breaker_cooldown_s);
-                pthread_mutex_unlock(&r->s->mu);
-                continue;
-            }
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        }
+        if (u->done) break;
         pika_upstream_pump(u);
     }
+    r->upstream_ms = (pika_now() - u->t_start) * 1000;
+    r->ended = 1;
+    if (gone) {
+        free(r->error);
+        r->error = pika_strdup("client disconnected");
+        r->status = 499;
+    } else if (u->failed) {
+        /* after the first byte: end the stream with an OpenAI error chunk */
+        char msg[512];
+        snprintf(msg, sizeof msg, "member %s failed mid-stream: %s", r->s->c->members[r->member].name, u->error ? u->error : "?");
+        cJSON *e = pika_http_error_json(502, NULL, NULL, "upstream_failed", msg);
+        char *t = cJSON_PrintUnformatted(e);
+        cJSON_Delete(e);
+        pika_http_stream_sse(st, t);
+        pika_http_stream_sse(st, "[DONE]");
+        free(t);
+        free(r->error);
+        r->error = pika_strdup(msg);
+        r->status = 502;
+        pthread_mutex_lock(&r->s->mu);
+        pika_breaker_record(&r->s->br[r->member], 0, pika_now(), r->s->c->breaker_failures, r->s->c->breaker_cooldown_s);
+        pthread_mutex_unlock(&r->s->mu);
+    }
+    pika_http_stream_close(st);
 }
 
-static void stream_free(void *cls) { req_unref(cls); }
-
 /* ---- routing + forwarding ---- */
-static void add_p_header(struct MHD_Response *resp, req *r, const double *p, int have_p) {
+static void add_p_header(pika_http_request *resp, req *r, const double *p, int have_p) {
     const pika_serve_config *c = r->s->c;
-    MHD_add_response_header(resp, "x-pika-member", c->members[r->member].name);
-    MHD_add_response_header(resp, "x-pika-request-id", r->request_id);
+    pika_http_add_header(resp, "x-pika-member", c->members[r->member].name);
+    pika_http_add_header(resp, "x-pika-request-id", r->request_id);
     if (have_p) {
         pika_buf b = {0};
         char x[64];
@@ -344,12 +337,12 @@ static void add_p_header(struct MHD_Response *resp, req *r, const double *p, int
             snprintf(x, sizeof x, "%s%s=%.6f", a ? "," : "", c->members[a].name, p[a]);
             pika_buf_puts(&b, x);
         }
-        MHD_add_response_header(resp, "x-pika-p", b.s);
+        pika_http_add_header(resp, "x-pika-p", b.s);
         free(b.s);
     }
     char at[16];
     snprintf(at, sizeof at, "%d", r->attempts);
-    MHD_add_response_header(resp, "x-pika-attempts", at);
+    pika_http_add_header(resp, "x-pika-attempts", at);
 }
 
 static char *decision_json(req *r, const double *p, int have_p) {
@@ -370,7 +363,7 @@ static char *decision_json(req *r, const double *p, int have_p) {
     return t;
 }
 
-static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
+static int handle_completion(pika_http_request *con, req *r) {
     pika_server *s = r->s;
     r->is_completion = 1;
     const pika_serve_config *c = s->c;
@@ -381,7 +374,7 @@ static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
     }
     cJSON *j = r->body.s ? cJSON_ParseWithLength(r->body.s, r->body.n) : NULL;
     if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return send_error(con, 400, "the body is not a JSON object", NULL, r); }
-    enum MHD_Result rc;
+    int rc;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     if (!cJSON_IsString(model)) { rc = send_error(con, 400, "'model' is required (pika-route, pika-route:lambda=X, pika-route:cascade or a member name)", "model", r); goto out; }
     r->model = pika_strdup(model->valuestring);
@@ -567,21 +560,14 @@ static enum MHD_Result handle_completion(struct MHD_Connection *con, req *r) {
             pika_buf out = {0};
             if (u->status < 300) inject(&out, u->buf.s ? u->buf.s : "", u->buf.n, 0, r->decision);
             else pika_buf_add(&out, u->buf.s ? u->buf.s : "", u->buf.n);
-            struct MHD_Response *resp = MHD_create_response_from_buffer(out.n, out.s ? out.s : (void *)"", MHD_RESPMEM_MUST_FREE);
-            if (!out.s) MHD_destroy_response(resp), resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-            MHD_add_response_header(resp, "Content-Type", ctype);
-            add_p_header(resp, r, p, have_p);
-            rc = MHD_queue_response(con, (unsigned)u->status, resp);
-            MHD_destroy_response(resp);
+            add_p_header(con, r, p, have_p);
+            rc = pika_http_respond(con, (int)u->status, ctype, out.s ? out.s : "", out.n);
+            free(out.s);
         } else {
-            r->refs++;
-            struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, r, stream_free);
-            MHD_add_response_header(resp, "Content-Type", ctype);
-            MHD_add_response_header(resp, "Cache-Control", "no-cache");
-            add_p_header(resp, r, p, have_p);
+            add_p_header(con, r, p, have_p);
             if (u->status >= 300) r->injected = 1; /* an upstream 4xx passes through untouched */
-            rc = MHD_queue_response(con, (unsigned)u->status, resp);
-            MHD_destroy_response(resp);
+            stream_out(con, r, ctype);
+            rc = 0;
         }
         goto out;
     }
@@ -601,7 +587,7 @@ out:
     return rc;
 }
 
-static enum MHD_Result handle_get(struct MHD_Connection *con, const char *url, req *r) {
+static int handle_get(pika_http_request *con, const char *url, req *r) {
     pika_server *s = r->s;
     const pika_serve_config *c = s->c;
     if (!strcmp(url, "/health")) {
@@ -650,61 +636,33 @@ static enum MHD_Result handle_get(struct MHD_Connection *con, const char *url, r
     }
     if (!strcmp(url, "/metrics")) {
         char *t = metrics_text(s);
-        enum MHD_Result rc = send_buf(con, 200, "text/plain; version=0.0.4", t, strlen(t), r);
+        int rc = send_buf(con, 200, "text/plain; version=0.0.4", t, strlen(t), r);
         free(t);
         return rc;
     }
     return send_error(con, 404, "no such endpoint (POST /v1/chat/completions, /v1/completions; GET /v1/models, /health, /metrics)", NULL, r);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method, const char *version,
-                                  const char *data, size_t *data_size, void **con_cls) {
-    (void)version;
-    pika_server *s = cls;
-    req *r = *con_cls;
-    if (!r) {
-        r = pika_calloc(1, sizeof *r);
-        r->s = s;
-        r->refs = 1;
-        r->member = -1;
-        r->lambda = NAN;
-        r->t0 = pika_now();
-        pthread_mutex_lock(&s->mu);
-        s->in_flight++;
-        uint64_t id = ++s->next_id;
-        pthread_mutex_unlock(&s->mu);
-        snprintf(r->request_id, sizeof r->request_id, "pika-%llx-%llu", (unsigned long long)(time(NULL)), (unsigned long long)id);
-        *con_cls = r;
-        return MHD_YES;
-    }
-    if (*data_size) {
-        if ((int64_t)(r->body.n + *data_size) > s->c->max_body) r->too_big = 1;
-        else pika_buf_add(&r->body, data, *data_size);
-        *data_size = 0;
-        return MHD_YES;
-    }
-    int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
-    if (post && (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/chat/completions"))) {
-        r->is_chat = 1;
-        return handle_completion(con, r);
-    }
-    if (post && (!strcmp(url, "/v1/completions") || !strcmp(url, "/completions"))) return handle_completion(con, r);
-    if (get) return handle_get(con, url, r);
-    if (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/completions"))
-        return send_error(con, 400, "use POST for completions", NULL, r);
-    return send_error(con, 404, "no such endpoint", NULL, r);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)con;
-    pika_server *s = cls;
-    req *r = *con_cls;
-    if (!r) return;
-    *con_cls = NULL;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status < 400 && r->stream && !r->ended) {
-        free(r->error);
-        r->error = pika_strdup("client disconnected");
-        r->status = 499;
+/* Every request: its state, the in-flight count (the drain waits for it), then metrics and the log. */
+enum { EP_CHAT, EP_TEXT, EP_GET };
+static void serve_request(pika_http_request *con, pika_server *s, int ep) {
+    req *r = pika_calloc(1, sizeof *r);
+    r->s = s;
+    r->refs = 1;
+    r->member = -1;
+    r->lambda = NAN;
+    r->t0 = pika_now();
+    snprintf(r->request_id, sizeof r->request_id, "%s", pika_http_request_id(con));
+    pthread_mutex_lock(&s->mu);
+    s->in_flight++;
+    pthread_mutex_unlock(&s->mu);
+    if (ep == EP_GET) handle_get(con, pika_http_path(con), r);
+    else {
+        size_t n = 0;
+        const char *b = pika_http_body(con, &n);
+        pika_buf_add(&r->body, b ? b : "", n);
+        r->is_chat = ep == EP_CHAT;
+        handle_completion(con, r);
     }
     if (r->status == 0) r->status = 500;
     if (r->is_completion) finish(r);
@@ -714,6 +672,9 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls, 
     pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->mu);
 }
+static void on_chat(pika_http_request *con, void *s) { serve_request(con, s, EP_CHAT); }
+static void on_text(pika_http_request *con, void *s) { serve_request(con, s, EP_TEXT); }
+static void on_get(pika_http_request *con, void *s) { serve_request(con, s, EP_GET); }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -738,27 +699,24 @@ pika_server *pika_server_start(const pika_serve_config *c, const pika_server_opt
     for (int a = 0; a < c->n_members; a++) any_probe |= c->members[a].probe != NULL;
     if (any_probe && !(s->reader = pika_reader_new(c))) goto fail;
     if (c->log_path && !(s->log = pika_serve_log_open(c->log_path))) goto fail;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)o->port);
-    const char *host = o->host && *o->host ? o->host : "127.0.0.1";
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        struct addrinfo hints = {0}, *ai = NULL;
-        hints.ai_family = AF_INET;
-        if (getaddrinfo(host, NULL, &hints, &ai) || !ai) { pika_set_error("cannot resolve host '%s' (IPv4)", host); goto fail; }
-        sa.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        freeaddrinfo(ai);
-    }
-    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, (uint16_t)o->port, NULL, NULL,
-                            on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_END);
-    if (!s->d) { pika_set_error("cannot listen on %s:%d (in use?)", host, o->port); goto fail; }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : o->port;
+    pika_http_opts ho;
+    pika_http_opts_default(&ho);
+    ho.host = o->host && *o->host ? o->host : "127.0.0.1";
+    ho.port = o->port;
+    ho.max_body = (size_t)c->max_body;
+    ho.max_connections = 1024;
+    ho.server_name = "pika-serve";
+    ho.log = o->access_log;
+    s->http = pika_http_new(&ho);
+    const char *post[] = {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"};
+    for (int k = 0; k < 4; k++) pika_http_route(s->http, "POST", post[k], k < 2 ? on_chat : on_text, s);
+    const char *get[] = {"/health", "/v1/models", "/metrics"};
+    for (int k = 0; k < 3; k++) pika_http_route(s->http, "GET", get[k], on_get, s);
+    if (pika_http_start(s->http)) goto fail;
+    s->port = pika_http_port(s->http);
     return s;
 fail:
+    pika_http_free(s->http);
     curl_share_cleanup(s->share);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->share_mu[i]);
     pika_reader_free(s->reader);
@@ -779,8 +737,7 @@ int pika_server_in_flight(pika_server *s) {
 
 void pika_server_stop(pika_server *s, double drain_s) {
     if (!s) return;
-    MHD_socket ls = MHD_quiesce_daemon(s->d); /* stop accepting */
-    if (ls != MHD_INVALID_SOCKET) close(ls);
+    pika_http_quiesce(s->http); /* stop accepting */
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     double t = (double)dl.tv_sec + dl.tv_nsec / 1e9 + drain_s;
@@ -790,7 +747,16 @@ void pika_server_stop(pika_server *s, double drain_s) {
     while (s->in_flight > 0)
         if (pthread_cond_timedwait(&s->idle, &s->mu, &dl)) break;
     pthread_mutex_unlock(&s->mu);
-    MHD_stop_daemon(s->d);
+    /* the handlers are done; wait until their responses are all sent (bounded by the same deadline) */
+    for (;;) {
+        pika_http_stats hs;
+        pika_http_get_stats(s->http, &hs);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (hs.requests_open <= 0 || (double)now.tv_sec + now.tv_nsec / 1e9 > t) break;
+        usleep(2000);
+    }
+    pika_http_free(s->http);
     curl_share_cleanup(s->share);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&s->share_mu[i]);
     pika_serve_log_close(s->log);
