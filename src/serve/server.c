@@ -105,19 +105,12 @@ static int send_json(pika_http_request *con, int status, cJSON *j, req *r) {
     return rc;
 }
 
-static const char *error_type(int status) {
-    return status == 404 ? "not_found_error" : status == 413 ? "request_too_large" : status >= 500 ? "upstream_error"
-                                                                                                  : "invalid_request_error";
-}
-
+/* OpenAI-style error objects of the HTTP layer, with pika's codes */
 static cJSON *error_obj(int status, const char *msg, const char *param) {
-    cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
-    cJSON_AddStringToObject(e, "message", msg);
-    cJSON_AddStringToObject(e, "type", error_type(status));
-    if (param) cJSON_AddStringToObject(e, "param", param);
-    else cJSON_AddNullToObject(e, "param");
-    cJSON_AddNumberToObject(e, "code", status);
-    return j;
+    const char *code = status == 404 ? "model_not_found" : status == 413 ? "request_too_large" : status == 502 ? "upstream_failed"
+                       : status == 504 ? "upstream_timeout" : status >= 500 ? "server_error" : "invalid_request";
+    if (status == 404 && !param) code = "not_found";
+    return pika_http_error_json(status, NULL, param, code, msg);
 }
 
 static int send_error(pika_http_request *con, int status, const char *msg, const char *param, req *r) {
