@@ -222,7 +222,10 @@ static cJSON *read_stream(int port, const char *path, const char *body, int *don
     while ((ev = tc_next_event(c))) {
         if (*done) *done = -1; /* something after [DONE] */
         if (!strcmp(ev, "[DONE]")) *done = *done ? -1 : 1;
-        else cJSON_AddItemToArray(events, cJSON_Parse(ev) ? cJSON_Parse(ev) : cJSON_CreateString(ev));
+        else {
+            cJSON *e = cJSON_Parse(ev);
+            cJSON_AddItemToArray(events, e ? e : cJSON_CreateString(ev));
+        }
         free(ev);
     }
     tc_close(c);
