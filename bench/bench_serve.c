@@ -6,8 +6,10 @@
  * the single-request decode speed of the engine itself (pika_generate, no HTTP) as the reference.
  *
  *   bench_serve --url http://127.0.0.1:8080 [--clients 1,4,8] [--requests N] [--max-tokens M]
- *               [--prompt TEXT] [--stream] [--label NAME] [--local-model M.gguf --threads T]
+ *               [--prompt TEXT] [--stream] [--label NAME] [--local-model M.gguf --threads T] [--server-pid PID]
  * --requests: requests per concurrency level (default: max(4, 2 x clients)).
+ * --server-pid: also report tokens per CPU-second of that process (user + system time from /proc), a
+ * figure that a busy shared machine disturbs much less than wall-clock throughput.
  */
 #include <math.h>
 #include <pthread.h>
@@ -94,6 +96,24 @@ static void *client(void *arg) {
     return NULL;
 }
 
+/* CPU seconds (user + system) of a process, NAN when unknown. */
+static double cpu_seconds(int pid) {
+    if (pid <= 0) return NAN;
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return NAN;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return NAN;
+    unsigned long ut = 0, st = 0;
+    /* fields after the command: state(3) ... utime(14) stime(15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -144,7 +164,7 @@ static void local_reference(const char *path, int threads, const char *prompt, i
 
 int main(int argc, char **argv) {
     const char *url = NULL, *clients_s = "1,4,8", *prompt = "Once upon a time, in a land far away,", *label = NULL, *local = NULL;
-    int n_req = 0, max_tokens = 32, stream = 0, threads = 0;
+    int n_req = 0, max_tokens = 32, stream = 0, threads = 0, server_pid = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--stream")) { stream = 1; continue; }
@@ -157,6 +177,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--label")) label = v;
         else if (!strcmp(a, "--local-model")) local = v;
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--server-pid")) server_pid = atoi(v);
         else { fprintf(stderr, "bench_serve: unknown option %s\n", a); return 2; }
         i++;
     }
@@ -181,10 +202,10 @@ int main(int argc, char **argv) {
         L.ttft = calloc((size_t)N, sizeof(double));
         L.tokens = calloc((size_t)N, sizeof(int));
         pthread_t *t = malloc(sizeof(pthread_t) * (size_t)C);
-        double t0 = pika_now();
+        double t0 = pika_now(), cpu0 = cpu_seconds(server_pid);
         for (int i = 0; i < C; i++) pthread_create(&t[i], NULL, client, &L);
         for (int i = 0; i < C; i++) pthread_join(t[i], NULL);
-        double wall = pika_now() - t0;
+        double wall = pika_now() - t0, cpu = cpu_seconds(server_pid) - cpu0;
         long tokens = 0;
         double per_req = 0;
         int ok = 0;
@@ -196,6 +217,7 @@ int main(int argc, char **argv) {
         printf("%s%sclients %d: %d requests x %d tokens in %.2f s: %.1f tok/s total, %.1f tok/s per request, latency p50 %.0f ms p99 %.0f ms",
                label ? label : "", label ? ": " : "", C, N, max_tokens, wall, tokens / wall, ok ? per_req / ok : 0,
                pct(L.lat, N, 0.5) * 1e3, pct(L.lat, N, 0.99) * 1e3);
+        if (!isnan(cpu) && cpu > 0) printf(", %.1f tok per server CPU-s", tokens / cpu);
         if (stream) printf(", first token p50 %.0f ms p99 %.0f ms", pct(L.ttft, nt, 0.5) * 1e3, pct(L.ttft, nt, 0.99) * 1e3);
         if (atomic_load(&L.errors)) printf(" (%d failed)", atomic_load(&L.errors));
         printf("\n");

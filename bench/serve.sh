@@ -24,8 +24,8 @@ while [ ! -s "$PF" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 PORT=$(cat "$PF")
 echo "== pika serve-model ($(basename "$M"), $T threads, --parallel 8), $TOK tokens per request, greedy"
 "$B/bench/bench_serve" --url "http://127.0.0.1:$PORT" --clients 1,4,8 --max-tokens "$TOK" --label pika \
-    --local-model "$M" --threads "$T"
-"$B/bench/bench_serve" --url "http://127.0.0.1:$PORT" --clients 1,8 --max-tokens "$TOK" --label "pika stream" --stream
+    --local-model "$M" --threads "$T" --server-pid $PID
+"$B/bench/bench_serve" --url "http://127.0.0.1:$PORT" --clients 1,8 --max-tokens "$TOK" --label "pika stream" --stream --server-pid $PID
 curl -s "http://127.0.0.1:$PORT/metrics" 2>/dev/null | grep -E '^pika_(decode_batch_size_mean|decode_tokens_per_second|prefill_tokens_per_second) ' || true
 kill $PID; wait $PID 2>/dev/null || true
 # the throughput mode: steps of >= 4 sequences use the SGEMM kernels (not bit-identical to pika generate)
@@ -36,7 +36,7 @@ i=0
 while [ ! -s "$PF" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 PORT=$(cat "$PF")
 echo "== pika serve-model --batch-gemm 4"
-"$B/bench/bench_serve" --url "http://127.0.0.1:$PORT" --clients 4,8 --max-tokens "$TOK" --label "pika --batch-gemm 4"
+"$B/bench/bench_serve" --url "http://127.0.0.1:$PORT" --clients 1,4,8 --max-tokens "$TOK" --label "pika --batch-gemm 4" --server-pid $PID
 if [ -n "${LLAMA_SERVER_URL:-}" ]; then
     echo "== llama-server at $LLAMA_SERVER_URL"
     "$B/bench/bench_serve" --url "$LLAMA_SERVER_URL" --clients 1,4,8 --max-tokens "$TOK" --label llama-server
