@@ -188,6 +188,10 @@ static void test_completions_schema(void) {
     check_usage(j);
     CHECK(jstr(j, "system_fingerprint") != NULL, "system_fingerprint");
     cJSON_Delete(j);
+    /* top_k -1 means off (vLLM's spelling); null fields keep their defaults */
+    j = post(g.port, "/v1/completions", "{\"prompt\":\"What is 3 + 4?\",\"max_tokens\":4,\"top_k\":-1,\"stop\":null,\"seed\":null}", &st);
+    CHECK(j && st == 200 && jstr(j, "choices.0.text"), "top_k -1: %d", st);
+    cJSON_Delete(j);
 }
 
 static void test_chat_schema(void) {

@@ -636,6 +636,8 @@ static int parse_request(pika_serve_model *s, pika_http_request *r, job *j) {
         cJSON_DeleteItemFromObjectCaseSensitive(q, "seed");
         j->seed_random = 1;
     }
+    cJSON *tk = cJSON_GetObjectItemCaseSensitive(q, "top_k");
+    if (cJSON_IsNumber(tk) && tk->valuedouble == -1) cJSON_SetNumberValue(tk, 0); /* vLLM's "off" */
     const cJSON *mt = get(q, "max_tokens") ? get(q, "max_tokens") : get(q, "max_completion_tokens");
     j->go.max_tokens = 0;
     if (pika_gen_opts_from_json(&j->go, q))
