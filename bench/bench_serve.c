@@ -1,290 +1,232 @@
-/* bench_serve.c — load test of `pika serve` on loopback: three stub members that answer at once, the
- * router with the pool reader (models/pool/pika-math-m.gguf) and one synthetic probe per member,
- * C concurrent keep-alive connections for D seconds; one member is stopped at a chosen moment (its
- * requests must fall back: 0 client-visible errors). Reports throughput, client latency via the
- * router and straight to a stub, the server's routing time (render + reader prefill + probes +
- * decision, the pika.route_ms of each answer), the reader prefill alone, and the routing overhead
- * beyond the prefill. Bounded: --duration seconds (default 60), --conns (default 64); binds only
- * 127.0.0.1.
- *   bench_serve [--duration 60] [--conns 64] [--kill-at 0.5 (fraction of the run; 0 = none)]
- *               [--reader models/pool/pika-math-m.gguf] [--contexts 2] */
-#include <curl/curl.h>
+/* bench_serve.c — load on an OpenAI-compatible server (`pika serve-model`, or llama.cpp's llama-server
+ * given its URL): C concurrent clients send /v1/completions requests (temperature 0, ignore_eos, a
+ * fixed number of tokens, a distinct prompt each so no prompt cache helps) and the bench reports, per
+ * concurrency level, the generated tokens/s of the whole server, the per-request decode speed and the
+ * p50/p99 request latency (and time to first token with --stream). With --local-model it also measures
+ * the single-request decode speed of the engine itself (pika_generate, no HTTP) as the reference.
+ *
+ *   bench_serve --url http://127.0.0.1:8080 [--clients 1,4,8] [--requests N] [--max-tokens M]
+ *               [--prompt TEXT] [--stream] [--label NAME] [--local-model M.gguf --threads T] [--server-pid PID]
+ * --requests: requests per concurrency level (default: max(4, 2 x clients)).
+ * --server-pid: also report tokens per CPU-second of that process (user + system time from /proc), a
+ * figure that a busy shared machine disturbs much less than wall-clock throughput.
+ */
 #include <math.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include <stdatomic.h>
 
+#include "../tests/http_client.h"
+#include "pika/generate.h"
 #include "pika/model.h"
-#include "pika/probe.h"
-#include "pika/prompt.h"
-#include "pika/serve.h"
 #include "pika/tokenizer.h"
 #include "pika/util.h"
-#include "probe/probe_internal.h" /* synthetic probes */
-
-static void write_probe(const char *path, const char *reader, int layer, int position, uint64_t seed, double bias) {
-    pika_model *m = pika_model_load(reader);
-    if (!m) { fprintf(stderr, "%s\n", pika_last_error()); exit(2); }
-    pika_tokenizer *tok = pika_tokenizer_from_gguf(pika_model_gguf(m));
-    pika_prompt_opts o;
-    pika_prompt_opts_default(&o);
-    pika_prompt_recipe *r = pika_prompt_recipe_new(pika_model_gguf(m), tok, &o);
-    pika_prompt p;
-    pika_prompt_build(r, "1+1", &p);
-    cJSON *pj = pika_prompt_recipe_provenance(r);
-    cJSON_AddNumberToObject(pj, "n_eoi", p.n_eoi);
-    int d = pika_model_hparams(m)->n_embd;
-    pika_probe pr;
-    memset(&pr, 0, sizeof pr);
-    snprintf(pr.kind, sizeof pr.kind, "probe");
-    pr.task = PIKA_TARGET_BINARY;
-    pr.target = pika_strdup("majority_vote_is_correct");
-    pr.layer = layer;
-    pr.position = position;
-    pr.d_model = pr.lin.d = d;
-    pr.lin.mean = pika_calloc((size_t)d, sizeof(double));
-    pr.lin.scale = pika_malloc((size_t)d * sizeof(double));
-    pr.lin.w = pika_malloc((size_t)d * sizeof(double));
-    for (int j = 0; j < d; j++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        pr.lin.scale[j] = 1;
-        pr.lin.w[j] = ((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 0.2;
-    }
-    pr.lin.b = bias;
-    pr.has_platt = 1;
-    pr.platt_a = 1;
-    pr.alpha = 1;
-    pr.n_layers = pr.n_pos = pr.n_alpha = 1;
-    pr.layers = pika_malloc(sizeof(int32_t));
-    pr.layers[0] = layer;
-    pr.positions = pika_malloc(sizeof(int32_t));
-    pr.positions[0] = position;
-    pr.alphas = pika_malloc(sizeof(double));
-    pr.alphas[0] = 1;
-    pr.cv_mean = pika_calloc(1, sizeof(double));
-    pr.cv_std = pika_calloc(1, sizeof(double));
-    pr.standardize = pr.intercept = 1;
-    pr.k_folds = 5;
-    char mj[256];
-    snprintf(mj, sizeof mj, "{\"file\":\"reader\",\"fingerprint\":\"%s\"}", pika_model_fingerprint(m));
-    pr.model_json = pika_strdup(mj);
-    pr.prompt_json = cJSON_PrintUnformatted(pj);
-    if (pika_probe_save(&pr, path)) { fprintf(stderr, "%s\n", pika_last_error()); exit(2); }
-    probe_clear(&pr);
-    cJSON_Delete(pj);
-    pika_prompt_free(&p);
-    pika_prompt_recipe_free(r);
-    pika_tokenizer_free(tok);
-    pika_model_free(m);
-}
 
 typedef struct {
     int port;
-    double until;
-    int direct;          /* 1: a stub's own API (model = its name) */
-    /* results */
-    double *lat, *route;
-    int64_t n, cap, errors;
-    char first_error[256];
-} worker;
+    const char *prompt;
+    int max_tokens, stream, n_req;
+    atomic_int next;
+    double *lat, *ttft;
+    int *tokens;
+    atomic_int errors;
+} load;
 
-static size_t sink(char *p, size_t sz, size_t n, void *cls) {
-    pika_buf_add(cls, p, sz * n);
-    return sz * n;
+static void *client(void *arg) {
+    load *L = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&L->next, 1);
+        if (i >= L->n_req) break;
+        char body[4096];
+        cJSON *p = cJSON_CreateObject();
+        char pr[2048];
+        snprintf(pr, sizeof pr, "%s (request %d)", L->prompt, i);
+        cJSON_AddStringToObject(p, "prompt", pr);
+        cJSON_AddNumberToObject(p, "max_tokens", L->max_tokens);
+        cJSON_AddNumberToObject(p, "temperature", 0);
+        cJSON_AddBoolToObject(p, "ignore_eos", 1);
+        if (L->stream) {
+            cJSON_AddBoolToObject(p, "stream", 1);
+            cJSON *so = cJSON_AddObjectToObject(p, "stream_options");
+            cJSON_AddBoolToObject(so, "include_usage", 1);
+        }
+        char *s = cJSON_PrintUnformatted(p);
+        snprintf(body, sizeof body, "%s", s);
+        free(s);
+        cJSON_Delete(p);
+        double t0 = pika_now();
+        int toks = -1;
+        L->ttft[i] = NAN;
+        if (L->stream) {
+            tc_conn *c = tc_open(L->port, "POST", "/v1/completions", body, -1, NULL);
+            if (c && c->status == 200) {
+                char *ev;
+                int n = 0;
+                while ((ev = tc_next_event(c))) {
+                    if (strcmp(ev, "[DONE]")) {
+                        cJSON *j = cJSON_Parse(ev);
+                        const cJSON *u = cJSON_GetObjectItem(j, "usage");
+                        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+                        const cJSON *tx = cJSON_GetObjectItem(ch, "text");
+                        if (cJSON_IsString(tx) && *tx->valuestring && isnan(L->ttft[i])) L->ttft[i] = pika_now() - t0;
+                        if (cJSON_IsObject(u)) toks = (int)cJSON_GetObjectItem(u, "completion_tokens")->valuedouble;
+                        if (ch) n++;
+                        cJSON_Delete(j);
+                    }
+                    free(ev);
+                }
+                if (toks < 0) toks = n;
+            }
+            tc_close(c);
+        } else {
+            tc_resp r;
+            if (tc_request(L->port, "POST", "/v1/completions", body, -1, NULL, &r) == 0 && r.status == 200) {
+                cJSON *j = cJSON_Parse(r.body);
+                const cJSON *u = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens");
+                if (cJSON_IsNumber(u)) toks = (int)u->valuedouble;
+                cJSON_Delete(j);
+            } else if (r.status != 200) {
+                fprintf(stderr, "bench_serve: HTTP %d: %.200s\n", r.status, r.body ? r.body : "");
+            }
+            tc_resp_free(&r);
+        }
+        L->lat[i] = pika_now() - t0;
+        L->tokens[i] = toks;
+        if (toks < 0) atomic_fetch_add(&L->errors, 1);
+    }
+    return NULL;
 }
 
-static void *run_worker(void *arg) {
-    worker *w = arg;
-    CURL *c = curl_easy_init();
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", w->port);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    pika_buf b = {0};
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    char body[256];
-    uint64_t k = (uint64_t)(uintptr_t)w;
-    while (pika_now() < w->until) {
-        k = k * 6364136223846793005ull + 1442695040888963407ull;
-        snprintf(body, sizeof body, "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"%d+%d=\"}]}", w->direct ? "m" : "pika-route",
-                 (int)(k >> 40) % 100, (int)(k >> 20) % 100);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        b.n = 0;
-        double t0 = pika_now();
-        CURLcode rc = curl_easy_perform(c);
-        double dt = (pika_now() - t0) * 1000;
-        long st = 0;
-        if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-        if (w->n == w->cap) {
-            w->cap = w->cap ? 2 * w->cap : 4096;
-            w->lat = pika_realloc(w->lat, sizeof(double) * (size_t)w->cap);
-            w->route = pika_realloc(w->route, sizeof(double) * (size_t)w->cap);
-        }
-        if (st != 200) {
-            if (!w->errors++)
-                snprintf(w->first_error, sizeof w->first_error, "%s %ld %.150s", curl_easy_strerror(rc), st, b.s ? b.s : "");
-            continue;
-        }
-        const char *r = b.s ? strstr(b.s, "\"route_ms\":") : NULL;
-        w->lat[w->n] = dt;
-        w->route[w->n] = r ? atof(r + 11) : NAN;
-        w->n++;
-    }
-    free(b.s);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return NULL;
+/* CPU seconds (user + system) of a process, NAN when unknown. */
+static double cpu_seconds(int pid) {
+    if (pid <= 0) return NAN;
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return NAN;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return NAN;
+    unsigned long ut = 0, st = 0;
+    /* fields after the command: state(3) ... utime(14) stime(15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return NAN;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
-static double pct(double *v, int64_t n, double q) {
-    if (n == 0) return NAN;
+
+static double pct(double *v, int n, double p) {
+    if (n <= 0) return NAN;
     qsort(v, (size_t)n, sizeof *v, cmp_d);
-    int64_t i = (int64_t)ceil(q * (double)n) - 1;
-    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
+    double k = p * (n - 1);
+    int lo = (int)k;
+    return lo + 1 < n ? v[lo] + (k - lo) * (v[lo + 1] - v[lo]) : v[lo];
 }
 
-/* C workers against port for secs; pooled latencies / routing times. */
-static void load(int port, int conns, double secs, int direct, double **lat, double **route, int64_t *n, int64_t *errors,
-                 pika_stub **kill, double kill_at, char *first_error) {
-    worker *w = pika_calloc((size_t)conns, sizeof *w);
-    pthread_t *th = pika_malloc(sizeof(pthread_t) * (size_t)conns);
-    double t0 = pika_now();
-    for (int i = 0; i < conns; i++) {
-        w[i].port = port;
-        w[i].until = t0 + secs;
-        w[i].direct = direct;
-        pthread_create(&th[i], NULL, run_worker, &w[i]);
+/* Single-request decode speed of the engine (no HTTP): generate max_tokens from the prompt. */
+static void local_reference(const char *path, int threads, const char *prompt, int max_tokens) {
+    pika_model *m = pika_model_load(path);
+    if (!m) { fprintf(stderr, "bench_serve: %s\n", pika_last_error()); return; }
+    pika_tokenizer *tok = pika_tokenizer_from_gguf(pika_model_gguf(m));
+    pika_ctx *c = pika_ctx_new(m, threads);
+    int32_t *ids;
+    int n = pika_tokenize(tok, prompt, strlen(prompt), true, false, &ids);
+    pika_gen_opts o;
+    pika_gen_opts_default(&o);
+    o.sampling.temperature = 0;
+    o.max_tokens = max_tokens;
+    o.ignore_eog = 1;
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        /* decode only: time pika_generate_from after a prefill */
+        float *lg = malloc(sizeof(float) * (size_t)pika_model_hparams(m)->n_vocab);
+        pika_forward_req req = {0, NULL, 0, NULL, NULL, lg};
+        pika_ctx_reset(c);
+        pika_forward(c, ids, n, &req);
+        pika_gen_result res;
+        double t0 = pika_now();
+        pika_generate_from(c, tok, n, lg, &o, NULL, NULL, &res);
+        double dt = pika_now() - t0;
+        if (res.n_ids / dt > best) best = res.n_ids / dt;
+        pika_gen_result_free(&res);
+        free(lg);
     }
-    if (kill && kill_at > 0) {
-        while (pika_now() < t0 + kill_at * secs) usleep(10000);
-        pika_stub_stop(*kill);
-        *kill = NULL;
-        fprintf(stderr, "bench_serve: member stopped at t = %.1f s\n", pika_now() - t0);
-    }
-    *n = *errors = 0;
-    for (int i = 0; i < conns; i++) {
-        pthread_join(th[i], NULL);
-        *n += w[i].n;
-        *errors += w[i].errors;
-        if (w[i].errors && first_error && !first_error[0]) snprintf(first_error, 256, "%s", w[i].first_error);
-    }
-    *lat = pika_malloc(sizeof(double) * (size_t)(*n + 1));
-    *route = pika_malloc(sizeof(double) * (size_t)(*n + 1));
-    int64_t k = 0;
-    for (int i = 0; i < conns; i++) {
-        memcpy(*lat + k, w[i].lat, sizeof(double) * (size_t)w[i].n);
-        memcpy(*route + k, w[i].route, sizeof(double) * (size_t)w[i].n);
-        k += w[i].n;
-        free(w[i].lat);
-        free(w[i].route);
-    }
-    free(w);
-    free(th);
+    printf("engine (no HTTP, one sequence, %d threads): decode %.1f tok/s (best of 3, %d tokens)\n", threads, best, max_tokens);
+    free(ids);
+    pika_ctx_free(c);
+    pika_tokenizer_free(tok);
+    pika_model_free(m);
 }
 
 int main(int argc, char **argv) {
-    double duration = 60, kill_at = 0.5;
-    int conns = 64, contexts = 2;
-    const char *reader = "models/pool/pika-math-m.gguf";
+    const char *url = NULL, *clients_s = "1,4,8", *prompt = "Once upon a time, in a land far away,", *label = NULL, *local = NULL;
+    int n_req = 0, max_tokens = 32, stream = 0, threads = 0, server_pid = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--duration") && i + 1 < argc) duration = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--conns") && i + 1 < argc) conns = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--kill-at") && i + 1 < argc) kill_at = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--reader") && i + 1 < argc) reader = argv[++i];
-        else if (!strcmp(argv[i], "--contexts") && i + 1 < argc) contexts = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: bench_serve [--duration S] [--conns N] [--kill-at F] [--reader M.gguf] [--contexts K]\n"); return 2; }
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--stream")) { stream = 1; continue; }
+        if (!v) { fprintf(stderr, "bench_serve: %s needs a value\n", a); return 2; }
+        if (!strcmp(a, "--url")) url = v;
+        else if (!strcmp(a, "--clients")) clients_s = v;
+        else if (!strcmp(a, "--requests")) n_req = atoi(v);
+        else if (!strcmp(a, "--max-tokens")) max_tokens = atoi(v);
+        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--label")) label = v;
+        else if (!strcmp(a, "--local-model")) local = v;
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--server-pid")) server_pid = atoi(v);
+        else { fprintf(stderr, "bench_serve: unknown option %s\n", a); return 2; }
+        i++;
     }
-    if (duration <= 0 || duration > 600 || conns < 1 || conns > 256) { fprintf(stderr, "bench_serve: duration in (0, 600], conns in [1, 256]\n"); return 2; }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    char dir[] = "/tmp/pika-bench-serve-XXXXXX";
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 2; }
-    const char *names[3] = {"s", "m", "l"};
-    char probe[3][512];
-    int layers[3] = {1, 2, 3};
-    for (int i = 0; i < 3; i++) {
-        snprintf(probe[i], sizeof probe[i], "%s/%s.json", dir, names[i]);
-        write_probe(probe[i], reader, layers[i], -1, 11 + (uint64_t)i, -0.3 + 0.3 * i);
+    if (!url) {
+        fprintf(stderr, "usage: bench_serve --url http://HOST:PORT [--clients 1,4,8] [--requests N] [--max-tokens M] [--prompt TEXT]\n"
+                        "                   [--stream] [--label NAME] [--local-model M.gguf --threads T]\n");
+        return 2;
     }
-    pika_stub *st[3];
-    int ports[3];
-    for (int i = 0; i < 3; i++) {
-        st[i] = pika_stub_start(names[i], 0, NULL);
-        if (!st[i]) { fprintf(stderr, "%s\n", pika_last_error()); return 2; }
-        ports[i] = pika_stub_port(st[i]);
+    static char host[256];
+    int port = 0;
+    if (sscanf(url, "http://%255[^:/]:%d", host, &port) != 2) { fprintf(stderr, "bench_serve: cannot parse %s\n", url); return 2; }
+    if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
+    tc_host = host;
+    if (local) local_reference(local, threads, prompt, max_tokens);
+    int32_t *cl;
+    int ncl = pika_parse_int_list(clients_s, &cl);
+    for (int k = 0; k < ncl; k++) {
+        int C = cl[k];
+        int N = n_req > 0 ? n_req : (2 * C > 4 ? 2 * C : 4);
+        load L = {.port = port, .prompt = prompt, .max_tokens = max_tokens, .stream = stream, .n_req = N};
+        L.lat = calloc((size_t)N, sizeof(double));
+        L.ttft = calloc((size_t)N, sizeof(double));
+        L.tokens = calloc((size_t)N, sizeof(int));
+        pthread_t *t = malloc(sizeof(pthread_t) * (size_t)C);
+        double t0 = pika_now(), cpu0 = cpu_seconds(server_pid);
+        for (int i = 0; i < C; i++) pthread_create(&t[i], NULL, client, &L);
+        for (int i = 0; i < C; i++) pthread_join(t[i], NULL);
+        double wall = pika_now() - t0, cpu = cpu_seconds(server_pid) - cpu0;
+        long tokens = 0;
+        double per_req = 0;
+        int ok = 0;
+        for (int i = 0; i < N; i++)
+            if (L.tokens[i] >= 0) { tokens += L.tokens[i]; per_req += L.tokens[i] / L.lat[i]; ok++; }
+        int nt = 0;
+        for (int i = 0; i < N; i++)
+            if (!isnan(L.ttft[i])) L.ttft[nt++] = L.ttft[i];
+        printf("%s%sclients %d: %d requests x %d tokens in %.2f s: %.1f tok/s total, %.1f tok/s per request, latency p50 %.0f ms p99 %.0f ms",
+               label ? label : "", label ? ": " : "", C, N, max_tokens, wall, tokens / wall, ok ? per_req / ok : 0,
+               pct(L.lat, N, 0.5) * 1e3, pct(L.lat, N, 0.99) * 1e3);
+        if (!isnan(cpu) && cpu > 0) printf(", %.1f tok per server CPU-s", tokens / cpu);
+        if (stream) printf(", first token p50 %.0f ms p99 %.0f ms", pct(L.ttft, nt, 0.5) * 1e3, pct(L.ttft, nt, 0.99) * 1e3);
+        if (atomic_load(&L.errors)) printf(" (%d failed)", atomic_load(&L.errors));
+        printf("\n");
+        fflush(stdout);
+        free(L.lat);
+        free(L.ttft);
+        free(L.tokens);
+        free(t);
     }
-    char js[4096];
-    snprintf(js, sizeof js,
-             "{\"reader\":{\"model\":\"%s\",\"contexts\":%d},\"policy\":{\"kind\":\"utility\",\"lambda\":0.1},\"log\":\"%s/serve.db\","
-             "\"members\":[{\"name\":\"s\",\"url\":\"http://127.0.0.1:%d/v1\",\"probe\":\"%s\",\"price_in\":0.1,\"price_out\":0.1},"
-             "{\"name\":\"m\",\"url\":\"http://127.0.0.1:%d/v1\",\"probe\":\"%s\",\"price_in\":0.5,\"price_out\":0.5},"
-             "{\"name\":\"l\",\"url\":\"http://127.0.0.1:%d/v1\",\"probe\":\"%s\",\"price_in\":1,\"price_out\":1}]}",
-             reader, contexts, dir, ports[0], probe[0], ports[1], probe[1], ports[2], probe[2]);
-    pika_serve_config c;
-    if (pika_serve_config_parse(js, &c)) { fprintf(stderr, "%s\n", pika_last_error()); return 2; }
-    /* the reader prefill alone (render + prefill to the deepest probe layer + probes), one thread */
-    pika_reader *rd = pika_reader_new(&c);
-    if (!rd) { fprintf(stderr, "%s\n", pika_last_error()); return 2; }
-    int np = 500;
-    double *pre = pika_malloc(sizeof(double) * (size_t)np), p[3];
-    for (int i = 0; i < np; i++) {
-        char q[32];
-        snprintf(q, sizeof q, "%d+%d=", i % 100, (i * 7) % 100);
-        double t0 = pika_now();
-        pika_reader_score_text(rd, q, p, NULL);
-        pre[i] = (pika_now() - t0) * 1000;
-    }
-    pika_reader_free(rd);
-    double pre50 = pct(pre, np, 0.5), pre99 = pct(pre, np, 0.99);
-    pika_server_opts so = {"127.0.0.1", 0, 0, 0};
-    pika_server *s = pika_server_start(&c, &so);
-    if (!s) { fprintf(stderr, "%s\n", pika_last_error()); return 2; }
-    int port = pika_server_port(s);
-    /* one connection, sequential: router vs the member directly */
-    double *l1, *r1, *l0, *r0;
-    int64_t n1, e1, n0, e0;
-    double seq = duration / 10 < 3 ? duration / 10 : 3;
-    load(ports[1], 1, seq, 1, &l0, &r0, &n0, &e0, NULL, 0, NULL);
-    load(port, 1, seq, 0, &l1, &r1, &n1, &e1, NULL, 0, NULL);
-    double d50 = pct(l0, n0, 0.5), s50 = pct(l1, n1, 0.5), s99 = pct(l1, n1, 0.99);
-    double sr50 = pct(r1, n1, 0.5);
-    /* the load run: conns connections, one member stopped at kill_at */
-    double *lat, *route;
-    int64_t n, errors;
-    char first_error[256] = "";
-    pika_stub **victim = kill_at > 0 ? &st[1] : NULL;
-    double t0 = pika_now();
-    load(port, conns, duration, 0, &lat, &route, &n, &errors, victim, kill_at, first_error);
-    double el = pika_now() - t0;
-    pika_server_stop(s, 10);
-    char db[600];
-    snprintf(db, sizeof db, "%s/serve.db", dir);
-    printf("bench_serve: reader %s, 3 stub members, %d reader contexts, %d cores\n", reader, contexts, pika_n_cores());
-    printf("reader prefill alone (render + prefill to layer %d + 3 probes, 1 thread): p50 %.3f ms  p99 %.3f ms\n", 3, pre50, pre99);
-    printf("sequential, 1 connection: direct to member p50 %.3f ms; via router p50 %.3f ms p99 %.3f ms (routing p50 %.3f ms)\n", d50, s50,
-           s99, sr50);
-    printf("  routing overhead beyond the prefill, p50: server-side %.3f ms; end to end %.3f ms\n", sr50 - pre50, s50 - d50 - pre50);
-    printf("load: %d connections x %.1f s: %lld answers (%.0f/s), %lld client-visible errors%s%s\n", conns, el, (long long)n, (double)n / el,
-           (long long)errors, errors ? ": " : "", first_error);
-    double lp50 = pct(lat, n, 0.5), lp99 = pct(lat, n, 0.99), rp50 = pct(route, n, 0.5), rp99 = pct(route, n, 0.99);
-    printf("  latency p50 %.3f ms p99 %.3f ms; routing (server) p50 %.3f ms p99 %.3f ms%s\n", lp50, lp99, rp50, rp99,
-           kill_at > 0 ? "; member m stopped mid-run" : "");
-    fflush(stdout);
-    pika_serve_log_summary(db, stdout, 0);
-    for (int i = 0; i < 3; i++) pika_stub_stop(st[i]);
-    pika_serve_config_free(&c);
-    free(pre); free(l0); free(r0); free(l1); free(r1); free(lat); free(route);
-    curl_global_cleanup();
-    return errors ? 1 : 0;
+    free(cl);
+    return 0;
 }

@@ -50,13 +50,16 @@ static inline void tc_resp_free(tc_resp *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* The server's IPv4 address (loopback unless a caller such as bench/bench_serve.c sets it). */
+static const char *tc_host = "127.0.0.1";
+
 static inline int tc_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, tc_host, &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a)) { close(fd); return -1; }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -204,8 +207,8 @@ static inline tc_conn *tc_open(int port, const char *method, const char *path, c
     size_t bl = body ? (body_len < 0 ? strlen(body) : (size_t)body_len) : 0;
     char head[2048];
     int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s%s",
-                      method, path, port, body ? "Content-Type: application/json\r\n" : "", extra_headers ? extra_headers : "",
+                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n%s%s%s",
+                      method, path, tc_host, port, body ? "Content-Type: application/json\r\n" : "", extra_headers ? extra_headers : "",
                       body ? "" : "\r\n");
     if (body) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: %zu\r\n\r\n", bl);
     if (tc_send_all(fd, head, (size_t)hn) || (bl && tc_send_all(fd, body, bl))) {

@@ -75,6 +75,23 @@ static void h_stream(pika_http_request *r, void *u) {
     pthread_detach(t);
 }
 
+static void *idle_produce(void *arg) {
+    pika_http_stream *st = arg;
+    usleep(1000000);
+    pika_http_stream_sse(st, "late");
+    pika_http_stream_close(st);
+    return NULL;
+}
+
+/* a stream that stays silent for a second */
+static void h_idle(pika_http_request *r, void *u) {
+    (void)u;
+    pika_http_stream *st = pika_http_respond_stream(r, 200, "text/event-stream");
+    pthread_t t;
+    pthread_create(&t, NULL, idle_produce, st);
+    pthread_detach(t);
+}
+
 static void h_wait(pika_http_request *r, void *u) {
     (void)u;
     for (int i = 0; i < 300; i++) { /* up to 30 s */
@@ -90,12 +107,14 @@ static void start(void) {
     o.port = 0;
     o.max_body = 1000;
     o.log = 0;
+    o.sse_keepalive_s = 0.3;
     g_srv = pika_http_new(&o);
     pika_http_route(g_srv, "GET", "/hello", h_hello, NULL);
     pika_http_route(g_srv, "POST", "/echo", h_echo, NULL);
     pika_http_route(g_srv, "GET", "/silent", h_silent, NULL);
     pika_http_route(g_srv, "GET", "/stream*", h_stream, NULL);
     pika_http_route(g_srv, "POST", "/wait", h_wait, NULL);
+    pika_http_route(g_srv, "GET", "/idle", h_idle, NULL);
     if (pika_http_start(g_srv)) { fprintf(stderr, "start: %s\n", pika_last_error()); exit(2); }
     g_port = pika_http_port(g_srv);
 }
@@ -220,6 +239,13 @@ static void test_stream(void) {
     tc_close(c);
 }
 
+static void test_stream_keepalive(void) {
+    tc_resp r;
+    REQUIRE(tc_request(g_port, "GET", "/idle", NULL, 0, NULL, &r) == 0, "no answer");
+    CHECK(r.status == 200 && strstr(r.body, ": keep-alive\n\n") && strstr(r.body, "data: late\n\n"), "idle stream: %s", r.body);
+    tc_resp_free(&r);
+}
+
 static void test_stream_client_gone(void) {
     atomic_store(&g_gone_seen, 0);
     atomic_store(&g_on_gone_calls, 0);
@@ -314,6 +340,7 @@ int main(void) {
     RUN(test_json_body);
     RUN(test_body_limit);
     RUN(test_stream);
+    RUN(test_stream_keepalive);
     RUN(test_stream_client_gone);
     RUN(test_wait_client_gone);
     RUN(test_stop_with_open_connections);

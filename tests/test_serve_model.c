@@ -188,6 +188,10 @@ static void test_completions_schema(void) {
     check_usage(j);
     CHECK(jstr(j, "system_fingerprint") != NULL, "system_fingerprint");
     cJSON_Delete(j);
+    /* top_k -1 means off (vLLM's spelling); null fields keep their defaults */
+    j = post(g.port, "/v1/completions", "{\"prompt\":\"What is 3 + 4?\",\"max_tokens\":4,\"top_k\":-1,\"stop\":null,\"seed\":null}", &st);
+    CHECK(j && st == 200 && jstr(j, "choices.0.text"), "top_k -1: %d", st);
+    cJSON_Delete(j);
 }
 
 static void test_chat_schema(void) {
@@ -222,7 +226,10 @@ static cJSON *read_stream(int port, const char *path, const char *body, int *don
     while ((ev = tc_next_event(c))) {
         if (*done) *done = -1; /* something after [DONE] */
         if (!strcmp(ev, "[DONE]")) *done = *done ? -1 : 1;
-        else cJSON_AddItemToArray(events, cJSON_Parse(ev) ? cJSON_Parse(ev) : cJSON_CreateString(ev));
+        else {
+            cJSON *e = cJSON_Parse(ev);
+            cJSON_AddItemToArray(events, e ? e : cJSON_CreateString(ev));
+        }
         free(ev);
     }
     tc_close(c);

@@ -48,6 +48,7 @@ typedef struct {
     size_t max_stream_buffer; /* unsent bytes a stream may hold before the client counts as gone (default 8 MiB) */
     const char *server_name;  /* "Server" response header (default "pika") */
     int log;                  /* 1: one line per request on stderr (default 1) */
+    double sse_keepalive_s;   /* an event stream idle this long gets a ": keep-alive" comment (default 15; 0 = never) */
 } pika_http_opts;
 
 void pika_http_opts_default(pika_http_opts *o);

@@ -9,7 +9,7 @@
  *   POST /v1/completions         "prompt": a string, an array of strings, an array of token ids or an
  *                                array of such arrays (choices = prompts × n, prompt-major)
  *   POST /v1/chat/completions    "messages" rendered with the chat template of the server's recipe
- * Request fields: n, seed, temperature, top_p, top_k, min_p, max_tokens (max_completion_tokens), stop,
+ * Request fields: n, seed, temperature, top_p, top_k (-1 = off, as vLLM writes it), min_p, max_tokens (max_completion_tokens), stop,
  * logprobs (completions: top-N 0..20; chat: logprobs + top_logprobs), stream, stream_options.include_usage,
  * ignore_eos, and the extension object "pika": {"hidden_layers": [l, ...], "positions": [-5..-1],
  * "id": "question id", "first_sample": s}. Unsupported features that change the output (echo, suffix,
@@ -17,8 +17,9 @@
  *
  * Semantics (also in README.md):
  *   - text prompts: tokenized with special-token texts parsed and the vocab's BOS added unless the text
- *     already starts with it — a plain prompt gives the ids of `pika generate --prompt`, a prompt rendered
- *     by a chat template (pika_prompt_render) the ids of the template path;
+ *     starts with a control token (BOS, [INST], <|im_start|>, ...) — a plain prompt gives the ids of
+ *     `pika generate --prompt`, a prompt rendered by a chat template (pika_prompt_render) the ids of the
+ *     template path;
  *   - seeds: choice j of a prompt samples with seed + j (j = 0: exactly `pika generate --seed S`); with
  *     "pika": {"id": ID} choice j uses pika_rollout_seed(seed, ID, first_sample + j), i.e. sample j of
  *     question ID in `pika sample --seed S`. No seed (or -1): a random one, reported as "pika": {"seed"};
@@ -49,6 +50,8 @@ typedef struct {
     size_t max_body;          /* request body limit in bytes (default 4 MiB); past it: 413 */
     int max_connections;      /* HTTP connections at most (default 256) */
     int log;                  /* one line per request on stderr (default 1) */
+    int batch_gemm_rows;      /* decode steps of >= this many sequences use the SGEMM kernels (faster, not
+                                 bit-identical to single-sequence decode; 0 = never, the default) */
     pika_prompt_opts prompt;  /* chat template (template name/file, kwargs, date, BOS/EOS texts) */
 } pika_serve_model_opts;
 

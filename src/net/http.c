@@ -82,6 +82,8 @@ struct pika_http_stream {
     int gone_notified;
     int fd;
     pika_http_server *srv;
+    int sse;           /* text/event-stream: idle streams get keep-alive comments */
+    double last_out;   /* when bytes last went out */
     void (*on_gone)(void *);
     void *on_gone_user;
     pika_http_stream *prev, *next; /* the server's list of live streams */
@@ -99,6 +101,7 @@ void pika_http_opts_default(pika_http_opts *o) {
     o->max_stream_buffer = 8u << 20;
     o->server_name = "pika";
     o->log = 1;
+    o->sse_keepalive_s = 15;
 }
 
 const char *pika_http_error_type(int status) {
@@ -306,6 +309,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max) {
             memcpy(out, st->buf.s + st->off, n);
             st->off += n;
             if (st->off == st->buf.n) st->off = st->buf.n = 0;
+            st->last_out = pika_now();
             pthread_mutex_unlock(&st->mu);
             pthread_mutex_lock(&st->srv->mu);
             st->srv->st.bytes_out += (int64_t)n;
@@ -324,6 +328,14 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max) {
         if (w == ETIMEDOUT && st->buf.n == st->off && !st->closed) {
             if (atomic_load(&st->srv->stopping)) atomic_store(&st->gone, 1);
             else if (socket_closed(st->fd)) { atomic_store(&st->gone, 1); count_gone(st->srv); }
+            else if (st->sse && st->srv->o.sse_keepalive_s > 0 && pika_now() - st->last_out >= st->srv->o.sse_keepalive_s &&
+                     max >= 14) {
+                /* a comment line keeps proxies and client timeouts from closing an idle stream */
+                memcpy(out, ": keep-alive\n\n", 14);
+                st->last_out = pika_now();
+                pthread_mutex_unlock(&st->mu);
+                return 14;
+            }
         }
     }
 }
@@ -373,7 +385,9 @@ pika_http_stream *pika_http_respond_stream(pika_http_request *r, int status, con
         return NULL;
     }
     add_common_headers(r, resp, content_type);
+    st->last_out = pika_now();
     if (content_type && !strncmp(content_type, "text/event-stream", 17)) {
+        st->sse = 1;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     }

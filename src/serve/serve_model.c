@@ -283,6 +283,7 @@ pika_serve_model *pika_serve_model_new(const pika_serve_model_opts *o) {
     s->n_ctx = o->n_ctx ? o->n_ctx : (s->hp->n_ctx_train > 0 && s->hp->n_ctx_train < 4096 ? s->hp->n_ctx_train : 4096);
     s->b = pika_batch_new(s->m, s->S, s->n_ctx, o->n_threads);
     if (!s->b) goto fail;
+    pika_batch_set_gemm_rows(s->b, o->batch_gemm_rows);
     s->slots_free = s->S;
     s->active = pika_calloc((size_t)s->S + 1, sizeof(job *));
     s->slot_used = pika_calloc((size_t)s->S, sizeof(int));
@@ -635,6 +636,8 @@ static int parse_request(pika_serve_model *s, pika_http_request *r, job *j) {
         cJSON_DeleteItemFromObjectCaseSensitive(q, "seed");
         j->seed_random = 1;
     }
+    cJSON *tk = cJSON_GetObjectItemCaseSensitive(q, "top_k");
+    if (cJSON_IsNumber(tk) && tk->valuedouble == -1) cJSON_SetNumberValue(tk, 0); /* vLLM's "off" */
     const cJSON *mt = get(q, "max_tokens") ? get(q, "max_tokens") : get(q, "max_completion_tokens");
     j->go.max_tokens = 0;
     if (pika_gen_opts_from_json(&j->go, q))
