@@ -878,16 +878,28 @@ static void test_sample_n_refused_and_stop(void) {
     write_data(data, 0);
     snprintf(cmd, sizeof cmd,
              "%s sample --backend openai --url http://127.0.0.1:%d/v1 --api-model stub-model --api chat --data %s -k 2 "
-             "--max-tokens 4 --concurrency 1 --out %s",
+             "--max-tokens 4 --concurrency 1 --pika-seeds --seed 77 --out %s",
              test_pika_bin(), s.port, data, out);
     int st = run_cmd(cmd, log);
     CHECK(st == 0 && file_has(log, "refused n=2"), "n refused: exit %d, note printed", st);
-    int n2 = 0;
+    int n2 = 0, first1 = 0;
     for (int k = 0; k < s.n_requests && k < MAX_LOG; k++) {
         cJSON *b = cJSON_Parse(s.bodies[k]);
         n2 += cJSON_GetObjectItemCaseSensitive(b, "n")->valueint == 2;
+        /* --pika-seeds: the base seed and the sample's (id, first_sample) */
+        const cJSON *pk = cJSON_GetObjectItemCaseSensitive(b, "pika");
+        CHECK(cJSON_GetObjectItemCaseSensitive(b, "seed")->valuedouble == 77 && cJSON_IsObject(pk) &&
+                  cJSON_IsString(cJSON_GetObjectItemCaseSensitive(pk, "id")),
+              "pika seeds in request %d", k);
+        const cJSON *fs = cJSON_GetObjectItemCaseSensitive(pk, "first_sample");
+        first1 += cJSON_IsNumber(fs) && fs->valueint == 1;
         cJSON_Delete(b);
     }
+    CHECK(first1 == NQ - 1, "sample 1 of each question asked with first_sample 1: %d", first1);
+    char meta[600];
+    snprintf(meta, sizeof meta, "%s.meta.json", out);
+    CHECK(file_has(meta, "\"seeds\": \"server-pika\"") || file_has(meta, "\"seeds\":\t\"server-pika\""),
+          "the seeding is provenance");
     CHECK(n2 >= 1 && s.n_requests == n2 + 2 * (NQ - 1), "%d refused n=2 requests + one per sample: %d", n2, s.n_requests);
     cJSON *R = read_jsonl(out);
     CHECK(cJSON_GetArraySize(R) == 2 * (NQ - 1), "complete: %d rows", cJSON_GetArraySize(R));
