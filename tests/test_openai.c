@@ -40,6 +40,7 @@ typedef struct {
     int hold_after;           /* > 0: successful answers after this many block until released */
     int hold_all;             /* every successful answer blocks until released */
     int max_n;                /* > 0: a request with a larger n gets 400 */
+    int no_stream;            /* answer "stream": true with a plain JSON body */
     int released;
     /* log */
     int n_requests, n_ok, n_held;
@@ -189,7 +190,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return respond(c, 400, "application/json", "{\"error\":{\"message\":\"n must be 1\"}}", 0);
     }
     int chat = strstr(url, "/chat/completions") != NULL;
-    int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
+    int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream")) && !s->no_stream;
     char *reply = make_reply(s, req, chat, stream);
     cJSON_Delete(req);
     enum MHD_Result ok = respond(c, 200, stream ? "text/event-stream" : "application/json", reply, 0);
@@ -336,6 +337,13 @@ static void test_client_stream(void) {
     CHECK(s.n_requests == 2, "500 retried, the cancelled stream not: %d requests", s.n_requests);
     free(l.text.s);
     free(l.reasoning.s);
+    pika_oai_result_free(&r);
+    /* a server that ignores "stream": its JSON answer is the result (no chunks) */
+    s.no_stream = 1;
+    memset(&l, 0, sizeof l);
+    rc = pika_oai_request(&o, PIKA_OAI_CHAT, body, on_chunk, &l, &r);
+    CHECK(rc == 0 && r.n_choices == 1 && !strcmp(r.choices[0].text, want) && l.n == 0, "stream ignored: %s",
+          r.error ? r.error : "ok");
     pika_oai_result_free(&r);
     stub_stop(&s);
 }
