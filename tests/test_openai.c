@@ -40,6 +40,7 @@ typedef struct {
     int hold_after;           /* > 0: successful answers after this many block until released */
     int hold_all;             /* every successful answer blocks until released */
     int max_n;                /* > 0: a request with a larger n gets 400 */
+    int no_stream;            /* answer "stream": true with a plain JSON body */
     int released;
     /* log */
     int n_requests, n_ok, n_held;
@@ -189,7 +190,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return respond(c, 400, "application/json", "{\"error\":{\"message\":\"n must be 1\"}}", 0);
     }
     int chat = strstr(url, "/chat/completions") != NULL;
-    int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
+    int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream")) && !s->no_stream;
     char *reply = make_reply(s, req, chat, stream);
     cJSON_Delete(req);
     enum MHD_Result ok = respond(c, 200, stream ? "text/event-stream" : "application/json", reply, 0);
@@ -336,6 +337,13 @@ static void test_client_stream(void) {
     CHECK(s.n_requests == 2, "500 retried, the cancelled stream not: %d requests", s.n_requests);
     free(l.text.s);
     free(l.reasoning.s);
+    pika_oai_result_free(&r);
+    /* a server that ignores "stream": its JSON answer is the result (no chunks) */
+    s.no_stream = 1;
+    memset(&l, 0, sizeof l);
+    rc = pika_oai_request(&o, PIKA_OAI_CHAT, body, on_chunk, &l, &r);
+    CHECK(rc == 0 && r.n_choices == 1 && !strcmp(r.choices[0].text, want) && l.n == 0, "stream ignored: %s",
+          r.error ? r.error : "ok");
     pika_oai_result_free(&r);
     stub_stop(&s);
 }
@@ -878,16 +886,28 @@ static void test_sample_n_refused_and_stop(void) {
     write_data(data, 0);
     snprintf(cmd, sizeof cmd,
              "%s sample --backend openai --url http://127.0.0.1:%d/v1 --api-model stub-model --api chat --data %s -k 2 "
-             "--max-tokens 4 --concurrency 1 --out %s",
+             "--max-tokens 4 --concurrency 1 --pika-seeds --seed 77 --out %s",
              test_pika_bin(), s.port, data, out);
     int st = run_cmd(cmd, log);
     CHECK(st == 0 && file_has(log, "refused n=2"), "n refused: exit %d, note printed", st);
-    int n2 = 0;
+    int n2 = 0, first1 = 0;
     for (int k = 0; k < s.n_requests && k < MAX_LOG; k++) {
         cJSON *b = cJSON_Parse(s.bodies[k]);
         n2 += cJSON_GetObjectItemCaseSensitive(b, "n")->valueint == 2;
+        /* --pika-seeds: the base seed and the sample's (id, first_sample) */
+        const cJSON *pk = cJSON_GetObjectItemCaseSensitive(b, "pika");
+        CHECK(cJSON_GetObjectItemCaseSensitive(b, "seed")->valuedouble == 77 && cJSON_IsObject(pk) &&
+                  cJSON_IsString(cJSON_GetObjectItemCaseSensitive(pk, "id")),
+              "pika seeds in request %d", k);
+        const cJSON *fs = cJSON_GetObjectItemCaseSensitive(pk, "first_sample");
+        first1 += cJSON_IsNumber(fs) && fs->valueint == 1;
         cJSON_Delete(b);
     }
+    CHECK(first1 == NQ - 1, "sample 1 of each question asked with first_sample 1: %d", first1);
+    char meta[600];
+    snprintf(meta, sizeof meta, "%s.meta.json", out);
+    CHECK(file_has(meta, "\"seeds\": \"server-pika\"") || file_has(meta, "\"seeds\":\t\"server-pika\""),
+          "the seeding is provenance");
     CHECK(n2 >= 1 && s.n_requests == n2 + 2 * (NQ - 1), "%d refused n=2 requests + one per sample: %d", n2, s.n_requests);
     cJSON *R = read_jsonl(out);
     CHECK(cJSON_GetArraySize(R) == 2 * (NQ - 1), "complete: %d rows", cJSON_GetArraySize(R));
@@ -905,6 +925,141 @@ static void test_sample_n_refused_and_stop(void) {
     CHECK(st == 2 && file_has(log, "20 questions in a row failed") && file_has(log, "unknown model"), "stopped: %d", st);
     CHECK(s.n_requests >= 20 && s.n_requests < 40, "stopped early: %d requests", s.n_requests);
     stub_stop(&s);
+}
+
+
+/* ---- against the real pika serve-model (when this build has it) ---- */
+
+typedef struct {
+    pid_t pid;
+    int port;
+} real_server;
+
+static int real_start(real_server *s, const char *dir) {
+    memset(s, 0, sizeof *s);
+    char pf[512], lg[512];
+    snprintf(pf, sizeof pf, "%s/port", dir);
+    snprintf(lg, sizeof lg, "%s/server.log", dir);
+    s->pid = fork();
+    if (s->pid == 0) {
+        FILE *f = freopen(lg, "w", stderr);
+        (void)f;
+        execl(test_pika_bin(), "pika", "serve-model", "--model", MODEL, "--host", "127.0.0.1", "--port", "0", "--port-file", pf,
+              "--threads", "1", "--parallel", "4", (char *)NULL);
+        _exit(127);
+    }
+    if (s->pid < 0) return -1;
+    for (int i = 0; i < 600; i++) { /* bounded: 60 s to load a small model */
+        FILE *f = fopen(pf, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &s->port) == 1;
+            fclose(f);
+            if (ok && s->port > 0) return 0;
+        }
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) { s->pid = 0; return -1; }
+        usleep(100000);
+    }
+    return -1;
+}
+
+static void real_stop(real_server *s) {
+    if (s->pid <= 0) return;
+    kill(s->pid, SIGTERM);
+    int st;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) { s->pid = 0; return; }
+        usleep(100000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    s->pid = 0;
+}
+
+static const cJSON *find_row(const cJSON *arr, const char *id, int sample) {
+    const cJSON *o;
+    cJSON_ArrayForEach(o, arr) {
+        const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, "id"), *s = cJSON_GetObjectItemCaseSensitive(o, "sample");
+        if (cJSON_IsString(i) && !strcmp(i->valuestring, id) && cJSON_IsNumber(s) && s->valueint == sample) return o;
+    }
+    return NULL;
+}
+
+/* Rows of two rollouts files agree on text and finish (and the token counts named). */
+static void compare_rollouts(const char *a, const char *b, int n_rows, int check_tokens_out) {
+    cJSON *A = read_jsonl(a), *B = read_jsonl(b);
+    CHECK(cJSON_GetArraySize(A) == n_rows && cJSON_GetArraySize(B) == n_rows, "rows %d %d", cJSON_GetArraySize(A),
+          cJSON_GetArraySize(B));
+    const cJSON *r;
+    cJSON_ArrayForEach(r, A) {
+        const char *id = cJSON_GetObjectItemCaseSensitive(r, "id")->valuestring;
+        int smp = cJSON_GetObjectItemCaseSensitive(r, "sample")->valueint;
+        const cJSON *o = find_row(B, id, smp);
+        CHECK(o, "%s/%d missing remotely", id, smp);
+        if (!o) continue;
+        const char *ta = cJSON_GetObjectItemCaseSensitive(r, "text")->valuestring;
+        const char *tb = cJSON_GetObjectItemCaseSensitive(o, "text")->valuestring;
+        CHECK(!strcmp(ta, tb), "%s/%d text: local '%s' remote '%s'", id, smp, ta, tb);
+        CHECK(!strcmp(cJSON_GetObjectItemCaseSensitive(r, "finish")->valuestring,
+                      cJSON_GetObjectItemCaseSensitive(o, "finish")->valuestring), "%s/%d finish", id, smp);
+        CHECK(cJSON_GetObjectItemCaseSensitive(r, "tokens_in")->valueint == cJSON_GetObjectItemCaseSensitive(o, "tokens_in")->valueint,
+              "%s/%d tokens_in %d vs %d", id, smp, cJSON_GetObjectItemCaseSensitive(r, "tokens_in")->valueint,
+              cJSON_GetObjectItemCaseSensitive(o, "tokens_in")->valueint);
+        if (check_tokens_out)
+            CHECK(cJSON_GetObjectItemCaseSensitive(r, "tokens_out")->valueint ==
+                      cJSON_GetObjectItemCaseSensitive(o, "tokens_out")->valueint,
+                  "%s/%d tokens_out", id, smp);
+    }
+    cJSON_Delete(A);
+    cJSON_Delete(B);
+}
+
+/* pika sample --backend openai against pika serve-model: a greedy remote sample equals a local greedy
+ * sample, and with --pika-seeds a sampled one (temperature 0.8, k = 3) does too. */
+static void test_sample_against_serve_model(void) {
+    if (access(MODEL, R_OK) != 0) SKIP_TEST(MODEL " is missing");
+    char cmd[4096], log[512];
+    const char *dir = test_tmpdir();
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s serve-model --help", test_pika_bin());
+    if (run_cmd(cmd, log) != 0) SKIP_TEST("this build has no pika serve-model");
+    real_server srv;
+    REQUIRE(real_start(&srv, dir) == 0, "pika serve-model did not start (see %s/server.log)", dir);
+    char data[512], lg[512], rg[512], ls[512], rs[512];
+    snprintf(data, sizeof data, "%s/q.jsonl", dir);
+    snprintf(lg, sizeof lg, "%s/local-greedy.jsonl", dir);
+    snprintf(rg, sizeof rg, "%s/remote-greedy.jsonl", dir);
+    snprintf(ls, sizeof ls, "%s/local-sampled.jsonl", dir);
+    snprintf(rs, sizeof rs, "%s/remote-sampled.jsonl", dir);
+    FILE *f = fopen(data, "w");
+    const char *qs[] = {"What is 3 + 4?", "What is 12 + 45?", "What is 9 * 7?", "What is 125 + 37?"};
+    for (int i = 0; i < 4; i++) fprintf(f, "{\"id\": \"p%d\", \"problem\": \"%s\"}\n", i, qs[i]);
+    fclose(f);
+    const char *common = "--max-tokens 12 --threads 1";
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s --temperature 0 %s --out %s", test_pika_bin(), MODEL, data, common, lg);
+    CHECK(run_cmd(cmd, log) == 0, "local greedy");
+    snprintf(cmd, sizeof cmd,
+             "%s sample --backend openai --url http://127.0.0.1:%d/v1 --api-model pika-math-s --model %s --data %s "
+             "--temperature 0 %s --concurrency 4 --out %s",
+             test_pika_bin(), srv.port, MODEL, data, common, rg);
+    int st = run_cmd(cmd, log);
+    char *t = pika_read_file(log, NULL);
+    CHECK(st == 0, "remote greedy exited %d: %s", st, t ? t : "");
+    free(t);
+    compare_rollouts(lg, rg, 4, 1);
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s -k 3 --seed 9 --temperature 0.8 %s --out %s", test_pika_bin(), MODEL,
+             data, common, ls);
+    CHECK(run_cmd(cmd, log) == 0, "local sampled");
+    snprintf(cmd, sizeof cmd,
+             "%s sample --backend openai --url http://127.0.0.1:%d/v1 --api-model pika-math-s --model %s --data %s -k 3 "
+             "--seed 9 --temperature 0.8 --pika-seeds %s --concurrency 2 --out %s",
+             test_pika_bin(), srv.port, MODEL, data, common, rs);
+    st = run_cmd(cmd, log);
+    t = pika_read_file(log, NULL);
+    CHECK(st == 0, "remote sampled exited %d: %s", st, t ? t : "");
+    free(t);
+    compare_rollouts(ls, rs, 12, 0);
+    real_stop(&srv);
 }
 
 static void test_sample_bad_input(void) {
@@ -941,5 +1096,6 @@ int main(void) {
     RUN(test_sample_resume_after_kill);
     RUN(test_sample_n_refused_and_stop);
     RUN(test_sample_bad_input);
+    RUN(test_sample_against_serve_model);
     return test_summary("openai");
 }

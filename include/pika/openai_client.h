@@ -17,7 +17,8 @@
  * handles): pika_oai_request(&o, PIKA_OAI_CHAT, body, on_chunk, user, &res). When the body asks for
  * "stream": true the response is read as server-sent events and on_chunk sees every chunk as it
  * arrives (raw JSON + the parsed delta); the result then holds the concatenated choices as well.
- * A streamed request is retried only while no chunk has been handed out.
+ * A streamed request is retried only while no chunk has been handed out; a server that ignores
+ * "stream" and answers application/json gives the whole result with no chunk calls.
  *
  * The API key is sent only as "Authorization: Bearer KEY"; it never appears in errors or results.
  * A client handle is used by one thread at a time; different handles are independent.

@@ -71,6 +71,9 @@ typedef struct {
     pika_oai_endpoint api;  /* PIKA_OAI_COMPLETIONS (needs a recipe with a template or raw mode) or PIKA_OAI_CHAT */
     int one_per_request;    /* 1: k requests of n = 1 instead of one with n = k */
     const char *extra_body; /* a JSON object merged into every request body (e.g. {"add_special_tokens": false}), or NULL */
+    int pika_seeds;         /* for `pika serve-model`: send the base seed and "pika": {"id", "first_sample"}, so
+                               the server draws sample s of question id with pika_rollout_seed (answers equal a
+                               local run's); other servers do not know the "pika" object */
 } pika_remote_opts;
 
 void pika_remote_opts_default(pika_remote_opts *r);

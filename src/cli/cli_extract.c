@@ -277,6 +277,7 @@ int cmd_sample(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--one-per-request")) { ro.one_per_request = 1; continue; }
+        if (!strcmp(a, "--pika-seeds")) { ro.pika_seeds = 1; continue; }
         if (!strcmp(a, "--help")) {
             printf("usage: pika sample --model M.gguf --data PRESET|FILE --out ROLLOUTS.jsonl [options]\n"
                    "Samples k answers per question with the local engine; writes one JSON line per answer:\n"
@@ -302,7 +303,9 @@ int cmd_sample(int argc, char **argv) {
                    "  --api-key-env NAME    environment variable holding the API key (default OPENAI_API_KEY;\n"
                    "                        sent as Authorization: Bearer, never written anywhere)\n"
                    "  --one-per-request     k requests of n=1 per question instead of one with n=k\n"
-                   "  --extra-body JSON     merged into every request, e.g. '{\"add_special_tokens\": false}' (vLLM)\n",
+                   "  --extra-body JSON     merged into every request, e.g. '{\"add_special_tokens\": false}' (vLLM)\n"
+                   "  --pika-seeds          (pika serve-model) the server seeds each sample as local sample does, so\n"
+                   "                        the answers equal a local run's\n",
                    pika_gen_flags_help());
             print_data_options();
             return 0;

@@ -200,6 +200,7 @@ typedef struct req {
     /* streaming */
     pika_buf line, data;
     int has_data, chunks_out, sse_failed;
+    int sse_checked, plain;  /* plain: a streamed request answered with a JSON body */
     char *sse_error;
     acc_choice *acc;
     int n_acc;
@@ -266,7 +267,7 @@ static void req_reset_attempt(req *r) {
     free(r->resp.s); memset(&r->resp, 0, sizeof r->resp);
     free(r->line.s); memset(&r->line, 0, sizeof r->line);
     free(r->data.s); memset(&r->data, 0, sizeof r->data);
-    r->has_data = r->sse_failed = r->cancelled = r->too_big = 0;
+    r->has_data = r->sse_failed = r->cancelled = r->too_big = r->sse_checked = r->plain = 0;
     free(r->sse_error);
     r->sse_error = NULL;
     for (int i = 0; i < r->n_acc; i++) {
@@ -433,7 +434,15 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *u) {
     req *r = u;
     size_t n = sz * nm;
     long code = http_status(r);
-    if (r->stream && code >= 200 && code < 300) {
+    if (r->stream && code >= 200 && code < 300 && !r->plain) {
+        if (!r->sse_checked) { /* a server that ignores "stream" answers with one JSON body */
+            char *ct = NULL;
+            curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct);
+            r->plain = ct && !strncasecmp(ct, "application/json", 16);
+            r->sse_checked = 1;
+        }
+    }
+    if (r->stream && code >= 200 && code < 300 && !r->plain) {
         sse_feed(r, p, n);
         if (r->cancelled) return 0;
         return n;
@@ -546,7 +555,7 @@ static void attempt_done(pika_oai_client *c, req *r, CURLcode cc) {
         err = fmt("HTTP %ld%s%s", code, m ? ": " : "", m ? m : "");
         free(m);
         retryable = code == 429 || code == 408 || code >= 500;
-    } else if (r->stream) {
+    } else if (r->stream && !r->plain) {
         if (r->line.n) sse_line(r, r->line.s, r->line.n);
         if (r->has_data) sse_line(r, "", 0);
         if (r->sse_error) {

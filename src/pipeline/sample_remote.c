@@ -101,7 +101,10 @@ static cJSON *remote_meta(int k, void *u) {
         cJSON_AddStringToObject(p, "template_source", "server");
         cJSON_AddStringToObject(p, "user_prefix", R->popts->user_prefix ? R->popts->user_prefix : "");
     }
-    cJSON_AddItemToObject(meta, "sampling", pika_gen_opts_json(&o->gen));
+    cJSON *sj = pika_gen_opts_json(&o->gen);
+    /* who derives the per-sample seed: pika (one per request) or the server ("pika": {"id"}) */
+    cJSON_AddStringToObject(sj, "seeds", ro->pika_seeds ? "server-pika" : "request");
+    cJSON_AddItemToObject(meta, "sampling", sj);
     cJSON_AddNumberToObject(meta, "k", k);
     return meta;
 }
@@ -114,8 +117,9 @@ static char *user_text(const pika_prompt_opts *p, const char *q) {
     return b.s ? b.s : pika_strdup("");
 }
 
-/* The request body of n answers to question q, seed given. NULL + error. */
-static char *request_body(run *R, int64_t q, int n, uint64_t seed) {
+/* The request body of n answers to question q, the first being sample s0. NULL + error. */
+static char *request_body(run *R, int64_t q, int n, int s0) {
+    uint64_t seed = R->ro->pika_seeds ? R->o->gen.sampling.seed : pika_rollout_seed(R->o->gen.sampling.seed, R->ids[q], s0);
     const pika_gen_opts *g = &R->o->gen;
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "model", R->ro->api_model);
@@ -150,6 +154,11 @@ static char *request_body(run *R, int64_t q, int n, uint64_t seed) {
     /* 53 bits: JSON numbers are doubles, and servers take the seed as a (signed) 64-bit integer */
     cJSON_AddNumberToObject(b, "seed", (double)(seed & ((1ull << 53) - 1)));
     cJSON_AddNumberToObject(b, "n", n);
+    if (R->ro->pika_seeds) {
+        cJSON *pk = cJSON_AddObjectToObject(b, "pika");
+        cJSON_AddStringToObject(pk, "id", R->ids[q]);
+        cJSON_AddNumberToObject(pk, "first_sample", s0);
+    }
     if (g->n_stop) {
         cJSON *s = cJSON_AddArrayToObject(b, "stop");
         for (int i = 0; i < g->n_stop; i++) cJSON_AddItemToArray(s, cJSON_CreateString(g->stop[i]));
@@ -167,9 +176,7 @@ static char *request_body(run *R, int64_t q, int n, uint64_t seed) {
 static void on_done(uint64_t tag, pika_oai_result *res, void *user);
 
 static int submit(run *R, question *qs, int first, int n) {
-    int s0 = qs->samples[first];
-    uint64_t seed = pika_rollout_seed(R->o->gen.sampling.seed, R->ids[qs->q], s0);
-    char *body = request_body(R, qs->q, n, seed);
+    char *body = request_body(R, qs->q, n, qs->samples[first]);
     if (!body) return pika_error_context("question %s", R->ids[qs->q]);
     request_ctx *rc = pika_malloc(sizeof *rc);
     rc->qs = qs;
