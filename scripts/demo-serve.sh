@@ -9,11 +9,10 @@
 #   4. the test split through the router (tools/serve_replay: seed 1, "pika": {"id"} so a member
 #      samples what `pika sample --seed 1` sampled), graded; realised accuracy and cost per query next
 #      to the offline prediction, and `pika route log`.
-# usage: scripts/demo-serve.sh [BUILD_DIR]   (env: OUT (demo-out), PORT (18000: router; members PORT+1..3))
+# usage: scripts/demo-serve.sh [BUILD_DIR]   (env: OUT (demo-out)); every server on a free loopback port
 set -e
 B=${1:-build}
 OUT=${OUT:-demo-out}
-PORT=${PORT:-18000}
 P="$B/pika"
 S="$OUT/serve"
 READER=m
@@ -46,38 +45,43 @@ lambda=$(awk '/λ =/ {for (i = 1; i <= NF; i++) if ($i == "=") print $(i + 1)}' 
 "$P" route eval --table "$S/table.jsonl" --split test --lambdas "$lambda" --bootstrap 0 > "$S/eval.txt"
 # test ids: the table's test rows of arm s
 grep '"arm":"s"' "$S/table.jsonl" | grep '"split":"test"' | sed 's/.*"id":"\{0,1\}\([^",]*\)"\{0,1\},.*/\1/' > "$S/test-ids.txt"
-echo "== the pool on loopback: members on ports $((PORT + 1))..$((PORT + 3)), router on $PORT"
+rm -f "$S/serve.db" "$S/serve.db-wal" "$S/serve.db-shm" "$S"/port-* "$S/router.log"
+PIDS=""
+cleanup() { for p in $PIDS; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; }
+trap cleanup EXIT INT TERM
+for x in s m l; do
+    "$P" serve-model --model "models/pool/pika-math-$x.gguf" --host 127.0.0.1 --port 0 --port-file "$S/port-$x" --threads 1 \
+        --quiet > "$S/member-$x.log" 2>&1 &
+    PIDS="$PIDS $!"
+done
+# wait for the members' port files (at most 60 s)
+i=0
+until [ -s "$S/port-s" ] && [ -s "$S/port-m" ] && [ -s "$S/port-l" ]; do
+    i=$((i + 1))
+    [ $i -gt 600 ] && { echo "demo-serve: the members did not start; see $S/member-*.log" >&2; exit 2; }
+    sleep 0.1
+done
+PORT_s=$(cat "$S/port-s"); PORT_m=$(cat "$S/port-m"); PORT_l=$(cat "$S/port-l")
 cat > "$S/pool.json" <<EOF
 {"reader": {"model": "models/pool/pika-math-$READER.gguf"},
  "policy": {"kind": "utility", "router": "$S/router.json"},
  "log": "$S/serve.db",
  "members": [
-  {"name": "s", "url": "http://127.0.0.1:$((PORT + 1))/v1", "api_model": "pika-math-s", "probe": "$S/probe-s.json", "price_in": $PRICE_s, "price_out": $PRICE_s},
-  {"name": "m", "url": "http://127.0.0.1:$((PORT + 2))/v1", "api_model": "pika-math-m", "probe": "$S/probe-m.json", "price_in": $PRICE_m, "price_out": $PRICE_m},
-  {"name": "l", "url": "http://127.0.0.1:$((PORT + 3))/v1", "api_model": "pika-math-l", "probe": "$S/probe-l.json", "price_in": $PRICE_l, "price_out": $PRICE_l}]}
+  {"name": "s", "url": "http://127.0.0.1:$PORT_s/v1", "api_model": "pika-math-s", "probe": "$S/probe-s.json", "price_in": $PRICE_s, "price_out": $PRICE_s},
+  {"name": "m", "url": "http://127.0.0.1:$PORT_m/v1", "api_model": "pika-math-m", "probe": "$S/probe-m.json", "price_in": $PRICE_m, "price_out": $PRICE_m},
+  {"name": "l", "url": "http://127.0.0.1:$PORT_l/v1", "api_model": "pika-math-l", "probe": "$S/probe-l.json", "price_in": $PRICE_l, "price_out": $PRICE_l}]}
 EOF
-rm -f "$S/serve.db" "$S/serve.db-wal" "$S/serve.db-shm"
-PIDS=""
-cleanup() { for p in $PIDS; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; }
-trap cleanup EXIT INT TERM
-k=1
-for x in s m l; do
-    "$P" serve-model --model "models/pool/pika-math-$x.gguf" --host 127.0.0.1 --port $((PORT + k)) --threads 1 --quiet \
-        > "$S/member-$x.log" 2>&1 &
-    PIDS="$PIDS $!"
-    k=$((k + 1))
-done
-"$P" serve --config "$S/pool.json" --port "$PORT" > "$S/router.log" 2>&1 &
+"$P" serve --config "$S/pool.json" --port 0 > "$S/router.log" 2>&1 &
 RPID=$!
 PIDS="$PIDS $RPID"
-# wait until the router and every member answer /health (at most 60 s)
 i=0
-until "$B/tools/serve_replay" --probe-health "http://127.0.0.1:$PORT" "http://127.0.0.1:$((PORT + 1))" \
-        "http://127.0.0.1:$((PORT + 2))" "http://127.0.0.1:$((PORT + 3))" 2> /dev/null; do
+until grep -q 'listening on' "$S/router.log" 2> /dev/null; do
     i=$((i + 1))
-    [ $i -gt 600 ] && { echo "demo-serve: the pool did not come up; see $S/*.log" >&2; exit 2; }
+    [ $i -gt 600 ] && { echo "demo-serve: the router did not start; see $S/router.log" >&2; exit 2; }
     sleep 0.1
 done
+PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$S/router.log" | head -1)
+echo "== the pool on loopback: members s, m, l on ports $PORT_s, $PORT_m, $PORT_l; the router on $PORT"
 echo "== $(wc -l < "$S/test-ids.txt") test questions through the router"
 "$B/tools/serve_replay" --url "http://127.0.0.1:$PORT/v1" --data "$OUT/problems.jsonl" --ids "$S/test-ids.txt" \
     --max-tokens 8 --temperature 1 --seed 1 -o "$S/rollouts.jsonl"
