@@ -952,6 +952,14 @@ static void test_serve_model_members(void) {
         snprintf(direct, sizeof direct, "{\"model\":\"%s\",\"seed\":7,\"max_tokens\":8,\"temperature\":1,\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}",
                  c.members[a].api_model, qs[qi]);
         http(ports[a], "POST", "/v1/chat/completions", direct, &d);
+        {   /* one top-level "pika": the member's own {"seed"} and the decision, merged */
+            cJSON *j = cJSON_Parse(r.body.s), *it;
+            int n_pika = 0;
+            cJSON_ArrayForEach(it, j) n_pika += it->string && !strcmp(it->string, "pika");
+            const cJSON *pk = cJSON_GetObjectItem(j, "pika");
+            CHECK(n_pika == 1 && cJSON_GetObjectItem(pk, "member") && cJSON_GetObjectItem(pk, "seed"), "one pika object: %s", r.body.s);
+            cJSON_Delete(j);
+        }
         char *x = content_of(r.body.s), *y = content_of(d.body.s);
         CHECK(x && y && !strcmp(x, y), "the member's answer byte for byte: '%s' vs '%s'", x ? x : "(none)", y ? y : "(none)");
         free(x); free(y);

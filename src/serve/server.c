@@ -238,17 +238,52 @@ static void scan_stream(req *r, const char *p, size_t n) {
     }
 }
 
-/* Copy src[0..n) into out with `"pika":{...},` inserted after the first '{' at or after `from`. 0 when
- * no '{' was found (nothing inserted, everything copied). */
+static int is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+/* In the JSON object starting at src[o] == '{', the offset just after the '{' of a top-level
+ * "pika": {...} member's value, or 0 when there is none (or the text ends first). */
+static size_t find_member_pika(const char *src, size_t n, size_t o) {
+    int depth = 0;
+    for (size_t i = o; i < n; i++) {
+        char ch = src[i];
+        if (ch == '"') {
+            size_t k0 = i + 1, j = k0;
+            while (j < n && src[j] != '"') j += src[j] == '\\' ? 2 : 1;
+            if (j >= n) return 0;
+            if (depth == 1 && j - k0 == 4 && !memcmp(src + k0, "pika", 4)) {
+                size_t q = j + 1;
+                while (q < n && is_ws(src[q])) q++;
+                if (q < n && src[q] == ':') {
+                    q++;
+                    while (q < n && is_ws(src[q])) q++;
+                    if (q < n && src[q] == '{') return q + 1;
+                }
+            }
+            i = j;
+        } else if (ch == '{' || ch == '[') depth++;
+        else if (ch == '}' || ch == ']') { if (--depth == 0) return 0; }
+    }
+    return 0;
+}
+
+/* Copy src[0..n) into out with the decision added to the first JSON object at or after `from`: as
+ * `"pika":{...},` right after its '{', or, when the member's object already has a top-level "pika"
+ * object (a pika serve-model's {"seed"}), as the first fields of that object — one "pika" key either
+ * way, every other byte as the member sent it. 0 when no '{' was found (everything copied). */
 static int inject(pika_buf *out, const char *src, size_t n, size_t from, const char *decision) {
     const char *br = from < n ? memchr(src + from, '{', n - from) : NULL;
     if (!br) { pika_buf_add(out, src, n); return 0; }
-    size_t k = (size_t)(br - src) + 1;
+    size_t o = (size_t)(br - src);
+    size_t mp = find_member_pika(src, n, o);
+    size_t k = mp ? mp : o + 1;
     pika_buf_add(out, src, k);
-    pika_buf_puts(out, "\"pika\":");
-    pika_buf_puts(out, decision);
+    if (mp) pika_buf_add(out, decision + 1, strlen(decision) - 2); /* the fields, without the braces */
+    else {
+        pika_buf_puts(out, "\"pika\":");
+        pika_buf_puts(out, decision);
+    }
     size_t q = k;
-    while (q < n && (src[q] == ' ' || src[q] == '\n' || src[q] == '\r' || src[q] == '\t')) q++;
+    while (q < n && is_ws(src[q])) q++;
     if (q < n && src[q] != '}') pika_buf_addc(out, ',');
     pika_buf_add(out, src + k, n - k);
     return 1;
