@@ -91,6 +91,7 @@ wait "$RPID" || true
 n=$(wc -l < "$S/graded.jsonl")
 c=$(grep -c '"correct":true' "$S/graded.jsonl" || true)
 "$P" route log --db "$S/serve.db" | tee "$S/log.txt"
+"$P" route log --db "$S/serve.db" --graded "$S/graded.jsonl" -o "$S/traffic-labels.jsonl"
 cpq=$("$P" route log --db "$S/serve.db" --json | sed 's/.*"cost_per_query":\([^,}]*\).*/\1/')
 echo "== live vs offline (test split, λ = $lambda calibrated on val)"
 awk -v n="$n" -v c="$c" -v cpq="$cpq" 'BEGIN {printf "live router:     accuracy %.4f (%d/%d graded answers)  cost/query %.6g\n", c / n, c, n, cpq}'

@@ -422,6 +422,19 @@ static void test_log(void) {
     CHECK(lines == 4 && strstr(txt, "\"p\":{\"s\":0.5"), "JSONL dump: %d lines", lines);
     free(txt);
     CHECK(pika_serve_log_summary("/nonexistent/x.db", stdout, 0) == -1, "missing log is an error");
+    /* graded answers joined with the log: new labels (the latest answered request of that id) */
+    char gp[700];
+    snprintf(gp, sizeof gp, "%s.graded.jsonl", db);
+    f = fopen(gp, "w");
+    fputs("{\"id\":\"r\",\"sample\":0,\"text\":\"2\",\"correct\":true}\n{\"id\":\"unknown\",\"sample\":0,\"text\":\"2\",\"correct\":false}\n", f);
+    fclose(f);
+    f = fopen(out, "w");
+    int64_t nl = -1;
+    REQUIRE(pika_serve_log_labels(db, gp, f, &nl) == 0, "%s", pika_last_error());
+    fclose(f);
+    txt = pika_read_file(out, NULL);
+    CHECK(nl == 1 && strstr(txt, "\"id\":\"r\",\"member\":\"l\",\"correct\":true,\"p\":{\"s\":0.5,\"l\":0.7}"), "labels (%lld): %s", (long long)nl, txt);
+    free(txt);
 }
 
 static void test_reader(void) {

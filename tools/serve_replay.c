@@ -135,9 +135,18 @@ int main(int argc, char **argv) {
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
         curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        /* the question id as the request id: the router logs it, so graded answers join the log */
+        char rid[300];
+        snprintf(rid, sizeof rid, "X-Request-Id: %s", ex->id);
+        struct curl_slist *h2 = curl_slist_append(NULL, "Content-Type: application/json");
+        h2 = curl_slist_append(h2, "Expect:");
+        h2 = curl_slist_append(h2, rid);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h2);
         long st = 0;
         if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
         free(body);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_slist_free_all(h2);
         sent++;
         cJSON *j = st == 200 && r.body.s ? cJSON_Parse(r.body.s) : NULL;
         const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);

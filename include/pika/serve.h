@@ -156,6 +156,11 @@ void pika_serve_log_close(pika_serve_log *l);                                /* 
  * mean routing / upstream latency; json = 1 prints one JSON object; jsonl = 1 prints every row. */
 int pika_serve_log_summary(const char *path, FILE *out, int json);
 int pika_serve_log_dump(const char *path, FILE *out);
+/* New labels from real traffic: graded rollouts (pika grade rollouts; "id" = the request id the client
+ * sent as X-Request-Id, "correct") joined with the log -> one JSONL row per graded answer that the log
+ * holds: {"id", "member", "correct", "p" (every member's p̂), "cost", "tokens_in", "tokens_out",
+ * "prompt_hash"}. *n = rows written. */
+int pika_serve_log_labels(const char *path, const char *graded, FILE *out, int64_t *n);
 
 /* ---- the server ---- */
 typedef struct {

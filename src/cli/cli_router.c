@@ -65,20 +65,33 @@ int cmd_serve(int argc, char **argv) {
 }
 
 int cmd_route_log(int argc, char **argv) {
-    const char *db = NULL;
+    const char *db = NULL, *graded = NULL, *out = NULL;
     int json = 0, jsonl = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc) db = argv[++i];
         else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--jsonl")) jsonl = 1;
+        else if (!strcmp(argv[i], "--graded") && i + 1 < argc) graded = argv[++i];
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: pika route log --db FILE.db [--json | --jsonl]\n"
+            printf("usage: pika route log --db FILE.db [--json | --jsonl | --graded GRADED.jsonl -o LABELS.jsonl]\n"
                    "  summarise a pika serve decision log: share per member, realised cost, error rate, latencies;\n"
-                   "  --jsonl prints every logged request as one JSON object (to join with graded answers)\n");
+                   "  --jsonl prints every logged request as one JSON object; --graded joins graded rollouts (id =\n"
+                   "  the X-Request-Id the client sent) with the log: new labels from real traffic\n");
             return 0;
         } else { fprintf(stderr, "pika: route log: unknown flag '%s'\n", argv[i]); return 2; }
     }
     if (!db) pika_die("route log: --db FILE is required");
+    if (graded) {
+        if (!out) pika_die("route log: --graded needs -o LABELS.jsonl");
+        FILE *f = fopen(out, "w");
+        if (!f) pika_die("route log: cannot write %s", out);
+        int64_t n = 0;
+        int rc = pika_serve_log_labels(db, graded, f, &n);
+        if (fclose(f) || rc) pika_die("route log: %s", pika_last_error());
+        printf("wrote %lld labels (graded answers found in the log) to %s\n", (long long)n, out);
+        return 0;
+    }
     if ((jsonl ? pika_serve_log_dump(db, stdout) : pika_serve_log_summary(db, stdout, json))) pika_die("route log: %s", pika_last_error());
     return 0;
 }

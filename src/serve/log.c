@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pika/rollout.h"
 #include "pika/serve.h"
 #include "pika/util.h"
 
@@ -201,5 +202,45 @@ int pika_serve_log_dump(const char *path, FILE *out) {
     }
     sqlite3_finalize(s);
     sqlite3_close(db);
+    return 0;
+}
+
+int pika_serve_log_labels(const char *path, const char *graded, FILE *out, int64_t *n_out) {
+    *n_out = 0;
+    pika_rollout_rec *rows = NULL;
+    int64_t n = 0;
+    if (pika_rollouts_read(graded, 0, &rows, &n)) return -1;
+    sqlite3 *db = open_ro(path);
+    if (!db) { pika_rollouts_free(rows, n); return -1; }
+    sqlite3_stmt *s;
+    sqlite3_prepare_v2(db, "SELECT member, p, cost, tokens_in, tokens_out, prompt_hash FROM requests WHERE request_id = ? AND status < 400"
+                           " ORDER BY id DESC LIMIT 1", -1, &s, NULL);
+    for (int64_t i = 0; i < n; i++) {
+        if (rows[i].correct < 0) continue;
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, rows[i].id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(s) != SQLITE_ROW) continue;
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "id", rows[i].id);
+        const char *member = (const char *)sqlite3_column_text(s, 0);
+        cJSON_AddStringToObject(x, "member", member ? member : "");
+        cJSON_AddBoolToObject(x, "correct", rows[i].correct == 1);
+        const char *pj = (const char *)sqlite3_column_text(s, 1);
+        cJSON *p = pj ? cJSON_Parse(pj) : NULL;
+        cJSON_AddItemToObject(x, "p", p ? p : cJSON_CreateNull());
+        cJSON_AddNumberToObject(x, "cost", sqlite3_column_double(s, 2));
+        cJSON_AddNumberToObject(x, "tokens_in", (double)sqlite3_column_int64(s, 3));
+        cJSON_AddNumberToObject(x, "tokens_out", (double)sqlite3_column_int64(s, 4));
+        const char *ph = (const char *)sqlite3_column_text(s, 5);
+        if (ph) cJSON_AddStringToObject(x, "prompt_hash", ph);
+        char *t = cJSON_PrintUnformatted(x);
+        fprintf(out, "%s\n", t);
+        free(t);
+        cJSON_Delete(x);
+        (*n_out)++;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    pika_rollouts_free(rows, n);
     return 0;
 }
