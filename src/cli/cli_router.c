@@ -11,16 +11,17 @@
 
 static const char SERVE_USAGE[] =
     "usage: pika serve --config POOL.json [--host 127.0.0.1] [--port 8000] [--log FILE.db] [--log-prompts]\n"
-    "                  [--drain-s 30]\n"
+    "                  [--access-log] [--drain-s 30]\n"
     "  An OpenAI-compatible router in front of the pool in POOL.json (README: \"pika serve\").\n"
-    "  POST /v1/chat/completions, /v1/completions (model: pika-route, pika-route:lambda=X, pika-route:cascade,\n"
-    "  or a member's name); GET /v1/models, /health, /metrics. --port 0 picks a free port. Prints\n"
+    "  POST /v1/chat/completions, /v1/completions (model: pika-route, pika-route:lambda=X, pika-route:utility,\n"
+    "  pika-route:cascade, pika-route:threshold=T, pika-route:budget=C, or a member's name); GET /v1/models,\n"
+    "  /health, /metrics. --access-log: one line per request on stderr. --port 0 picks a free port. Prints\n"
     "  \"pika serve: listening on http://HOST:PORT\" on stdout once ready; SIGTERM/SIGINT stop accepting,\n"
     "  drain in-flight requests (at most --drain-s seconds) and flush the log.\n";
 
 int cmd_serve(int argc, char **argv) {
     const char *config = NULL, *host = "127.0.0.1", *log = NULL;
-    int port = 8000, log_prompts = 0;
+    int port = 8000, log_prompts = 0, access_log = 0;
     double drain = 30;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
@@ -35,6 +36,7 @@ int cmd_serve(int argc, char **argv) {
             port = (int)v;
         } else if (!strcmp(f, "--log") && hv) log = argv[++i];
         else if (!strcmp(f, "--log-prompts")) log_prompts = 1;
+        else if (!strcmp(f, "--access-log")) access_log = 1;
         else if (!strcmp(f, "--drain-s") && hv) drain = atof(argv[++i]);
         else { fprintf(stderr, "pika: serve: unknown or incomplete flag '%s'\n%s", f, SERVE_USAGE); return 2; }
     }
@@ -49,7 +51,7 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    pika_server_opts o = {host, port, log_prompts, 0};
+    pika_server_opts o = {host, port, log_prompts, access_log};
     pika_server *s = pika_server_start(&c, &o);
     if (!s) pika_die("serve: %s", pika_last_error());
     printf("pika serve: listening on http://%s:%d (%d members, log %s)\n", host, pika_server_port(s), c.n_members,
