@@ -4,9 +4,9 @@
 
 CC      ?= cc
 BUILD   ?= build
-# pkg-config names of the libraries the code links today (libcurl, libmicrohttpd and sqlite3 join
-# when code uses them); scripts/install-deps.sh installs the Debian packages that provide them.
-PKGS    := openblas lapacke libpcre2-8 libcjson zlib libutf8proc
+# pkg-config names of the libraries the code links
+# (scripts/install-deps.sh installs the Debian packages that provide them).
+PKGS    := openblas lapacke libpcre2-8 libcjson zlib libutf8proc sqlite3 libmicrohttpd libcurl
 
 NODEPS_GOALS := clean help uninstall
 FUZZ_GOALS   := fuzz fuzz-build fuzz-regress
@@ -50,12 +50,13 @@ PIKA      := $(BUILD)/pika
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all test asan-test bench demo clean help install uninstall fuzz fuzz-build
+.PHONY: all test asan-test bench demo demo-serve clean help install uninstall fuzz fuzz-build
 all: $(PIKA) $(TOOL_BIN)
 
 help:
 	@echo "make            build build/pika"
 	@echo "make demo       build and run pika on the bundled example (main job)"
+	@echo "make demo-serve after make demo: the pool behind pika serve, the test split through it"
 	@echo "make test       build and run the test suite"
 	@echo "make asan-test  the test suite under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make bench      build and run the benchmarks in bench/"
@@ -97,6 +98,9 @@ bench: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 
 demo: $(PIKA) $(TOOL_BIN)
 	@sh scripts/demo.sh $(BUILD)
+
+demo-serve: $(PIKA) $(TOOL_BIN)
+	@sh scripts/demo-serve.sh $(BUILD)
 
 install: $(PIKA)
 	install -d $(DESTDIR)$(PREFIX)/bin

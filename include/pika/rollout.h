@@ -1,7 +1,9 @@
 /* rollout.h — the rollouts file format (read and write): JSONL, one object per sampled answer,
  *   {"id", "sample", "text", "tokens_in", "tokens_out", "model", "finish"}   (finish: stop | length)
- * and, after `pika grade rollouts`, also "correct" (bool) and "answer" (string or null); other keys
- * are kept by readers that pass objects through. Text is always valid UTF-8.
+ * and, after `pika grade rollouts`, also "correct" (bool) and "answer" (string or null); remote
+ * sampling (sample.h, pika_rollouts_remote) adds "latency_s" and, when the server sent one,
+ * "reasoning_content"; other keys are kept by readers that pass objects through. Text is always
+ * valid UTF-8.
  *
  * Provenance sidecar FILE.meta.json (written by `pika sample` before the first row):
  *   {"format": "pika-rollouts", "version": 1, "model": {...}, "prompt": {...recipe (prompt.h)},

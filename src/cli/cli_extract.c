@@ -10,6 +10,8 @@
 #include "pika/acts.h"
 #include "pika/dataset.h"
 #include "pika/extract.h"
+#include "pika/gguf.h"
+#include "pika/openai_client.h"
 #include "pika/model.h"
 #include "pika/npy.h"
 #include "pika/prompt.h"
@@ -90,8 +92,7 @@ static void suffix_note(const char *cmd, const pika_prompt_opts *p) {
                         "--suffix $'\\n...' in the shell, or use --suffix-file FILE\n", cmd);
 }
 
-static void setup_load(run_setup *r, const char *cmd) {
-    if (!r->model_path || !r->data) pika_die("%s: --model and --data are required (see pika %s --help)", cmd, cmd);
+static void setup_data(run_setup *r, const char *cmd) {
     if (r->resume && r->force) pika_die("%s: --resume and --force are exclusive (continue the output, or overwrite it)", cmd);
     suffix_note(cmd, &r->prompt);
     if (pika_dataset_is_preset(r->data)) {
@@ -114,6 +115,11 @@ static void setup_load(run_setup *r, const char *cmd) {
         r->questions[i] = r->ds->rows[i].problem;
         if (!r->questions[i]) pika_die("%s: %s: row %lld has no question text (--problem-field '%s')", cmd, r->data, (long long)i + 1, r->field);
     }
+}
+
+static void setup_load(run_setup *r, const char *cmd) {
+    if (!r->model_path || !r->data) pika_die("%s: --model and --data are required (see pika %s --help)", cmd, cmd);
+    setup_data(r, cmd);
     r->m = pika_model_load(r->model_path);
     if (!r->m) pika_die("%s: %s", cmd, pika_last_error());
     r->tok = pika_tokenizer_from_gguf(pika_model_gguf(r->m));
@@ -198,14 +204,80 @@ int cmd_extract(int argc, char **argv) {
     return rc ? 2 : 0;
 }
 
+/* pika sample --backend openai: the prompt recipe from the GGUF (or a named template, or none: chat
+ * with the server's template), the key from the environment, answers from the server. */
+static int sample_remote(run_setup *r, pika_rollout_opts *o, pika_remote_opts *ro, const char *out, const char *api,
+                         const char *key_env) {
+    if (!out) pika_die("sample: --out ROLLOUTS.jsonl is required");
+    if (!r->data) pika_die("sample: --data is required (see pika sample --help)");
+    if (!ro->client.base_url) pika_die("sample: --backend openai needs --url http://HOST:PORT/v1");
+    if (!ro->api_model) pika_die("sample: --backend openai needs --api-model NAME (the model name the server serves)");
+    if (pika_gen_opts_validate(&o->gen)) pika_die("sample: %s", pika_last_error());
+    if (o->gen.max_tokens < 1) pika_die("sample: --max-tokens must be >= 1, got %d", o->gen.max_tokens);
+    if (api && strcmp(api, "completions") && strcmp(api, "chat"))
+        pika_die("sample: --api must be completions or chat, got '%s'", api);
+    setup_data(r, "sample");
+    pika_gguf *g = NULL;
+    if (r->model_path) {
+        if (!(g = pika_gguf_open(r->model_path))) pika_die("sample: %s", pika_last_error());
+        if (!(r->tok = pika_tokenizer_from_gguf(g))) pika_die("sample: %s: %s", r->model_path, pika_last_error());
+    }
+    int knows_template = g || r->prompt.template_name || r->prompt.template_file || r->prompt.no_template;
+    if (knows_template) {
+        r->recipe = pika_prompt_recipe_new(g, r->tok, &r->prompt);
+        /* a GGUF without a chat template is fine for chat: the server applies its own */
+        int named = r->prompt.template_name || r->prompt.template_file || r->prompt.no_template;
+        if (!r->recipe && (named || !api || strcmp(api, "chat"))) pika_die("sample: %s", pika_last_error());
+    }
+    ro->api = api ? (!strcmp(api, "chat") ? PIKA_OAI_CHAT : PIKA_OAI_COMPLETIONS)
+                  : (r->recipe ? PIKA_OAI_COMPLETIONS : PIKA_OAI_CHAT);
+    if (ro->api == PIKA_OAI_COMPLETIONS && !r->recipe)
+        pika_die("sample: --api completions needs the prompt template: give --model M.gguf, --template NAME or "
+                 "--template-file FILE (or use --api chat)");
+    const char *key = getenv(key_env);
+    ro->client.api_key = key && *key ? key : NULL;
+    o->resume = r->resume;
+    o->force = r->force;
+    o->model_path = r->model_path;
+    if (!o->model_name) o->model_name = ro->api_model;
+    if (ro->api == PIKA_OAI_COMPLETIONS)
+        fprintf(stderr, "sample: %s/completions with prompts rendered by pika (%s; byte-identical to pika extract's)%s\n",
+                ro->client.base_url, pika_prompt_recipe_origin(r->recipe), "");
+    else
+        fprintf(stderr, "sample: %s/chat/completions with messages (the server applies %s template)%s\n",
+                ro->client.base_url, r->recipe ? "its own" : "its", "");
+    if (ro->client.api_key) fprintf(stderr, "sample: API key from $%s\n", key_env);
+    pika_rollout_stats st;
+    int rc = pika_rollouts_remote(r->recipe, &r->prompt, r->tok, r->n, r->ids, r->questions, o, ro, out, &st);
+    if (rc && st.started && st.written + st.existing > 0)
+        fprintf(stderr, "pika: sample: %s (%lld answers in %s are kept; rerun with --resume)\n", pika_last_error(),
+                (long long)(st.written + st.existing), out);
+    else if (rc)
+        fprintf(stderr, "pika: sample: %s\n", pika_last_error());
+    else
+        fprintf(stderr, "sample: %lld answers written (%lld already there), %.1f generated tok/s\n", (long long)st.written,
+                (long long)st.skipped, st.seconds > 0 ? st.tokens_out / st.seconds : 0.0);
+    pika_prompt_recipe_free(r->recipe);
+    pika_tokenizer_free(r->tok);
+    pika_gguf_close(g);
+    pika_dataset_free(r->ds);
+    free(r->ids);
+    free(r->questions);
+    return rc ? 2 : 0;
+}
+
 int cmd_sample(int argc, char **argv) {
     run_setup r;
     setup_init(&r);
     pika_rollout_opts o;
     pika_rollout_opts_default(&o);
-    const char *out = NULL;
+    const char *out = NULL, *backend = "local", *api = NULL, *key_env = "OPENAI_API_KEY";
+    pika_remote_opts ro;
+    pika_remote_opts_default(&ro);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--one-per-request")) { ro.one_per_request = 1; continue; }
+        if (!strcmp(a, "--pika-seeds")) { ro.pika_seeds = 1; continue; }
         if (!strcmp(a, "--help")) {
             printf("usage: pika sample --model M.gguf --data PRESET|FILE --out ROLLOUTS.jsonl [options]\n"
                    "Samples k answers per question with the local engine; writes one JSON line per answer:\n"
@@ -215,7 +287,25 @@ int cmd_sample(int argc, char **argv) {
                    "  -k N                  answers per question (default 1)\n"
                    "  --max-tokens N        generated tokens per answer, >= 1 (default 256)\n"
                    "%s"
-                   "  --model-name NAME     \"model\" field of the rollouts (default: the GGUF file name)\n",
+                   "  --model-name NAME     \"model\" field of the rollouts (default: the GGUF file name)\n"
+                   "remote answers from an OpenAI-compatible server (vLLM, SGLang, llama-server, pika serve-model, ...):\n"
+                   "  --backend local|openai  where answers come from (default local)\n"
+                   "  --url URL             the server's API base, e.g. http://127.0.0.1:8000/v1\n"
+                   "  --api-model NAME      the model name the server serves (the request's \"model\")\n"
+                   "  --api completions|chat  /v1/completions with the prompt rendered by pika (byte-identical to\n"
+                   "                        what pika extract reads; the default when pika knows the template: from\n"
+                   "                        --model M.gguf, --template or --template-file), or /v1/chat/completions\n"
+                   "                        with messages (the server applies its template; the default otherwise)\n"
+                   "  --model M.gguf        optional here: the template, and token counts when the server sends no usage\n"
+                   "  --concurrency N       requests in flight at most (default 8)\n"
+                   "  --retries N           retries of a failing request: 429, 5xx, timeouts (default 6)\n"
+                   "  --request-timeout S   seconds per attempt (default 600)\n"
+                   "  --api-key-env NAME    environment variable holding the API key (default OPENAI_API_KEY;\n"
+                   "                        sent as Authorization: Bearer, never written anywhere)\n"
+                   "  --one-per-request     k requests of n=1 per question instead of one with n=k\n"
+                   "  --extra-body JSON     merged into every request, e.g. '{\"add_special_tokens\": false}' (vLLM)\n"
+                   "  --pika-seeds          (pika serve-model) the server seeds each sample as local sample does, so\n"
+                   "                        the answers equal a local run's\n",
                    pika_gen_flags_help());
             print_data_options();
             return 0;
@@ -233,8 +323,31 @@ int cmd_sample(int argc, char **argv) {
             if (!*v || *end || k < 1 || k > 1000000) pika_die("sample: -k must be an integer >= 1, got '%s'", v);
             o.k = (int)k;
         } else if (!strcmp(a, "--model-name")) o.model_name = v;
-        else pika_die("sample: unknown option %s (see pika sample --help)", a);
+        else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--url")) ro.client.base_url = v;
+        else if (!strcmp(a, "--api-model")) ro.api_model = v;
+        else if (!strcmp(a, "--api")) api = v;
+        else if (!strcmp(a, "--api-key-env")) key_env = v;
+        else if (!strcmp(a, "--extra-body")) ro.extra_body = v;
+        else if (!strcmp(a, "--concurrency") || !strcmp(a, "--retries")) {
+            char *end;
+            long x = strtol(v, &end, 10);
+            int lo = a[2] == 'c' ? 1 : 0;
+            if (!*v || *end || x < lo || x > 100000) pika_die("sample: %s must be an integer >= %d, got '%s'", a, lo, v);
+            if (a[2] == 'c') ro.client.concurrency = (int)x;
+            else ro.client.max_retries = (int)x;
+        } else if (!strcmp(a, "--request-timeout")) {
+            char *end;
+            double x = strtod(v, &end);
+            if (!*v || *end || !(x > 0) || x > 1e7) pika_die("sample: --request-timeout must be a number of seconds > 0, got '%s'", v);
+            ro.client.timeout_s = x;
+        } else pika_die("sample: unknown option %s (see pika sample --help)", a);
     }
+    if (strcmp(backend, "local") && strcmp(backend, "openai"))
+        pika_die("sample: --backend must be local or openai, got '%s'", backend);
+    if (!strcmp(backend, "openai")) return sample_remote(&r, &o, &ro, out, api, key_env);
+    if (ro.client.base_url || ro.api_model || api)
+        pika_die("sample: --url, --api-model and --api need --backend openai");
     if (!out) pika_die("sample: --out ROLLOUTS.jsonl is required");
     if (pika_gen_opts_validate(&o.gen)) pika_die("sample: %s", pika_last_error());
     if (o.gen.max_tokens < 1) pika_die("sample: --max-tokens must be >= 1, got %d", o.gen.max_tokens);

@@ -24,6 +24,7 @@ static const char ROUTE_USAGE[] =
     "                   [--policy utility|cascade [--cascade ARM1,ARM2,..] [--thresholds LIST] [--cascade-cost final|all]]\n"
     "      picks λ (or the cascade threshold) on --split and reports it on --eval-split\n"
     "  pika route report --table TABLE.jsonl --out DIR [--split test] [--title T] [eval flags]\n"
+    "  pika route log --db FILE.db [--json | --jsonl]   summarise a pika serve decision log\n"
     "eval flags:\n"
     "  --lambdas A:B:N | L1,L2,...   utility λ grid (default 0:1:50 = linspace(0, 1, 50))\n"
     "  --thresholds LIST             cascade thresholds (default 0.1,...,0.9; one threshold for every step)\n"
@@ -402,6 +403,7 @@ int cmd_route(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return route_eval_cmd(argc - 1, argv + 1, 0);
     if (!strcmp(argv[1], "report")) return route_eval_cmd(argc - 1, argv + 1, 1);
     if (!strcmp(argv[1], "calibrate")) return route_calibrate_cmd(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "log")) return cmd_route_log(argc - 1, argv + 1);
     fprintf(stderr, "pika: route: unknown subcommand '%s'\n%s", argv[1], ROUTE_USAGE);
     return 2;
 }

@@ -10,6 +10,7 @@
 #include "pika/acts.h"
 #include "pika/rollout.h"
 #include "pika/util.h"
+#include "pipeline/sample_internal.h"
 
 void pika_rollout_opts_default(pika_rollout_opts *o) {
     memset(o, 0, sizeof *o);
@@ -42,7 +43,7 @@ static cJSON *make_meta(const pika_model *m, const pika_prompt_recipe *recipe, c
     return meta;
 }
 
-static int write_meta(const char *mpath, const cJSON *meta) {
+int pika__sample_write_meta(const char *mpath, const cJSON *meta) {
     char *s = cJSON_Print(meta);
     size_t n = strlen(s);
     s = pika_realloc(s, n + 2);
@@ -59,7 +60,7 @@ static const char *str_of(const cJSON *o, const char *a, const char *b) {
 }
 
 /* The recorded provenance must describe this run; names what differs otherwise. */
-static int check_meta(const char *out_path, const char *mpath, const cJSON *mine, int64_t existing) {
+int pika__sample_check_meta(const char *out_path, const char *mpath, const cJSON *mine, int64_t existing) {
     char *txt = pika_read_file(mpath, NULL);
     if (!txt)
         return pika_set_error("%s holds %lld rollouts but has no provenance file %s (written by an older pika?), so "
@@ -103,7 +104,7 @@ static int check_meta(const char *out_path, const char *mpath, const cJSON *mine
 
 /* Existing rollouts: "id\tsample" keys into done, the count, and the byte length of whole lines
  * (a torn last line, from a run killed mid-write, is cut off so appending continues cleanly). */
-static int load_done(const char *path, pika_strmap *done, int64_t *count) {
+int pika__sample_load_done(const char *path, pika_strmap *done, int64_t *count) {
     *count = 0;
     size_t len;
     char *txt = pika_read_file(path, &len);
@@ -130,6 +131,55 @@ static int load_done(const char *path, pika_strmap *done, int64_t *count) {
     return 0;
 }
 
+FILE *pika__sample_open(const char *out_path, const pika_rollout_opts *o, cJSON *(*make)(int k, void *u), void *u,
+                        pika_strmap *done, pika_rollout_stats *st) {
+    char *mpath = pika_rollouts_meta_path(out_path);
+    struct stat sb;
+    int nonempty = stat(out_path, &sb) == 0 && sb.st_size > 0;
+    cJSON *meta = NULL;
+    FILE *out = NULL;
+    int k_meta = o->k;
+    if (nonempty && !o->resume && !o->force) {
+        pika_set_error("%s already exists and is not empty; pass --resume to continue it or --force to overwrite it",
+                       out_path);
+        goto done;
+    }
+    int resuming = nonempty && o->resume && !o->force;
+    if (resuming) {
+        meta = make(o->k, u);
+        if (pika__sample_load_done(out_path, done, &st->existing)) goto done;
+        if (pika__sample_check_meta(out_path, mpath, meta, st->existing)) goto done;
+        /* the sidecar keeps the largest k any run asked for */
+        char *txt = pika_read_file(mpath, NULL);
+        cJSON *rec = txt ? cJSON_Parse(txt) : NULL;
+        const cJSON *rk = cJSON_GetObjectItemCaseSensitive(rec, "k");
+        if (cJSON_IsNumber(rk) && rk->valueint > k_meta) k_meta = rk->valueint;
+        cJSON_Delete(rec);
+        free(txt);
+        cJSON_Delete(meta);
+    }
+    meta = make(k_meta, u);
+    if (pika__sample_write_meta(mpath, meta)) goto done;
+    out = fopen(out_path, resuming ? "ab" : "wb");
+    if (!out) { pika_set_error("cannot write %s", out_path); goto done; }
+    st->started = 1;
+done:
+    cJSON_Delete(meta);
+    free(mpath);
+    return out;
+}
+
+typedef struct {
+    const pika_model *m;
+    const pika_prompt_recipe *recipe;
+    const pika_rollout_opts *o;
+} meta_ctx;
+
+static cJSON *local_meta(int k, void *u) {
+    meta_ctx *mc = u;
+    return make_meta(mc->m, mc->recipe, mc->o, k);
+}
+
 int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, const pika_prompt_recipe *recipe, int64_t n,
                   char *const *ids, char *const *questions, const pika_rollout_opts *o, const char *out_path,
                   pika_rollout_stats *st) {
@@ -140,40 +190,14 @@ int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, const pika_prompt_reci
     if (pika_gen_opts_validate(&o->gen)) return -1;
     const pika_model *m = pika_ctx_model(c);
     const pika_hparams *hp = pika_model_hparams(m);
-    char *mpath = pika_rollouts_meta_path(out_path);
-    struct stat sb;
-    int nonempty = stat(out_path, &sb) == 0 && sb.st_size > 0;
     pika_strmap done;
     pika_strmap_init(&done);
-    cJSON *meta = NULL;
     FILE *out = NULL;
     float *prompt_logits = NULL;
     int rc = -1;
-    int k_meta = o->k;
-    if (nonempty && !o->resume && !o->force) {
-        pika_set_error("%s already exists and is not empty; pass --resume to continue it or --force to overwrite it",
-                       out_path);
-        goto done;
-    }
-    int resuming = nonempty && o->resume && !o->force;
-    if (resuming) {
-        meta = make_meta(m, recipe, o, o->k);
-        if (load_done(out_path, &done, &st->existing)) goto done;
-        if (check_meta(out_path, mpath, meta, st->existing)) goto done;
-        /* the sidecar keeps the largest k any run asked for */
-        char *txt = pika_read_file(mpath, NULL);
-        cJSON *rec = txt ? cJSON_Parse(txt) : NULL;
-        const cJSON *rk = cJSON_GetObjectItemCaseSensitive(rec, "k");
-        if (cJSON_IsNumber(rk) && rk->valueint > k_meta) k_meta = rk->valueint;
-        cJSON_Delete(rec);
-        free(txt);
-        cJSON_Delete(meta);
-    }
-    meta = make_meta(m, recipe, o, k_meta);
-    if (write_meta(mpath, meta)) goto done;
-    out = fopen(out_path, resuming ? "ab" : "wb");
-    if (!out) { pika_set_error("cannot write %s", out_path); goto done; }
-    st->started = 1;
+    meta_ctx mc = {m, recipe, o};
+    out = pika__sample_open(out_path, o, local_meta, &mc, &done, st);
+    if (!out) goto done;
     prompt_logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
     pika_progress prog;
     pika_progress_begin(&prog, "sample", n * o->k, 0);
@@ -227,8 +251,6 @@ int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, const pika_prompt_reci
 done:
     if (out && fclose(out) != 0 && rc == 0) rc = pika_set_error("cannot write %s", out_path);
     free(prompt_logits);
-    free(mpath);
-    cJSON_Delete(meta);
     pika_strmap_free(&done);
     return rc;
 }
