@@ -2,6 +2,9 @@
  * the PIKA_SIMD environment cap, and that building a context / running a forward pass leaves the
  * process-wide OpenBLAS thread count as the caller set it. */
 #include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,9 +103,64 @@ static void test_no_blas_side_effect(void) {
     pika_model_free(m);
 }
 
+/* Several threads running forward passes at once (as pika serve's reader contexts do) give the same
+ * logits as one thread alone, and leave OpenBLAS's thread count as the caller set it. Before the forward
+ * calls shared a counted guard, two of them could set OpenBLAS's thread count at the same time. */
+typedef struct {
+    pika_model *m;
+    const float *want; /* [V] */
+    int V, ok;
+} fwd_job;
+
+static void *fwd_worker(void *arg) {
+    fwd_job *j = arg;
+    pika_ctx *c = pika_ctx_new(j->m, 1);
+    float *lg = malloc(sizeof(float) * (size_t)j->V);
+    int32_t ids[6] = {1, 5, 9, 3, 17, 2};
+    pika_forward_req req = {-1, NULL, -1, NULL, NULL, lg};
+    j->ok = c && lg;
+    for (int it = 0; it < 50 && j->ok; it++) {
+        pika_ctx_reset(c);
+        j->ok = pika_forward(c, ids, 6, &req) == 0 && !memcmp(lg, j->want, sizeof(float) * (size_t)j->V);
+    }
+    free(lg);
+    pika_ctx_free(c);
+    return NULL;
+}
+
+static void test_concurrent_forwards(void) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/tiny2.gguf", test_tmpdir());
+    write_tiny(p);
+    pika_model *m = pika_model_load(p);
+    REQUIRE(m, "%s", pika_last_error());
+    openblas_set_num_threads(2);
+    int before = openblas_get_num_threads();
+    int V = pika_model_hparams(m)->n_vocab;
+    float *want = malloc(sizeof(float) * (size_t)V);
+    pika_ctx *c = pika_ctx_new(m, 1);
+    int32_t ids[6] = {1, 5, 9, 3, 17, 2};
+    pika_forward_req req = {-1, NULL, -1, NULL, NULL, want};
+    REQUIRE(pika_forward(c, ids, 6, &req) == 0, "%s", pika_last_error());
+    pika_ctx_free(c);
+    fwd_job jobs[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (fwd_job){m, want, V, 0};
+        pthread_create(&th[i], NULL, fwd_worker, &jobs[i]);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) CHECK(jobs[i].ok, "thread %d: concurrent forward differs from the single-thread logits", i);
+    CHECK(openblas_get_num_threads() == before, "OpenBLAS thread count %d after concurrent forwards (was %d)",
+          openblas_get_num_threads(), before);
+    free(want);
+    pika_model_free(m);
+}
+
 int main(void) {
     RUN(test_simd_env);
     RUN(test_simd_levels);
     RUN(test_no_blas_side_effect);
+    RUN(test_concurrent_forwards);
     return test_summary("cpu");
 }

@@ -15,6 +15,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -453,14 +454,33 @@ static void capture(const pika_ctx *c, const pika_forward_req *req, int layer, i
 
 static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req);
 
-/* Our pool threads split the work, so each sgemm runs single-threaded inside OpenBLAS — for the
- * duration of this call only: the caller's OpenBLAS thread count is restored on return (no lasting
- * process-wide side effect; pika_ctx_new changes nothing). */
+/* Our pool threads split the work, so each sgemm runs single-threaded inside OpenBLAS — while any
+ * forward call is running: the first of (possibly concurrent) calls saves the caller's OpenBLAS thread
+ * count and sets 1, the last to finish restores it (no lasting process-wide side effect; pika_ctx_new
+ * changes nothing). Counted under a mutex: two threads setting OpenBLAS's thread count at once corrupt
+ * its heap, which a server with several contexts prefilling together would otherwise do. */
+static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
+static int blas_active, blas_saved;
+
+static void blas_single_begin(void) {
+    pthread_mutex_lock(&blas_mu);
+    if (blas_active++ == 0) {
+        blas_saved = openblas_get_num_threads();
+        if (blas_saved != 1) openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_mu);
+}
+
+static void blas_single_end(void) {
+    pthread_mutex_lock(&blas_mu);
+    if (--blas_active == 0 && blas_saved != 1) openblas_set_num_threads(blas_saved);
+    pthread_mutex_unlock(&blas_mu);
+}
+
 int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req) {
-    int prev = openblas_get_num_threads();
-    if (prev != 1) openblas_set_num_threads(1);
+    blas_single_begin();
     int rc = forward(c, tokens, n, req);
-    if (prev != 1) openblas_set_num_threads(prev);
+    blas_single_end();
     return rc;
 }
 
@@ -885,9 +905,8 @@ static int batch_decode(pika_batch *b, int n, const int *seqs, const int32_t *to
 }
 
 int pika_batch_decode(pika_batch *b, int n, const int *seqs, const int32_t *tokens, float *logits) {
-    int prev = openblas_get_num_threads();
-    if (prev != 1) openblas_set_num_threads(1);
+    blas_single_begin();
     int rc = batch_decode(b, n, seqs, tokens, logits);
-    if (prev != 1) openblas_set_num_threads(prev);
+    blas_single_end();
     return rc;
 }

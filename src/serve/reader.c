@@ -2,7 +2,6 @@
  * they were trained with (checked at start-up), and a pool of inference contexts so concurrent
  * requests prefill in parallel. One prefill per request, stopped after the deepest probe layer,
  * no lm_head; every member's probe scores its (layer, position) of that one pass. */
-#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -60,10 +59,6 @@ static int add_unique(int *v, int *n, int x) {
 
 pika_reader *pika_reader_new(const pika_serve_config *c) {
     if (!c->reader_model) { pika_set_error("reader.model: required when a member has a probe"); return NULL; }
-    /* Concurrent prefills each run single-threaded. OpenBLAS is set to one thread once, here, before
-     * any prefill: pika_forward only changes (and restores) the count when it is not already 1, and
-     * openblas_set_num_threads racing between two prefilling threads corrupts OpenBLAS's heap. */
-    openblas_set_num_threads(1);
     pika_reader *r = pika_calloc(1, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
