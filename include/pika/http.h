@@ -142,10 +142,6 @@ void pika_http_stream_on_gone(pika_http_stream *st, void (*fn)(void *user), void
 /* End of the body: what was written is still sent; releases the caller's reference. */
 void pika_http_stream_close(pika_http_stream *st);
 
-/* ---- small helpers for JSON payloads ---- */
-/* Standard base64 (RFC 4648, with padding) of n bytes: malloc'ed, NUL-terminated. */
-char *pika_base64_encode(const void *p, size_t n);
-/* Decode (padding optional, no white space): malloc'ed bytes and *n, or NULL + error. */
-void *pika_base64_decode(const char *s, size_t *n);
+/* (base64 for JSON payloads: pika_base64_encode / pika_base64_decode in util.h) */
 
 #endif

@@ -90,6 +90,16 @@ int pika_utf8_char_len(const unsigned char *p, size_t n);
 int pika_utf8_valid(const char *s, size_t n);
 char *pika_utf8_repair(const char *s, size_t n, size_t *out_len);
 
+/* Standard base64 (RFC 4648, with padding) of n bytes: malloc'ed, NUL-terminated. */
+char *pika_base64_encode(const void *p, size_t n);
+/* Decode (padding optional, no white space): malloc'ed bytes and *n, or NULL + error. */
+void *pika_base64_decode(const char *s, size_t *n);
+
+/* Report files: fopen(dir/name, "w") (NULL + error "cannot write PATH"), and gnuplot run on dir/script
+ * from inside dir (0, or -1 + error when gnuplot is missing or fails). */
+FILE *pika_fopen_in(const char *dir, const char *name);
+int pika_gnuplot_run(const char *dir, const char *script);
+
 /* Half-precision and bfloat16 conversions (exact, round-to-nearest-even for the narrowing ones). */
 float pika_fp16_to_fp32(uint16_t h);
 uint16_t pika_fp32_to_fp16(float f);

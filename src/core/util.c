@@ -476,3 +476,60 @@ int pika_simd_override(int level) {
     __atomic_store_n(&g_simd_override, level, __ATOMIC_RELAXED);
     return 0;
 }
+
+/* ---------------------------------------------------------------- base64 */
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *pika_base64_encode(const void *p, size_t n) {
+    const unsigned char *b = p;
+    char *out = pika_malloc((n + 2) / 3 * 4 + 1), *o = out;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+        *o++ = B64[v >> 18]; *o++ = B64[(v >> 12) & 63]; *o++ = B64[(v >> 6) & 63]; *o++ = B64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0);
+        *o++ = B64[v >> 18];
+        *o++ = B64[(v >> 12) & 63];
+        *o++ = i + 1 < n ? B64[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = 0;
+    return out;
+}
+
+void *pika_base64_decode(const char *s, size_t *n) {
+    size_t len = strlen(s);
+    while (len && s[len - 1] == '=') len--;
+    if (len % 4 == 1) { pika_set_error("base64: bad length"); return NULL; }
+    unsigned char *out = pika_malloc(len / 4 * 3 + 3), *o = out;
+    uint32_t v = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *q = strchr(B64, s[i]);
+        if (!q || !s[i]) { free(out); pika_set_error("base64: bad character at %zu", i); return NULL; }
+        v = v << 6 | (uint32_t)(q - B64);
+        bits += 6;
+        if (bits >= 8) { bits -= 8; *o++ = (unsigned char)(v >> bits); }
+    }
+    *n = (size_t)(o - out);
+    return out;
+}
+
+/* ---------------------------------------------------------------- report files */
+
+FILE *pika_fopen_in(const char *dir, const char *name) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (!f) pika_set_error("cannot write %s", p);
+    return f;
+}
+
+int pika_gnuplot_run(const char *dir, const char *script) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s' >/dev/null 2>&1", dir, script);
+    return system(cmd) == 0 ? 0 : pika_set_error("gnuplot failed on %s/%s", dir, script);
+}

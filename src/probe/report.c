@@ -15,21 +15,6 @@
 
 /* ---------------------------------------------------------------- gnuplot */
 
-static int run_gnuplot(const char *dir, const char *script) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s' >/dev/null 2>&1", dir, script);
-    int st = system(cmd);
-    return st == 0 ? 0 : -1;
-}
-
-static FILE *open_in(const char *dir, const char *name) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f) pika_set_error("cannot write %s", p);
-    return f;
-}
-
 static const char *term_of(const char *fmt) {
     return fmt && !strcmp(fmt, "svg") ? "svg size 800,500 dynamic noenhanced background rgb 'white'" : "pngcairo noenhanced size 900,560";
 }
@@ -102,7 +87,7 @@ static void write_provenance(FILE *md, const pika_report_opts *o, const pika_pro
 int pika_report_run(const pika_report_opts *o) {
     if (pika_mkdir_p(o->out_dir)) return -1;
     const char *ext = o->plot_format && !strcmp(o->plot_format, "svg") ? "svg" : "png";
-    FILE *md = open_in(o->out_dir, "report.md");
+    FILE *md = pika_fopen_in(o->out_dir, "report.md");
     if (!md) return -1;
     int rc = 0, gp_ok = 1;
     fprintf(md, "# pika report\n\n");
@@ -135,7 +120,7 @@ int pika_report_run(const pika_report_opts *o) {
         fprintf(md, "\n| layer | best position | best α | CV %s |\n|---:|---:|---:|---:|\n", metric);
         for (int l = 0; l < probe.n_layers; l++) fprintf(md, "| %d | %d | %g | %.4f |\n", probe.layers[l], bp[l], ba[l], best[l]);
         /* data: layer, then one column per position (best over alpha) */
-        FILE *f = open_in(o->out_dir, "cv_by_layer.dat");
+        FILE *f = pika_fopen_in(o->out_dir, "cv_by_layer.dat");
         if (!f) rc = -1;
         else {
             fprintf(f, "# layer best");
@@ -154,7 +139,7 @@ int pika_report_run(const pika_report_opts *o) {
                 fprintf(f, "\n");
             }
             fclose(f);
-            FILE *g = open_in(o->out_dir, "cv_by_layer.gp");
+            FILE *g = pika_fopen_in(o->out_dir, "cv_by_layer.gp");
             if (!g) rc = -1;
             else {
                 fprintf(g, "set terminal %s\nset output 'cv_by_layer.%s'\n", term_of(o->plot_format), ext);
@@ -166,7 +151,7 @@ int pika_report_run(const pika_report_opts *o) {
                 for (int i = 0; i < nb; i++) fprintf(g, ", %.6f with lines lw 2 title '%s baseline'", bl[i].cv_score, bl[i].kind);
                 fprintf(g, "\n");
                 fclose(g);
-                if (run_gnuplot(o->out_dir, "cv_by_layer.gp")) gp_ok = 0;
+                if (pika_gnuplot_run(o->out_dir, "cv_by_layer.gp")) gp_ok = 0;
                 fprintf(md, "\n![CV %s by layer](cv_by_layer.%s)\n", metric, ext);
             }
         }
@@ -213,7 +198,7 @@ int pika_report_run(const pika_report_opts *o) {
                         pika_format_p(pp.p, pp.n_boot, pb, sizeof pb));
             }
             if (E[0].task == PIKA_TARGET_BINARY) {
-                FILE *f = open_in(o->out_dir, "reliability.dat");
+                FILE *f = pika_fopen_in(o->out_dir, "reliability.dat");
                 if (f) {
                     fprintf(f, "# series bin count mean_prob frac_positive\n");
                     for (int i = 0; i < o->n_preds; i++) {
@@ -225,7 +210,7 @@ int pika_report_run(const pika_report_opts *o) {
                         fprintf(f, "\n\n");
                     }
                     fclose(f);
-                    FILE *g = open_in(o->out_dir, "reliability.gp");
+                    FILE *g = pika_fopen_in(o->out_dir, "reliability.gp");
                     if (g) {
                         fprintf(g, "set terminal %s\nset output 'reliability.%s'\n", term_of(o->plot_format), ext);
                         fprintf(g, "set title 'Reliability diagram (10 equal-width bins)'\nset xlabel 'mean predicted probability'\n"
@@ -235,7 +220,7 @@ int pika_report_run(const pika_report_opts *o) {
                             fprintf(g, ", 'reliability.dat' index %d using 4:5 with linespoints lw 2 title '%s'", i, o->pred_names[i]);
                         fprintf(g, "\n");
                         fclose(g);
-                        if (run_gnuplot(o->out_dir, "reliability.gp")) gp_ok = 0;
+                        if (pika_gnuplot_run(o->out_dir, "reliability.gp")) gp_ok = 0;
                         fprintf(md, "\n![Reliability diagram](reliability.%s)\n", ext);
                     }
                 }
@@ -317,18 +302,18 @@ static int difficulty_md(pika_acts *a, const int64_t *rows, int64_t n, const dou
     int rc = 0;
     if (out_dir) {
         if (pika_mkdir_p(out_dir)) rc = -1;
-        FILE *f = rc ? NULL : open_in(out_dir, "difficulty_by_layer.dat");
+        FILE *f = rc ? NULL : pika_fopen_in(out_dir, "difficulty_by_layer.dat");
         if (f) {
             for (int l = 0; l < ph.n_layers; l++) fprintf(f, "%d %.6f %.6f\n", ph.layers[l], bh[l], bs[l]);
             fclose(f);
-            FILE *g = open_in(out_dir, "difficulty_by_layer.gp");
+            FILE *g = pika_fopen_in(out_dir, "difficulty_by_layer.gp");
             if (g) {
                 fprintf(g, "set terminal %s\nset output 'difficulty_by_layer.png'\nset xlabel 'layer'\nset ylabel 'CV score'\nset grid\nset key bottom right\n",
                         term_of("png"));
                 fprintf(g, "set title 'Probe CV score by layer'\nplot 'difficulty_by_layer.dat' using 1:2 with linespoints lw 2 title '%s (Spearman)', "
                            "'' using 1:3 with linespoints lw 2 title '%s (%s)'\n", human_name, success_name, sm);
                 fclose(g);
-                run_gnuplot(out_dir, "difficulty_by_layer.gp");
+                pika_gnuplot_run(out_dir, "difficulty_by_layer.gp");
             }
             ph.extra = NULL;
             char path[4096];

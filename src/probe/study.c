@@ -30,20 +30,6 @@ static const char *pth(const char *a, const char *b, const char *c) {
 
 static int exists(const char *p) { return access(p, R_OK) == 0; }
 
-static int gnuplot_run(const char *dir, const char *script) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s' >/dev/null 2>&1", dir, script);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static FILE *open_w(const char *dir, const char *name) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f) pika_set_error("cannot write %s", p);
-    return f;
-}
-
 static int copy_file(const char *src, const char *dst) {
     size_t n;
     char *s = pika_read_file(src, &n);
@@ -107,7 +93,7 @@ static int fig_cv(const char *out, const char *m, const pika_probe *p, double le
     char dat[512], gp[512];
     snprintf(dat, sizeof dat, "%s-cv.dat", m);
     snprintf(gp, sizeof gp, "%s-cv.gp", m);
-    FILE *f = open_w(out, dat);
+    FILE *f = pika_fopen_in(out, dat);
     if (!f) return -1;
     fprintf(f, "# layer then per position: cv_mean cv_std (best alpha)\n");
     for (int l = 0; l < p->n_layers; l++) {
@@ -123,7 +109,7 @@ static int fig_cv(const char *out, const char *m, const pika_probe *p, double le
         fprintf(f, "\n");
     }
     fclose(f);
-    FILE *g = open_w(out, gp);
+    FILE *g = pika_fopen_in(out, gp);
     if (!g) return -1;
     fprintf(g, "%sset output '%s-cv.png'\nset title 'member %s: probe CV %s by layer (error bars: std over CV folds)'\n", GP_HEAD, m, m, metric);
     fprintf(g, "set xlabel 'layer'\nset ylabel 'CV %s'\nset xtics 1 format '%%.0f'\nset xrange [%g:%g]\nset key outside right\n", metric,
@@ -137,7 +123,7 @@ static int fig_cv(const char *out, const char *m, const pika_probe *p, double le
     if (!isnan(pr_cv)) fprintf(g, ", %.6f with lines dt 4 lw 2 title 'prompting baseline (CV)'", pr_cv);
     fprintf(g, "\n");
     fclose(g);
-    return gnuplot_run(out, gp);
+    return pika_gnuplot_run(out, gp);
 }
 
 static int cmp_desc(const void *a, const void *b) {
@@ -186,12 +172,12 @@ static int fig_roc(const char *out, const char *m, series *S, int ns) {
     char dat[512], gp[512];
     snprintf(dat, sizeof dat, "%s-roc.dat", m);
     snprintf(gp, sizeof gp, "%s-roc.gp", m);
-    FILE *f = open_w(out, dat);
+    FILE *f = pika_fopen_in(out, dat);
     if (!f) return -1;
     for (int i = 0; i < ns; i++)
         if (S[i].ok) roc_block(f, S[i].y, S[i].s, S[i].n);
     fclose(f);
-    FILE *g = open_w(out, gp);
+    FILE *g = pika_fopen_in(out, gp);
     if (!g) return -1;
     fprintf(g, "%sset output '%s-roc.png'\nset title 'member %s: ROC on the held-out split'\nset size ratio -1\n", GP_HEAD, m, m);
     fprintf(g, "set xlabel 'false positive rate'\nset ylabel 'true positive rate'\nset xrange [0:1]\nset yrange [0:1]\nset key bottom right\n");
@@ -200,7 +186,7 @@ static int fig_roc(const char *out, const char *m, series *S, int ns) {
         if (S[i].ok) fprintf(g, ", '%s' index %d using 1:2 with lines lw 2 title '%s (AUROC %.3f)'", dat, b++, S[i].name, pika_auroc(S[i].y, S[i].s, S[i].n));
     fprintf(g, "\n");
     fclose(g);
-    return gnuplot_run(out, gp);
+    return pika_gnuplot_run(out, gp);
 }
 
 /* reliability: 10 equal-width bins of prob; points + bin counts as labels */
@@ -208,7 +194,7 @@ static int fig_rel(const char *out, const char *m, series *S, int ns) {
     char dat[512], gp[512];
     snprintf(dat, sizeof dat, "%s-rel.dat", m);
     snprintf(gp, sizeof gp, "%s-rel.gp", m);
-    FILE *f = open_w(out, dat);
+    FILE *f = pika_fopen_in(out, dat);
     if (!f) return -1;
     for (int i = 0; i < ns; i++) {
         if (!S[i].ok) continue;
@@ -225,7 +211,7 @@ static int fig_rel(const char *out, const char *m, series *S, int ns) {
         fprintf(f, "\n\n");
     }
     fclose(f);
-    FILE *g = open_w(out, gp);
+    FILE *g = pika_fopen_in(out, gp);
     if (!g) return -1;
     fprintf(g, "%sset output '%s-rel.png'\nset title 'member %s: reliability (10 equal-width bins; labels = rows per bin)'\n", GP_HEAD, m, m);
     fprintf(g, "set xlabel 'mean predicted probability'\nset ylabel 'fraction correct'\nset xrange [0:1]\nset yrange [0:1.05]\nset key top left\n");
@@ -238,7 +224,7 @@ static int fig_rel(const char *out, const char *m, series *S, int ns) {
     }
     fprintf(g, "\n");
     fclose(g);
-    return gnuplot_run(out, gp);
+    return pika_gnuplot_run(out, gp);
 }
 
 /* Held-out cross-prediction of member m's two difficulty probes (P/m/difficulty/probe_{human,success}.json)
@@ -336,7 +322,7 @@ int pika_study_run(const pika_study_opts *o) {
     int64_t n_problems = 0;
     for (char *c = probs; *c; c++) n_problems += *c == '\n';
     free(probs);
-    FILE *md = open_w(out, "study.md");
+    FILE *md = pika_fopen_in(out, "study.md");
     if (!md) return -1;
     fprintf(md, "# %s\n\n", o->title ? o->title : "pika study");
     fprintf(md, "One page for the pool (%d members) on one dataset: per-member probes against the length, TF-IDF and prompting baselines, "
@@ -396,7 +382,7 @@ int pika_study_run(const pika_study_opts *o) {
     /* ---- difficulty */
     fprintf(md, "## Human vs model difficulty\n\n");
     {
-        FILE *f = open_w(out, "level.dat");
+        FILE *f = pika_fopen_in(out, "level.dat");
         if (!f) { fclose(md); return -1; }
         fprintf(f, "# per member block: level success_rate binomial_se n\n");
         for (int i = 0; i < o->n_models; i++) {
@@ -416,7 +402,7 @@ int pika_study_run(const pika_study_opts *o) {
             pika_labels_free(&lb);
         }
         fclose(f);
-        FILE *g = open_w(out, "level.gp");
+        FILE *g = pika_fopen_in(out, "level.gp");
         if (!g) { fclose(md); return -1; }
         fprintf(g, "%sset output 'level.png'\nset title 'success rate by human difficulty level (error bars: binomial s.e.)'\n", GP_HEAD);
         fprintf(g, "set xlabel 'human level (%s)'\nset ylabel 'fraction %s'\nset xtics 1 format '%%.0f'\nset yrange [0:1]\nset key top right\nplot", human, o->target);
@@ -424,11 +410,11 @@ int pika_study_run(const pika_study_opts *o) {
             fprintf(g, "%s 'level.dat' index %d using 1:2:3 with yerrorlines lw 2 title 'member %s'", i ? "," : "", i, o->models[i]);
         fprintf(g, "\n");
         fclose(g);
-        figure(md, gnuplot_run(out, "level.gp"), "success rate by human level", "level.png", &missing);
+        figure(md, pika_gnuplot_run(out, "level.gp"), "success rate by human level", "level.png", &missing);
     }
     /* the two probes' cross-prediction on held-out rows: AUROC (success) and Spearman (level) in two panels */
     {
-        FILE *f = open_w(out, "cross.dat");
+        FILE *f = pika_fopen_in(out, "cross.dat");
         if (!f) { fclose(md); return -1; }
         fprintf(f, "# member_index then 4 x (value lo hi): AUROC(success|success probe), AUROC(success|-human probe), "
                    "Spearman(level|human probe), Spearman(level|-success probe)\n");
@@ -449,7 +435,7 @@ int pika_study_run(const pika_study_opts *o) {
         }
         fclose(f);
         if (have) {
-            FILE *g = open_w(out, "cross.gp");
+            FILE *g = pika_fopen_in(out, "cross.gp");
             if (!g) { free(tb.s); fclose(md); return -1; }
             fprintf(g, "set terminal pngcairo noenhanced size 1000,480 font ',11'\nset output 'cross.png'\nset grid\n"
                        "set multiplot layout 1,2 title 'held-out cross-prediction of the two difficulty probes (95%% bootstrap CI)'\n"
@@ -465,7 +451,7 @@ int pika_study_run(const pika_study_opts *o) {
             fprintf(md, "Cross-prediction on the held-out rows (`split=test`) of each member's two difficulty probes from `pika difficulty` "
                         "(trained on the training rows): the success probe and the human-level probe, each scored against the member's "
                         "success (AUROC) and against the human level (Spearman), the other probe negated so that higher = agrees.\n\n");
-            figure(md, gnuplot_run(out, "cross.gp"), "cross-prediction", "cross.png", &missing);
+            figure(md, pika_gnuplot_run(out, "cross.gp"), "cross-prediction", "cross.png", &missing);
             fprintf(md, "| member | n | success probe → success (AUROC) | −human probe → success (AUROC) | human probe → level (Spearman) | "
                         "−success probe → level (Spearman) |\n|---|---:|---|---|---|---|\n%s\n", tb.s ? tb.s : "");
         }
@@ -481,14 +467,14 @@ int pika_study_run(const pika_study_opts *o) {
             snprintf(gp, sizeof gp, "%s-difficulty.gp", m);
             snprintf(png, sizeof png, "%s-difficulty.png", m);
             copy_file(dd, pth(out, dat, NULL));
-            FILE *g = open_w(out, gp);
+            FILE *g = pika_fopen_in(out, gp);
             if (!g) { fclose(md); return -1; }
             fprintf(g, "%sset output '%s'\nset title 'member %s: CV of the human-level probe (Spearman, left) and success probe (AUROC, right)'\n", GP_HEAD, png, m);
             fprintf(g, "set xlabel 'layer'\nset xtics 1 format '%%.0f'\nset ylabel 'CV Spearman with %s'\nset y2label 'CV AUROC of %s'\nset ytics nomirror\nset y2tics\n"
                        "set key bottom right\nplot '%s' using 1:2 with linespoints lw 2 axes x1y1 title 'human-level probe (Spearman)', '' using 1:3 with linespoints lw 2 axes x1y2 title 'success probe (AUROC)'\n",
                     human, o->target, dat);
             fclose(g);
-            figure(md, gnuplot_run(out, gp), "difficulty by layer", png, &missing);
+            figure(md, pika_gnuplot_run(out, gp), "difficulty by layer", png, &missing);
         }
         include_md(md, pth(P, m, "difficulty/difficulty.md"), pth(P, m, "difficulty"), out, m, 0);
         fprintf(md, "\n");
@@ -501,7 +487,7 @@ int pika_study_run(const pika_study_opts *o) {
                     "assignment; rows are (reader, member) pairs, AUROC on the held-out rows, paired bootstrap against the member's own "
                     "probe (own = reader on the diagonal) and of joint (layer, position) selection against independent selection.\n\n");
         include_md(md, pth(P, "reader/summary.md", NULL), P, out, "reader", 0);
-        FILE *f = open_w(out, "reader.dat");
+        FILE *f = pika_fopen_in(out, "reader.dat");
         if (!f) { fclose(md); return -1; }
         fprintf(f, "# per reader block: member_index auroc lo hi\n");
         for (int r = 0; r < o->n_models; r++) {
@@ -519,7 +505,7 @@ int pika_study_run(const pika_study_opts *o) {
             fprintf(f, "\n\n");
         }
         fclose(f);
-        FILE *g = open_w(out, "reader.gp");
+        FILE *g = pika_fopen_in(out, "reader.gp");
         if (!g) { fclose(md); return -1; }
         fprintf(g, "%sset output 'reader.png'\nset title 'held-out AUROC of the probe for each member, by reader (95%% bootstrap CI)'\n", GP_HEAD);
         fprintf(g, "set xlabel 'member (whose success is predicted)'\nset ylabel 'held-out AUROC'\nset xrange [-0.5:%g]\nset xtics (", o->n_models - 0.5);
@@ -529,7 +515,7 @@ int pika_study_run(const pika_study_opts *o) {
             fprintf(g, "%s 'reader.dat' index %d using 1:2:3:4 with yerrorbars pt 7 ps 1.5 lw 2 title 'reader %s'", r ? "," : "", r, o->models[r]);
         fprintf(g, "\n");
         fclose(g);
-        figure(md, gnuplot_run(out, "reader.gp"), "reader probes AUROC", "reader.png", &missing);
+        figure(md, pika_gnuplot_run(out, "reader.gp"), "reader probes AUROC", "reader.png", &missing);
         /* difficulty from the reader: the reader's probe for X vs X's success and vs the human level */
         fprintf(md, "Difficulty from reader %s: its probe for member X scored against X's success (AUROC) and against the human level "
                     "(Spearman of the score with −level), next to the human level itself as a predictor of X's success. A reader probe "
@@ -641,15 +627,6 @@ static void inl(pika_buf *b, const char *s) {
     if (bold) pika_buf_puts(b, "</b>");
 }
 
-static void b64(pika_buf *b, const unsigned char *s, size_t n) {
-    static const char T[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
-        char q[4] = {T[v >> 18 & 63], T[v >> 12 & 63], i + 1 < n ? T[v >> 6 & 63] : '=', i + 2 < n ? T[v & 63] : '='};
-        pika_buf_add(b, q, 4);
-    }
-}
-
 static void cells(pika_buf *b, char *line, const char *tag) {
     pika_buf_puts(b, "<tr>");
     char *p = line;
@@ -726,7 +703,11 @@ int pika_md_to_html(const char *md_path, const char *html_path, const char *img_
             pika_buf_puts(&b, "<img alt=\"");
             esc(&b, line + 2, strlen(line + 2));
             pika_buf_puts(&b, "\" src=\"data:image/png;base64,");
-            if (img) b64(&b, (const unsigned char *)img, n);
+            if (img) {
+                char *enc = pika_base64_encode(img, n);
+                pika_buf_puts(&b, enc);
+                free(enc);
+            }
             pika_buf_puts(&b, "\">\n");
             free(img);
         } else {

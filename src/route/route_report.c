@@ -8,23 +8,6 @@
 #include "pika/route.h"
 #include "pika/util.h"
 
-static FILE *open_in(const char *dir, const char *name) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f) pika_set_error("cannot write %s", p);
-    return f;
-}
-
-static void base64(pika_buf *b, const unsigned char *s, size_t n) {
-    static const char T[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
-        char q[4] = {T[v >> 18 & 63], T[v >> 12 & 63], i + 1 < n ? T[v >> 6 & 63] : '=', i + 2 < n ? T[v & 63] : '='};
-        pika_buf_add(b, q, 4);
-    }
-}
-
 static void html_esc(FILE *f, const char *s) {
     for (; *s; s++) {
         if (*s == '<') fputs("&lt;", f);
@@ -109,7 +92,7 @@ static void summary_lines(FILE *f, const pika_route_table *t, const pika_route_r
 int pika_route_report(const pika_route_table *t, const pika_route_result *r, const char *dir, const char *title) {
     if (pika_mkdir_p(dir)) return -1;
     /* plot data: one block per series */
-    FILE *d = open_in(dir, "route.dat");
+    FILE *d = pika_fopen_in(dir, "route.dat");
     if (!d) return -1;
     const int series[] = {PIKA_POL_UTILITY, PIKA_POL_CASCADE, PIKA_POL_ORACLE, PIKA_POL_RANDOM, PIKA_POL_ORACLE_UTILITY};
     for (int s = 0; s < 5; s++) {
@@ -127,7 +110,7 @@ int pika_route_report(const pika_route_table *t, const pika_route_result *r, con
     for (int i = 0; i < r->n_pts; i++)
         if (r->pts[i].policy == PIKA_POL_ALWAYS) fprintf(d, "%.10g %.10g \"%s\"\n", r->pts[i].s.cost, r->pts[i].s.accuracy, t->arms[r->pts[i].arm]);
     fclose(d);
-    FILE *g = open_in(dir, "route.gp");
+    FILE *g = pika_fopen_in(dir, "route.gp");
     if (!g) return -1;
     fprintf(g, "set terminal pngcairo noenhanced size 900,600\nset output 'route.png'\n"
                "set title 'cost vs accuracy (%s split)'\nset xlabel 'total cost'\nset ylabel 'accuracy'\nset key bottom right\nset grid\n"
@@ -141,14 +124,12 @@ int pika_route_report(const pika_route_table *t, const pika_route_result *r, con
                "     'route.dat' index 6 using 1:2:3 with labels offset 1,0.7 left notitle\n",
             pika_route_split_name(r->split));
     fclose(g);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot route.gp >/dev/null 2>&1", dir);
-    int plotted = system(cmd) == 0;
+    int plotted = pika_gnuplot_run(dir, "route.gp") == 0;
     char png[4096];
     snprintf(png, sizeof png, "%s/route.png", dir);
     size_t plen = 0;
     char *img = plotted ? pika_read_file(png, &plen) : NULL;
-    FILE *md = open_in(dir, "report.md");
+    FILE *md = pika_fopen_in(dir, "report.md");
     if (!md) { free(img); return -1; }
     fprintf(md, "# pika route report: %s\n\n", title);
     fprintf(md, "%lld questions (%s split), %d arms.\n\n", (long long)r->n, pika_route_split_name(r->split), t->n_arms);
@@ -160,7 +141,7 @@ int pika_route_report(const pika_route_table *t, const pika_route_result *r, con
     fprintf(md, "\n## Policies (utility sweep: Pareto points only)\n\n");
     rows_out(md, t, r, 1);
     fclose(md);
-    FILE *h = open_in(dir, "report.html");
+    FILE *h = pika_fopen_in(dir, "report.html");
     if (!h) { free(img); return -1; }
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pika route report</title>\n"
           "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
@@ -170,10 +151,9 @@ int pika_route_report(const pika_route_table *t, const pika_route_result *r, con
     html_esc(h, title);
     fprintf(h, "</h1>\n<p>%lld questions (%s split), %d arms.</p>\n", (long long)r->n, pika_route_split_name(r->split), t->n_arms);
     if (img) {
-        pika_buf b = {0};
-        base64(&b, (const unsigned char *)img, plen);
-        fprintf(h, "<img alt=\"cost vs accuracy\" src=\"data:image/png;base64,%s\">\n", b.s ? b.s : "");
-        free(b.s);
+        char *b64 = pika_base64_encode(img, plen);
+        fprintf(h, "<img alt=\"cost vs accuracy\" src=\"data:image/png;base64,%s\">\n", b64);
+        free(b64);
     } else fputs("<p>(gnuplot failed or is missing: no plot)</p>\n", h);
     fputs("<ul>\n", h);
     summary_lines(h, t, r, "<li>", "</li>");
