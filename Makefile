@@ -45,7 +45,7 @@ TOOL_BIN  := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 LIB       := $(BUILD)/libpika.a
 PIKA      := $(BUILD)/pika
 
-.PHONY: all test asan-test bench demo clean help
+.PHONY: all test asan-test bench bench-compare demo clean help
 all: $(PIKA) $(TOOL_BIN)
 
 help:
@@ -54,6 +54,7 @@ help:
 	@echo "make test       build and run the test suite"
 	@echo "make asan-test  the test suite under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make bench      build and run the benchmarks in bench/"
+	@echo "LLAMA_CPP=DIR make bench-compare   pika vs llama.cpp (its build/bin DIR) side by side"
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -87,6 +88,10 @@ asan-test:
 
 bench: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 	@sh bench/run.sh $(BUILD)
+
+# side by side with llama.cpp: LLAMA_CPP=/path/to/llama.cpp/build/bin make bench-compare
+bench-compare: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
+	@sh bench/compare.sh $(BUILD)
 
 demo: $(PIKA) $(TOOL_BIN)
 	@sh scripts/demo.sh $(BUILD)
