@@ -56,7 +56,7 @@ int pika_ctx_n_past(const pika_ctx *c);
 /* Matmul precision of small batches (decode, < 4 tokens). Default (exact = 0): the activation row
  * is quantized to 8-bit blocks once per matmul and multiplied with integer dot products against
  * Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K weights (as llama.cpp does; F16/BF16/F32 weights stay
- * F32). exact = 1: every matmul in F32 as if the weights had been dequantized (the mode that
+ * F32, and so does Q4_K on AVX-512, where the exact kernel is faster: pika_q8_preferred). exact = 1: every matmul in F32 as if the weights had been dequantized (the mode that
  * matches llama.cpp's f32w references to ~1e-4). Batches of 4+ tokens (prefill, extraction) are
  * always exact F32. The environment variable PIKA_MATMUL=exact sets exact for new contexts. */
 void pika_ctx_set_exact(pika_ctx *c, int exact);

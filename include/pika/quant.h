@@ -53,6 +53,10 @@ void pika_matvec(uint32_t type, const void *W, const float *x, float *y, int64_t
  * approximates the exact-F32 dot (pika_vec_dot_f32) by the activation rounding error only
  * (README: accuracy). pika_type_has_q8_dot(type) says which weight types have these kernels. */
 int pika_type_has_q8_dot(uint32_t type);
+/* 1 when the decode matvec should use the q8 kernels for this type on the current SIMD level: they
+ * exist and are faster than the exact kernel there (the exception: Q4_K on AVX-512, whose exact
+ * kernel is faster). */
+int pika_q8_preferred(uint32_t type);
 /* Bytes of the quantized form of an n-element activation row. */
 size_t pika_q8_act_bytes(int64_t n);
 /* Quantize x[0..n) into xq (pika_q8_act_bytes(n) bytes). */

@@ -340,7 +340,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
         const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
         if (r1 <= r0) continue;
         if (j->n < MATVEC_MAX_N) {
-            if (!j->c->exact && pika_type_has_q8_dot(W->type) && in % 32 == 0) {
+            if (!j->c->exact && pika_q8_preferred(W->type) && in % 32 == 0) {
                 void *xq = pika_malloc(pika_q8_act_bytes(in));
                 for (int t = 0; t < j->n; t++) {
                     pika_quantize_act_q8(j->X + (size_t)t * in, xq, in);
