@@ -1,5 +1,6 @@
 /* bench_kernels.c — throughput of the tensor-type kernels (src/engine/quant.c): the decode matvec
- * (weight GB/s and Gelem/s, 1 and 2 threads) and dequantize_row (Gelem/s of F32 output), per
+ * (weight GB/s and Gelem/s, 1 and 2 threads; exact F32 dot, and "q8 GB/s": the 8-bit-activation integer
+ * dots of the default decode path, 1 thread, activation quantization included) and dequantize_row (Gelem/s of F32 output), per
  * type and SIMD path. 1-thread and dequant rates use this thread's CPU time (steadier on a
  * shared machine); 2-thread rates use wall time. The weight matrix is large (default 16384 x 4864, like a stack of
  * Qwen2.5-0.5B ffn_down matrices) so the matvec streams from memory as decode does.
@@ -81,8 +82,9 @@ int main(int argc, char **argv) {
         x[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
     }
     printf("matrix %lld x %lld, cores %d, best path %s\n", (long long)rows, (long long)n, pika_n_cores(), pika_simd_path());
-    printf("%-5s %-7s %12s %12s %12s %12s %14s\n", "type", "path", "mv1 GB/s", "mv1 Gel/s", "mv2 GB/s", "mv2 Gel/s",
-           "dequant Gel/s");
+    printf("%-5s %-7s %12s %12s %12s %12s %14s %12s\n", "type", "path", "mv1 GB/s", "mv1 Gel/s", "mv2 GB/s", "mv2 Gel/s",
+           "dequant Gel/s", "q8 mv1 GB/s");
+    void *xq = pika_malloc(pika_q8_act_bytes(n));
     for (size_t ti = 0; ti < sizeof T / sizeof T[0]; ti++) {
         uint32_t type = T[ti];
         if (!in_list(types, pika_type_name(type))) continue;
@@ -123,9 +125,21 @@ int main(int argc, char **argv) {
                 done += tile;
             } while (pika_now() - t0 < secs / 2);
             t = cpu_now() - c0;
-            double bytes = (double)rb * rows, el = (double)n * rows;
-            printf("%-5s %-7s %12.2f %12.2f %12.2f %12.2f %14.2f\n", pika_type_name(type), P[p], bytes / res[0] / 1e9,
-                   el / res[0] / 1e9, bytes / res[1] / 1e9, el / res[1] / 1e9, (double)done * n / t / 1e9);
+            double bytes = (double)rb * rows, el = (double)n * rows, q8 = 0;
+            if (pika_type_has_q8_dot(type)) {
+                pika_quantize_act_q8(x, xq, n);
+                pika_matvec_q8(type, W, xq, y, n, 0, rows); /* warm up */
+                int iters = 0;
+                double w0 = pika_now(), q0 = cpu_now();
+                do {
+                    pika_quantize_act_q8(x, xq, n);
+                    pika_matvec_q8(type, W, xq, y, n, 0, rows);
+                    iters++;
+                } while (pika_now() - w0 < secs);
+                q8 = bytes / ((cpu_now() - q0) / iters) / 1e9;
+            }
+            printf("%-5s %-7s %12.2f %12.2f %12.2f %12.2f %14.2f %12.2f\n", pika_type_name(type), P[p], bytes / res[0] / 1e9,
+                   el / res[0] / 1e9, bytes / res[1] / 1e9, el / res[1] / 1e9, (double)done * n / t / 1e9, q8);
             fflush(stdout);
         }
         pika_simd_set_path(NULL);
@@ -135,5 +149,6 @@ int main(int argc, char **argv) {
     free(x);
     free(y);
     free(deq);
+    free(xq);
     return 0;
 }

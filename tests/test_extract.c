@@ -565,6 +565,89 @@ static void test_legacy_store_resume(void) {
     free(legacy_prompt);
 }
 
+static int files_equal(const char *a, const char *b) {
+    size_t la = 0, lb = 0;
+    char *x = pika_read_file(a, &la), *y = pika_read_file(b, &lb);
+    int eq = x && y && la == lb && !memcmp(x, y, la);
+    free(x);
+    free(y);
+    return eq;
+}
+
+/* --shard I/N slices + `pika acts merge` = one run, byte for byte (extract); shard rollouts
+ * concatenated in order = one run (sample); bad shards and bad merges are refused. */
+static void test_shards_merge(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[2048], cmd[4096], a[1024], b[1024];
+    int st;
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/one --threads 2", mpath, q, dir);
+    REQUIRE(run(args) == 0, "pika extract (one run) failed");
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "--model %s --data %s --out %s/s%d --threads 2 --shard %d/3", mpath, q, dir, i, i);
+        REQUIRE(run(args) == 0, "pika extract --shard %d/3 failed", i);
+    }
+    pika_acts sh;
+    snprintf(a, sizeof a, "%s/s2", dir);
+    REQUIRE(pika_acts_open(&sh, a) == 0, "%s", pika_last_error());
+    CHECK(sh.n == 2 && !strcmp(sh.ids[0], "q3") && !strcmp(sh.ids[1], "q4"), "shard 2/3 holds q3, q4 (n=%lld)", (long long)sh.n);
+    pika_acts_close(&sh);
+    snprintf(cmd, sizeof cmd, "%s acts merge --out %s/merged %s/s0 %s/s1 %s/s2 2>/dev/null", test_pika_bin(), dir, dir, dir, dir);
+    free(test_run(cmd, &st));
+    REQUIRE(st == 0, "pika acts merge failed");
+    static const char *FILES[] = {"meta.json", "ids.txt", "layer_00.npy", "layer_01.npy", "layer_02.npy", "layer_03.npy"};
+    for (size_t k = 0; k < sizeof FILES / sizeof FILES[0]; k++) {
+        snprintf(a, sizeof a, "%s/one/%s", dir, FILES[k]);
+        snprintf(b, sizeof b, "%s/merged/%s", dir, FILES[k]);
+        CHECK(files_equal(a, b), "merged %s differs from the one-run store", FILES[k]);
+    }
+    /* refusals: out of range shard, overlapping ids, existing output, layout mismatch */
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/bad --shard 3/3", mpath, q, dir);
+    CHECK(run(args) != 0, "--shard 3/3 accepted");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/bad --shard 1/0", mpath, q, dir);
+    CHECK(run(args) != 0, "--shard 1/0 accepted");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/bad --shard 0/5", mpath, q, dir);
+    CHECK(run(args) != 0, "an empty shard (0/5 of 4) accepted");
+    snprintf(cmd, sizeof cmd, "%s acts merge --out %s/dup %s/s0 %s/s0 2>/dev/null", test_pika_bin(), dir, dir, dir);
+    free(test_run(cmd, &st));
+    CHECK(st != 0, "merge of overlapping ids accepted");
+    snprintf(cmd, sizeof cmd, "%s acts merge --out %s/merged %s/s0 2>/dev/null", test_pika_bin(), dir, dir);
+    free(test_run(cmd, &st));
+    CHECK(st != 0, "merge over an existing store without --force accepted");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/f32 --dtype f32 --shard 1/3", mpath, q, dir);
+    REQUIRE(run(args) == 0, "f32 shard");
+    snprintf(cmd, sizeof cmd, "%s acts merge --out %s/mix %s/s0 %s/f32 2>/dev/null", test_pika_bin(), dir, dir, dir);
+    free(test_run(cmd, &st));
+    CHECK(st != 0, "merge of f16 and f32 stores accepted");
+    /* pika sample --shard: the shards' rollouts, concatenated in order, are the one run's */
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s --out %s/r.jsonl -k 2 --max-tokens 4 --temperature 0.9 --seed 3 2>/dev/null",
+             test_pika_bin(), mpath, q, dir);
+    free(test_run(cmd, &st));
+    REQUIRE(st == 0, "sample failed");
+    char *cat = strdup("");
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s --out %s/r%d.jsonl -k 2 --max-tokens 4 --temperature 0.9 --seed 3 --shard %d/2 2>/dev/null",
+                 test_pika_bin(), mpath, q, dir, i, i);
+        free(test_run(cmd, &st));
+        REQUIRE(st == 0, "sample --shard %d/2 failed", i);
+        snprintf(a, sizeof a, "%s/r%d.jsonl", dir, i);
+        char *part = slurp(a);
+        size_t l0 = strlen(cat), l1 = strlen(part);
+        cat = realloc(cat, l0 + l1 + 1);
+        memcpy(cat + l0, part, l1 + 1);
+        free(part);
+    }
+    snprintf(a, sizeof a, "%s/r.jsonl", dir);
+    char *one = slurp(a);
+    CHECK(!strcmp(one, cat), "concatenated shard rollouts differ from one run");
+    free(one);
+    free(cat);
+    snprintf(a, sizeof a, "%s/r.jsonl.meta.json", dir);
+    snprintf(b, sizeof b, "%s/r1.jsonl.meta.json", dir);
+    CHECK(files_equal(a, b), "shard rollouts provenance differs from one run's");
+}
+
 int main(void) {
     RUN(test_legacy_store_resume);
     RUN(test_rollouts_reader);
@@ -574,6 +657,7 @@ int main(void) {
     RUN(test_sample_provenance);
     RUN(test_utf8_repair);
     RUN(test_sample_resume);
+    RUN(test_shards_merge);
     RUN(test_extract_matches_forward);
     RUN(test_resume);
     RUN(test_no_template_and_errors);

@@ -10,6 +10,7 @@
 #include <cblas.h>
 
 #include "pika/gemm.h"
+#include "pika/util.h"
 #include "test.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -136,7 +137,7 @@ static void test_degenerate(void) {
     CHECK(C[0] == 5, "n=0 or m=0 wrote C");
     pika_sgemm_nt(2, 2, 3, A, 3, B, 3, C, 2); /* exact small integers */
     CHECK(C[0] == 6 && C[1] == 6 && C[2] == 15 && C[3] == 15, "2x2x3: %g %g %g %g", C[0], C[1], C[2], C[3]);
-    printf("pika_sgemm_nt path: %s\n", pika_sgemm_nt_avx512() ? "avx512" : "cblas");
+    printf("pika_sgemm_nt path: %s\n", pika_sgemm_nt_avx512() ? "avx512" : pika_sgemm_nt_avx2() ? "avx2" : "cblas");
 }
 
 /* ---------------------------------------------------------------- concurrency */
@@ -179,6 +180,21 @@ static void test_concurrent(void) {
 }
 
 int main(void) {
+    /* every kernel this CPU has: AVX-512, AVX2 (forced with the SIMD level), then the default */
+    static const int LEVELS[] = {PIKA_SIMD_AVX512, PIKA_SIMD_AVX2};
+    pika_sgemm_use_avx2_kernel(1);
+    for (int l = 0; l < 2; l++) {
+        if (pika_simd_override(LEVELS[l]) != 0) {
+            printf("note: the %s level is not available on this CPU: its kernel is not checked\n", pika_simd_name(LEVELS[l]));
+            continue;
+        }
+        RUN(test_edge_sizes);
+        RUN(test_block_edges);
+        RUN(test_real_shapes);
+        RUN(test_concurrent);
+        pika_simd_override(-1);
+    }
+    pika_sgemm_use_avx2_kernel(0);
     RUN(test_degenerate);
     RUN(test_edge_sizes);
     RUN(test_block_edges);

@@ -821,6 +821,136 @@ static void test_tools_help(void) {
     }
 }
 
+/* ---------------------------------------------------------------- 8-bit activations, integer dots */
+
+/* The activation dequantized from its q8 blocks: d * q (the layout is internal; rebuilt here from
+ * the public size and the documented 44-byte block: float d, float sd, int16 s16[2], int8 qs[32]). */
+static void act_dequant(const void *xq, float *xd, int64_t n) {
+    const uint8_t *p = xq;
+    for (int64_t k = 0; k < n / 32; k++, p += 44) {
+        float d;
+        memcpy(&d, p, 4);
+        for (int j = 0; j < 32; j++) xd[32 * k + j] = d * (float)(int8_t)p[12 + j];
+    }
+}
+
+static void test_q8_act_quant(void) {
+    const int64_t n = 4864;
+    CHECK(pika_q8_act_bytes(n) == (size_t)(n / 32) * 44, "q8 act bytes %zu", pika_q8_act_bytes(n));
+    float *x = malloc(n * 4), *xd = malloc(n * 4);
+    for (int64_t i = 0; i < n; i++) x[i] = rng_normal() * (i % 97 == 0 ? 20.0f : 1.0f);
+    for (int i = 0; i < 32; i++) x[64 + i] = 0.0f; /* an all-zero block */
+    for (int i = 0; i < 32; i++) x[128 + i] = (float)(i - 16) * 0.5f; /* exact halves: rounding ties */
+    size_t nb = pika_q8_act_bytes(n);
+    uint8_t *ref = malloc(nb), *got = malloc(nb);
+    pika_simd_set_path("scalar");
+    pika_quantize_act_q8(x, ref, n);
+    pika_simd_set_path(NULL);
+    act_dequant(ref, xd, n);
+    double worst = 0;
+    for (int64_t k = 0; k < n / 32; k++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * k + j]));
+        for (int j = 0; j < 32; j++) {
+            double e = fabs((double)xd[32 * k + j] - x[32 * k + j]) / (amax > 0 ? amax / 127.0 : 1.0);
+            if (e > worst) worst = e;
+        }
+    }
+    CHECK(worst <= 0.5001, "q8 activation error %.4f steps > 1/2", worst);
+    for (int j = 0; j < 32; j++) CHECK(xd[64 + j] == 0.0f, "zero block element %d = %g", j, xd[64 + j]);
+    for (int p = 0; p < 2; p++) {
+        if (!path_ok(p)) { fprintf(stderr, "note: %s path not on this CPU: q8 quantizer not checked there\n", PATHS[p]); continue; }
+        pika_simd_set_path(PATHS[p]);
+        memset(got, 0xAA, nb);
+        pika_quantize_act_q8(x, got, n);
+        pika_simd_set_path(NULL);
+        CHECK(memcmp(ref, got, nb) == 0, "%s q8 activation quantizer differs from scalar", PATHS[p]);
+    }
+    free(x); free(xd); free(ref); free(got);
+}
+
+/* Every q8 kernel family this CPU has (VNNI, AVX-512 level without VNNI = AVX2 kernels, AVX2, scalar)
+ * against the scalar reference on random blocks (random bytes, random/subnormal scales), and the
+ * reference against a plain double dot of the dequantized weights with the dequantized activations;
+ * then the activation rounding error against the exact-F32 dot stays within its bound. */
+static void test_q8_dots(void) {
+    static const struct { uint32_t type; int f16_off[2]; } F[] = {
+        {PIKA_TYPE_Q4_0, {0, -1}}, {PIKA_TYPE_Q4_1, {0, 2}}, {PIKA_TYPE_Q5_0, {0, -1}}, {PIKA_TYPE_Q5_1, {0, 2}},
+        {PIKA_TYPE_Q8_0, {0, -1}}, {PIKA_TYPE_Q4_K, {0, 2}}, {PIKA_TYPE_Q5_K, {0, 2}}, {PIKA_TYPE_Q6_K, {208, -1}},
+    };
+    CHECK(!pika_type_has_q8_dot(PIKA_TYPE_F16) && !pika_type_has_q8_dot(PIKA_TYPE_F32), "F16/F32 have no q8 dot");
+    const int64_t n = 2304; /* 9 K-blocks, 72 32-blocks */
+    const int rows = 5;
+    float *w = malloc(n * 4), *x = malloc(n * 4), *xd = malloc(n * 4);
+    uint8_t *xq = malloc(pika_q8_act_bytes(n));
+    int have_vnni = 0;
+    if (path_ok(0)) {
+        pika_simd_set_path("avx512");
+        have_vnni = strcmp(pika_q8_path(), "avx512-vnni") == 0;
+        pika_simd_set_path(NULL);
+    }
+    if (!have_vnni) fprintf(stderr, "note: no AVX-512 VNNI on this CPU (or PIKA_SIMD caps it): VNNI kernels not checked\n");
+    if (!path_ok(1)) fprintf(stderr, "note: no AVX2 on this CPU: AVX2 kernels not checked\n");
+    for (size_t t = 0; t < sizeof F / sizeof F[0]; t++) {
+        uint32_t ty = F[t].type;
+        CHECK(pika_type_has_q8_dot(ty), "%s has q8 dot", pika_type_name(ty));
+        size_t bb = pika_type_block_bytes(ty), rb = pika_row_bytes(ty, n);
+        int64_t nb = (int64_t)(rb / bb);
+        uint8_t *q = malloc(rb * rows);
+        for (int rep = 0; rep < rows; rep++) {
+            uint8_t *row = q + rep * rb;
+            for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rng_u64();
+            for (int64_t b = 0; b < nb; b++)
+                for (int k = 0; k < 2; k++) {
+                    if (F[t].f16_off[k] < 0) continue;
+                    uint16_t h = pika_fp32_to_fp16(rng_normal() * (rep == 2 ? 1e-6f : 0.05f));
+                    memcpy(row + b * bb + F[t].f16_off[k], &h, 2);
+                }
+        }
+        for (int64_t i = 0; i < n; i++) x[i] = rng_normal() * (i % 50 == 0 ? 8.0f : 1.0f);
+        pika_quantize_act_q8(x, xq, n);
+        act_dequant(xq, xd, n);
+        float y[4][8];
+        for (int rep = 0; rep < rows; rep++) {
+            const uint8_t *row = q + rep * rb;
+            pika_dequantize_row_ref(ty, row, w, n);
+            double absum, want = dot_ref(w, xd, n, &absum);
+            float r = pika_vec_dot_q8_ref(ty, row, xq, n);
+            CHECK(fabs(r - want) <= 1e-5 * absum + 1e-30, "%s rep %d: q8 reference %.9g vs dequantized dot %.9g",
+                  pika_type_name(ty), rep, r, want);
+            /* family 0: VNNI, 1: AVX-512 level with VNNI off, 2: AVX2, 3: scalar */
+            for (int f = 0; f < 4; f++) {
+                const char *path = f <= 1 ? "avx512" : f == 2 ? "avx2" : "scalar";
+                if (f == 0 && !have_vnni) continue;
+                if (pika_simd_set_path(path) != 0) { pika_simd_set_path(NULL); continue; }
+                pika_q8_force_no_vnni(f == 1);
+                float got = pika_vec_dot_q8(ty, row, xq, n);
+                if (rep == 0) pika_matvec_q8(ty, q, xq, y[f], n, 0, rows);
+                const char *kn = pika_q8_path();
+                pika_q8_force_no_vnni(0);
+                pika_simd_set_path(NULL);
+                CHECK(fabs(got - r) <= 1e-5 * absum + 1e-30, "%s rep %d: %s q8 dot %.9g vs reference %.9g",
+                      pika_type_name(ty), rep, kn, got, r);
+                if (rep == 0)
+                    for (int k = 0; k < rows; k++) {
+                        float one = pika_vec_dot_q8_ref(ty, q + k * rb, xq, n);
+                        CHECK(fabs(y[f][k] - one) <= 1e-4 * fabs(one) + 1e-3 * fabs(absum) / n + 1e-30,
+                              "%s %s matvec_q8 row %d: %.9g vs %.9g", pika_type_name(ty), kn, k, y[f][k], one);
+                    }
+            }
+            /* against the exact-F32 dot: error <= sum_i |w_i| * |x_i - xd_i| (the activation rounding) */
+            double bound = 0;
+            for (int64_t i = 0; i < n; i++) bound += fabs((double)w[i]) * fabs((double)x[i] - xd[i]);
+            double absx, exact = dot_ref(w, x, n, &absx);
+            float fast = pika_vec_dot_q8(ty, row, xq, n);
+            CHECK(fabs(fast - exact) <= bound * 1.0001 + 1e-5 * absx + 1e-30, "%s rep %d: q8 dot error %.3g > bound %.3g",
+                  pika_type_name(ty), rep, fabs(fast - exact), bound);
+        }
+        free(q);
+    }
+    free(w); free(x); free(xd); free(xq);
+}
+
 int main(void) {
     RUN(test_type_table);
     RUN(test_random_rows);
@@ -831,6 +961,8 @@ int main(void) {
     RUN(test_q8_0_exact);
     RUN(test_q4_K_handmade);
     RUN(test_matvec);
+    RUN(test_q8_act_quant);
+    RUN(test_q8_dots);
     RUN(test_llamacpp_q8_0);
     RUN(test_llamacpp_requant);
     RUN(test_llamacpp_q4_K);

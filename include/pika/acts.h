@@ -76,4 +76,11 @@ int pika_acts_writer_append(pika_acts_writer *w, const char *id, const float *x)
 int pika_acts_writer_flush(pika_acts_writer *w);
 int pika_acts_writer_close(pika_acts_writer *w);
 
+/* ---- shards ---- */
+/* Join stores written by `pika extract --shard I/N` (given in shard order) into out_dir: the rows of
+ * each in turn, so the result is byte for byte the store one run over the whole dataset writes.
+ * The inputs must share layout (d_model, layers, positions, dtype), model and prompt JSON, and hold
+ * distinct ids. out_dir must not hold a store unless force. Returns 0 or -1 + error. */
+int pika_acts_merge(const char *out_dir, int n_in, const char *const *in_dirs, int force);
+
 #endif

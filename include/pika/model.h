@@ -3,8 +3,9 @@
  * Conventions (as llama.cpp):
  *   hidden state h_0 = token embedding rows (no scaling); h_i = residual stream after block i
  *   (x + attn(norm(x)) + ffn(norm(.))), before any final norm; logits = output_norm(h_L) · W_outᵀ.
- * Weights stay mmapped in their file type; matmuls run in F32 (weights dequantized on the fly),
- * so results match llama.cpp's exact-F32 references to ~1e-4.
+ * Weights stay mmapped in their file type; prefill matmuls run in F32 (weights dequantized on the
+ * fly), so results match llama.cpp's exact-F32 references to ~1e-4; decode uses 8-bit activations
+ * with integer dots unless the context is exact (pika_ctx_set_exact).
  */
 #ifndef PIKA_MODEL_H
 #define PIKA_MODEL_H
@@ -52,6 +53,14 @@ void pika_ctx_reset(pika_ctx *c);   /* forget all tokens (empty KV cache) */
 /* Forget the tokens after the first n (n <= n_past): e.g. to sample again from the same prompt. */
 void pika_ctx_truncate(pika_ctx *c, int n);
 int pika_ctx_n_past(const pika_ctx *c);
+/* Matmul precision of small batches (decode, < 4 tokens). Default (exact = 0): the activation row
+ * is quantized to 8-bit blocks once per matmul and multiplied with integer dot products against
+ * Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K weights (as llama.cpp does; F16/BF16/F32 weights stay
+ * F32, and so does Q4_K on AVX-512, where the exact kernel is faster: pika_q8_preferred). exact = 1: every matmul in F32 as if the weights had been dequantized (the mode that
+ * matches llama.cpp's f32w references to ~1e-4). Batches of 4+ tokens (prefill, extraction) are
+ * always exact F32. The environment variable PIKA_MATMUL=exact sets exact for new contexts. */
+void pika_ctx_set_exact(pika_ctx *c, int exact);
+int pika_ctx_exact(const pika_ctx *c);
 const pika_model *pika_ctx_model(const pika_ctx *c);
 
 /* What a forward call should hand back. Hidden states: for each requested layer index l in

@@ -44,6 +44,34 @@ float pika_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n
  * row stride pika_row_bytes(type, n). The matvec used by decode. */
 void pika_matvec(uint32_t type, const void *W, const float *x, float *y, int64_t n, int64_t r0, int64_t r1);
 
+/* ---- integer dot products against 8-bit activations (the fast decode path) ----
+ * The activation row x (n floats, n a multiple of 32) is quantized once per matmul into blocks of
+ * 32: scale d = max|x|/127, q = round(x/d) in [-127, 127], plus the block's sums of q (ggml's Q8_0 with
+ * sums, one scale per 32 elements for every weight type, also K-quants). Weight rows of Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K are then multiplied with integer dot products (AVX2
+ * maddubs/madd, AVX-512 VNNI vpdpbusd where present) and the block scales applied in F32. This
+ * approximates the exact-F32 dot (pika_vec_dot_f32) by the activation rounding error only
+ * (README: accuracy). pika_type_has_q8_dot(type) says which weight types have these kernels. */
+int pika_type_has_q8_dot(uint32_t type);
+/* 1 when the decode matvec should use the q8 kernels for this type on the current SIMD level: they
+ * exist and are faster than the exact kernel there (the exception: Q4_K on AVX-512, whose exact
+ * kernel is faster). */
+int pika_q8_preferred(uint32_t type);
+/* Bytes of the quantized form of an n-element activation row. */
+size_t pika_q8_act_bytes(int64_t n);
+/* Quantize x[0..n) into xq (pika_q8_act_bytes(n) bytes). */
+void pika_quantize_act_q8(const float *x, void *xq, int64_t n);
+/* Dot product of one weight row with a quantized activation row (fast path chosen at run time). */
+float pika_vec_dot_q8(uint32_t type, const void *row, const void *xq, int64_t n);
+/* Same, plain scalar code written independently of the SIMD kernels (tests only; the scalar path). */
+float pika_vec_dot_q8_ref(uint32_t type, const void *row, const void *xq, int64_t n);
+/* y[r] = pika_vec_dot_q8(row r of W, xq) for r in [r0, r1) (decode matvec, quantized activations). */
+void pika_matvec_q8(uint32_t type, const void *W, const void *xq, float *y, int64_t n, int64_t r0, int64_t r1);
+/* Force a kernel family of the q8 dots (tests): 0 auto, 1 AVX2 maddubs even where VNNI exists. */
+void pika_q8_force_no_vnni(int on);
+/* Name of the q8 dot kernels pika_vec_dot_q8 uses now: "avx512-vnni", "avx2", "scalar". */
+const char *pika_q8_path(void);
+
 /* Quantize a float row into the given type (round-to-nearest like ggml's reference quantizers).
  * Supported targets: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Returns 0, or -1
  * + error for an unsupported type. Used by the GGUF writer (tests, benchmarks, trainer). */

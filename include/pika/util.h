@@ -119,6 +119,9 @@ int pika_simd_override(int level);
 /* "avx512" | "avx2" | "scalar" -> level; "auto" or NULL -> -1; anything else -> -2. */
 int pika_simd_parse(const char *name);
 const char *pika_simd_name(int level);
+/* 1 when the level in use is PIKA_SIMD_AVX512 and the CPU has AVX-512 VNNI (vpdpbusd): the integer
+ * dot kernels of quant.c then use it instead of AVX2's maddubs/madd pair. */
+int pika_simd_has_vnni(void);
 
 /* ---- the one string hash and string -> int64 map of pika ----
  * pika_hash_bytes: 64-bit FNV-1a (prime 1099511628211) over n bytes, continuing from h (start with

@@ -26,6 +26,8 @@ static void print_data_options(void) {
            "  --problem-field NAME  question field of a file (default problem)\n"
            "  --id-field NAME       id field of a file (default id; the row number when absent)\n"
            "  --limit N             only the first N questions\n"
+           "  --shard I/N           only slice I (0-based) of N equal contiguous slices of the questions (after\n"
+           "                        --limit); `pika acts merge` (extract) or cat in shard order (sample) joins them\n"
            "  --threads N           threads (default: all cores)\n"
            "  --resume              continue the output of an interrupted run (it must have been made with the\n"
            "                        same model, prompt and settings)\n"
@@ -40,6 +42,7 @@ typedef struct {
     const char *model_path, *data, *data_dir, *field, *id_field;
     int threads, resume, force;
     long long limit;
+    int shard_i, shard_n; /* --shard I/N; shard_n 0 = none */
     pika_prompt_opts prompt;
     /* loaded */
     pika_dataset *ds;
@@ -73,6 +76,22 @@ static int shared_option(run_setup *r, const char *cmd, int argc, char **argv, i
     }
     if (!strcmp(a, "--resume")) { r->resume = 1; return 1; }
     if (!strcmp(a, "--force")) { r->force = 1; return 1; }
+    if (!strcmp(a, "--shard")) {
+        if (*i + 1 >= argc) pika_die("%s: --shard needs a value I/N", cmd);
+        const char *v = argv[++*i];
+        char *end;
+        long si = strtol(v, &end, 10), sn = -1;
+        if (end != v && *end == '/') {
+            const char *q = end + 1;
+            sn = strtol(q, &end, 10);
+            if (end == q || *end) sn = -1;
+        }
+        if (sn < 1 || sn > 1000000 || si < 0 || si >= sn)
+            pika_die("%s: --shard must be I/N with 0 <= I < N (e.g. 0/4), got '%s'", cmd, v);
+        r->shard_i = (int)si;
+        r->shard_n = (int)sn;
+        return 1;
+    }
     if (!strcmp(a, "--limit") || !strcmp(a, "--threads")) {
         if (*i + 1 >= argc) pika_die("%s: %s needs a value", cmd, a);
         char *end;
@@ -108,12 +127,19 @@ static void setup_data(run_setup *r, const char *cmd) {
     r->n = r->ds->n;
     if (r->limit > 0 && r->limit < r->n) r->n = r->limit;
     if (r->n == 0) pika_die("%s: %s holds no questions; nothing to do", cmd, r->data);
+    int64_t first = 0; /* --shard I/N: the contiguous slice [n*I/N, n*(I+1)/N), so shards in order = one run */
+    if (r->shard_n > 0) {
+        first = r->n * r->shard_i / r->shard_n;
+        int64_t end = r->n * (r->shard_i + 1) / r->shard_n;
+        if (end <= first) pika_die("%s: shard %d/%d of %lld questions is empty (use at most %lld shards)", cmd, r->shard_i, r->shard_n, (long long)r->n, (long long)r->n);
+        r->n = end - first;
+    }
     r->ids = pika_malloc(sizeof(char *) * (size_t)r->n);
     r->questions = pika_malloc(sizeof(char *) * (size_t)r->n);
     for (int64_t i = 0; i < r->n; i++) {
-        r->ids[i] = r->ds->rows[i].id;
-        r->questions[i] = r->ds->rows[i].problem;
-        if (!r->questions[i]) pika_die("%s: %s: row %lld has no question text (--problem-field '%s')", cmd, r->data, (long long)i + 1, r->field);
+        r->ids[i] = r->ds->rows[first + i].id;
+        r->questions[i] = r->ds->rows[first + i].problem;
+        if (!r->questions[i]) pika_die("%s: %s: row %lld has no question text (--problem-field '%s')", cmd, r->data, (long long)(first + i) + 1, r->field);
     }
 }
 

@@ -10,6 +10,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 /* activations (cli_extract.c) */
 int cmd_extract(int argc, char **argv);
+int cmd_acts(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 /* tokenizer and chat templates (cli_tokenize.c, cli_prompt.c) */
 int cmd_tokenize(int argc, char **argv);

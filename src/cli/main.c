@@ -16,6 +16,7 @@ static const command COMMANDS[] = {
     {"forward", cmd_forward, "run token ids through a model; write hidden states and logits as .npy"},
     {"generate", cmd_generate, "generate tokens from a prompt (greedy or sampled)"},
     {"extract", cmd_extract, "store pre-generation (EOI) activations of a dataset's prompts"},
+    {"acts", cmd_acts, "merge: join the activation stores of `pika extract --shard I/N` runs"},
     {"sample", cmd_sample, "sample k answers per question with the local engine (rollouts JSONL)"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids"},
     {"detokenize", cmd_detokenize, "token ids -> text"},

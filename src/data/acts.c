@@ -379,3 +379,86 @@ int pika_acts_writer_close(pika_acts_writer *w) {
     writer_free(w);
     return rc;
 }
+
+/* ---------------------------------------------------------------- merge (shards) */
+
+int pika_acts_merge(const char *out_dir, int n_in, const char *const *in_dirs, int force) {
+    if (n_in < 1) return pika_set_error("acts merge: no input stores");
+    pika_acts *in = pika_calloc((size_t)n_in, sizeof(pika_acts));
+    int rc = -1, opened = 0;
+    pika_acts_writer w;
+    memset(&w, 0, sizeof w);
+    float *row = NULL;
+    double *buf = NULL;
+    pika_strmap seen;
+    pika_strmap_init(&seen);
+    char *out_real = realpath(out_dir, NULL);
+    for (; opened < n_in; opened++)
+        if (pika_acts_open(&in[opened], in_dirs[opened])) goto done;
+    const pika_acts *a0 = &in[0];
+    for (int k = 0; k < n_in; k++) {
+        const pika_acts *a = &in[k];
+        int same = a->d_model == a0->d_model && a->n_layers == a0->n_layers && a->n_pos == a0->n_pos && a->dtype == a0->dtype &&
+                   !memcmp(a->layers, a0->layers, sizeof(int32_t) * (size_t)a->n_layers) &&
+                   !memcmp(a->positions, a0->positions, sizeof(int32_t) * (size_t)a->n_pos);
+        if (!same) { pika_set_error("acts merge: %s has a different layout than %s", in_dirs[k], in_dirs[0]); goto done; }
+        if (strcmp(a->model_json, a0->model_json) || strcmp(a->prompt_json, a0->prompt_json)) {
+            pika_set_error("acts merge: %s was made with a different model or prompt than %s", in_dirs[k], in_dirs[0]);
+            goto done;
+        }
+        for (int64_t i = 0; i < a->n; i++)
+            if (pika_strmap_put(&seen, a->ids[i], 1) >= 0) {
+                pika_set_error("acts merge: id '%s' of %s is also in an earlier input", a->ids[i], in_dirs[k]);
+                goto done;
+            }
+        char *in_real = realpath(in_dirs[k], NULL);
+        int same_dir = !strcmp(in_dirs[k], out_dir) || (in_real && out_real && !strcmp(in_real, out_real));
+        free(in_real);
+        if (same_dir) {
+            pika_set_error("acts merge: the output %s is one of the inputs", out_dir);
+            goto done;
+        }
+    }
+    {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/meta.json", out_dir);
+        if (!force && stat(path, &st) == 0) { pika_set_error("acts merge: %s already holds a store (use --force to overwrite)", out_dir); goto done; }
+    }
+    if (pika_acts_writer_open(&w, out_dir, a0->d_model, a0->n_layers, a0->layers, a0->n_pos, a0->positions, a0->dtype,
+                              a0->model_json, a0->prompt_json, 0))
+        goto done;
+    const int64_t D = a0->d_model, per_row = (int64_t)a0->n_layers * a0->n_pos * D, chunk = 64;
+    row = pika_malloc(sizeof(float) * (size_t)(per_row * chunk));
+    buf = pika_malloc(sizeof(double) * (size_t)(D * chunk));
+    int64_t *rows = pika_malloc(sizeof(int64_t) * (size_t)chunk);
+    for (int k = 0; k < n_in; k++) {
+        pika_acts *a = &in[k];
+        for (int64_t r0 = 0; r0 < a->n; r0 += chunk) {
+            int64_t m = a->n - r0 < chunk ? a->n - r0 : chunk;
+            for (int64_t i = 0; i < m; i++) rows[i] = r0 + i;
+            for (int li = 0; li < a->n_layers; li++)
+                for (int pi = 0; pi < a->n_pos; pi++) {
+                    /* float16/float32 -> double -> float is exact, so rewriting reproduces the bytes */
+                    if (pika_acts_read(a, li, pi, rows, m, buf)) { free(rows); goto done; }
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t e = 0; e < D; e++)
+                            row[i * per_row + ((int64_t)li * a->n_pos + pi) * D + e] = (float)buf[i * D + e];
+                }
+            for (int64_t i = 0; i < m; i++)
+                if (pika_acts_writer_append(&w, a->ids[r0 + i], row + i * per_row)) { free(rows); goto done; }
+        }
+        for (int li = 0; li < a->n_layers; li++) pika_acts_release_layer(a, li);
+    }
+    free(rows);
+    rc = pika_acts_writer_close(&w);
+done:
+    if (rc && w.dir) pika_acts_writer_close(&w);
+    for (int k = 0; k < opened; k++) pika_acts_close(&in[k]);
+    free(in);
+    free(row);
+    free(buf);
+    pika_strmap_free(&seen);
+    free(out_real);
+    return rc;
+}

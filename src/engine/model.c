@@ -244,6 +244,7 @@ struct pika_ctx {
     size_t wbuf_elems;
     float **scores;   /* per thread: [ATT_Q_BLOCK, cap] */
     size_t scores_elems;
+    int exact;        /* 1: matvec in exact F32; 0: 8-bit activations + integer dots (pika_ctx_set_exact) */
 };
 
 pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
@@ -256,8 +257,13 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
     int nth = pika_pool_size(c->pool);
     c->wbuf = pika_calloc((size_t)nth, sizeof(float *));
     c->scores = pika_calloc((size_t)nth, sizeof(float *));
+    const char *mm = getenv("PIKA_MATMUL");
+    c->exact = mm && !strcmp(mm, "exact");
     return c;
 }
+
+void pika_ctx_set_exact(pika_ctx *c, int exact) { c->exact = exact != 0; }
+int pika_ctx_exact(const pika_ctx *c) { return c->exact; }
 
 void pika_ctx_free(pika_ctx *c) {
     if (!c) return;
@@ -329,6 +335,15 @@ static void matmul_worker(void *arg, int ith, int nth) {
         const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
         if (r1 <= r0) continue;
         if (j->n < MATVEC_MAX_N) {
+            if (!j->c->exact && pika_q8_preferred(W->type) && in % 32 == 0) {
+                void *xq = pika_malloc(pika_q8_act_bytes(in));
+                for (int t = 0; t < j->n; t++) {
+                    pika_quantize_act_q8(j->X + (size_t)t * in, xq, in);
+                    pika_matvec_q8(W->type, W->data, xq, j->Y[k] + (size_t)t * out, in, r0, r1);
+                }
+                free(xq);
+                continue;
+            }
             for (int t = 0; t < j->n; t++)
                 pika_matvec(W->type, W->data, j->X + (size_t)t * in, j->Y[k] + (size_t)t * out, in, r0, r1);
             continue;
