@@ -39,10 +39,7 @@ static const char *model_path(const char *rel) {
     return test_shared_path(rel);
 }
 
-static void check_model_mode(const char *rel, int n_threads, int gemm_rows);
-static void check_model(const char *rel, int n_threads) { check_model_mode(rel, n_threads, 0); }
-
-static void check_model_mode(const char *rel, int n_threads, int gemm_rows) {
+static void check_model(const char *rel, int n_threads) {
     const char *path = model_path(rel);
     if (!path) SKIP_TEST("*** model %s is ABSENT: test skipped ***", rel);
     pika_model *m = pika_model_load(path);
@@ -76,7 +73,6 @@ static void check_model_mode(const char *rel, int n_threads, int gemm_rows) {
     /* batched: slot p+1 holds prompt p (slot 0 stays unused, so slot numbers differ from positions) */
     pika_batch *b = pika_batch_new(m, NP + 1, 64, n_threads);
     REQUIRE(b, "batch: %s", pika_last_error());
-    pika_batch_set_gemm_rows(b, gemm_rows);
     float *blog = malloc(sizeof(float) * (size_t)NP * V), *pl = malloc(sizeof(float) * (size_t)V);
     int32_t cur[NP];
     int done[NP] = {0}, nstep[NP] = {0};
@@ -112,7 +108,7 @@ static void check_model_mode(const char *rel, int n_threads, int gemm_rows) {
     }
     CHECK(worst < 1e-4, "%s: batched logits differ from sequential by %g", rel, worst);
     CHECK(tokens_ok, "%s: greedy tokens differ", rel);
-    if (!gemm_rows) CHECK(bit_exact, "%s: batched logits are not bit-identical (max diff %g)", rel, worst);
+    CHECK(bit_exact, "%s: batched logits are not bit-identical (max diff %g)", rel, worst);
     for (int p = 0; p < NP; p++) CHECK(pika_batch_n_past(b, p + 1) == plen[p] + STEPS, "n_past %d", pika_batch_n_past(b, p + 1));
 
     /* shared prefix: slot 0 := the first prompt's tokens from slot 1 (prompt + STEPS generated), then
@@ -195,43 +191,6 @@ static void test_qwen3(void) { check_model("fixtures/models/qwen3-tiny.gguf", 2)
 static void test_q8_0(void) { check_model("fixtures/models/llama-q-Q8_0.gguf", 2); }
 static void test_q4_k(void) { check_model("fixtures/models/llama-q-Q4_K_M.gguf", 2); }
 
-/* the throughput mode (dequantize + SGEMM for steps of >= 4 rows; here 3 prompts + the copied
- * prefix step of 2 rows stay exact, so force it with a 4-slot step): equal within F32 tolerance */
-static void test_gemm_mode(void) {
-    const char *path = model_path("pool:pika-math-l.gguf");
-    if (!path) SKIP_TEST("*** pool model absent ***");
-    pika_model *m = pika_model_load(path);
-    REQUIRE(m, "%s", pika_last_error());
-    const int V = pika_model_hparams(m)->n_vocab;
-    pika_batch *b = pika_batch_new(m, 4, 64, 2), *e = pika_batch_new(m, 4, 64, 2);
-    pika_batch_set_gemm_rows(b, 4);
-    float *pl = malloc(sizeof(float) * (size_t)V), *l1 = malloc(sizeof(float) * 4 * (size_t)V), *l2 = malloc(sizeof(float) * 4 * (size_t)V);
-    int32_t prompt[4][3] = {{1, 3, 40}, {1, 3, 41}, {1, 3, 42}, {1, 3, 43}};
-    int seqs[4] = {0, 1, 2, 3};
-    int32_t cur[4];
-    for (int s = 0; s < 4; s++) {
-        pika_forward_req req = {0, NULL, 0, NULL, NULL, pl};
-        pika_batch_prefill(b, s, prompt[s], 3, &req);
-        pika_batch_prefill(e, s, prompt[s], 3, &req);
-        cur[s] = argmax(pl, V);
-    }
-    double worst = 0;
-    int same = 1;
-    for (int step = 0; step < 8; step++) {
-        REQUIRE(pika_batch_decode(b, 4, seqs, cur, l1) == 0 && pika_batch_decode(e, 4, seqs, cur, l2) == 0, "%s", pika_last_error());
-        worst = fmax(worst, maxdiff(l1, l2, 4 * V));
-        for (int s = 0; s < 4; s++) {
-            same &= argmax(l1 + (size_t)s * V, V) == argmax(l2 + (size_t)s * V, V);
-            cur[s] = argmax(l2 + (size_t)s * V, V);
-        }
-    }
-    CHECK(worst < 1e-3 && same, "gemm mode: max diff %g, same tokens %d", worst, same);
-    free(pl); free(l1); free(l2);
-    pika_batch_free(b);
-    pika_batch_free(e);
-    pika_model_free(m);
-}
-
 static void test_bad_sizes(void) {
     const char *path = model_path("pool:pika-math-s.gguf");
     if (!path) SKIP_TEST("*** pool model absent ***");
@@ -250,7 +209,6 @@ int main(void) {
     RUN(test_q8_0);
     RUN(test_q4_k);
     RUN(test_prefill_capture);
-    RUN(test_gemm_mode);
     RUN(test_bad_sizes);
     return test_summary("batch");
 }

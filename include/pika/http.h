@@ -30,6 +30,8 @@
  * encoding). The stream notices a client that went away (a failed write, or a closed socket seen
  * while waiting for data) and from then on every write returns -1, so a producer learns it can stop.
  * Memory per stream is bounded (max_stream_buffer): a client that does not read is treated as gone.
+ * An event stream that stays silent for sse_keepalive_s gets a ": keep-alive" comment line (clients
+ * ignore comments), so proxies and client timeouts do not close a stream that waits in a queue.
  */
 #ifndef PIKA_HTTP_H
 #define PIKA_HTTP_H

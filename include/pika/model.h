@@ -114,11 +114,6 @@ int pika_batch_prefill(pika_batch *b, int seq, const int32_t *tokens, int n_toke
 /* One decode step: token tokens[i] appended to slot seqs[i] (distinct slots, i < n), logits of each
  * into logits[i * n_vocab]. 0 or -1 + error (nothing is changed then). */
 int pika_batch_decode(pika_batch *b, int n, const int *seqs, const int32_t *tokens, float *logits);
-/* Throughput mode: decode steps with at least min_rows (>= 4) rows multiply as prefill does (each weight
- * block dequantized once, then SGEMM over the rows) instead of one matvec per row: faster for large
- * batches, but the rounding then differs from single-sequence decode (~1e-6 relative), so outputs are
- * no longer bit-identical to pika_forward's. 0 (the default) = always the exact path. */
-void pika_batch_set_gemm_rows(pika_batch *b, int min_rows);
 /* Bytes of KV cache currently allocated over all slots. */
 size_t pika_batch_kv_bytes(const pika_batch *b);
 

@@ -50,8 +50,6 @@ typedef struct {
     size_t max_body;          /* request body limit in bytes (default 4 MiB); past it: 413 */
     int max_connections;      /* HTTP connections at most (default 256) */
     int log;                  /* one line per request on stderr (default 1) */
-    int batch_gemm_rows;      /* decode steps of >= this many sequences use the SGEMM kernels (faster, not
-                                 bit-identical to single-sequence decode; 0 = never, the default) */
     pika_prompt_opts prompt;  /* chat template (template name/file, kwargs, date, BOS/EOS texts) */
 } pika_serve_model_opts;
 

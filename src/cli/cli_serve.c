@@ -23,7 +23,7 @@ static long serve_long(const char *name, const char *v, long lo, long hi) {
 static void serve_usage(FILE *f) {
     fprintf(f,
             "usage: pika serve-model --model M.gguf [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel S]\n"
-            "       [--ctx N] [--queue N] [--max-body BYTES] [--alias NAME] [--port-file FILE] [--batch-gemm N] [--quiet]\n"
+            "       [--ctx N] [--queue N] [--max-body BYTES] [--alias NAME] [--port-file FILE] [--quiet]\n"
             "       [--template NAME | --template-file FILE] [--kwargs JSON] [--date YYYY-MM-DD] [--bos TEXT] [--eos TEXT]\n"
             "An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions\n"
             "(stream: true -> server-sent events), GET /health, GET /metrics (Prometheus text).\n"
@@ -38,9 +38,6 @@ static void serve_usage(FILE *f) {
             "  --max-body BYTES   request body limit (default 4194304); larger bodies get 413\n"
             "  --alias NAME       the model id clients see (default: the file name without .gguf)\n"
             "  --port-file FILE   write the port number there once listening\n"
-            "  --batch-gemm N     decode steps of >= N sequences (N >= 4) multiply with the prefill SGEMM kernels:\n"
-            "                     more tokens/s, but rounding then differs from `pika generate` (default 0 = never;\n"
-            "                     by default batched output equals single-request output bit for bit)\n"
             "  --quiet            no per-request log lines on stderr\n"
             "chat template (for /v1/chat/completions; default: the GGUF's):\n"
             "  --template NAME, --template-file FILE, --kwargs JSON, --date YYYY-MM-DD, --bos TEXT, --eos TEXT,\n"
@@ -80,7 +77,6 @@ int cmd_serve_model(int argc, char **argv) {
         else if (!strcmp(a, "--queue")) o.queue_limit = (int)serve_long("--queue", v, 0, 1 << 20);
         else if (!strcmp(a, "--max-body")) o.max_body = (size_t)serve_long("--max-body", v, 1, 1L << 40);
         else if (!strcmp(a, "--alias")) o.alias = v;
-        else if (!strcmp(a, "--batch-gemm")) o.batch_gemm_rows = (int)serve_long("--batch-gemm", v, 0, 4096);
         else if (!strcmp(a, "--port-file")) port_file = v;
         else pika_die("serve-model: unknown option %s", a);
     }

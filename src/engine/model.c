@@ -634,10 +634,7 @@ struct pika_batch {
     int scratch_n;    /* rows the decode scratch fits */
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *rope_cos, *rope_sin;
     float **scores;   /* per thread [n_ctx] */
-    int gemm_min_rows; /* steps with at least this many rows dequantize + SGEMM (0 = never) */
 };
-
-void pika_batch_set_gemm_rows(pika_batch *b, int min_rows) { b->gemm_min_rows = min_rows > 0 ? min_rows : 0; }
 
 pika_batch *pika_batch_new(pika_model *m, int n_seq, int n_ctx, int n_threads) {
     if (n_seq < 1 || n_seq > 4096) { pika_set_error("batch: n_seq must be in [1, 4096], got %d", n_seq); return NULL; }
@@ -793,10 +790,6 @@ static void batch_mm_worker(void *arg, int ith, int nth) {
 }
 
 static void batch_matmul(pika_batch *b, int count, const pika_gguf_tensor *const *W, float *const *Y, const float *X, int n) {
-    if (b->gemm_min_rows && n >= b->gemm_min_rows && n >= MATVEC_MAX_N) {
-        matmul_fused(b->c, count, W, Y, X, n); /* the prefill path: dequantize once, SGEMM over the rows */
-        return;
-    }
     batch_mm_job j = {.count = count, .n = n, .X = X};
     for (int k = 0; k < count; k++) { j.W[k] = W[k]; j.Y[k] = Y[k]; }
     pika_pool_run(b->c->pool, batch_mm_worker, &j);

@@ -283,7 +283,6 @@ pika_serve_model *pika_serve_model_new(const pika_serve_model_opts *o) {
     s->n_ctx = o->n_ctx ? o->n_ctx : (s->hp->n_ctx_train > 0 && s->hp->n_ctx_train < 4096 ? s->hp->n_ctx_train : 4096);
     s->b = pika_batch_new(s->m, s->S, s->n_ctx, o->n_threads);
     if (!s->b) goto fail;
-    pika_batch_set_gemm_rows(s->b, o->batch_gemm_rows);
     s->slots_free = s->S;
     s->active = pika_calloc((size_t)s->S + 1, sizeof(job *));
     s->slot_used = pika_calloc((size_t)s->S, sizeof(int));
