@@ -762,9 +762,12 @@ static void batch_scratch(pika_batch *b, int n) {
 }
 
 /* Y_k[i] = W_k · X[i] for rows i < n, each matrix split into row blocks that stay in cache while every
- * row's matvec runs over them; per output row the kernel is pika_matvec, as in single-sequence decode. */
+ * row's matvec runs over them; per output row the kernel is the one single-sequence decode uses for that
+ * weight type (matmul_worker): pika_matvec, or, unless the context is exact, the 8-bit-activation integer
+ * dot pika_matvec_q8 — so a batched slot gets bit for bit the logits of a lone decode. */
 typedef struct {
     int count, n;
+    int exact;
     const pika_gguf_tensor *W[MAX_FUSED];
     float *Y[MAX_FUSED];
     const float *X;
@@ -778,19 +781,30 @@ static void batch_mm_worker(void *arg, int ith, int nth) {
         const pika_gguf_tensor *W = j->W[k];
         const int64_t in = W->ne[0], out = W->ne[1];
         const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
+        if (r1 <= r0) continue;
         const size_t rb = pika_row_bytes(W->type, in);
         int64_t blk = (int64_t)(BATCH_BLOCK_BYTES / (rb ? rb : 1));
         if (blk < 4) blk = 4;
+        uint8_t *xq = NULL; /* [n, q8 row] the rows' 8-bit activations, when the q8 kernel applies */
+        size_t qb = 0;
+        if (!j->exact && pika_q8_preferred(W->type) && in % 32 == 0) {
+            qb = pika_q8_act_bytes(in);
+            xq = pika_malloc(qb * (size_t)j->n);
+            for (int i = 0; i < j->n; i++) pika_quantize_act_q8(j->X + (size_t)i * in, xq + qb * (size_t)i, in);
+        }
         for (int64_t b0 = r0; b0 < r1; b0 += blk) {
             int64_t b1 = b0 + blk < r1 ? b0 + blk : r1;
-            for (int i = 0; i < j->n; i++)
-                pika_matvec(W->type, W->data, j->X + (size_t)i * in, j->Y[k] + (size_t)i * out, in, b0, b1);
+            for (int i = 0; i < j->n; i++) {
+                if (xq) pika_matvec_q8(W->type, W->data, xq + qb * (size_t)i, j->Y[k] + (size_t)i * out, in, b0, b1);
+                else pika_matvec(W->type, W->data, j->X + (size_t)i * in, j->Y[k] + (size_t)i * out, in, b0, b1);
+            }
         }
+        free(xq);
     }
 }
 
 static void batch_matmul(pika_batch *b, int count, const pika_gguf_tensor *const *W, float *const *Y, const float *X, int n) {
-    batch_mm_job j = {.count = count, .n = n, .X = X};
+    batch_mm_job j = {.count = count, .n = n, .exact = b->c->exact, .X = X};
     for (int k = 0; k < count; k++) { j.W[k] = W[k]; j.Y[k] = Y[k]; }
     pika_pool_run(b->c->pool, batch_mm_worker, &j);
 }
