@@ -19,6 +19,7 @@ for b in "$B"/bench/bench_*; do
     case "$b" in
         */bench_kernels) "$b" --seconds 0.5 ;;
         */bench_grade) "$b" --workers 1,2,4 ;;
+        */bench_serve) sh bench/serve.sh "$B" ;;
         */bench_gemm) "$b" --seconds 0.5 ;;
         */bench_probe)
             # full probe sweep (6000 x 1536 x 29 layers x 5 positions x 5 alphas x 5 folds) vs scikit-learn

@@ -89,4 +89,25 @@ int pika_generate(pika_ctx *c, const pika_tokenizer *tok, const int32_t *prompt,
 int pika_generate_from(pika_ctx *c, const pika_tokenizer *tok, int n_keep, const float *logits, const pika_gen_opts *o,
                        pika_piece_fn on_piece, void *user, pika_gen_result *out);
 
+/* The same decode loop one token at a time, for a caller that runs the model itself (the server
+ * batches many sequences into one forward step; pika_generate_from is this loop around pika_forward,
+ * so both give the same tokens, text and finish reason):
+ *   pika_decoder *d = pika_decoder_new(model, tok, &o, on_piece, user);    // NULL + error (bad options)
+ *   int32_t t;
+ *   while (pika_decoder_next(d, logits, &t) == 1) logits = <logits after running t>;
+ *   pika_gen_result res; pika_decoder_finish(d, &res); pika_decoder_free(d);
+ * pika_decoder_next samples from logits[n_vocab]: 1 = t was generated and the model must run it next,
+ * 0 = generation is over (a token may still have been added: pika_decoder_n_ids tells), -1 + error.
+ * on_piece is called from pika_decoder_next and pika_decoder_finish (held-back text is flushed there).
+ * The options are copied; their stop strings stay borrowed. */
+typedef struct pika_decoder pika_decoder;
+pika_decoder *pika_decoder_new(const pika_model *m, const pika_tokenizer *tok, const pika_gen_opts *o, pika_piece_fn on_piece,
+                               void *user);
+int pika_decoder_next(pika_decoder *d, const float *logits, int32_t *next);
+int pika_decoder_n_ids(const pika_decoder *d);
+const int32_t *pika_decoder_ids(const pika_decoder *d);
+/* The result (text, ids, finish, stop index); call once, after the last pika_decoder_next. */
+void pika_decoder_finish(pika_decoder *d, pika_gen_result *out);
+void pika_decoder_free(pika_decoder *d);
+
 #endif

@@ -71,6 +71,43 @@ typedef struct {
  * Returns 0, or -1 + error (bad token id, context overflow). */
 int pika_forward(pika_ctx *c, const int32_t *tokens, int n_tokens, const pika_forward_req *req);
 
+/* ---- several sequences decoding together (continuous batching; `pika serve-model`) ----
+ * A pika_batch holds n_seq sequence slots, each with its own KV cache (at most n_ctx tokens, grown as
+ * needed), sharing the model and one thread pool. Single-sequence code (pika_ctx, pika_forward) is
+ * separate and unchanged.
+ *   pika_batch_prefill: a prompt (or more tokens) into one slot: the very computation pika_forward does
+ *     on a context holding that slot's tokens, so logits and captured hidden states are bit-identical.
+ *   pika_batch_decode: one new token for each of k slots in one pass over the weights: each weight
+ *     matrix is read once per step for all k rows (row blocks small enough to stay in cache while every
+ *     slot's row is multiplied), and each row's dot products use the same kernel as single-sequence
+ *     decode, so slot i gets bit for bit the logits pika_forward(ctx_i, &token_i, 1) would give.
+ *   pika_batch_seq_copy: the first n tokens of one slot's KV cache into another (the n samples of one
+ *     prompt share its prefill: the prompt is run once, its KV rows copied, not recomputed).
+ * Not thread-safe: one thread drives a batch. Slots are numbered 0..n_seq-1. */
+typedef struct pika_batch pika_batch;
+/* n_ctx: tokens per slot at most (>= 1); n_threads <= 0: all cores. NULL + error on bad sizes. */
+pika_batch *pika_batch_new(pika_model *m, int n_seq, int n_ctx, int n_threads);
+void pika_batch_free(pika_batch *b);
+int pika_batch_n_seq(const pika_batch *b);
+int pika_batch_n_ctx(const pika_batch *b);
+const pika_model *pika_batch_model(const pika_batch *b);
+int pika_batch_n_past(const pika_batch *b, int seq);
+/* Forget a slot's tokens (its memory is kept for reuse). */
+void pika_batch_seq_reset(pika_batch *b, int seq);
+/* Keep a slot's first n tokens (n <= n_past). */
+void pika_batch_seq_truncate(pika_batch *b, int seq, int n);
+/* dst := the first n tokens of src (n <= src's n_past, dst != src). 0 or -1 + error. */
+int pika_batch_seq_copy(pika_batch *b, int dst, int src, int n);
+/* Append tokens to slot seq and run them as pika_forward does (req as there: logits of the last
+ * token, hidden states at chosen layers/positions of this call). 0 or -1 + error (bad slot or token,
+ * more than n_ctx tokens in the slot). */
+int pika_batch_prefill(pika_batch *b, int seq, const int32_t *tokens, int n_tokens, const pika_forward_req *req);
+/* One decode step: token tokens[i] appended to slot seqs[i] (distinct slots, i < n), logits of each
+ * into logits[i * n_vocab]. 0 or -1 + error (nothing is changed then). */
+int pika_batch_decode(pika_batch *b, int n, const int *seqs, const int32_t *tokens, float *logits);
+/* Bytes of KV cache currently allocated over all slots. */
+size_t pika_batch_kv_bytes(const pika_batch *b);
+
 /* Sampling (pika_sampling, pika_sampler) has its own header. */
 #include "pika/sampler.h"
 

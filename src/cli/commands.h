@@ -26,6 +26,8 @@ int cmd_grade(int argc, char **argv);
 int cmd_labels(int argc, char **argv);
 /* offline routing over a pool of arms (cli_route.c) */
 int cmd_route(int argc, char **argv);
+/* the OpenAI-compatible model server (cli_serve.c) */
+int cmd_serve_model(int argc, char **argv);
 /* pika's own small language models (cli_train.c) */
 int cmd_train_lm(int argc, char **argv);
 

@@ -28,6 +28,7 @@ static const command COMMANDS[] = {
     {"grade", cmd_grade, "grade math answers or code against tests"},
     {"labels", cmd_labels, "aggregate graded rollouts into per-question labels"},
     {"route", cmd_route, "table | eval | calibrate | report: offline routing over a pool of arms"},
+    {"serve-model", cmd_serve_model, "serve a model behind an OpenAI-compatible HTTP API (continuous batching)"},
     {"train-lm", cmd_train_lm, "train a small llama-architecture model on the synthetic math task"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

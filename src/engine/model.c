@@ -589,3 +589,304 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
     free(all_pos);
     return 0;
 }
+
+/* ---------------------------------------------------------------- several sequences (pika_batch) */
+
+typedef struct {
+    float **k, **v; /* [L][cap, Hkv*D] */
+    int cap, n_past;
+} batch_seq;
+
+struct pika_batch {
+    pika_ctx *c;      /* the pool, prefill scratch and weight buffers; its own KV cache stays empty */
+    float **c_k, **c_v; /* the context's own (empty) cache arrays, restored after each prefill */
+    int n_seq, n_ctx;
+    batch_seq *seq;
+    int scratch_n;    /* rows the decode scratch fits */
+    float *x, *xn, *q, *k, *v, *att, *gate, *up, *rope_cos, *rope_sin;
+    float **scores;   /* per thread [n_ctx] */
+};
+
+pika_batch *pika_batch_new(pika_model *m, int n_seq, int n_ctx, int n_threads) {
+    if (n_seq < 1 || n_seq > 4096) { pika_set_error("batch: n_seq must be in [1, 4096], got %d", n_seq); return NULL; }
+    if (n_ctx < 1 || n_ctx > (1 << 24)) { pika_set_error("batch: n_ctx must be in [1, 2^24], got %d", n_ctx); return NULL; }
+    pika_batch *b = pika_calloc(1, sizeof *b);
+    b->c = pika_ctx_new(m, n_threads);
+    b->c_k = b->c->k_cache;
+    b->c_v = b->c->v_cache;
+    b->n_seq = n_seq;
+    b->n_ctx = n_ctx;
+    b->seq = pika_calloc((size_t)n_seq, sizeof *b->seq);
+    for (int s = 0; s < n_seq; s++) {
+        b->seq[s].k = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
+        b->seq[s].v = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
+    }
+    b->scores = pika_calloc((size_t)pika_pool_size(b->c->pool), sizeof(float *));
+    return b;
+}
+
+void pika_batch_free(pika_batch *b) {
+    if (!b) return;
+    const int L = b->c->m->hp.n_layer;
+    for (int s = 0; s < b->n_seq; s++) {
+        for (int l = 0; l < L; l++) { free(b->seq[s].k[l]); free(b->seq[s].v[l]); }
+        free(b->seq[s].k);
+        free(b->seq[s].v);
+    }
+    free(b->seq);
+    for (int i = 0; i < pika_pool_size(b->c->pool); i++) free(b->scores[i]);
+    free(b->scores);
+    free(b->x); free(b->xn); free(b->q); free(b->k); free(b->v); free(b->att); free(b->gate); free(b->up);
+    free(b->rope_cos); free(b->rope_sin);
+    b->c->k_cache = b->c_k;
+    b->c->v_cache = b->c_v;
+    b->c->cap = 0;
+    pika_ctx_free(b->c);
+    free(b);
+}
+
+int pika_batch_n_seq(const pika_batch *b) { return b->n_seq; }
+int pika_batch_n_ctx(const pika_batch *b) { return b->n_ctx; }
+const pika_model *pika_batch_model(const pika_batch *b) { return b->c->m; }
+int pika_batch_n_past(const pika_batch *b, int seq) { return seq >= 0 && seq < b->n_seq ? b->seq[seq].n_past : -1; }
+
+void pika_batch_seq_reset(pika_batch *b, int seq) {
+    if (seq >= 0 && seq < b->n_seq) b->seq[seq].n_past = 0;
+}
+
+void pika_batch_seq_truncate(pika_batch *b, int seq, int n) {
+    if (seq >= 0 && seq < b->n_seq && n >= 0 && n < b->seq[seq].n_past) b->seq[seq].n_past = n;
+}
+
+size_t pika_batch_kv_bytes(const pika_batch *b) {
+    const pika_hparams *hp = &b->c->m->hp;
+    size_t per_tok = 2 * sizeof(float) * (size_t)hp->n_head_kv * hp->head_dim * (size_t)hp->n_layer, t = 0;
+    for (int s = 0; s < b->n_seq; s++) t += (size_t)b->seq[s].cap * per_tok;
+    return t;
+}
+
+/* Grow a slot's cache to hold need tokens (doubling, capped at n_ctx). */
+static void seq_reserve(pika_batch *b, batch_seq *s, int need) {
+    if (need <= s->cap) return;
+    const pika_hparams *hp = &b->c->m->hp;
+    const size_t kvw = (size_t)hp->n_head_kv * hp->head_dim;
+    int cap = s->cap ? s->cap : 64;
+    while (cap < need) cap *= 2;
+    if (cap > b->n_ctx) cap = b->n_ctx;
+    if (cap < need) cap = need;
+    for (int l = 0; l < hp->n_layer; l++) {
+        s->k[l] = pika_realloc(s->k[l], sizeof(float) * kvw * (size_t)cap);
+        s->v[l] = pika_realloc(s->v[l], sizeof(float) * kvw * (size_t)cap);
+    }
+    s->cap = cap;
+}
+
+int pika_batch_seq_copy(pika_batch *b, int dst, int src, int n) {
+    if (dst < 0 || dst >= b->n_seq || src < 0 || src >= b->n_seq || dst == src)
+        return pika_set_error("batch: cannot copy slot %d into slot %d", src, dst);
+    batch_seq *s = &b->seq[src], *d = &b->seq[dst];
+    if (n < 0 || n > s->n_past) return pika_set_error("batch: slot %d holds %d tokens, cannot copy %d", src, s->n_past, n);
+    const pika_hparams *hp = &b->c->m->hp;
+    const size_t kvw = (size_t)hp->n_head_kv * hp->head_dim;
+    seq_reserve(b, d, n);
+    for (int l = 0; l < hp->n_layer; l++) {
+        memcpy(d->k[l], s->k[l], sizeof(float) * kvw * (size_t)n);
+        memcpy(d->v[l], s->v[l], sizeof(float) * kvw * (size_t)n);
+    }
+    d->n_past = n;
+    return 0;
+}
+
+int pika_batch_prefill(pika_batch *b, int seq, const int32_t *tokens, int n, const pika_forward_req *req) {
+    if (seq < 0 || seq >= b->n_seq) return pika_set_error("batch: no slot %d (slots 0..%d)", seq, b->n_seq - 1);
+    batch_seq *s = &b->seq[seq];
+    if (n <= 0) return pika_set_error("forward: no tokens");
+    if ((int64_t)s->n_past + n > b->n_ctx)
+        return pika_set_error("context overflow: %d + %d tokens do not fit in a slot of %d", s->n_past, n, b->n_ctx);
+    seq_reserve(b, s, s->n_past + n);
+    /* run the single-sequence forward pass on the slot's cache */
+    pika_ctx *c = b->c;
+    c->k_cache = s->k;
+    c->v_cache = s->v;
+    c->cap = s->cap;
+    c->n_past = s->n_past;
+    int rc = pika_forward(c, tokens, n, req);
+    s->n_past = c->n_past;
+    s->cap = c->cap; /* unchanged: the slot was reserved above */
+    c->k_cache = b->c_k;
+    c->v_cache = b->c_v;
+    c->cap = 0;
+    c->n_past = 0;
+    return rc;
+}
+
+static void batch_scratch(pika_batch *b, int n) {
+    if (n <= b->scratch_n) return;
+    const pika_hparams *hp = &b->c->m->hp;
+    size_t qw = (size_t)hp->n_head * hp->head_dim, kvw = (size_t)hp->n_head_kv * hp->head_dim;
+#define GROW(p, w) (p = pika_realloc(p, sizeof(float) * (size_t)n * (w)))
+    GROW(b->x, (size_t)hp->n_embd); GROW(b->xn, qw > (size_t)hp->n_embd ? qw : (size_t)hp->n_embd); GROW(b->q, qw);
+    GROW(b->k, kvw); GROW(b->v, kvw); GROW(b->att, qw); GROW(b->gate, (size_t)hp->n_ff); GROW(b->up, (size_t)hp->n_ff);
+    GROW(b->rope_cos, (size_t)hp->head_dim / 2); GROW(b->rope_sin, (size_t)hp->head_dim / 2);
+#undef GROW
+    b->scratch_n = n;
+}
+
+/* Y_k[i] = W_k · X[i] for rows i < n, each matrix split into row blocks that stay in cache while every
+ * row's matvec runs over them; per output row the kernel is pika_matvec, as in single-sequence decode. */
+typedef struct {
+    int count, n;
+    const pika_gguf_tensor *W[MAX_FUSED];
+    float *Y[MAX_FUSED];
+    const float *X;
+} batch_mm_job;
+
+#define BATCH_BLOCK_BYTES (64 * 1024)
+
+static void batch_mm_worker(void *arg, int ith, int nth) {
+    batch_mm_job *j = arg;
+    for (int k = 0; k < j->count; k++) {
+        const pika_gguf_tensor *W = j->W[k];
+        const int64_t in = W->ne[0], out = W->ne[1];
+        const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
+        const size_t rb = pika_row_bytes(W->type, in);
+        int64_t blk = (int64_t)(BATCH_BLOCK_BYTES / (rb ? rb : 1));
+        if (blk < 4) blk = 4;
+        for (int64_t b0 = r0; b0 < r1; b0 += blk) {
+            int64_t b1 = b0 + blk < r1 ? b0 + blk : r1;
+            for (int i = 0; i < j->n; i++)
+                pika_matvec(W->type, W->data, j->X + (size_t)i * in, j->Y[k] + (size_t)i * out, in, b0, b1);
+        }
+    }
+}
+
+static void batch_matmul(pika_batch *b, int count, const pika_gguf_tensor *const *W, float *const *Y, const float *X, int n) {
+    batch_mm_job j = {.count = count, .n = n, .X = X};
+    for (int k = 0; k < count; k++) { j.W[k] = W[k]; j.Y[k] = Y[k]; }
+    pika_pool_run(b->c->pool, batch_mm_worker, &j);
+}
+
+typedef struct {
+    pika_batch *b;
+    int layer, n;
+    const int *seqs;
+} batch_attn_job;
+
+/* One query per slot: for each (slot, head) pair, the computation attn_worker does for a batch of one
+ * token (same BLAS calls, same softmax), over the slot's own cache. */
+static void batch_attn_worker(void *arg, int ith, int nth) {
+    batch_attn_job *j = arg;
+    pika_batch *b = j->b;
+    const pika_hparams *hp = &b->c->m->hp;
+    const int H = hp->n_head, D = hp->head_dim, group = H / hp->n_head_kv;
+    const int qw = H * D, kvw = hp->n_head_kv * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *S = b->scores[ith];
+    for (int p = ith; p < j->n * H; p += nth) {
+        const int i = p / H, h = p % H, g = h / group;
+        const batch_seq *s = &b->seq[j->seqs[i]];
+        const float *K = s->k[j->layer], *V = s->v[j->layer];
+        const int tk = s->n_past + 1;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, tk, D, scale, b->q + (size_t)i * qw + h * D, qw,
+                    K + g * D, kvw, 0.0f, S, tk);
+        float mx = -INFINITY;
+        for (int t = 0; t < tk; t++) mx = S[t] > mx ? S[t] : mx;
+        double sum = 0;
+        for (int t = 0; t < tk; t++) { S[t] = expf(S[t] - mx); sum += S[t]; }
+        float inv = (float)(1.0 / sum);
+        for (int t = 0; t < tk; t++) S[t] *= inv;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, D, tk, 1.0f, S, tk, V + g * D, kvw, 0.0f,
+                    b->att + (size_t)i * qw + h * D, qw);
+    }
+}
+
+static int batch_decode(pika_batch *b, int n, const int *seqs, const int32_t *tokens, float *logits) {
+    const pika_model *m = b->c->m;
+    const pika_hparams *hp = &m->hp;
+    const int E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim, F = hp->n_ff;
+    const int qw = H * D, kvw = Hkv * D;
+    if (n <= 0) return pika_set_error("batch decode: no sequences");
+    if (n > b->n_seq) return pika_set_error("batch decode: %d sequences, the batch has %d slots", n, b->n_seq);
+    int max_tk = 0;
+    for (int i = 0; i < n; i++) {
+        if (seqs[i] < 0 || seqs[i] >= b->n_seq) return pika_set_error("batch decode: no slot %d", seqs[i]);
+        for (int k = 0; k < i; k++)
+            if (seqs[k] == seqs[i]) return pika_set_error("batch decode: slot %d appears twice", seqs[i]);
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return pika_set_error("token id %d (slot %d) is out of range [0, %d)", tokens[i], seqs[i], hp->n_vocab);
+        if (b->seq[seqs[i]].n_past + 1 > b->n_ctx)
+            return pika_set_error("context overflow: slot %d already holds %d tokens (limit %d)", seqs[i], b->seq[seqs[i]].n_past, b->n_ctx);
+        if (b->seq[seqs[i]].n_past + 1 > max_tk) max_tk = b->seq[seqs[i]].n_past + 1;
+    }
+    batch_scratch(b, n);
+    for (int i = 0; i < n; i++) seq_reserve(b, &b->seq[seqs[i]], b->seq[seqs[i]].n_past + 1);
+    const int nth = pika_pool_size(b->c->pool);
+    for (int t = 0; t < nth; t++) b->scores[t] = pika_realloc(b->scores[t], sizeof(float) * (size_t)max_tk);
+
+    const size_t erow = pika_row_bytes(m->tok_embd->type, E);
+    for (int i = 0; i < n; i++) {
+        pika_dequantize_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tokens[i] * erow,
+                            b->x + (size_t)i * E, E);
+        const int pos = b->seq[seqs[i]].n_past;
+        for (int k = 0; k < D / 2; k++) {
+            double a = (double)pos * m->rope_inv_freq[k];
+            b->rope_cos[(size_t)i * (D / 2) + k] = (float)cos(a);
+            b->rope_sin[(size_t)i * (D / 2) + k] = (float)sin(a);
+        }
+    }
+    for (int l = 0; l < hp->n_layer; l++) {
+        const layer_weights *w = &m->layers[l];
+        for (int i = 0; i < n; i++) rmsnorm(b->xn + (size_t)i * E, b->x + (size_t)i * E, w->attn_norm, E, hp->rms_eps);
+        const pika_gguf_tensor *qkv_w[3] = {w->wq, w->wk, w->wv};
+        float *qkv_y[3] = {b->q, b->k, b->v};
+        batch_matmul(b, 3, qkv_w, qkv_y, b->xn, n);
+        add_bias(b->q, w->bq, n, qw);
+        add_bias(b->k, w->bk, n, kvw);
+        add_bias(b->v, w->bv, n, kvw);
+        for (int i = 0; i < n; i++) {
+            const float *cs = b->rope_cos + (size_t)i * (D / 2), *sn = b->rope_sin + (size_t)i * (D / 2);
+            for (int h = 0; h < H; h++) {
+                float *qh = b->q + (size_t)i * qw + h * D;
+                if (w->q_norm) rmsnorm(qh, qh, w->q_norm, D, hp->rms_eps);
+                rope(qh, D, cs, sn, hp->rope_neox);
+            }
+            for (int h = 0; h < Hkv; h++) {
+                float *kh = b->k + (size_t)i * kvw + h * D;
+                if (w->k_norm) rmsnorm(kh, kh, w->k_norm, D, hp->rms_eps);
+                rope(kh, D, cs, sn, hp->rope_neox);
+            }
+            batch_seq *s = &b->seq[seqs[i]];
+            memcpy(s->k[l] + (size_t)s->n_past * kvw, b->k + (size_t)i * kvw, sizeof(float) * (size_t)kvw);
+            memcpy(s->v[l] + (size_t)s->n_past * kvw, b->v + (size_t)i * kvw, sizeof(float) * (size_t)kvw);
+        }
+        batch_attn_job aj = {b, l, n, seqs};
+        pika_pool_run(b->c->pool, batch_attn_worker, &aj);
+        const pika_gguf_tensor *wo = w->wo;
+        batch_matmul(b, 1, &wo, &b->xn, b->att, n);
+        for (size_t i = 0; i < (size_t)n * E; i++) b->x[i] += b->xn[i];
+        for (int i = 0; i < n; i++) rmsnorm(b->xn + (size_t)i * E, b->x + (size_t)i * E, w->ffn_norm, E, hp->rms_eps);
+        const pika_gguf_tensor *gu_w[2] = {w->w_gate, w->w_up};
+        float *gu_y[2] = {b->gate, b->up};
+        batch_matmul(b, 2, gu_w, gu_y, b->xn, n);
+        for (size_t i = 0; i < (size_t)n * F; i++) {
+            float g = b->gate[i];
+            b->gate[i] = g / (1.0f + expf(-g)) * b->up[i];
+        }
+        const pika_gguf_tensor *wd = w->w_down;
+        batch_matmul(b, 1, &wd, &b->xn, b->gate, n);
+        for (size_t i = 0; i < (size_t)n * E; i++) b->x[i] += b->xn[i];
+    }
+    for (int i = 0; i < n; i++) b->seq[seqs[i]].n_past++;
+    for (int i = 0; i < n; i++) rmsnorm(b->xn + (size_t)i * E, b->x + (size_t)i * E, m->output_norm, E, hp->rms_eps);
+    const pika_gguf_tensor *wout = m->output;
+    batch_matmul(b, 1, &wout, &logits, b->xn, n);
+    return 0;
+}
+
+int pika_batch_decode(pika_batch *b, int n, const int *seqs, const int32_t *tokens, float *logits) {
+    int prev = openblas_get_num_threads();
+    if (prev != 1) openblas_set_num_threads(1);
+    int rc = batch_decode(b, n, seqs, tokens, logits);
+    if (prev != 1) openblas_set_num_threads(prev);
+    return rc;
+}

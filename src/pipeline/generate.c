@@ -236,53 +236,112 @@ static int add_piece(text_state *s, const char *p, int n, int final) {
     return 0;
 }
 
+struct pika_decoder {
+    pika_gen_opts o;
+    const pika_tokenizer *tok;
+    int n_vocab;
+    int64_t eos;
+    pika_sampler *smp;
+    text_state ts;
+    pika_detok_stream ds;
+    char *piece;
+    int cap;
+    int32_t *ids;
+    int n_ids;
+    const char *finish;
+    int stopped, over, failed;
+};
+
+pika_decoder *pika_decoder_new(const pika_model *m, const pika_tokenizer *tok, const pika_gen_opts *o, pika_piece_fn on_piece,
+                               void *user) {
+    if (pika_gen_opts_validate(o)) return NULL;
+    if (!tok && o->n_stop) { pika_set_error("stop strings need the model's tokenizer"); return NULL; }
+    pika_decoder *d = pika_calloc(1, sizeof *d);
+    d->o = *o;
+    d->tok = tok;
+    d->n_vocab = pika_model_hparams(m)->n_vocab;
+    d->eos = tok ? -1 : pika_gguf_get_int(pika_model_gguf(m), "tokenizer.ggml.eos_token_id", -1);
+    d->ids = pika_malloc(sizeof(int32_t) * (size_t)(o->max_tokens > 0 ? o->max_tokens : 1));
+    d->smp = pika_sampler_new(&o->sampling, d->n_vocab);
+    d->ts = (text_state){.o = &d->o, .fn = on_piece, .user = user, .stop_index = -1};
+    d->cap = tok ? pika_tokenizer_max_piece_len(tok) + 8 : 8;
+    d->piece = pika_malloc((size_t)d->cap);
+    if (tok) pika_detok_stream_init(&d->ds, tok, false);
+    d->finish = "length";
+    return d;
+}
+
+int pika_decoder_next(pika_decoder *d, const float *logits, int32_t *next) {
+    if (d->over) return d->failed ? -1 : 0;
+    if (d->n_ids >= d->o.max_tokens) { d->over = 1; return 0; }
+    int32_t t = pika_sample(d->smp, logits);
+    int eog = d->tok ? pika_tokenizer_is_eog(d->tok, t) : t == d->eos;
+    if (eog && !d->o.ignore_eog) { d->finish = "stop"; d->over = 1; return 0; }
+    d->ids[d->n_ids++] = t;
+    if (d->tok) {
+        int w = pika_detok_stream_push(&d->ds, t, d->piece, d->cap);
+        if (w < 0) { d->over = d->failed = 1; return -1; }
+        if (add_piece(&d->ts, d->piece, w, 0)) { d->stopped = 1; d->finish = "stop"; d->over = 1; return 0; }
+        if (d->ts.cancelled) { d->finish = "cancelled"; d->over = 1; return 0; }
+    }
+    if (d->n_ids >= d->o.max_tokens) { d->over = 1; return 0; }
+    *next = t;
+    return 1;
+}
+
+int pika_decoder_n_ids(const pika_decoder *d) { return d->n_ids; }
+const int32_t *pika_decoder_ids(const pika_decoder *d) { return d->ids; }
+
+void pika_decoder_finish(pika_decoder *d, pika_gen_result *out) {
+    memset(out, 0, sizeof *out);
+    if (d->tok && !d->stopped) {
+        int w = pika_detok_stream_flush(&d->ds, d->piece, d->cap);
+        if (w >= 0 && add_piece(&d->ts, d->piece, w, 1)) d->finish = "stop";
+        else if (w >= 0) emit(&d->ts, d->ts.text.n);
+    }
+    d->stopped = 1; /* flushed: a second finish adds nothing */
+    if (d->ts.cancelled && strcmp(d->finish, "stop")) d->finish = "cancelled";
+    out->finish = d->finish;
+    out->stop_index = d->ts.stop_index;
+    out->text = d->ts.text.s ? d->ts.text.s : pika_strdup("");
+    out->len = d->ts.text.n;
+    memset(&d->ts.text, 0, sizeof d->ts.text);
+    out->ids = d->ids;
+    out->n_ids = d->n_ids;
+    d->ids = NULL;
+    d->n_ids = 0;
+}
+
+void pika_decoder_free(pika_decoder *d) {
+    if (!d) return;
+    pika_sampler_free(d->smp);
+    free(d->ts.text.s);
+    free(d->piece);
+    free(d->ids);
+    free(d);
+}
+
 int pika_generate_from(pika_ctx *c, const pika_tokenizer *tok, int n_keep, const float *logits_in, const pika_gen_opts *o,
                        pika_piece_fn on_piece, void *user, pika_gen_result *out) {
     memset(out, 0, sizeof *out);
     out->stop_index = -1;
     out->finish = "length";
-    if (pika_gen_opts_validate(o)) return -1;
-    if (!tok && o->n_stop) return pika_set_error("stop strings need the model's tokenizer");
     const pika_model *m = pika_ctx_model(c);
+    pika_decoder *d = pika_decoder_new(m, tok, o, on_piece, user);
+    if (!d) return -1;
     const int V = pika_model_hparams(m)->n_vocab;
-    int64_t eos = tok ? -1 : pika_gguf_get_int(pika_model_gguf(m), "tokenizer.ggml.eos_token_id", -1);
     pika_ctx_truncate(c, n_keep);
     float *logits = pika_malloc(sizeof(float) * (size_t)V);
     memcpy(logits, logits_in, sizeof(float) * (size_t)V);
-    out->ids = pika_malloc(sizeof(int32_t) * (size_t)(o->max_tokens > 0 ? o->max_tokens : 1));
-    pika_sampler *smp = pika_sampler_new(&o->sampling, V);
-    text_state ts = {.o = o, .fn = on_piece, .user = user, .stop_index = -1};
-    pika_detok_stream ds;
-    int cap = tok ? pika_tokenizer_max_piece_len(tok) + 8 : 8;
-    char *piece = pika_malloc((size_t)cap);
-    if (tok) pika_detok_stream_init(&ds, tok, false);
     pika_forward_req req = {0, NULL, 0, NULL, NULL, logits};
-    int rc = 0, stopped = 0;
-    while (out->n_ids < o->max_tokens) {
-        int32_t t = pika_sample(smp, logits);
-        int eog = tok ? pika_tokenizer_is_eog(tok, t) : t == eos;
-        if (eog && !o->ignore_eog) { out->finish = "stop"; break; }
-        out->ids[out->n_ids++] = t;
-        if (tok) {
-            int w = pika_detok_stream_push(&ds, t, piece, cap);
-            if (w < 0) { rc = -1; break; }
-            if (add_piece(&ts, piece, w, 0)) { stopped = 1; out->finish = "stop"; break; }
-            if (ts.cancelled) { out->finish = "cancelled"; break; }
-        }
-        if (out->n_ids < o->max_tokens && pika_forward(c, &t, 1, &req)) { rc = -1; break; }
-    }
-    if (tok && !stopped) {
-        int w = pika_detok_stream_flush(&ds, piece, cap);
-        if (w >= 0 && add_piece(&ts, piece, w, 1)) out->finish = "stop";
-        else if (w >= 0) emit(&ts, ts.text.n);
-    }
-    if (ts.cancelled && strcmp(out->finish, "stop")) out->finish = "cancelled";
-    out->stop_index = ts.stop_index;
-    out->text = ts.text.s ? ts.text.s : pika_strdup("");
-    out->len = ts.text.n;
-    free(piece);
+    int rc = 0, r;
+    int32_t t;
+    while ((r = pika_decoder_next(d, logits, &t)) == 1)
+        if (pika_forward(c, &t, 1, &req)) { rc = -1; break; }
+    if (r < 0) rc = -1;
+    pika_decoder_finish(d, out);
+    pika_decoder_free(d);
     free(logits);
-    pika_sampler_free(smp);
     return rc;
 }
 
