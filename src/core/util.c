@@ -3,6 +3,9 @@
 #include "pika/util.h"
 
 #include <errno.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -453,7 +456,9 @@ int pika_simd_detected(void) {
     p = PIKA_SIMD_SCALAR;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) p = PIKA_SIMD_AVX2;
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0; /* F16C from CPUID leaf 1 (clang 14 has no "f16c" builtin name) */
+    int f16c = __get_cpuid(1, &a1, &b1, &c1, &d1) && (c1 & bit_F16C);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) p = PIKA_SIMD_AVX2;
     if (p == PIKA_SIMD_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
         p = PIKA_SIMD_AVX512;
