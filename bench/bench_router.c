@@ -22,7 +22,7 @@
 #include "pika/serve.h"
 #include "pika/tokenizer.h"
 #include "pika/util.h"
-#include "probe/probe_internal.h" /* synthetic probes */
+#include "../tests/synth_probe.h" /* synthetic probes */
 
 static void write_probe(const char *path, const char *reader, int layer, int position, uint64_t seed, double bias) {
     pika_model *m = pika_model_load(reader);
@@ -36,43 +36,11 @@ static void write_probe(const char *path, const char *reader, int layer, int pos
     cJSON *pj = pika_prompt_recipe_provenance(r);
     cJSON_AddNumberToObject(pj, "n_eoi", p.n_eoi);
     int d = pika_model_hparams(m)->n_embd;
-    pika_probe pr;
-    memset(&pr, 0, sizeof pr);
-    snprintf(pr.kind, sizeof pr.kind, "probe");
-    pr.task = PIKA_TARGET_BINARY;
-    pr.target = pika_strdup("majority_vote_is_correct");
-    pr.layer = layer;
-    pr.position = position;
-    pr.d_model = pr.lin.d = d;
-    pr.lin.mean = pika_calloc((size_t)d, sizeof(double));
-    pr.lin.scale = pika_malloc((size_t)d * sizeof(double));
-    pr.lin.w = pika_malloc((size_t)d * sizeof(double));
-    for (int j = 0; j < d; j++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        pr.lin.scale[j] = 1;
-        pr.lin.w[j] = ((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 0.2;
-    }
-    pr.lin.b = bias;
-    pr.has_platt = 1;
-    pr.platt_a = 1;
-    pr.alpha = 1;
-    pr.n_layers = pr.n_pos = pr.n_alpha = 1;
-    pr.layers = pika_malloc(sizeof(int32_t));
-    pr.layers[0] = layer;
-    pr.positions = pika_malloc(sizeof(int32_t));
-    pr.positions[0] = position;
-    pr.alphas = pika_malloc(sizeof(double));
-    pr.alphas[0] = 1;
-    pr.cv_mean = pika_calloc(1, sizeof(double));
-    pr.cv_std = pika_calloc(1, sizeof(double));
-    pr.standardize = pr.intercept = 1;
-    pr.k_folds = 5;
     char mj[256];
     snprintf(mj, sizeof mj, "{\"file\":\"reader\",\"fingerprint\":\"%s\"}", pika_model_fingerprint(m));
-    pr.model_json = pika_strdup(mj);
-    pr.prompt_json = cJSON_PrintUnformatted(pj);
-    if (pika_probe_save(&pr, path)) { fprintf(stderr, "%s\n", pika_last_error()); exit(2); }
-    probe_clear(&pr);
+    char *pjs = cJSON_PrintUnformatted(pj);
+    if (synth_probe_write(path, mj, pjs, layer, position, d, seed, bias)) { fprintf(stderr, "%s\n", pika_last_error()); exit(2); }
+    free(pjs);
     cJSON_Delete(pj);
     pika_prompt_free(&p);
     pika_prompt_recipe_free(r);

@@ -21,8 +21,8 @@
 #include "pika/serve.h"
 #include "pika/tokenizer.h"
 #include "pika/util.h"
-#include "probe/probe_internal.h" /* builds probes by hand */
 #include "test.h"
+#include "synth_probe.h"
 
 #define READER "models/pool/pika-math-m.gguf"
 
@@ -126,47 +126,9 @@ static char *recipe_json_of(const char *model) {
 /* A probe on (layer, position) of the reader with made-up weights (the serving path is under test). */
 static void write_probe(const char *path, const char *fingerprint, const char *recipe, int layer, int position, int d,
                         uint64_t seed, double bias) {
-    pika_probe pr;
-    memset(&pr, 0, sizeof pr);
-    snprintf(pr.kind, sizeof pr.kind, "probe");
-    pr.task = PIKA_TARGET_BINARY;
-    pr.target = pika_strdup("majority_vote_is_correct");
-    pr.layer = layer;
-    pr.position = position;
-    pr.d_model = d;
-    pr.lin.d = d;
-    pr.lin.mean = pika_calloc((size_t)d, sizeof(double));
-    pr.lin.scale = pika_malloc((size_t)d * sizeof(double));
-    pr.lin.w = pika_malloc((size_t)d * sizeof(double));
-    for (int j = 0; j < d; j++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        pr.lin.scale[j] = 1;
-        pr.lin.w[j] = ((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 0.2;
-    }
-    pr.lin.b = bias;
-    pr.has_platt = 1;
-    pr.platt_a = 1;
-    pr.platt_b = 0;
-    pr.alpha = 1;
-    pr.n_layers = pr.n_pos = pr.n_alpha = 1;
-    pr.layers = pika_malloc(sizeof(int32_t));
-    pr.layers[0] = layer;
-    pr.positions = pika_malloc(sizeof(int32_t));
-    pr.positions[0] = position;
-    pr.alphas = pika_malloc(sizeof(double));
-    pr.alphas[0] = 1;
-    pr.cv_mean = pika_calloc(1, sizeof(double));
-    pr.cv_std = pika_calloc(1, sizeof(double));
-    pr.standardize = 1;
-    pr.intercept = 1;
-    pr.k_folds = 5;
     char mj[256];
     snprintf(mj, sizeof mj, "{\"file\":\"pika-math-m.gguf\",\"fingerprint\":\"%s\"}", fingerprint);
-    pr.model_json = pika_strdup(mj);
-    pr.prompt_json = pika_strdup(recipe);
-    int rc = pika_probe_save(&pr, path);
-    if (rc) fprintf(stderr, "probe save: %s\n", pika_last_error());
-    probe_clear(&pr);
+    if (synth_probe_write(path, mj, recipe, layer, position, d, seed, bias)) fprintf(stderr, "probe save: %s\n", pika_last_error());
 }
 
 static char g_dir[256];

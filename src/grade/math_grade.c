@@ -153,6 +153,25 @@ static int list_separator(const char *p, const char *e) {
     return 1;
 }
 
+/* The inline answer whose content is [c0, c1) (c1 = its closing delimiter), joined with ", " to the next
+ * open...close spans that only list separators divide from it ("$3$ or $5$", "\\(1\\) and \\(2\\)"). */
+static char *inline_answers(const char *c0, const char *c1, const char *open, const char *close) {
+    size_t ol = strlen(open), cl = strlen(close);
+    pika_buf b = {0};
+    pika_buf_add(&b, "", 0); /* "" (not NULL) for an empty answer */
+    char *r = dup_trim(c0, (size_t)(c1 - c0));
+    pika_buf_puts(&b, r);
+    free(r);
+    const char *e3, *e4;
+    for (const char *q = c1 + cl; (e3 = strstr(q, open)) && (e4 = strstr(e3 + ol, close)) && list_separator(q, e3); q = e4 + cl) {
+        char *x = dup_trim(e3 + ol, (size_t)(e4 - e3 - ol));
+        pika_buf_add(&b, ", ", 2);
+        pika_buf_puts(&b, x);
+        free(x);
+    }
+    return b.s;
+}
+
 /* Clean an answer phrase taken from prose: unwrap $..$, \(..\), strip trailing '.', leading ':'. */
 static char *clean_phrase(const char *p, size_t n) {
     char *s = dup_trim(p, n);
@@ -162,23 +181,9 @@ static char *clean_phrase(const char *p, size_t n) {
     const char *d1 = strchr(t, '$');
     if (d1) {
         const char *d2 = strchr(d1 + 1, '$');
-        if (d2 == d1 + 1) { d1 = d2; d2 = strchr(d1 + 1, '$'); if (d2 && d2[1] == '$') {} }
+        if (d2 == d1 + 1) { d1 = d2; d2 = strchr(d1 + 1, '$'); } /* $$...$$ */
         if (d2) {
-            char *r = dup_trim(d1 + 1, (size_t)(d2 - d1 - 1));
-            /* "$3$ or $5$", "$2$, $3$": several inline answers joined only by separators form a list */
-            const char *e3, *e4;
-            pika_buf b = {0};
-            int n = 1;
-            pika_buf_puts(&b, r);
-            for (const char *q = d2 + 1; (e3 = strchr(q, '$')) && (e4 = strchr(e3 + 1, '$')) && list_separator(q, e3); q = e4 + 1) {
-                char *x = dup_trim(e3 + 1, (size_t)(e4 - e3 - 1));
-                pika_buf_add(&b, ", ", 2);
-                pika_buf_puts(&b, x);
-                free(x);
-                n++;
-            }
-            if (n > 1) { free(r); r = b.s; }
-            else free(b.s);
+            char *r = inline_answers(d1 + 1, d2, "$", "$");
             free(s);
             return r;
         }
@@ -187,21 +192,7 @@ static char *clean_phrase(const char *p, size_t n) {
     if (m1) {
         const char *m2 = strstr(m1 + 2, "\\)");
         if (m2) {
-            char *r = dup_trim(m1 + 2, (size_t)(m2 - m1 - 2));
-            /* "\(1\) and \(2\)": a list, as with $..$ */
-            const char *e3, *e4;
-            pika_buf b = {0};
-            int n = 1;
-            pika_buf_puts(&b, r);
-            for (const char *q = m2 + 2; (e3 = strstr(q, "\\(")) && (e4 = strstr(e3 + 2, "\\)")) && list_separator(q, e3); q = e4 + 2) {
-                char *x = dup_trim(e3 + 2, (size_t)(e4 - e3 - 2));
-                pika_buf_add(&b, ", ", 2);
-                pika_buf_puts(&b, x);
-                free(x);
-                n++;
-            }
-            if (n > 1) { free(r); r = b.s; }
-            else free(b.s);
+            char *r = inline_answers(m1 + 2, m2, "\\(", "\\)");
             free(s);
             return r;
         }
