@@ -13,7 +13,21 @@
 #ifndef PIKA_GEMM_H
 #define PIKA_GEMM_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+
+/* The same product with B's rows stored in a ggml type (quant.h; F32 included): B row j starts at
+ * (const char *)B + j * row_bytes, k is a multiple of the type's block size. Each packed panel of B is
+ * dequantized straight from those rows (per k block of 256, into an L1-sized buffer), so the weights are
+ * read once in their own format and never copied whole to F32. Only pika's own kernels do this
+ * (pika_sgemm_nt_typed_native): returns 0, or -1 when they cannot run here (no AVX2/AVX-512 kernel,
+ * an unsupported type) and the caller must dequantize and call pika_sgemm_nt. */
+int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
+                        float *C, int ldc);
+/* 1 when pika_sgemm_nt_typed runs (AVX-512; or AVX2 unless PIKA_GEMM_AVX2=0 / pika_sgemm_use_avx2_kernel(0)). */
+int pika_sgemm_nt_typed_native(void);
 
 /* 1 when pika_sgemm_nt uses its AVX-512 kernel, 0 when it falls back to cblas_sgemm. */
 int pika_sgemm_nt_avx512(void);

@@ -20,6 +20,7 @@
  * PIKA_SIMD=avx2); PIKA_GEMM_AVX2=1 (or pika_sgemm_use_avx2_kernel) selects pika's. Scalar: cblas.
  */
 #include "pika/gemm.h"
+#include "pika/quant.h"
 #include "pika/util.h"
 
 #include <cblas.h>
@@ -45,6 +46,7 @@ enum {
     MC = 20 * MR,     /* n block (rows of A packed at once) */
     AP_FLOATS = MC * KC,
     BP_FLOATS = NR * KC,
+    BT_FLOATS = NR * KC, /* dequantized rows of one B panel before packing (typed B) */
 };
 
 /* ---------------------------------------------------------------- per-thread buffers */
@@ -55,19 +57,62 @@ static int g_key_ok;
 
 static void key_init(void) { g_key_ok = pthread_key_create(&g_key, free) == 0; }
 
-/* Ap (AP_FLOATS) followed by Bp (BP_FLOATS), 64-byte aligned; NULL when unavailable. */
+/* Ap (AP_FLOATS), Bp (BP_FLOATS), then Bt (BT_FLOATS), 64-byte aligned; NULL when unavailable. */
 static float *thread_buf(void) {
     pthread_once(&g_key_once, key_init);
     if (!g_key_ok) return NULL;
     float *buf = pthread_getspecific(g_key);
     if (buf) return buf;
-    buf = aligned_alloc(64, sizeof(float) * (AP_FLOATS + BP_FLOATS));
+    buf = aligned_alloc(64, sizeof(float) * (AP_FLOATS + BP_FLOATS + BT_FLOATS));
     if (!buf) return NULL;
     if (pthread_setspecific(g_key, buf) != 0) {
         free(buf);
         return NULL;
     }
     return buf;
+}
+
+/* ---------------------------------------------------------------- the B operand
+ * B is either F32 rows (type PIKA_TYPE_F32, row stride ldb floats) or rows of a ggml type (quant.h)
+ * with a byte stride: a panel's rows are then dequantized, k block by k block, into Bt (NR x KC,
+ * L1/L2-resident) and packed from there, so no F32 copy of the whole B ever exists. k blocks start
+ * at multiples of KC (256), a multiple of every block size, so each slice is whole blocks. */
+typedef struct {
+    uint32_t type;
+    const uint8_t *data;
+    size_t row_bytes;
+} bsrc;
+
+/* Rows jr..jr+nr of B, k range [pc, pc+kc), as F32 rows: returns the pointer and sets *ld; typed
+ * rows are dequantized into bt (rows KC floats apart). */
+static const float *b_rows(const bsrc *b, int jr, int nr, int pc, int kc, float *bt, int *ld) {
+    if (b->type == PIKA_TYPE_F32) {
+        *ld = (int)(b->row_bytes / sizeof(float));
+        return (const float *)(b->data + (size_t)jr * b->row_bytes) + pc;
+    }
+    const size_t off = pika_row_bytes(b->type, pc);
+    for (int j = 0; j < nr; j++)
+        pika_dequantize_row(b->type, b->data + (size_t)(jr + j) * b->row_bytes + off, bt + (size_t)j * KC, kc);
+    *ld = KC;
+    return bt;
+}
+
+/* Ask for the next panel's rows of B (their slice [pc, pc+kc)) while this panel is multiplied: the
+ * slices are short runs far apart (one per weight row), which the hardware prefetchers start late.
+ * Rows [nr*part/parts, nr*(part+1)/parts) of the panel: the requests are spread over the kernel calls. */
+static void b_prefetch(const bsrc *b, int jr, int nr, int pc, int kc, int part, int parts) {
+    size_t off, len;
+    if (b->type == PIKA_TYPE_F32) {
+        off = (size_t)pc * sizeof(float);
+        len = (size_t)kc * sizeof(float);
+    } else {
+        off = pika_row_bytes(b->type, pc);
+        len = pika_row_bytes(b->type, kc);
+    }
+    for (int j = nr * part / parts; j < nr * (part + 1) / parts; j++) {
+        const char *r = (const char *)b->data + (size_t)(jr + j) * b->row_bytes + off;
+        for (size_t q = 0; q < len; q += 64) __builtin_prefetch(r + q, 0, 3);
+    }
 }
 
 /* ---------------------------------------------------------------- AVX-512 kernels */
@@ -215,9 +260,9 @@ T512 static void kernel_rows(int rows, int kc, const float *Ap, const float *Bp,
     }
 }
 
-T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc,
                               float *buf) {
-    float *Ap = buf, *Bp = buf + AP_FLOATS;
+    float *Ap = buf, *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
     for (int pc = 0; pc < k; pc += KC) {
         int kc = k - pc < KC ? k - pc : KC;
         int accum = pc > 0;
@@ -231,12 +276,15 @@ T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, cons
                 pack_a(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * MR * kc);
             }
             for (int jr = 0; jr < m; jr += NR) {
-                int nr = m - jr < NR ? m - jr : NR;
-                pack_b(nr, kc, B + (size_t)jr * ldb + pc, ldb, Bp);
+                int nr = m - jr < NR ? m - jr : NR, ldb;
+                const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
+                pack_b(nr, kc, Bs, ldb, Bp);
+                const int nnext = jr + NR >= m ? 0 : m - jr - NR < NR ? m - jr - NR : NR;
                 __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
                 __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
                 for (int q = 0; q < np; q++) {
                     int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                    if (nnext) b_prefetch(B, jr + NR, nnext, pc, kc, q, np);
                     kernel_rows(r1 - r0, kc, Ap + (size_t)q * MR * kc, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc, m0,
                                 m1, accum);
                 }
@@ -419,9 +467,9 @@ T256G static void kernel2(int rows, int kc, const float *Ap, const float *Bp, fl
     }
 }
 
-T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc,
                              float *buf) {
-    float *Ap = buf, *Bp = buf + AP_FLOATS;
+    float *Ap = buf, *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
     for (int pc = 0; pc < k; pc += KC) {
         int kc = k - pc < KC ? k - pc : KC;
         int accum = pc > 0;
@@ -433,8 +481,9 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
                 pack_a2(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * MR2 * kc);
             }
             for (int jr = 0; jr < m; jr += NR2) {
-                int nr = m - jr < NR2 ? m - jr : NR2;
-                pack_b2(nr, kc, B + (size_t)jr * ldb + pc, ldb, Bp);
+                int nr = m - jr < NR2 ? m - jr : NR2, ldb;
+                const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
+                pack_b2(nr, kc, Bs, ldb, Bp);
                 for (int q = 0; q < np; q++) {
                     int r0 = q * MR2, r1 = r0 + MR2 < mc ? r0 + MR2 : mc;
                     kernel2(r1 - r0, kc, Ap + (size_t)q * MR2 * kc, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc, nr, accum);
@@ -444,18 +493,22 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
     }
 }
 
-/* -1 = not decided yet (environment PIKA_GEMM_AVX2=1 turns it on), 0 off, 1 on */
-static int g_avx2_kernel = -1;
+/* pika's AVX2 kernel: -2 = not decided yet, then from PIKA_GEMM_AVX2: 1 on, 0 off, -1 unset (off for
+ * F32 B, where OpenBLAS's kernel is faster; on for typed B, where dequantizing into the panels saves
+ * the F32 copy of the weights). pika_sgemm_use_avx2_kernel sets 1 or 0. */
+static int g_avx2_kernel = -2;
 void pika_sgemm_use_avx2_kernel(int on) { __atomic_store_n(&g_avx2_kernel, on ? 1 : 0, __ATOMIC_RELAXED); }
-int pika_sgemm_nt_avx2(void) {
+static int avx2_mode(void) {
     int on = __atomic_load_n(&g_avx2_kernel, __ATOMIC_RELAXED);
-    if (on < 0) {
+    if (on == -2) {
         const char *e = getenv("PIKA_GEMM_AVX2");
-        on = e && !strcmp(e, "1");
+        on = e && !strcmp(e, "1") ? 1 : e && !strcmp(e, "0") ? 0 : -1;
         __atomic_store_n(&g_avx2_kernel, on, __ATOMIC_RELAXED);
     }
-    return on && pika_simd_level() == PIKA_SIMD_AVX2;
+    return on;
 }
+int pika_sgemm_nt_avx2(void) { return avx2_mode() == 1 && pika_simd_level() == PIKA_SIMD_AVX2; }
+static int typed_avx2(void) { return avx2_mode() != 0 && pika_simd_level() == PIKA_SIMD_AVX2; }
 
 /* the one CPU-feature check (core/util.c): AVX-512 level, PIKA_SIMD and overrides included */
 int pika_sgemm_nt_avx512(void) { return pika_simd_level() >= PIKA_SIMD_AVX512; }
@@ -479,20 +532,52 @@ void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B,
         sgemm_dot(n, m, k, A, lda, B, ldb, C, ldc);
         return;
     }
-    if (pika_sgemm_nt_avx512()) {
+    if (pika_sgemm_nt_avx512() || pika_sgemm_nt_avx2()) {
         float *buf = thread_buf();
-        if (buf) {
-            sgemm_avx512(n, m, k, A, lda, B, ldb, C, ldc, buf);
+        bsrc b = {PIKA_TYPE_F32, (const uint8_t *)B, (size_t)ldb * sizeof(float)};
+        if (buf && pika_sgemm_nt_avx512()) {
+            sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf);
             return;
         }
-    }
-    if (pika_sgemm_nt_avx2()) {
-        float *buf = thread_buf();
         if (buf) {
-            sgemm_avx2(n, m, k, A, lda, B, ldb, C, ldc, buf);
+            sgemm_avx2(n, m, k, A, lda, &b, C, ldc, buf);
             return;
         }
     }
 #endif
     sgemm_blas(n, m, k, A, lda, B, ldb, C, ldc);
+}
+
+int pika_sgemm_nt_typed_native(void) {
+#ifdef PIKA_X86
+    return pika_sgemm_nt_avx512() || typed_avx2();
+#else
+    return 0;
+#endif
+}
+
+int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
+                        float *C, int ldc) {
+    if (type == PIKA_TYPE_F32) {
+        pika_sgemm_nt(n, m, k, A, lda, B, (int)(row_bytes / sizeof(float)), C, ldc);
+        return 0;
+    }
+    if (n <= 0 || m <= 0) return 0;
+    int be = pika_type_block_elems(type);
+    if (be <= 0 || !pika_type_supported(type) || k % be != 0) return -1;
+#ifdef PIKA_X86
+    if (pika_sgemm_nt_typed_native()) {
+        float *buf = thread_buf();
+        bsrc b = {type, (const uint8_t *)B, row_bytes};
+        if (buf && pika_sgemm_nt_avx512()) {
+            sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf);
+            return 0;
+        }
+        if (buf) {
+            sgemm_avx2(n, m, k, A, lda, &b, C, ldc, buf);
+            return 0;
+        }
+    }
+#endif
+    return -1;
 }

@@ -8,8 +8,9 @@
  *   att    [n, H*D]      attention output before Wo
  *   gate   [n, F]        up [n, F]
  * A weight matrix W with GGUF ne = [in, out] is out rows of in elements; y = x · Wᵀ.
- * Matmuls: n >= MATVEC_MAX_N → each thread dequantizes its slice of W's rows to F32 and multiplies
- * with pika_sgemm_nt (AVX-512 kernel, gemm.c); smaller n → fused dequant-dot matvec per token.
+ * Matmuls: n >= MATVEC_MAX_N → each thread multiplies its slice of W's rows with pika_sgemm_nt_typed
+ * (gemm.c: panels of W dequantized straight into the packed layout); where pika's kernels cannot run
+ * it dequantizes the slice to F32 and calls pika_sgemm_nt (cblas); smaller n → matvec per token.
  */
 #include "pika/model.h"
 
@@ -22,6 +23,7 @@
 #include "pika/gemm.h"
 #include "pika/quant.h"
 #include "pika/threadpool.h"
+#include "engine/vmath.h"
 
 #define MATVEC_MAX_N 4   /* batches smaller than this use matvec instead of dequant + sgemm */
 #define ATT_Q_BLOCK 128  /* query rows per attention block (bounds the score buffer) */
@@ -317,6 +319,11 @@ static void ensure_capacity(pika_ctx *c, int n) {
 
 #define MAX_FUSED 3 /* weight matrices sharing one input, multiplied in one pool job (q/k/v, gate/up) */
 
+/* What a matmul job does to its outputs once a thread's columns are done (no extra hand-off):
+ *   EPI_SWIGLU  Y_0 := silu(Y_0) * Y_1 (gate and up: same out, so the same columns per thread)
+ *   EPI_ADD     res += Y_0 (the residual stream; res is [n, out_0] like Y_0) */
+enum { EPI_NONE, EPI_SWIGLU, EPI_ADD };
+
 typedef struct {
     pika_ctx *c;
     int count;
@@ -324,11 +331,27 @@ typedef struct {
     float *Y[MAX_FUSED];                  /* [n, out_k] */
     const float *X;                       /* [n, in] */
     int n;
+    int epi;                              /* EPI_* */
+    float *res;                           /* EPI_ADD: [n, out_0] */
 } matmul_job;
 
+static void matmul_epilogue(const matmul_job *j, int ith, int nth) {
+    if (j->epi == EPI_NONE) return;
+    const int64_t out = j->W[0]->ne[1];
+    const int64_t r0 = out * ith / nth, r1 = out * (ith + 1) / nth;
+    for (int t = 0; t < j->n; t++) {
+        float *y = j->Y[0] + (size_t)t * out;
+        if (j->epi == EPI_SWIGLU) {
+            pika_vm_swiglu(y + r0, j->Y[1] + (size_t)t * out + r0, (size_t)(r1 - r0));
+        } else {
+            float *x = j->res + (size_t)t * out;
+            for (int64_t i = r0; i < r1; i++) x[i] += y[i];
+        }
+    }
+}
+
 /* Thread ith takes the same share of rows of every matrix in the job. */
-static void matmul_worker(void *arg, int ith, int nth) {
-    matmul_job *j = arg;
+static void matmul_rows(matmul_job *j, int ith, int nth) {
     for (int k = 0; k < j->count; k++) {
         const pika_gguf_tensor *W = j->W[k];
         const int64_t in = W->ne[0], out = W->ne[1];
@@ -350,6 +373,9 @@ static void matmul_worker(void *arg, int ith, int nth) {
         }
         const size_t row_bytes = pika_row_bytes(W->type, in);
         const uint8_t *base = (const uint8_t *)W->data + (size_t)r0 * row_bytes;
+        if (pika_sgemm_nt_typed(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type, base, row_bytes, j->Y[k] + r0,
+                                (int)out) == 0)
+            continue;
         const float *w;
         if (W->type == PIKA_TYPE_F32) {
             w = (const float *)base;
@@ -363,14 +389,22 @@ static void matmul_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* Y_k[n, out_k] = X[n, in] · W_kᵀ for k < count (count <= MAX_FUSED), as one parallel job. */
-static void matmul_fused(pika_ctx *c, int count, const pika_gguf_tensor *const *W, float *const *Y, const float *X, int n) {
+static void matmul_worker(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    matmul_rows(j, ith, nth);
+    matmul_epilogue(j, ith, nth);
+}
+
+/* Y_k[n, out_k] = X[n, in] · W_kᵀ for k < count (count <= MAX_FUSED), as one parallel job, then the
+ * epilogue epi (EPI_*; res for EPI_ADD). */
+static void matmul_fused(pika_ctx *c, int count, const pika_gguf_tensor *const *W, float *const *Y, const float *X, int n,
+                         int epi, float *res) {
     int nth = pika_pool_size(c->pool);
-    matmul_job j = {.c = c, .count = count, .X = X, .n = n};
+    matmul_job j = {.c = c, .count = count, .X = X, .n = n, .epi = epi, .res = res};
     for (int k = 0; k < count; k++) {
         j.W[k] = W[k];
         j.Y[k] = Y[k];
-        if (n >= MATVEC_MAX_N && W[k]->type != PIKA_TYPE_F32) {
+        if (n >= MATVEC_MAX_N && W[k]->type != PIKA_TYPE_F32 && !pika_sgemm_nt_typed_native()) {
             size_t need = (size_t)((W[k]->ne[1] + nth - 1) / nth + 1) * (size_t)W[k]->ne[0];
             if (need > c->wbuf_elems) {
                 for (int i = 0; i < nth; i++) c->wbuf[i] = pika_realloc(c->wbuf[i], sizeof(float) * need);
@@ -383,7 +417,7 @@ static void matmul_fused(pika_ctx *c, int count, const pika_gguf_tensor *const *
 
 /* Y[n, out] = X[n, in] · Wᵀ */
 static void matmul(pika_ctx *c, const pika_gguf_tensor *W, const float *X, float *Y, int n) {
-    matmul_fused(c, 1, &W, &Y, X, n);
+    matmul_fused(c, 1, &W, &Y, X, n, EPI_NONE, NULL);
 }
 
 /* ---------------------------------------------------------------- small ops */
@@ -439,12 +473,8 @@ static void attn_worker(void *arg, int ith, int nth) {
             for (int i = 0; i < nq; i++) {
                 float *s = S + (size_t)i * tk;
                 int visible = c->n_past + q0 + i + 1;
-                float mx = -INFINITY;
-                for (int t = 0; t < visible; t++) mx = s[t] > mx ? s[t] : mx;
-                double sum = 0;
-                for (int t = 0; t < visible; t++) { s[t] = expf(s[t] - mx); sum += s[t]; }
-                float inv = (float)(1.0 / sum);
-                for (int t = 0; t < visible; t++) s[t] *= inv;
+                float sum = pika_vm_exp_shift_sum(s, visible, pika_vm_max(s, visible));
+                pika_vm_scale(s, visible, 1.0f / sum);
                 for (int t = visible; t < tk; t++) s[t] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, tk, 1.0f, S, tk, V + g * D, kvw, 0.0f,
@@ -502,7 +532,7 @@ int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_r
 static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req) {
     const pika_model *m = c->m;
     const pika_hparams *hp = &m->hp;
-    const int E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim, F = hp->n_ff;
+    const int E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim;
     const int qw = H * D, kvw = Hkv * D;
     if (n <= 0) return pika_set_error("forward: no tokens");
     for (int i = 0; i < n; i++)
@@ -570,7 +600,7 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
         for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->attn_norm, E, hp->rms_eps);
         const pika_gguf_tensor *qkv_w[3] = {w->wq, w->wk, w->wv};
         float *qkv_y[3] = {c->q, c->k, c->v};
-        matmul_fused(c, 3, qkv_w, qkv_y, c->xn, n);
+        matmul_fused(c, 3, qkv_w, qkv_y, c->xn, n, EPI_NONE, NULL);
         add_bias(c->q, w->bq, n, qw);
         add_bias(c->k, w->bk, n, kvw);
         add_bias(c->v, w->bv, n, kvw);
@@ -591,19 +621,13 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
         memcpy(c->v_cache[l] + (size_t)c->n_past * kvw, c->v, sizeof(float) * (size_t)n * kvw);
         attn_job aj = {c, l, n};
         pika_pool_run(c->pool, attn_worker, &aj);
-        matmul(c, w->wo, c->att, c->xn, n);
-        for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->xn[i];
+        matmul_fused(c, 1, &w->wo, &c->xn, c->att, n, EPI_ADD, c->x); /* x += att · Woᵀ */
         /* feed-forward: down(silu(gate(xn)) * up(xn)) */
         for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->ffn_norm, E, hp->rms_eps);
         const pika_gguf_tensor *gu_w[2] = {w->w_gate, w->w_up};
         float *gu_y[2] = {c->gate, c->up};
-        matmul_fused(c, 2, gu_w, gu_y, c->xn, n);
-        for (size_t i = 0; i < (size_t)n * F; i++) {
-            float g = c->gate[i];
-            c->gate[i] = g / (1.0f + expf(-g)) * c->up[i];
-        }
-        matmul(c, w->w_down, c->gate, c->xn, n);
-        for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->xn[i];
+        matmul_fused(c, 2, gu_w, gu_y, c->xn, n, EPI_SWIGLU, NULL); /* gate := silu(gate) * up */
+        matmul_fused(c, 1, &w->w_down, &c->xn, c->gate, n, EPI_ADD, c->x); /* x += gate · W_downᵀ */
         if (n_layers) capture(c, req, l + 1, n, layers, n_layers, pos, n_pos);
     }
     /* An early stop leaves the KV cache of the skipped blocks unfilled: the context then starts
@@ -832,12 +856,8 @@ static void batch_attn_worker(void *arg, int ith, int nth) {
         const int tk = s->n_past + 1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, tk, D, scale, b->q + (size_t)i * qw + h * D, qw,
                     K + g * D, kvw, 0.0f, S, tk);
-        float mx = -INFINITY;
-        for (int t = 0; t < tk; t++) mx = S[t] > mx ? S[t] : mx;
-        double sum = 0;
-        for (int t = 0; t < tk; t++) { S[t] = expf(S[t] - mx); sum += S[t]; }
-        float inv = (float)(1.0 / sum);
-        for (int t = 0; t < tk; t++) S[t] *= inv;
+        float sum = pika_vm_exp_shift_sum(S, tk, pika_vm_max(S, tk)); /* as attn_worker */
+        pika_vm_scale(S, tk, 1.0f / sum);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, D, tk, 1.0f, S, tk, V + g * D, kvw, 0.0f,
                     b->att + (size_t)i * qw + h * D, qw);
     }
@@ -911,10 +931,7 @@ static int batch_decode(pika_batch *b, int n, const int *seqs, const int32_t *to
         const pika_gguf_tensor *gu_w[2] = {w->w_gate, w->w_up};
         float *gu_y[2] = {b->gate, b->up};
         batch_matmul(b, 2, gu_w, gu_y, b->xn, n);
-        for (size_t i = 0; i < (size_t)n * F; i++) {
-            float g = b->gate[i];
-            b->gate[i] = g / (1.0f + expf(-g)) * b->up[i];
-        }
+        pika_vm_swiglu(b->gate, b->up, (size_t)n * F); /* the function forward's epilogue applies */
         const pika_gguf_tensor *wd = w->w_down;
         batch_matmul(b, 1, &wd, &b->xn, b->gate, n);
         for (size_t i = 0; i < (size_t)n * E; i++) b->x[i] += b->xn[i];
