@@ -2,14 +2,16 @@
  * edge sizes around the micro-tile (14 x 32) and block (k 256, n 280) sizes and the small-n path
  * (n < 4: 3 x 8 dot tiles, k blocks of 1024), leading dimensions
  * larger than the minimum (padding must be neither read as data nor written), k = 0, the real
- * prefill shapes (sampled entries vs double, all entries vs cblas), and concurrent calls from
- * several threads (bit-identical to sequential calls). */
+ * prefill shapes (sampled entries vs double, all entries vs cblas), concurrent calls from
+ * several threads (bit-identical to sequential calls), and the typed product (weights in each ggml
+ * type, dequantized into the panels) against the reference dequantizer. */
 #include <pthread.h>
 #include <stdint.h>
 
 #include <cblas.h>
 
 #include "pika/gemm.h"
+#include "pika/quant.h"
 #include "pika/util.h"
 #include "test.h"
 
@@ -179,6 +181,52 @@ static void test_concurrent(void) {
     }
 }
 
+/* ---------------------------------------------------------------- typed B (weights in a ggml type) */
+
+/* pika_sgemm_nt_typed on quantized rows == the product with the rows dequantized by the reference
+ * dequantizer (within F32 rounding, vs double), for every weight type, k with and without a partial
+ * last k block, n around the tile and block sizes, m with a partial panel. */
+static void test_typed(void) {
+    static const uint32_t types[] = {PIKA_TYPE_F16, PIKA_TYPE_BF16, PIKA_TYPE_Q8_0, PIKA_TYPE_Q4_0, PIKA_TYPE_Q4_1,
+                                     PIKA_TYPE_Q5_0, PIKA_TYPE_Q5_1, PIKA_TYPE_Q4_K, PIKA_TYPE_Q5_K, PIKA_TYPE_Q6_K};
+    static const int shapes[][3] = {{4, 33, 256}, {17, 70, 768}, {313, 32, 512}, {5, 1, 256}};
+    if (!pika_sgemm_nt_typed_native()) {
+        float a = 1, c = 0;
+        uint16_t h = 0;
+        CHECK(pika_sgemm_nt_typed(1, 1, 1, &a, 1, PIKA_TYPE_F16, &h, 2, &c, 1) == -1,
+              "typed product must refuse where pika's kernels do not run");
+        printf("note: pika_sgemm_nt_typed does not run at this level (cblas fallback): refused as documented\n");
+        return;
+    }
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const uint32_t ty = types[ti];
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes + 1; si++) {
+            /* the last case: k = 96 (a partial k block of whole 32-blocks), 32-element block types only */
+            int n = si < 4 ? shapes[si][0] : 29, m = si < 4 ? shapes[si][1] : 47, k = si < 4 ? shapes[si][2] : 96;
+            if (k % pika_type_block_elems(ty)) continue;
+            size_t rb = pika_row_bytes(ty, k);
+            uint8_t *W = malloc(rb * (size_t)m);
+            float *Wf = malloc(sizeof(float) * (size_t)m * k), *row = malloc(sizeof(float) * (size_t)k);
+            for (int j = 0; j < m; j++) {
+                for (int p = 0; p < k; p++) row[p] = frand();
+                REQUIRE(pika_quantize_row(ty, row, W + rb * (size_t)j, k) == 0, "quantize %s", pika_type_name(ty));
+                pika_dequantize_row_ref(ty, W + rb * (size_t)j, Wf + (size_t)j * k, k);
+            }
+            float *A = make(n, k, k), *C = malloc(sizeof(float) * (size_t)n * m);
+            for (size_t i = 0; i < (size_t)n * m; i++) C[i] = NAN;
+            CHECK(pika_sgemm_nt_typed(n, m, k, A, k, ty, W, rb, C, m) == 0, "%s typed product refused", pika_type_name(ty));
+            double worst = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < m; j++) {
+                    double e = check_entry(i, j, k, A, k, Wf, k, C, m);
+                    if (!(e <= worst)) worst = e;
+                }
+            CHECK(worst < 1e-5, "%s n=%d m=%d k=%d: worst relative error %.3g", pika_type_name(ty), n, m, k, worst);
+            free(W); free(Wf); free(row); free(A); free(C);
+        }
+    }
+}
+
 int main(void) {
     /* every kernel this CPU has: AVX-512, AVX2 (forced with the SIMD level), then the default */
     static const int LEVELS[] = {PIKA_SIMD_AVX512, PIKA_SIMD_AVX2};
@@ -192,6 +240,7 @@ int main(void) {
         RUN(test_block_edges);
         RUN(test_real_shapes);
         RUN(test_concurrent);
+        RUN(test_typed);
         pika_simd_override(-1);
     }
     pika_sgemm_use_avx2_kernel(0);
@@ -200,5 +249,6 @@ int main(void) {
     RUN(test_block_edges);
     RUN(test_real_shapes);
     RUN(test_concurrent);
+    RUN(test_typed);
     return test_summary("gemm");
 }

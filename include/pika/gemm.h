@@ -26,7 +26,7 @@ void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B,
  * an unsupported type) and the caller must dequantize and call pika_sgemm_nt. */
 int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
                         float *C, int ldc);
-/* 1 when pika_sgemm_nt_typed runs (AVX-512; or AVX2 unless PIKA_GEMM_AVX2=0 / pika_sgemm_use_avx2_kernel(0)). */
+/* 1 when pika_sgemm_nt_typed runs: AVX-512, or AVX2 with pika's AVX2 kernel turned on (PIKA_GEMM_AVX2=1). */
 int pika_sgemm_nt_typed_native(void);
 
 /* 1 when pika_sgemm_nt uses its AVX-512 kernel, 0 when it falls back to cblas_sgemm. */

@@ -203,6 +203,31 @@ T512 static void pack_b(int nr, int kc, const float *B, int ldb, float *Bp) {
     }
 }
 
+/* pack_b for F16 rows (ldh halves apart): the same panel, each 16-element load converted from F16
+ * in the register (vcvtph2ps), so F16 weights go from the mmapped file into Bp in one step. */
+T512 static void pack_b_f16(int nr, int kc, const uint16_t *B, int ldh, float *Bp) {
+    for (int g = 0; g < NR / 16; g++) {
+        int rows = nr - 16 * g;
+        if (rows <= 0) {
+            for (int p = 0; p < kc; p++) _mm512_store_ps(Bp + (size_t)p * NR + 16 * g, _mm512_setzero_ps());
+            continue;
+        }
+        if (rows > 16) rows = 16;
+        const uint16_t *b = B + (size_t)16 * g * ldh;
+        for (int p0 = 0; p0 < kc; p0 += 16) {
+            int w = kc - p0 < 16 ? kc - p0 : 16;
+            __mmask16 mk = (__mmask16)((1u << w) - 1u);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, b + (size_t)i * ldh + p0))
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            store_cols(r, w, Bp + (size_t)p0 * NR + 16 * g, NR, 0xFFFF);
+        }
+    }
+}
+
 /* C[ROWS x nr tile] (+)= Ap-panel · Bp over kc. ROWS is a compile-time constant at every call
  * site, so the loops unroll and the 2·ROWS accumulators live in registers. m0/m1: column masks
  * for the two 16-column halves (all ones when nr == 32). */
@@ -277,8 +302,13 @@ T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, cons
             }
             for (int jr = 0; jr < m; jr += NR) {
                 int nr = m - jr < NR ? m - jr : NR, ldb;
-                const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
-                pack_b(nr, kc, Bs, ldb, Bp);
+                if (B->type == PIKA_TYPE_F16) {
+                    pack_b_f16(nr, kc, (const uint16_t *)(B->data + (size_t)jr * B->row_bytes) + pc,
+                               (int)(B->row_bytes / 2), Bp);
+                } else {
+                    const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
+                    pack_b(nr, kc, Bs, ldb, Bp);
+                }
                 const int nnext = jr + NR >= m ? 0 : m - jr - NR < NR ? m - jr - NR : NR;
                 __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
                 __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
@@ -493,9 +523,10 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
     }
 }
 
-/* pika's AVX2 kernel: -2 = not decided yet, then from PIKA_GEMM_AVX2: 1 on, 0 off, -1 unset (off for
- * F32 B, where OpenBLAS's kernel is faster; on for typed B, where dequantizing into the panels saves
- * the F32 copy of the weights). pika_sgemm_use_avx2_kernel sets 1 or 0. */
+/* pika's AVX2 kernel: -2 = not decided yet, then from PIKA_GEMM_AVX2: 1 on, 0 off, -1 unset (= off:
+ * OpenBLAS's Haswell kernel on a dequantized copy is still faster than pika's 6 x 16 kernel with
+ * dequantization into the panels, F32 and typed B alike; bench_engine with PIKA_SIMD=avx2 on Zen 5).
+ * pika_sgemm_use_avx2_kernel sets 1 or 0. */
 static int g_avx2_kernel = -2;
 void pika_sgemm_use_avx2_kernel(int on) { __atomic_store_n(&g_avx2_kernel, on ? 1 : 0, __ATOMIC_RELAXED); }
 static int avx2_mode(void) {
@@ -508,7 +539,7 @@ static int avx2_mode(void) {
     return on;
 }
 int pika_sgemm_nt_avx2(void) { return avx2_mode() == 1 && pika_simd_level() == PIKA_SIMD_AVX2; }
-static int typed_avx2(void) { return avx2_mode() != 0 && pika_simd_level() == PIKA_SIMD_AVX2; }
+static int typed_avx2(void) { return avx2_mode() == 1 && pika_simd_level() == PIKA_SIMD_AVX2; }
 
 /* the one CPU-feature check (core/util.c): AVX-512 level, PIKA_SIMD and overrides included */
 int pika_sgemm_nt_avx512(void) { return pika_simd_level() >= PIKA_SIMD_AVX512; }

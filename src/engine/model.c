@@ -430,6 +430,26 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
+/* rmsnorm of n rows of width E, the rows split across the pool (serial for small n). */
+typedef struct {
+    float *out;
+    const float *x, *w;
+    int n, E;
+    float eps;
+} norm_job;
+
+static void norm_worker(void *arg, int ith, int nth) {
+    norm_job *j = arg;
+    for (int t = j->n * ith / nth; t < j->n * (ith + 1) / nth; t++)
+        rmsnorm(j->out + (size_t)t * j->E, j->x + (size_t)t * j->E, j->w, j->E, j->eps);
+}
+
+static void rmsnorm_rows(pika_pool *pool, float *out, const float *x, const float *w, int n, int E, float eps) {
+    norm_job j = {out, x, w, n, E, eps};
+    if (n < 8) norm_worker(&j, 0, 1);
+    else pika_pool_run(pool, norm_worker, &j);
+}
+
 static void add_bias(float *y, const float *b, int n_rows, int width) {
     if (!b) return;
     for (int t = 0; t < n_rows; t++)
@@ -597,7 +617,7 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
     for (int l = 0; l < last_layer; l++) {
         const layer_weights *w = &m->layers[l];
         /* attention */
-        for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->attn_norm, E, hp->rms_eps);
+        rmsnorm_rows(c->pool, c->xn, c->x, w->attn_norm, n, E, hp->rms_eps);
         const pika_gguf_tensor *qkv_w[3] = {w->wq, w->wk, w->wv};
         float *qkv_y[3] = {c->q, c->k, c->v};
         matmul_fused(c, 3, qkv_w, qkv_y, c->xn, n, EPI_NONE, NULL);
@@ -623,7 +643,7 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
         pika_pool_run(c->pool, attn_worker, &aj);
         matmul_fused(c, 1, &w->wo, &c->xn, c->att, n, EPI_ADD, c->x); /* x += att · Woᵀ */
         /* feed-forward: down(silu(gate(xn)) * up(xn)) */
-        for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, w->ffn_norm, E, hp->rms_eps);
+        rmsnorm_rows(c->pool, c->xn, c->x, w->ffn_norm, n, E, hp->rms_eps);
         const pika_gguf_tensor *gu_w[2] = {w->w_gate, w->w_up};
         float *gu_y[2] = {c->gate, c->up};
         matmul_fused(c, 2, gu_w, gu_y, c->xn, n, EPI_SWIGLU, NULL); /* gate := silu(gate) * up */

@@ -122,12 +122,15 @@ T512 static float exp_shift_sum512(float *s, int n, float mx) {
         acc = _mm256_add_ps(acc, _mm512_castps512_ps256(e));
         acc = _mm256_add_ps(acc, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
     }
+    if (i < n) { /* masked tail: the lanes and order of the scalar tail, zeros added elsewhere (x + 0 = x) */
+        __mmask16 mk = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + i), m)));
+        _mm512_mask_storeu_ps(s + i, mk, e);
+        acc = _mm256_add_ps(acc, _mm512_castps512_ps256(e));
+        if (n - i > 8) acc = _mm256_add_ps(acc, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+    }
     float lane[8];
     _mm256_storeu_ps(lane, acc);
-    for (; i < n; i++) {
-        s[i] = pika_vm_expf(s[i] - mx);
-        lane[i & 7] += s[i];
-    }
     float sum = 0.0f;
     for (int j = 0; j < 8; j++) sum += lane[j];
     return sum;
