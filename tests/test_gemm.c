@@ -4,7 +4,7 @@
  * larger than the minimum (padding must be neither read as data nor written), k = 0, the real
  * prefill shapes (sampled entries vs double, all entries vs cblas), concurrent calls from
  * several threads (bit-identical to sequential calls), and the typed product (weights in each ggml
- * type, dequantized into the panels) against the reference dequantizer. */
+ * type, dequantized into the panels) against the reference dequantizer, and the optional BF16 product. */
 #include <pthread.h>
 #include <stdint.h>
 
@@ -227,6 +227,69 @@ static void test_typed(void) {
     }
 }
 
+/* The BF16 product: on inputs BF16 holds exactly (multiples of 1/16 in [-1, 1]) it must equal the exact
+ * product up to F32 summation (every packing slip would show); on random inputs of every weight type its
+ * error stays within BF16's input rounding (each product within ~2^-8 relative). */
+static void test_typed_bf16(void) {
+    if (!pika_simd_has_avx512_bf16()) {
+        float a = 1, c = 0, b = 1;
+        CHECK(pika_sgemm_nt_typed_bf16(1, 1, 1, &a, 1, PIKA_TYPE_F32, &b, 4, &c, 1) == -1, "must refuse without AVX512_BF16");
+        printf("note: this CPU (or level) has no AVX512_BF16: the BF16 product is not checked, only refused\n");
+        return;
+    }
+    static const int shapes[][3] = {{4, 33, 256}, {17, 70, 768}, {313, 32, 512}, {29, 47, 96}, {14, 16, 33}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int n = shapes[si][0], m = shapes[si][1], k = shapes[si][2];
+        float *A = malloc(sizeof(float) * (size_t)n * k), *B = malloc(sizeof(float) * (size_t)m * k);
+        uint16_t *Bh = malloc(sizeof(uint16_t) * (size_t)m * k);
+        for (size_t i = 0; i < (size_t)n * k; i++) A[i] = (float)((int)(frand() * 16.0f)) / 16.0f;
+        for (size_t i = 0; i < (size_t)m * k; i++) {
+            B[i] = (float)((int)(frand() * 16.0f)) / 16.0f;
+            Bh[i] = pika_fp32_to_fp16(B[i]);
+        }
+        float *C = malloc(sizeof(float) * (size_t)n * m);
+        for (int f16 = 0; f16 < 2; f16++) {
+            for (size_t i = 0; i < (size_t)n * m; i++) C[i] = NAN;
+            int rc = f16 ? pika_sgemm_nt_typed_bf16(n, m, k, A, k, PIKA_TYPE_F16, Bh, sizeof(uint16_t) * (size_t)k, C, m)
+                         : pika_sgemm_nt_typed_bf16(n, m, k, A, k, PIKA_TYPE_F32, B, sizeof(float) * (size_t)k, C, m);
+            CHECK(rc == 0, "bf16 product refused");
+            double worst = 0;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < m; j++) {
+                    double e = check_entry(i, j, k, A, k, B, k, C, m);
+                    if (!(e <= worst)) worst = e;
+                }
+            CHECK(worst < 1e-6, "bf16 %s n=%d m=%d k=%d exact inputs: worst relative error %.3g", f16 ? "F16" : "F32", n, m,
+                  k, worst);
+        }
+        free(A); free(B); free(Bh); free(C);
+    }
+    static const uint32_t types[] = {PIKA_TYPE_F32, PIKA_TYPE_F16, PIKA_TYPE_Q8_0, PIKA_TYPE_Q4_K, PIKA_TYPE_Q6_K, PIKA_TYPE_Q5_0};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const uint32_t ty = types[ti];
+        int n = 37, m = 45, k = 512;
+        size_t rb = pika_row_bytes(ty, k);
+        uint8_t *W = malloc(rb * (size_t)m);
+        float *Wf = malloc(sizeof(float) * (size_t)m * k), *row = malloc(sizeof(float) * (size_t)k);
+        for (int j = 0; j < m; j++) {
+            for (int p = 0; p < k; p++) row[p] = frand();
+            REQUIRE(pika_quantize_row(ty, row, W + rb * (size_t)j, k) == 0, "quantize");
+            pika_dequantize_row_ref(ty, W + rb * (size_t)j, Wf + (size_t)j * k, k);
+        }
+        float *A = make(n, k, k), *C = malloc(sizeof(float) * (size_t)n * m);
+        CHECK(pika_sgemm_nt_typed_bf16(n, m, k, A, k, ty, W, rb, C, m) == 0, "refused");
+        double worst = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++) {
+                double e = check_entry(i, j, k, A, k, Wf, k, C, m);
+                if (!(e <= worst)) worst = e;
+            }
+        CHECK(worst < 8e-3 && worst > 0, "bf16 %s: worst error relative to sum |a b| %.3g (want within BF16 rounding)",
+              pika_type_name(ty), worst);
+        free(W); free(Wf); free(row); free(A); free(C);
+    }
+}
+
 int main(void) {
     /* every kernel this CPU has: AVX-512, AVX2 (forced with the SIMD level), then the default */
     static const int LEVELS[] = {PIKA_SIMD_AVX512, PIKA_SIMD_AVX2};
@@ -250,5 +313,6 @@ int main(void) {
     RUN(test_real_shapes);
     RUN(test_concurrent);
     RUN(test_typed);
+    RUN(test_typed_bf16);
     return test_summary("gemm");
 }

@@ -26,6 +26,12 @@ void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B,
  * an unsupported type) and the caller must dequantize and call pika_sgemm_nt. */
 int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
                         float *C, int ldc);
+/* The typed product in BF16: A and B rounded to BF16 (8-bit mantissa, round to nearest even) inside
+ * the packers, products summed in F32 by vdpbf16ps (AVX512_BF16: pika_simd_has_avx512_bf16), twice the
+ * multiply rate of the F32 kernel. An approximation (relative error of each product ~2^-8), used for
+ * prefill only when asked (pika_ctx_set_prefill_bf16). 0, or -1 when the CPU cannot run it. */
+int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B,
+                             size_t row_bytes, float *C, int ldc);
 /* 1 when pika_sgemm_nt_typed runs: AVX-512, or AVX2 with pika's AVX2 kernel turned on (PIKA_GEMM_AVX2=1). */
 int pika_sgemm_nt_typed_native(void);
 

@@ -61,6 +61,14 @@ int pika_ctx_n_past(const pika_ctx *c);
  * always exact F32. The environment variable PIKA_MATMUL=exact sets exact for new contexts. */
 void pika_ctx_set_exact(pika_ctx *c, int exact);
 int pika_ctx_exact(const pika_ctx *c);
+/* Prefill precision (batches of 4+ tokens: prompts, extraction). Default: exact F32 products. on = 1:
+ * activations and weights rounded to BF16 inside the GEMM packers and multiplied with AVX512_BF16's
+ * vdpbf16ps (F32 sums), about twice the multiply rate; an approximation of the same order as the q8
+ * decode default (README: accuracy). Needs AVX512_BF16 on the AVX-512 path: -1 + error otherwise (and
+ * nothing changes). Turning it on clears exact; pika_ctx_set_exact(c, 1) turns it off. The environment
+ * variable PIKA_PREFILL=bf16 sets it for new contexts (ignored where the CPU lacks it). */
+int pika_ctx_set_prefill_bf16(pika_ctx *c, int on);
+int pika_ctx_prefill_bf16(const pika_ctx *c);
 const pika_model *pika_ctx_model(const pika_ctx *c);
 
 /* What a forward call should hand back. Hidden states: for each requested layer index l in

@@ -122,6 +122,9 @@ const char *pika_simd_name(int level);
 /* 1 when the level in use is PIKA_SIMD_AVX512 and the CPU has AVX-512 VNNI (vpdpbusd): the integer
  * dot kernels of quant.c then use it instead of AVX2's maddubs/madd pair. */
 int pika_simd_has_vnni(void);
+/* 1 when the level in use is PIKA_SIMD_AVX512 and the CPU has AVX512_BF16 (vdpbf16ps): the optional
+ * BF16 prefill product of gemm.c (pika_sgemm_nt_typed_bf16) can run. */
+int pika_simd_has_avx512_bf16(void);
 
 /* ---- the one string hash and string -> int64 map of pika ----
  * pika_hash_bytes: 64-bit FNV-1a (prime 1099511628211) over n bytes, continuing from h (start with

@@ -488,6 +488,20 @@ int pika_simd_has_vnni(void) {
     return r && pika_simd_level() == PIKA_SIMD_AVX512;
 }
 
+int pika_simd_has_avx512_bf16(void) {
+    static int v = -1;
+    int r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        r = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+        unsigned a, b, c, d;
+        if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) r = (a >> 5) & 1; /* CPUID.(7,1):EAX bit 5 = AVX512_BF16 */
+#endif
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r && pika_simd_level() == PIKA_SIMD_AVX512;
+}
+
 int pika_simd_override(int level) {
     if (level < 0) { __atomic_store_n(&g_simd_override, -1, __ATOMIC_RELAXED); return 0; }
     if (level > PIKA_SIMD_AVX512) return pika_set_error("unknown SIMD level %d", level);

@@ -323,6 +323,153 @@ T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, cons
     }
 }
 
+/* ---------------------------------------------------------------- AVX512_BF16 path (optional)
+ * The same blocking with both operands rounded to BF16 (round to nearest even) and multiplied by
+ * vdpbf16ps, which adds the products of a pair of k values into each F32 lane: twice the multiplies
+ * per instruction of the F32 kernel. Panels hold k pairs as 32-bit units: Ap[pp*MR + i] = (A[i][2pp],
+ * A[i][2pp+1]), Bp[pp*NR + j] = (B[j][2pp], B[j][2pp+1]); odd k ends are padded with 0. Converting a
+ * row's 32 floats to BF16 gives its 16 pairs in k order, so packing is the same 16 x 16 transpose
+ * of 32-bit units as the F32 packers. Accumulation stays F32; the error is BF16's rounding of the inputs
+ * (8-bit mantissa), an opt-in precision for prefill (pika_ctx_set_prefill_bf16). */
+
+#define TBF __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512bf16,avx2,fma")))
+#define INLINEBF static inline __attribute__((always_inline, target("avx512f,avx512vl,avx512dq,avx512bw,avx512bf16,avx2,fma")))
+
+/* k values [0, 16) in lo and [16, 32) in hi -> 16 BF16 pairs as the bits of one zmm */
+INLINEBF __m512 bf_pairs(__m512 lo, __m512 hi) { return _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(hi, lo)); }
+
+INLINEBF __mmask16 kmask(int w) { return w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1u); }
+
+/* rows r < rows of a 16-row group, k block [0, kc) of F32 rows (ld floats apart) -> pairs into d
+ * (stride floats between k pairs, lanes in mask) */
+INLINEBF void bf_pack16(int rows, int kc, const float *X, int ld, float *d, int stride, __mmask16 lanes) {
+    for (int p0 = 0; p0 < kc; p0 += 32) {
+        int w = kc - p0 < 32 ? kc - p0 : 32;
+        __mmask16 m0 = kmask(w), m1 = kmask(w - 16);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            r[i] = i < rows ? bf_pairs(_mm512_maskz_loadu_ps(m0, X + (size_t)i * ld + p0),
+                                       _mm512_maskz_loadu_ps(m1, X + (size_t)i * ld + p0 + 16))
+                            : _mm512_setzero_ps();
+        transpose16(r);
+        store_cols(r, (w + 1) / 2, d + (size_t)(p0 / 2) * stride, stride, lanes);
+    }
+}
+
+/* the same from F16 rows (ld halves apart) */
+INLINEBF void bf_pack16_f16(int rows, int kc, const uint16_t *X, int ld, float *d, int stride, __mmask16 lanes) {
+    for (int p0 = 0; p0 < kc; p0 += 32) {
+        int w = kc - p0 < 32 ? kc - p0 : 32;
+        __mmask16 m0 = kmask(w), m1 = kmask(w - 16);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            r[i] = i < rows ? bf_pairs(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, X + (size_t)i * ld + p0)),
+                                       _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, X + (size_t)i * ld + p0 + 16)))
+                            : _mm512_setzero_ps();
+        transpose16(r);
+        store_cols(r, (w + 1) / 2, d + (size_t)(p0 / 2) * stride, stride, lanes);
+    }
+}
+
+TBF static void pack_a_bf(int mr, int kc, const float *A, int lda, float *Ap) {
+    bf_pack16(mr, kc, A, lda, Ap, MR, (__mmask16)((1u << MR) - 1u));
+}
+
+/* B panel rows jr..jr+nr (nr <= NR), k block [pc, pc+kc) -> Bp pairs; columns nr..NR-1 are 0 */
+TBF static void pack_b_bf(const bsrc *B, int jr, int nr, int pc, int kc, float *Bt, float *Bp) {
+    const int kc2 = (kc + 1) / 2;
+    const float *Bs = NULL;
+    int ldb = 0;
+    if (B->type != PIKA_TYPE_F16) Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
+    for (int g = 0; g < NR / 16; g++) {
+        int rows = nr - 16 * g;
+        if (rows <= 0) {
+            for (int p = 0; p < kc2; p++) _mm512_store_ps(Bp + (size_t)p * NR + 16 * g, _mm512_setzero_ps());
+            continue;
+        }
+        if (rows > 16) rows = 16;
+        if (B->type == PIKA_TYPE_F16) {
+            const uint16_t *h = (const uint16_t *)(B->data + (size_t)(jr + 16 * g) * B->row_bytes) + pc;
+            bf_pack16_f16(rows, kc, h, (int)(B->row_bytes / 2), Bp + 16 * g, NR, 0xFFFF);
+        } else {
+            bf_pack16(rows, kc, Bs + (size_t)16 * g * ldb, ldb, Bp + 16 * g, NR, 0xFFFF);
+        }
+    }
+}
+
+INLINEBF void kernel_bf(const int ROWS, int kc2, const float *Ap, const float *Bp, float *C, int ldc, __mmask16 m0,
+                        __mmask16 m1, int accum) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    const int32_t *a = (const int32_t *)Ap;
+    const float *b = Bp;
+    for (int p = 0; p < kc2; p++) {
+        __m512bh b0 = (__m512bh)_mm512_castps_si512(_mm512_load_ps(b));
+        __m512bh b1 = (__m512bh)_mm512_castps_si512(_mm512_load_ps(b + 16));
+#pragma GCC unroll 14
+        for (int i = 0; i < ROWS; i++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32(a[i]);
+            c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);
+            c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);
+        }
+        a += MR;
+        b += NR;
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (accum) {
+            c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c));
+            c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, c0[i]);
+        _mm512_mask_storeu_ps(c + 16, m1, c1[i]);
+    }
+}
+
+#define KCASEBF(r) \
+    case r: kernel_bf(r, kc2, Ap, Bp, C, ldc, m0, m1, accum); break;
+
+TBF static void kernel_bf_rows(int rows, int kc2, const float *Ap, const float *Bp, float *C, int ldc, __mmask16 m0,
+                               __mmask16 m1, int accum) {
+    switch (rows) {
+        KCASEBF(14) KCASEBF(13) KCASEBF(12) KCASEBF(11) KCASEBF(10) KCASEBF(9) KCASEBF(8)
+        KCASEBF(7) KCASEBF(6) KCASEBF(5) KCASEBF(4) KCASEBF(3) KCASEBF(2) KCASEBF(1)
+        default: break;
+    }
+}
+
+TBF static void sgemm_bf16(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc, float *buf) {
+    float *Ap = buf, *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
+    for (int pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC, kc2 = (kc + 1) / 2;
+        int accum = pc > 0;
+        for (int ic = 0; ic < n; ic += MC) {
+            int mc = n - ic < MC ? n - ic : MC;
+            int np = (mc + MR - 1) / MR;
+            for (int q = 0; q < np; q++) {
+                int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                pack_a_bf(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * MR * kc2);
+            }
+            for (int jr = 0; jr < m; jr += NR) {
+                int nr = m - jr < NR ? m - jr : NR;
+                pack_b_bf(B, jr, nr, pc, kc, Bt, Bp);
+                const int nnext = jr + NR >= m ? 0 : m - jr - NR < NR ? m - jr - NR : NR;
+                __mmask16 m0 = kmask(nr), m1 = kmask(nr - 16);
+                for (int q = 0; q < np; q++) {
+                    int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                    if (nnext) b_prefetch(B, jr + NR, nnext, pc, kc, q, np);
+                    kernel_bf_rows(r1 - r0, kc2, Ap + (size_t)q * MR * kc2, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc,
+                                   m0, m1, accum);
+                }
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- small n: dot products, no packing
  * For 1..3 rows of A, packing B costs more than the multiply. Instead each 3 x 8 tile of C is 24
  * dot products kept as zmm partial sums over k (16 lanes each): per 16 k, 3 loads of A + 8 loads of
@@ -610,5 +757,24 @@ int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t t
         }
     }
 #endif
+    return -1;
+}
+
+int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B,
+                             size_t row_bytes, float *C, int ldc) {
+    if (n <= 0 || m <= 0) return 0;
+    int be = pika_type_block_elems(type);
+    if (be <= 0 || !pika_type_supported(type) || k % be != 0 || k <= 0) return -1;
+#ifdef PIKA_X86
+    if (pika_simd_has_avx512_bf16()) {
+        float *buf = thread_buf();
+        bsrc b = {type, (const uint8_t *)B, row_bytes};
+        if (buf) {
+            sgemm_bf16(n, m, k, A, lda, &b, C, ldc, buf);
+            return 0;
+        }
+    }
+#endif
+    (void)A; (void)lda; (void)B; (void)row_bytes; (void)C; (void)ldc;
     return -1;
 }

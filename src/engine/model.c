@@ -23,6 +23,7 @@
 #include "pika/gemm.h"
 #include "pika/quant.h"
 #include "pika/threadpool.h"
+#include "pika/util.h"
 #include "engine/vmath.h"
 
 #define MATVEC_MAX_N 4   /* batches smaller than this use matvec instead of dequant + sgemm */
@@ -247,6 +248,7 @@ struct pika_ctx {
     float **scores;   /* per thread: [ATT_Q_BLOCK, cap] */
     size_t scores_elems;
     int exact;        /* 1: matvec in exact F32; 0: 8-bit activations + integer dots (pika_ctx_set_exact) */
+    int prefill_bf16; /* 1: batches of MATVEC_MAX_N+ rows multiply in BF16 where the CPU can (pika_ctx_set_prefill_bf16) */
 };
 
 pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
@@ -261,10 +263,23 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
     c->scores = pika_calloc((size_t)nth, sizeof(float *));
     const char *mm = getenv("PIKA_MATMUL");
     c->exact = mm && !strcmp(mm, "exact");
+    const char *pp = getenv("PIKA_PREFILL");
+    c->prefill_bf16 = pp && !strcmp(pp, "bf16") && !c->exact;
     return c;
 }
 
-void pika_ctx_set_exact(pika_ctx *c, int exact) { c->exact = exact != 0; }
+void pika_ctx_set_exact(pika_ctx *c, int exact) {
+    c->exact = exact != 0;
+    if (c->exact) c->prefill_bf16 = 0;
+}
+int pika_ctx_set_prefill_bf16(pika_ctx *c, int on) {
+    if (on && !pika_simd_has_avx512_bf16())
+        return pika_set_error("BF16 prefill needs a CPU with AVX512_BF16 (and the AVX-512 path in use)");
+    c->prefill_bf16 = on != 0;
+    if (on) c->exact = 0;
+    return 0;
+}
+int pika_ctx_prefill_bf16(const pika_ctx *c) { return c->prefill_bf16 && pika_simd_has_avx512_bf16(); }
 int pika_ctx_exact(const pika_ctx *c) { return c->exact; }
 
 void pika_ctx_free(pika_ctx *c) {
@@ -373,6 +388,9 @@ static void matmul_rows(matmul_job *j, int ith, int nth) {
         }
         const size_t row_bytes = pika_row_bytes(W->type, in);
         const uint8_t *base = (const uint8_t *)W->data + (size_t)r0 * row_bytes;
+        if (j->c->prefill_bf16 && pika_sgemm_nt_typed_bf16(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type, base,
+                                                            row_bytes, j->Y[k] + r0, (int)out) == 0)
+            continue;
         if (pika_sgemm_nt_typed(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type, base, row_bytes, j->Y[k] + r0,
                                 (int)out) == 0)
             continue;
