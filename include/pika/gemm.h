@@ -8,7 +8,7 @@
  * packed AVX-512 kernel; on AVX2-only CPUs (or PIKA_SIMD=avx2) cblas_sgemm, or with PIKA_GEMM_AVX2=1
  * pika's packed AVX2/FMA kernel (6 x 16 tiles; slower than OpenBLAS's so far); with PIKA_SIMD=scalar
  * cblas_sgemm. Thread-safe: several threads may call it at once (each uses its own packing
- * buffers, ~320 KB per thread, allocated on first use and freed when the thread exits).
+ * buffers, ~350 KB per thread, allocated on first use and freed when the thread exits).
  */
 #ifndef PIKA_GEMM_H
 #define PIKA_GEMM_H

@@ -1,4 +1,6 @@
-/* gemm.c — owns pika_sgemm_nt: C[n, m] = A[n, k] · B[m, k]ᵀ in F32, single-threaded, for prefill.
+/* gemm.c — owns pika_sgemm_nt: C[n, m] = A[n, k] · B[m, k]ᵀ in F32, single-threaded, for prefill, and
+ * its typed forms: B's rows in a ggml weight type (pika_sgemm_nt_typed), optionally in BF16
+ * (pika_sgemm_nt_typed_bf16).
  *
  * AVX-512 path (GotoBLAS-style blocking, all sizes in floats):
  *   for pc over k in blocks of KC (256):                       C += A[:, pc..] · B[:, pc..]ᵀ
@@ -6,6 +8,8 @@
  *       pack A[ic.., pc..] into Ap: panels of <= MR (14) rows, k-major Ap[panel][p][0..MR) (≤ 280 KB, L2)
  *       for jr over m in panels of NR (32):
  *         pack B[jr.., pc..] into Bp, k-major, zero-padded            Bp[p][0..NR)          (32 KB, L1)
+ *         (typed B: F16 rows converted in the packer's loads; other types dequantized per k block
+ *          into Bt [NR, KC] first; the next panel's rows are prefetched while this one is multiplied)
  *         for each row panel of Ap: micro-kernel
  * The micro-kernel keeps a 14 x 32 tile of C in 28 zmm accumulators; each k step loads two zmm
  * of Bp and broadcasts 14 floats of Ap (one FMA pair per row). The first k block stores the
@@ -14,10 +18,12 @@
  * and A are packed with 16 x 16 in-register transposes. The rows of an n block are split into
  * panels of balanced height (16 -> 8 + 8). For n < 4 packing B would cost more than the product, so a
  * second kernel (sgemm_dot) computes 3 x 8 tiles of dot products straight from A and B.
+ * The BF16 path (AVX512_BF16) has the same blocking with k pairs as 32-bit units and vdpbf16ps.
  * Packing buffers are per thread (pthread key, freed at thread exit), so concurrent calls are safe.
  * AVX2 level (no AVX-512, or PIKA_SIMD=avx2): cblas_sgemm by default, because OpenBLAS's Haswell
- * kernel is still 10-25% faster than pika's own 6 x 16 AVX2/FMA kernel below (bench_gemm, Zen 4 with
- * PIKA_SIMD=avx2); PIKA_GEMM_AVX2=1 (or pika_sgemm_use_avx2_kernel) selects pika's. Scalar: cblas.
+ * kernel is still faster than pika's own 6 x 16 AVX2/FMA kernel below, even with the typed B's
+ * dequantization into the panels (bench_engine with PIKA_SIMD=avx2); PIKA_GEMM_AVX2=1 (or
+ * pika_sgemm_use_avx2_kernel) selects pika's. Scalar: cblas.
  */
 #include "pika/gemm.h"
 #include "pika/quant.h"
