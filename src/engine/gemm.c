@@ -603,7 +603,7 @@ T256G static void pack_b2(int nr, int kc, const float *B, int ldb, float *Bp) {
     int p0 = 0;
     if (nr == NR2)
         for (; p0 + 8 <= kc; p0 += 8)
-            for (int g = 0; g < 2; g++) {
+            for (int g = 0; g < NR2 / 8; g++) {
                 __m256 r[8];
                 for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(B + (size_t)(8 * g + i) * ldb + p0);
                 transpose8(r);
@@ -613,40 +613,59 @@ T256G static void pack_b2(int nr, int kc, const float *B, int ldb, float *Bp) {
         for (int j = 0; j < NR2; j++) Bp[(size_t)p * NR2 + j] = j < nr ? B[(size_t)j * ldb + p] : 0.0f;
 }
 
-/* C[6 x nr] (+)= Ap-panel · Bp over kc (rows >= rows not stored; Ap rows are zero there) */
-T256G static void kernel2(int rows, int kc, const float *Ap, const float *Bp, float *C, int ldc, int nr, int accum) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+/* C[ROWS x nr] (+)= Ap-panel · Bp over kc; ROWS (<= MR2) is a constant at each call site, so the
+ * ROWS x NR2/8 accumulators stay in registers. */
+INLINE256 void kernel2(const int ROWS, int kc, const float *Ap, const float *Bp, float *C, int ldc, int nr, int accum) {
+    enum { NG = NR2 / 8 };
+    _Static_assert(NG >= 2 && NG <= 3, "two or three ymm of Bp per k step");
+    __m256 c0[MR2], c1[MR2], c2[MR2];
+#pragma GCC unroll 8
+    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = c2[i] = _mm256_setzero_ps(); /* c2 unused (dead) when NG == 2 */
     const float *a = Ap, *b = Bp;
     for (int p = 0; p < kc; p++, a += MR2, b += NR2) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
-        av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), b2 = NG > 2 ? _mm256_load_ps(b + 16) : b1;
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i);
+            c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
+            if (NG > 2) c2[i] = _mm256_fmadd_ps(av, b2, c2[i]);
+        }
     }
-    __m256 acc[MR2][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     if (nr == NR2) {
-        for (int i = 0; i < rows; i++) {
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++) {
             float *c = C + (size_t)i * ldc;
-            __m256 v0 = acc[i][0], v1 = acc[i][1];
+            __m256 v0 = c0[i], v1 = c1[i], v2 = c2[i];
             if (accum) {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
+                if (NG > 2) v2 = _mm256_add_ps(v2, _mm256_loadu_ps(c + 16));
             }
             _mm256_storeu_ps(c, v0);
             _mm256_storeu_ps(c + 8, v1);
+            if (NG > 2) _mm256_storeu_ps(c + 16, v2);
         }
     } else {
-        float tmp[NR2] __attribute__((aligned(32)));
-        for (int i = 0; i < rows; i++) {
+        float tmp[24] __attribute__((aligned(32)));
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++) {
             float *c = C + (size_t)i * ldc;
-            _mm256_store_ps(tmp, acc[i][0]);
-            _mm256_store_ps(tmp + 8, acc[i][1]);
+            _mm256_store_ps(tmp, c0[i]);
+            _mm256_store_ps(tmp + 8, c1[i]);
+            if (NG > 2) _mm256_store_ps(tmp + 16, c2[i]);
             for (int j = 0; j < nr; j++) c[j] = accum ? c[j] + tmp[j] : tmp[j];
         }
+    }
+}
+
+#define KCASE2(r) \
+    case r: kernel2(r, kc, Ap, Bp, C, ldc, nr, accum); break;
+
+T256G static void kernel2_rows(int rows, int kc, const float *Ap, const float *Bp, float *C, int ldc, int nr, int accum) {
+    switch (rows) {
+        KCASE2(6) KCASE2(5) KCASE2(4) KCASE2(3) KCASE2(2) KCASE2(1)
+        default: break;
     }
 }
 
@@ -669,7 +688,7 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
                 pack_b2(nr, kc, Bs, ldb, Bp);
                 for (int q = 0; q < np; q++) {
                     int r0 = q * MR2, r1 = r0 + MR2 < mc ? r0 + MR2 : mc;
-                    kernel2(r1 - r0, kc, Ap + (size_t)q * MR2 * kc, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc, nr, accum);
+                    kernel2_rows(r1 - r0, kc, Ap + (size_t)q * MR2 * kc, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc, nr, accum);
                 }
             }
         }
