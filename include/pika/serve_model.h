@@ -28,6 +28,11 @@
  *     the context left after the prompt (finish_reason "length"); a prompt longer than the slot's
  *     context is a 400 (code "context_length_exceeded");
  *   - the n samples of one prompt are prefilled once and the prompt's KV rows copied into n slots;
+ *   - prompt cache (as llama-server's cache_prompt): a finished request's slot keeps its prompt's KV
+ *     rows; a new prompt takes the free slot sharing its longest token prefix and prefills only the
+ *     rest (at least 4 tokens, and every requested hidden-state position), which gives the full
+ *     prefill's logits and hidden states bit for bit. usage.prompt_tokens_details.cached_tokens says how
+ *     many were reused; "cache_prompt": false in a request (or no_prompt_cache) turns it off;
  *   - a request needs prompts × n free slots; it waits in a FIFO queue of at most queue_limit requests
  *     while the slots are busy, and gets 503 past that. Memory: S slots × ctx tokens of KV at most.
  */
@@ -50,6 +55,7 @@ typedef struct {
     size_t max_body;          /* request body limit in bytes (default 4 MiB); past it: 413 */
     int max_connections;      /* HTTP connections at most (default 256) */
     int log;                  /* one line per request on stderr (default 1) */
+    int no_prompt_cache;      /* 1: every prompt is prefilled whole (default 0: prompt cache on) */
     pika_prompt_opts prompt;  /* chat template (template name/file, kwargs, date, BOS/EOS texts) */
 } pika_serve_model_opts;
 

@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +33,7 @@
 
 #define MAX_TOP_LOGPROBS 20
 #define MAX_HIDDEN_POS 64
+#define PROMPT_CACHE_MIN_REST 4 /* tokens a cached prompt's rest is at least (model.c's MATVEC_MAX_N) */
 
 enum { K_COMPLETIONS = 0, K_CHAT = 1 };
 enum { J_QUEUED, J_RUNNING, J_DONE };
@@ -100,6 +102,8 @@ struct job {
     pthread_cond_t cv;
     job *next;
     int prompt_tokens, completion_tokens;
+    int cached_tokens;    /* of prompt_tokens, reused from the prompt cache */
+    int cache_prompt;     /* request's "cache_prompt" (llama-server's name; default true) */
 };
 
 struct pika_serve_model {
@@ -123,6 +127,8 @@ struct pika_serve_model {
     job **active;
     int n_active;
     int *slot_used;
+    int32_t **slot_ids;   /* per slot: the prompt tokens its KV cache still holds (prompt cache) */
+    int *slot_n;          /* per slot: how many (0 = empty) */
     float *logits, *plogits;
     int *seqs;
     int32_t *toks;
@@ -130,6 +136,7 @@ struct pika_serve_model {
     /* metrics, under mu */
     struct {
         int64_t jobs[2], rejected, cancelled, errors, prompt_tokens, completion_tokens, prefill_tokens, decode_tokens;
+        int64_t cached_tokens; /* prompt tokens not prefilled: reused from a slot's cache */
         int64_t steps, batched_steps, batch_rows, max_batch;
         double prefill_s, decode_s;
         size_t kv_bytes;
@@ -286,6 +293,8 @@ pika_serve_model *pika_serve_model_new(const pika_serve_model_opts *o) {
     s->slots_free = s->S;
     s->active = pika_calloc((size_t)s->S + 1, sizeof(job *));
     s->slot_used = pika_calloc((size_t)s->S, sizeof(int));
+    s->slot_ids = pika_calloc((size_t)s->S, sizeof(int32_t *));
+    s->slot_n = pika_calloc((size_t)s->S, sizeof(int));
     s->logits = pika_malloc(sizeof(float) * (size_t)s->S * (size_t)s->V);
     s->plogits = pika_malloc(sizeof(float) * (size_t)s->V);
     s->seqs = pika_malloc(sizeof(int) * (size_t)s->S);
@@ -355,6 +364,9 @@ void pika_serve_model_free(pika_serve_model *s) {
     pika_prompt_recipe_free(s->chat);
     pika_tokenizer_free(s->tok);
     pika_model_free(s->m);
+    if (s->slot_ids)
+        for (int i = 0; i < s->S; i++) free(s->slot_ids[i]);
+    free(s->slot_ids); free(s->slot_n);
     free(s->active); free(s->slot_used); free(s->logits); free(s->plogits); free(s->seqs); free(s->toks); free(s->rows);
     free(s->chat_error); free(s->model_path); free(s->alias); free(s->host); free(s->fingerprint);
     pthread_mutex_destroy(&s->mu);
@@ -618,6 +630,11 @@ static int parse_request(pika_serve_model *s, pika_http_request *r, job *j) {
         if (!cJSON_IsBool(x)) return bad(r, 400, "stream", NULL, "'stream' must be a boolean");
         j->stream = cJSON_IsTrue(x);
     }
+    j->cache_prompt = s->o.no_prompt_cache ? 0 : 1;
+    if ((x = get(q, "cache_prompt"))) { /* llama-server's request field */
+        if (!cJSON_IsBool(x)) return bad(r, 400, "cache_prompt", NULL, "'cache_prompt' must be a boolean");
+        j->cache_prompt = cJSON_IsTrue(x) && !s->o.no_prompt_cache;
+    }
     if ((x = get(q, "stream_options"))) {
         if (!cJSON_IsObject(x)) return bad(r, 400, "stream_options", NULL, "'stream_options' must be an object");
         const cJSON *u = get(x, "include_usage");
@@ -708,6 +725,8 @@ static cJSON *usage_json(const job *j) {
     cJSON_AddNumberToObject(u, "prompt_tokens", j->prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", j->completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", j->prompt_tokens + j->completion_tokens);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details"); /* as OpenAI's API reports prompt caching */
+    cJSON_AddNumberToObject(d, "cached_tokens", j->cached_tokens);
     return u;
 }
 
@@ -918,18 +937,43 @@ static void add_logprob(pika_serve_model *s, choice *c, const float *logits, int
     for (int k = 0; k < e->n_top; k++) e->top[k].lp = (float)(logits[e->top[k].id] - lse);
 }
 
+/* A finished choice's slot keeps its prompt's KV rows (the generated tokens' rows are dropped): the
+ * prompt cache a later request with the same prefix starts from. */
 static void free_slot(pika_serve_model *s, choice *c, int *freed) {
     if (c->slot < 0) return;
-    pika_batch_seq_reset(s->b, c->slot);
+    int n = s->slot_n[c->slot];
+    if (n > 0 && pika_batch_n_past(s->b, c->slot) >= n) pika_batch_seq_truncate(s->b, c->slot, n);
+    else { pika_batch_seq_reset(s->b, c->slot); s->slot_n[c->slot] = 0; }
     s->slot_used[c->slot] = 0;
     c->slot = -1;
     (*freed)++;
 }
 
-static int alloc_slot(pika_serve_model *s) {
-    for (int i = 0; i < s->S; i++)
-        if (!s->slot_used[i]) { s->slot_used[i] = 1; return i; }
-    return -1; /* cannot happen: admission counted the free slots */
+static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
+    int i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    return i;
+}
+
+/* A free slot: the one whose cached prompt shares the longest prefix with ids (n of them; ids NULL: any,
+ * preferring empty slots so cached prompts survive). *lcp gets that prefix length. */
+static int alloc_slot(pika_serve_model *s, const int32_t *ids, int n, int *lcp) {
+    int best = -1, best_l = INT_MIN;
+    for (int i = 0; i < s->S; i++) {
+        if (s->slot_used[i]) continue;
+        int l = ids ? common_prefix(s->slot_ids[i], s->slot_n[i], ids, n) : -s->slot_n[i];
+        if (l > best_l) best = i, best_l = l;
+    }
+    if (best >= 0) s->slot_used[best] = 1;
+    if (lcp) *lcp = ids && best_l > 0 ? best_l : 0;
+    return best; /* -1 cannot happen: admission counted the free slots */
+}
+
+/* Remember that slot holds ids[0..n) (n = 0: empty). */
+static void slot_set(pika_serve_model *s, int slot, const int32_t *ids, int n) {
+    s->slot_ids[slot] = pika_realloc(s->slot_ids[slot], sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    if (n > 0) memcpy(s->slot_ids[slot], ids, sizeof(int32_t) * (size_t)n);
+    s->slot_n[slot] = n;
 }
 
 static void job_fail(job *j, int status, const char *msg) {
@@ -982,14 +1026,33 @@ static void start_job(pika_serve_model *s, job *j, int *freed) {
         int need_logits = 0;
         for (int k = 0; k < j->n; k++) need_logits |= j->ch[p * j->n + k].go.max_tokens > 0;
         choice *c0 = &j->ch[p * j->n];
-        c0->slot = alloc_slot(s);
-        pika_batch_seq_reset(s->b, c0->slot);
-        pika_forward_req req = {j->n_hl, j->hl, j->n_hp, j->hp, j->n_hl ? j->hidden[p] : NULL, need_logits ? s->plogits : NULL};
+        const int n_ids = j->n_ids[p];
+        int lcp = 0;
+        c0->slot = alloc_slot(s, j->cache_prompt ? j->ids[p] : NULL, n_ids, &lcp);
+        /* Prompt cache: keep the slot's first `keep` tokens when they equal this prompt's and prefill the
+         * rest. The rest stays at least PROMPT_CACHE_MIN_REST tokens (a batch that small would take the
+         * decode kernels, whose 8-bit activations differ from prefill's exact products), and holds every
+         * requested hidden-state position; with that, the result is the full prefill's bit for bit. */
+        int keep = lcp < n_ids - PROMPT_CACHE_MIN_REST ? lcp : n_ids - PROMPT_CACHE_MIN_REST;
+        int hp_call[MAX_HIDDEN_POS];
+        for (int k = 0; k < j->n_hp; k++) {
+            int q = j->hp[k] >= 0 ? j->hp[k] : n_ids + j->hp[k]; /* absolute position in the prompt */
+            if (keep > q) keep = q;
+        }
+        if (keep < 0 || !(need_logits || j->n_hl)) keep = 0;
+        for (int k = 0; k < j->n_hp; k++) hp_call[k] = j->hp[k] >= 0 ? j->hp[k] - keep : j->hp[k];
+        if (keep > 0) pika_batch_seq_truncate(s->b, c0->slot, keep);
+        else pika_batch_seq_reset(s->b, c0->slot);
+        slot_set(s, c0->slot, NULL, 0);
+        pika_forward_req req = {j->n_hl, j->hl, j->n_hp, hp_call, j->n_hl ? j->hidden[p] : NULL, need_logits ? s->plogits : NULL};
         double t0 = pika_now();
-        int rc = (need_logits || j->n_hl) ? pika_batch_prefill(s->b, c0->slot, j->ids[p], j->n_ids[p], &req) : 0;
+        int rc = (need_logits || j->n_hl) ? pika_batch_prefill(s->b, c0->slot, j->ids[p] + keep, n_ids - keep, &req) : 0;
         double dt = pika_now() - t0;
+        if (rc == 0 && (need_logits || j->n_hl)) slot_set(s, c0->slot, j->ids[p], n_ids);
+        j->cached_tokens += keep;
         pthread_mutex_lock(&s->mu);
-        s->mt.prefill_tokens += j->n_ids[p];
+        s->mt.prefill_tokens += n_ids - keep;
+        s->mt.cached_tokens += keep;
         s->mt.prefill_s += dt;
         pthread_mutex_unlock(&s->mu);
         if (rc) {
@@ -1001,11 +1064,13 @@ static void start_job(pika_serve_model *s, job *j, int *freed) {
         for (int k = 0; k < j->n; k++) {
             choice *c = &j->ch[p * j->n + k];
             if (k > 0) {
-                c->slot = alloc_slot(s);
+                c->slot = alloc_slot(s, NULL, 0, NULL);
+                slot_set(s, c->slot, NULL, 0);
                 if (need_logits && pika_batch_seq_copy(s->b, c->slot, c0->slot, j->n_ids[p])) {
                     job_fail(j, 500, pika_last_error());
                     break;
                 }
+                if (need_logits) slot_set(s, c->slot, j->ids[p], j->n_ids[p]);
             }
             c->dec = pika_decoder_new(s->m, s->tok, &c->go, j->stream ? on_piece : NULL, c);
             if (!c->dec) {
@@ -1405,6 +1470,7 @@ static void h_metrics(pika_http_request *r, void *u) {
     metric(&b, "pika_prompt_tokens_total", "counter", "Prompt tokens of completed requests (tokens in).", (double)mt.prompt_tokens);
     metric(&b, "pika_completion_tokens_total", "counter", "Generated tokens of completed requests (tokens out).", (double)mt.completion_tokens);
     metric(&b, "pika_prefill_tokens_total", "counter", "Prompt tokens prefilled.", (double)mt.prefill_tokens);
+    metric(&b, "pika_prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's prompt cache (not prefilled).", (double)mt.cached_tokens);
     metric(&b, "pika_prefill_seconds_total", "counter", "Time spent prefilling.", mt.prefill_s);
     metric(&b, "pika_prefill_tokens_per_second", "gauge", "Prefill throughput since start.", mt.prefill_s > 0 ? mt.prefill_tokens / mt.prefill_s : 0);
     metric(&b, "pika_decode_tokens_total", "counter", "Tokens run through decode steps (all sequences).", (double)mt.decode_tokens);
