@@ -94,13 +94,14 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 RAW=$D/raw.txt
 : > "$RAW"
 wall_of() { sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): *//p' "$1" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }'; }
+cpu_of() { awk -F': *' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$1"; }
 rss_of() { sed -n 's/.*Maximum resident set size (kbytes): *\([0-9]*\).*/\1/p' "$1"; }
 pika_round() {
     rm -rf "$D/acts"
     "$TIME" -v -o "$D/time-pika.txt" "$B/pika" extract --model "$Q8" --data "$DATA" --limit "$N" --out "$D/acts" \
         --threads "$T" >"$D/pika.log" 2>&1 || die "pika extract failed (see $D/pika.log)"
     grep '^extract:' "$D/pika.log" >&2 || true
-    echo "pika $(wall_of "$D/time-pika.txt") $(rss_of "$D/time-pika.txt")" >> "$RAW"
+    echo "pika $(wall_of "$D/time-pika.txt") $(rss_of "$D/time-pika.txt") $(cpu_of "$D/time-pika.txt") $r" >> "$RAW"
 }
 llama_round() {
     "$TIME" -v -o "$D/time-llama.txt" "$LLAMA_CPP/llama-embedding" -m "$Q8" -f "$D/prompts.sep" --embd-separator "$SEP" \
@@ -108,7 +109,7 @@ llama_round() {
         die "llama-embedding failed (see $D/llama.log)"
     k=$(grep -c '^embedding [0-9]*:' "$D/llama.out" || true)
     [ "$k" = "$N" ] || die "llama-embedding printed $k embeddings, not $N (see $D/llama.out)"
-    echo "llama $(wall_of "$D/time-llama.txt") $(rss_of "$D/time-llama.txt")" >> "$RAW"
+    echo "llama $(wall_of "$D/time-llama.txt") $(rss_of "$D/time-llama.txt") $(cpu_of "$D/time-llama.txt") $r" >> "$RAW"
 }
 for r in $(seq 1 "$R"); do
     if [ $((r % 2)) = 1 ]; then llama_round; pika_round; else pika_round; llama_round; fi
@@ -122,6 +123,12 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 tok, n, (nl, npos), ctx = int(sys.argv[2]), sys.argv[3], sys.argv[4].split(), sys.argv[5]
 def med(eng, k): return st.median(float(r[k]) for r in rows if r[0] == eng)
 nr = len([r for r in rows if r[0] == "pika"])
+print("\n== per round: wall s (CPU s user+sys), llama.cpp / pika wall")
+for k in sorted({r[4] for r in rows}, key=int):
+    l = next(r for r in rows if r[0] == "llama" and r[4] == k)
+    p = next(r for r in rows if r[0] == "pika" and r[4] == k)
+    print(f"round {k}: llama.cpp {float(l[1]):.2f} s ({float(l[3]):.1f}), pika {float(p[1]):.2f} s ({float(p[3]):.1f}), "
+          f"ratio {float(l[1]) / float(p[1]):.2f}x")
 ls, lr, ps, pr = med("llama", 1), med("llama", 2) / 1024, med("pika", 1), med("pika", 2) / 1024
 print(f"\n== medians of {nr} round(s); wall time includes model load; RSS = peak resident set")
 print(f"llama-embedding (final layer, last token; -c {ctx}): {ls:.2f} s, {tok / ls:.1f} tok/s, peak RSS {lr:.0f} MiB")
