@@ -12,7 +12,7 @@
 # alternates, for ROUNDS rounds, under /usr/bin/time -v:
 #   pika extract  --model Q8_0 --data MATH --limit N --out DIR --threads THREADS   (all layers, EOI positions)
 #   llama-embedding -m Q8_0 -f PROMPTS --embd-separator SEP --pooling last --no-escape -t THREADS
-#                   -c LLAMA_CTX (final layer, last token only)
+#                   -c LLAMA_CTX -b LLAMA_CTX (final layer, last token only)
 # LLAMA_CTX defaults to 2048 (llama-embedding packs prompts into batches of up to -c tokens);
 # LLAMA_CTX=0 is llama.cpp's own default, the model's 32768, whose output buffer for a 32768-token
 # batch (all tokens marked as outputs, n_vocab logits each) takes ~17 GB of RSS.
@@ -30,6 +30,8 @@ TIME=/usr/bin/time
 command -v python3 >/dev/null 2>&1 || die "python3 not found"
 R=${ROUNDS:-1}
 CTX=${LLAMA_CTX:-2048}
+LB=""
+[ "$CTX" = 0 ] || LB="-b $CTX" # llama-embedding packs -b tokens per batch; a -b above -c aborts
 T=${THREADS:-2}
 N=${N_PROMPTS:-100}
 S=${PIKA_SHARED:-../shared}
@@ -105,7 +107,7 @@ pika_round() {
 }
 llama_round() {
     "$TIME" -v -o "$D/time-llama.txt" "$LLAMA_CPP/llama-embedding" -m "$Q8" -f "$D/prompts.sep" --embd-separator "$SEP" \
-        --pooling last --no-escape -t "$T" -c "$CTX" >"$D/llama.out" 2>"$D/llama.log" ||
+        --pooling last --no-escape -t "$T" -c "$CTX" $LB >"$D/llama.out" 2>"$D/llama.log" ||
         die "llama-embedding failed (see $D/llama.log)"
     k=$(grep -c '^embedding [0-9]*:' "$D/llama.out" || true)
     [ "$k" = "$N" ] || die "llama-embedding printed $k embeddings, not $N (see $D/llama.out)"
