@@ -50,7 +50,7 @@ PIKA      := $(BUILD)/pika
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all test asan-test bench bench-compare demo demo-serve clean help install uninstall fuzz fuzz-build
+.PHONY: all test asan-test bench bench-compare bench-extract demo demo-serve clean help install uninstall fuzz fuzz-build
 all: $(PIKA) $(TOOL_BIN)
 
 help:
@@ -63,6 +63,7 @@ help:
 	@echo "make install    install pika to \$$(PREFIX)/bin (PREFIX=$(PREFIX); DESTDIR for staging)"
 	@echo "make fuzz       libFuzzer + ASan/UBSan on every parser, FUZZ_S seconds each (default 60)"
 	@echo "LLAMA_CPP=DIR make bench-compare   pika vs llama.cpp (its build/bin DIR) side by side"
+	@echo "LLAMA_CPP=DIR make bench-extract   pika extract vs llama-embedding on 100 MATH prompts"
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -100,6 +101,10 @@ bench: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 # side by side with llama.cpp: LLAMA_CPP=/path/to/llama.cpp/build/bin make bench-compare
 bench-compare: $(PIKA) $(BENCH_BIN) $(TOOL_BIN)
 	@sh bench/compare.sh $(BUILD)
+
+# pika extract vs llama-embedding --pooling last: LLAMA_CPP=/path/to/llama.cpp/build/bin make bench-extract
+bench-extract: $(PIKA) $(TOOL_BIN)
+	@sh bench/extract_compare.sh $(BUILD)
 
 demo: $(PIKA) $(TOOL_BIN)
 	@sh scripts/demo.sh $(BUILD)

@@ -4,10 +4,12 @@
  * dequantized slices of the Q8_0/Q4_K fixture models, GGUF write/read round trip, mkgguf output. */
 #include <stdint.h>
 
+#include "pika/chat.h"
 #include "pika/gguf.h"
 #include "pika/gguf_write.h"
 #include "pika/npy.h"
 #include "pika/quant.h"
+#include "pika/tokenizer.h"
 #include "pika/util.h"
 #include "test.h"
 
@@ -802,6 +804,89 @@ static void test_mkgguf(void) {
     free(o);
 }
 
+/* mkgguf --vocab-from: the written file carries the source vocab's tokenizer (same ids for the
+ * same text, special tokens included), n_vocab = its token count, and --chat-template-name writes
+ * the built-in template's source. */
+static void test_mkgguf_vocab_from(void) {
+    struct stat st;
+    if (stat(mkgguf_bin(), &st) != 0) SKIP_TEST("*** %s not built: test skipped ***", mkgguf_bin());
+    REQUIRE_SHARED(vpath, "fixtures/tokenizer/ggml-vocab-qwen2.gguf");
+    const char *dir = test_tmpdir();
+    char out[512], args[1024];
+    snprintf(out, sizeof out, "%s/vq.gguf", dir);
+    snprintf(args, sizeof args,
+             "--arch qwen2 --type Q8_0 --preset tiny --n-embd 64 --head-dim 16 --n-ff 128 --n-layer 1 "
+             "--vocab-from %s --chat-template-name qwen2.5-math", vpath);
+    pika_gguf *g = run_mkgguf(args, out);
+    REQUIRE(g != NULL, "mkgguf --vocab-from");
+    pika_gguf *v = pika_gguf_open(vpath);
+    REQUIRE(v != NULL, "open %s", vpath);
+    const pika_gguf_value *tv = pika_gguf_get_array(v, "tokenizer.ggml.tokens");
+    const pika_gguf_tensor *emb = pika_gguf_find_tensor(g, "token_embd.weight");
+    CHECK(tv && emb && emb->ne[1] == (int64_t)tv->v.arr.n && emb->ne[0] == 64, "token_embd rows %lld, vocab %llu",
+          emb ? (long long)emb->ne[1] : -1LL, tv ? (unsigned long long)tv->v.arr.n : 0ULL);
+    /* every tokenizer.* key of the source is there with the same type */
+    for (uint64_t i = 0; i < v->n_kv; i++) {
+        const pika_gguf_kv *kv = &v->kv[i];
+        if (kv->key.len < 10 || memcmp(kv->key.ptr, "tokenizer.", 10)) continue;
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
+        const pika_gguf_value *x = pika_gguf_get(g, key);
+        CHECK(x && x->type == kv->val.type, "key %s missing or retyped", key);
+        if (x && x->type == PIKA_GGUF_ARRAY) CHECK(x->v.arr.n == kv->val.v.arr.n, "%s length", key);
+    }
+    char *tmpl = pika_gguf_get_string(g, "tokenizer.chat_template");
+    CHECK(tmpl && !strcmp(tmpl, pika_chat_builtin("qwen2.5-math")), "chat template is not the built-in qwen2.5-math");
+    free(tmpl);
+    pika_tokenizer *ta = pika_tokenizer_from_gguf(v), *tb = pika_tokenizer_from_gguf(g);
+    REQUIRE(ta && tb, "tokenizers: %s", pika_last_error());
+    CHECK(!strcmp(pika_tokenizer_model(tb), "gpt2") && !strcmp(pika_tokenizer_pre(tb), "qwen2"), "model/pre %s/%s",
+          pika_tokenizer_model(tb), pika_tokenizer_pre(tb));
+    CHECK(pika_tokenizer_n_vocab(ta) == pika_tokenizer_n_vocab(tb) && pika_tokenizer_bos(ta) == pika_tokenizer_bos(tb) &&
+              pika_tokenizer_eos(ta) == pika_tokenizer_eos(tb) && pika_tokenizer_adds_bos(ta) == pika_tokenizer_adds_bos(tb),
+          "vocab size / special ids differ");
+    static const char *texts[] = {
+        "Hello world",
+        " What is $10.0000198\\cdot 5.9999985401$ to the nearest whole number?",
+        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+        "<|im_start|>user\nFind $x$ if $2^x = 1024$.<|im_end|>\n<|im_start|>assistant\n",
+        "caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd  \t\n\n   12345678 don't",
+        "",
+    };
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++)
+        for (int mode = 0; mode < 4; mode++) {
+            int32_t *ia = NULL, *ib = NULL;
+            int na = pika_tokenize(ta, texts[k], strlen(texts[k]), mode & 1, mode & 2, &ia);
+            int nb = pika_tokenize(tb, texts[k], strlen(texts[k]), mode & 1, mode & 2, &ib);
+            CHECK(na >= 0 && na == nb && (na == 0 || !memcmp(ia, ib, (size_t)na * sizeof *ia)),
+                  "text %zu mode %d: %d vs %d ids", k, mode, na, nb);
+            free(ia);
+            free(ib);
+        }
+    int32_t *ids = NULL;
+    int n = pika_tokenize(tb, texts[2], strlen(texts[2]), false, true, &ids);
+    CHECK(n > 0 && ids[0] == pika_tokenizer_find(tb, "<|im_start|>", 12), "special token not parsed");
+    free(ids);
+    pika_tokenizer_free(ta);
+    pika_tokenizer_free(tb);
+    pika_gguf_close(g);
+    pika_gguf_close(v);
+
+    /* a --n-vocab that disagrees with the vocab, and an unknown template name: exit 2 with a message */
+    char cmd[2048];
+    int stt;
+    snprintf(cmd, sizeof cmd, "%s --arch qwen2 --type F16 --n-vocab 300 --vocab-from %s --out %s/x.gguf 2>&1",
+             mkgguf_bin(), vpath, dir);
+    char *o = test_run(cmd, &stt);
+    CHECK(stt == 2 && strstr(o, "--n-vocab"), "n-vocab mismatch: exit %d, '%s'", stt, o);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s --arch qwen2 --type F16 --chat-template-name nosuch --out %s/x.gguf 2>&1",
+             mkgguf_bin(), dir);
+    o = test_run(cmd, &stt);
+    CHECK(stt == 2 && strstr(o, "nosuch"), "bad template name: exit %d, '%s'", stt, o);
+    free(o);
+}
+
 /* --help prints the usage on stdout and exits 0 (mkgguf and synth_acts); a missing argument is
  * still a usage error (exit 2, usage on stderr). */
 static void test_tools_help(void) {
@@ -969,6 +1054,7 @@ int main(void) {
     RUN(test_gguf_roundtrip);
     RUN(test_gguf_writer_errors);
     RUN(test_mkgguf);
+    RUN(test_mkgguf_vocab_from);
     RUN(test_tools_help);
     return test_summary("quant");
 }

@@ -7,6 +7,13 @@
  *          [--preset qwen2.5-0.5b|tiny] [--seed N] [--threads N] --out FILE.gguf
  *          [--n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --n-vocab N --head-dim N
  *           --ctx N --rope-base F --eps F --tied | --untied]
+ *          [--vocab-from VOCAB.gguf] [--chat-template-name NAME | --chat-template-file FILE]
+ *
+ * --vocab-from copies every tokenizer.* key of VOCAB.gguf (e.g. llama.cpp's ggml-vocab-qwen2.gguf:
+ * model, pre, tokens, token_type, merges, special ids, add_bos, chat_template...) instead of the
+ * dummy tokenizer; n_vocab becomes its token count (--n-vocab must agree when given).
+ * --chat-template-name writes pika's built-in template NAME (pika prompt --list-templates) as
+ * tokenizer.chat_template, --chat-template-file the bytes of FILE; either replaces a copied one.
  *
  * Weights: matrices N(0, 1/n_in) (rows of n_in inputs), token embedding N(0, 0.15^2), norm weights
  * 1 + N(0, 0.05^2), q/k/v biases N(0, 0.1^2); norms and biases are always F32.
@@ -23,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pika/chat.h"
 #include "pika/gguf.h"
 #include "pika/gguf_write.h"
 #include "pika/quant.h"
@@ -176,13 +184,82 @@ static void add_tokenizer(pika_gguf_writer *w, int n_vocab) {
     free(ttype);
 }
 
+/* Copy every tokenizer.* key of v into w; returns the token count (length of tokenizer.ggml.tokens). */
+static int copy_tokenizer(pika_gguf_writer *w, const pika_gguf *v, const char *path) {
+    int n_copied = 0;
+    for (uint64_t i = 0; i < v->n_kv; i++) {
+        const pika_gguf_kv *kv = &v->kv[i];
+        if (kv->key.len < 10 || memcmp(kv->key.ptr, "tokenizer.", 10)) continue;
+        char *key = pika_malloc(kv->key.len + 1);
+        memcpy(key, kv->key.ptr, kv->key.len);
+        key[kv->key.len] = 0;
+        const pika_gguf_value *x = &kv->val;
+        switch (x->type) {
+        case PIKA_GGUF_UINT8: pika_gguf_set_u8(w, key, (uint8_t)x->v.u64); break;
+        case PIKA_GGUF_INT8: pika_gguf_set_i8(w, key, (int8_t)x->v.i64); break;
+        case PIKA_GGUF_UINT16: pika_gguf_set_u16(w, key, (uint16_t)x->v.u64); break;
+        case PIKA_GGUF_INT16: pika_gguf_set_i16(w, key, (int16_t)x->v.i64); break;
+        case PIKA_GGUF_UINT32: pika_gguf_set_u32(w, key, (uint32_t)x->v.u64); break;
+        case PIKA_GGUF_INT32: pika_gguf_set_i32(w, key, (int32_t)x->v.i64); break;
+        case PIKA_GGUF_UINT64: pika_gguf_set_u64(w, key, x->v.u64); break;
+        case PIKA_GGUF_INT64: pika_gguf_set_i64(w, key, x->v.i64); break;
+        case PIKA_GGUF_FLOAT32: pika_gguf_set_f32(w, key, (float)x->v.f64); break;
+        case PIKA_GGUF_FLOAT64: pika_gguf_set_f64(w, key, x->v.f64); break;
+        case PIKA_GGUF_BOOL: pika_gguf_set_bool(w, key, x->v.b); break;
+        case PIKA_GGUF_STRING: {
+            if (memchr(x->v.str.ptr, 0, x->v.str.len)) pika_die("%s: %s holds a NUL byte", path, key);
+            char *s = pika_malloc(x->v.str.len + 1);
+            memcpy(s, x->v.str.ptr, x->v.str.len);
+            s[x->v.str.len] = 0;
+            pika_gguf_set_str(w, key, s);
+            free(s);
+            break;
+        }
+        case PIKA_GGUF_ARRAY:
+            if (x->v.arr.type == PIKA_GGUF_STRING) {
+                uint64_t n = x->v.arr.n;
+                char **a = pika_malloc((n ? n : 1) * sizeof(char *));
+                for (uint64_t k = 0; k < n; k++) {
+                    const pika_str *e = &x->v.arr.items[k].v.str;
+                    if (memchr(e->ptr, 0, e->len)) pika_die("%s: %s[%llu] holds a NUL byte", path, key, (unsigned long long)k);
+                    a[k] = pika_malloc(e->len + 1);
+                    memcpy(a[k], e->ptr, e->len);
+                    a[k][e->len] = 0;
+                }
+                pika_gguf_set_arr_str(w, key, (const char *const *)a, (size_t)n);
+                for (uint64_t k = 0; k < n; k++) free(a[k]);
+                free(a);
+            } else if (x->v.arr.type == PIKA_GGUF_ARRAY) {
+                pika_die("%s: %s is an array of arrays, which mkgguf does not copy", path, key);
+            } else {
+                pika_gguf_set_arr(w, key, x->v.arr.type, x->v.arr.data, (size_t)x->v.arr.n);
+            }
+            break;
+        default: pika_die("%s: %s has value type %u, which mkgguf does not copy", path, key, x->type);
+        }
+        free(key);
+        n_copied++;
+    }
+    const pika_gguf_value *toks = pika_gguf_get_array(v, "tokenizer.ggml.tokens");
+    if (!toks || toks->v.arr.type != PIKA_GGUF_STRING || toks->v.arr.n < 3 || toks->v.arr.n > (1u << 30))
+        pika_die("%s: no usable tokenizer.ggml.tokens array", path);
+    fprintf(stderr, "mkgguf: %d tokenizer keys from %s (%llu tokens)\n", n_copied, path, (unsigned long long)toks->v.arr.n);
+    return (int)toks->v.arr.n;
+}
+
 /* --help: usage on stdout, exit 0; a usage error: on stderr, exit 2. */
 static void usage(int status) {
     fprintf(status ? stderr : stdout,
             "usage: mkgguf --arch llama|qwen2|qwen3 --type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q4_K|Q5_K|Q6_K|Q4_K_M\n"
             "              [--preset qwen2.5-0.5b|tiny] [--seed N] [--threads N] --out FILE.gguf\n"
             "              [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N] [--n-vocab N]\n"
-            "              [--head-dim N] [--ctx N] [--rope-base F] [--eps F] [--tied | --untied]\n");
+            "              [--head-dim N] [--ctx N] [--rope-base F] [--eps F] [--tied | --untied]\n"
+            "              [--vocab-from VOCAB.gguf] [--chat-template-name NAME | --chat-template-file FILE]\n"
+            "  --vocab-from VOCAB.gguf    copy all tokenizer.* keys of VOCAB.gguf (n_vocab = its token count)\n"
+            "  --chat-template-name NAME  write pika's built-in chat template NAME as tokenizer.chat_template\n"
+            "                             (%s)\n"
+            "  --chat-template-file FILE  write the bytes of FILE as tokenizer.chat_template\n",
+            pika_chat_builtin_list());
     exit(status);
 }
 
@@ -195,6 +272,7 @@ static long parse_int(const char *flag, const char *s) {
 
 int main(int argc, char **argv) {
     const char *arch = NULL, *tname = NULL, *out = NULL, *preset = "tiny";
+    const char *vocab_from = NULL, *tmpl_name = NULL, *tmpl_file = NULL;
     uint64_t seed = 1;
     hparams ov = {0};
     float ov_rope = 0, ov_eps = 0;
@@ -223,6 +301,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ctx")) ov.ctx = (int)parse_int(a, v);
         else if (!strcmp(a, "--rope-base")) ov_rope = strtof(v, NULL);
         else if (!strcmp(a, "--eps")) ov_eps = strtof(v, NULL);
+        else if (!strcmp(a, "--vocab-from")) vocab_from = v;
+        else if (!strcmp(a, "--chat-template-name")) tmpl_name = v;
+        else if (!strcmp(a, "--chat-template-file")) tmpl_file = v;
         else pika_die("unknown option '%s' (see mkgguf --help)", a);
     }
     if (!arch || !tname || !out) usage(2);
@@ -254,6 +335,30 @@ int main(int argc, char **argv) {
     if (ov_rope > 0) hp.rope_base = ov_rope;
     if (ov_eps > 0) hp.eps = ov_eps;
     if (ov_tied >= 0) hp.tied = ov_tied;
+    if (tmpl_name && tmpl_file) pika_die("--chat-template-name and --chat-template-file exclude each other");
+    char *tmpl = NULL;
+    if (tmpl_name) {
+        const char *t = pika_chat_builtin(tmpl_name);
+        if (!t) pika_die("--chat-template-name: no built-in template '%s' (%s)", tmpl_name, pika_chat_builtin_list());
+        tmpl = pika_strdup(t);
+    } else if (tmpl_file) {
+        size_t len;
+        tmpl = pika_read_file(tmpl_file, &len);
+        if (!tmpl) pika_die("%s", pika_last_error());
+        if (memchr(tmpl, 0, len)) pika_die("%s: holds a NUL byte", tmpl_file);
+    }
+    pika_gguf *vocab = NULL;
+    if (vocab_from) {
+        vocab = pika_gguf_open(vocab_from);
+        if (!vocab) pika_die("%s", pika_last_error());
+        const pika_gguf_value *toks = pika_gguf_get_array(vocab, "tokenizer.ggml.tokens");
+        if (!toks || toks->v.arr.type != PIKA_GGUF_STRING || toks->v.arr.n < 3 || toks->v.arr.n > (1u << 30))
+            pika_die("%s: no usable tokenizer.ggml.tokens array", vocab_from);
+        int nv = (int)toks->v.arr.n;
+        if (ov.n_vocab && ov.n_vocab != nv)
+            pika_die("--n-vocab %d disagrees with the %d tokens of %s", ov.n_vocab, nv, vocab_from);
+        hp.n_vocab = nv;
+    }
     if (hp.n_head % hp.n_head_kv) pika_die("--n-head %d is not a multiple of --n-head-kv %d", hp.n_head, hp.n_head_kv);
     if (hp.n_vocab < 3) pika_die("--n-vocab must be at least 3");
     int bl = pika_type_block_elems(base);
@@ -286,7 +391,14 @@ int main(int argc, char **argv) {
         pika_gguf_set_u32(w, K("rope.dimension_count"), (uint32_t)hp.head_dim);
         pika_gguf_set_u32(w, K("vocab_size"), (uint32_t)hp.n_vocab);
     }
-    add_tokenizer(w, hp.n_vocab);
+    if (vocab) {
+        hp.n_vocab = copy_tokenizer(w, vocab, vocab_from);
+        pika_gguf_close(vocab);
+    } else {
+        add_tokenizer(w, hp.n_vocab);
+    }
+    if (tmpl) pika_gguf_set_str(w, "tokenizer.chat_template", tmpl);
+    free(tmpl);
 
     uint64_t ti = 0;
     int rc = 0;
