@@ -592,6 +592,58 @@ static void test_hidden_extension(void) {
     pika_model_free(m);
 }
 
+/* Prompt cache: a second prompt sharing a long prefix with the first reuses its KV rows (usage says
+ * how many), and its answer, logprobs and residual stream are those of a full prefill (cache_prompt
+ * false) bit for bit; the metric counts the reused tokens. */
+static void test_prompt_cache(void) {
+    /* token-id prompts (this model's context is 128): a 40-token shared head, then 8 different tokens */
+    char head[512] = "1", tail[3][128];
+    for (int i = 0; i < 39; i++) snprintf(head + strlen(head), sizeof head - strlen(head), ",%d", 5 + (i * 37) % 300);
+    for (int r = 0; r < 3; r++) {
+        tail[r][0] = 0;
+        for (int i = 0; i < 8; i++)
+            snprintf(tail[r] + strlen(tail[r]), sizeof tail[r] - strlen(tail[r]), ",%d", 10 + (r == 2 ? 1 : r) * 50 + i * 3);
+    }
+    double cached_before = metric(g.port, "pika_prompt_tokens_cached_total");
+    char *text_ref = NULL, *hid_ref = NULL;
+    for (int round = 0; round < 3; round++) {
+        for (int cache = 1; cache >= 0; cache--) {
+            char body[2048];
+            int st;
+            snprintf(body, sizeof body,
+                     "{\"prompt\":[%s%s],\"max_tokens\":12,\"temperature\":0,\"logprobs\":2,\"ignore_eos\":true,"
+                     "\"cache_prompt\":%s,\"pika\":{\"hidden_layers\":[1,2,4],\"positions\":[-2,-1]}}",
+                     head, tail[round], cache ? "true" : "false");
+            cJSON *j = post(g.port, "/v1/completions", body, &st);
+            REQUIRE(j && st == 200, "round %d cache %d: status %d", round, cache, st);
+            double ct = jnum(j, "usage.prompt_tokens_details.cached_tokens"), pt = jnum(j, "usage.prompt_tokens");
+            CHECK(pt == 48, "prompt tokens %g", pt);
+            if (!cache) CHECK(ct == 0, "cache_prompt false: %g cached tokens", ct);
+            /* round 1 shares the 40-token head with round 0; round 2 is round 1's prompt again (44 = 48 - 4) */
+            if (cache && round == 1) CHECK(ct == 40, "round 1: %g cached tokens, want 40", ct);
+            if (cache && round == 2) CHECK(ct == 44, "round 2: %g cached tokens, want 44", ct);
+            const cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "pika"), "hidden"), 0);
+            char *lp = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "logprobs"));
+            const char *txt = jstr(j, "choices.0.text"), *hd = jstr(h, "data");
+            REQUIRE(txt && hd && lp, "answer fields");
+            char *both = malloc(strlen(txt) + strlen(lp) + 2);
+            sprintf(both, "%s|%s", txt, lp);
+            if (cache) { /* the reference is the uncached request that follows */
+                free(text_ref); free(hid_ref);
+                text_ref = both; hid_ref = strdup(hd);
+            } else {
+                CHECK(!strcmp(both, text_ref), "round %d: cached answer/logprobs differ from the full prefill's", round);
+                CHECK(!strcmp(hd, hid_ref), "round %d: cached residual stream differs from the full prefill's", round);
+                free(both);
+            }
+            free(lp);
+            cJSON_Delete(j);
+        }
+    }
+    free(text_ref); free(hid_ref);
+    CHECK(metric(g.port, "pika_prompt_tokens_cached_total") >= cached_before + 84, "cached tokens metric");
+}
+
 static void test_logprobs(void) {
     int st;
     cJSON *j = post(g.port, "/v1/completions", "{\"prompt\":\"What is 47 + 8 - 12?\",\"max_tokens\":6,\"temperature\":0,\"logprobs\":3}", &st);
@@ -854,6 +906,7 @@ int main(void) {
     RUN(test_seeded_equals_local);
     RUN(test_batching);
     RUN(test_hidden_extension);
+    RUN(test_prompt_cache);
     RUN(test_logprobs);
     RUN(test_errors);
     RUN(test_client_killed_mid_stream);
