@@ -66,6 +66,16 @@ int pika_ctx_kv_layers(const pika_ctx *c);
  * always exact F32. The environment variable PIKA_MATMUL=exact sets exact for new contexts. */
 void pika_ctx_set_exact(pika_ctx *c, int exact);
 int pika_ctx_exact(const pika_ctx *c);
+/* Attention kernel of pika_forward. Default (0): per head, blocks of queries against all their keys
+ * with BLAS (scores, causal softmax, · V). 1: the kernel pika_forward_packed always uses — per query,
+ * key tiles at fixed absolute positions with an online softmax — whose output for a token does not
+ * depend on how its sequence was split between calls or packed with others: a prefix run with
+ * pika_forward and continued by pika_forward_packed gives bit for bit what one packed pass of the
+ * whole sequence gives, as long as every call has >= 4 tokens (smaller batches take the matvec path,
+ * see pika_ctx_set_exact) and the weight matmul computes a row independently of the batch's other
+ * rows (pika's own SGEMM does; with OpenBLAS (no AVX-512) it is likely but not promised). */
+void pika_ctx_set_tiled_attention(pika_ctx *c, int on);
+int pika_ctx_tiled_attention(const pika_ctx *c);
 const pika_model *pika_ctx_model(const pika_ctx *c);
 
 /* What a forward call should hand back. Hidden states: for each requested layer index l in

@@ -248,6 +248,7 @@ struct pika_ctx {
     float **scores;   /* per thread: [ATT_Q_BLOCK, cap] */
     size_t scores_elems;
     int exact;        /* 1: matvec in exact F32; 0: 8-bit activations + integer dots (pika_ctx_set_exact) */
+    int tiled_attn;   /* 1: pika_forward's attention runs the packed path's kernel (pika_ctx_set_tiled_attention) */
 };
 
 pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
@@ -267,6 +268,8 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
 }
 
 void pika_ctx_set_exact(pika_ctx *c, int exact) { c->exact = exact != 0; }
+void pika_ctx_set_tiled_attention(pika_ctx *c, int on) { c->tiled_attn = on != 0; }
+int pika_ctx_tiled_attention(const pika_ctx *c) { return c->tiled_attn; }
 int pika_ctx_exact(const pika_ctx *c) { return c->exact; }
 
 void pika_ctx_free(pika_ctx *c) {
@@ -461,52 +464,75 @@ static void attn_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* Packed sequences (pika_forward_packed): the batch's n rows are n_seq sequences one after another
- * (sequence s: rows seq_start[s] .. + seq_len[s], cache rows n_past + those), each attending to the
- * n_past prefix keys and to its own earlier keys only (block-diagonal causal mask). Work item =
- * (sequence, head); per query block of a sequence: S[:, 0:n_past] = Q · K_prefixᵀ,
- * S[:, n_past:] = Q · K_ownᵀ, masked softmax over the visible keys, att = P · V in two parts. */
+/* Packed sequences (pika_forward_packed; pika_forward too on a context with tiled attention): the
+ * batch's n rows are n_seq sequences one after another (sequence s: rows seq_start[s] .. + seq_len[s],
+ * cache rows n_past + those), each attending to the n_past prefix keys and to its own earlier keys
+ * only (block-diagonal causal mask). Work item = (sequence, head); per query, one pass over its
+ * visible keys in tiles of ATT_K_TILE at fixed absolute key positions (0, 64, ...) with an online
+ * softmax (running max m, sum l and output acc rescaled per tile): no score matrix beyond one tile.
+ * Every operation of a query depends only on its own keys and their absolute positions, so its output
+ * is the same bit for bit however the tokens were split between the cached prefix and the call, and
+ * whatever else was packed with it. */
+#define ATT_K_TILE 64
+
 typedef struct {
     pika_ctx *c;
     int layer, n_seq;
     const int *seq_start, *seq_len;
-} attn_packed_job;
+} attn_tiled_job;
 
-static void attn_packed_worker(void *arg, int ith, int nth) {
-    attn_packed_job *j = arg;
+/* a · b over D, in 8 fixed lanes then a fixed tree (vectorizable, order independent of the caller) */
+static inline float dot_lanes(const float *a, const float *b, int D) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int d = 0;
+    for (; d + 8 <= D; d += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[d + j] * b[d + j];
+    float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; d < D; d++) r += a[d] * b[d];
+    return r;
+}
+
+static void attn_tiled_worker(void *arg, int ith, int nth) {
+    attn_tiled_job *j = arg;
     pika_ctx *c = j->c;
     const pika_hparams *hp = &c->m->hp;
     const int H = hp->n_head, D = hp->head_dim, group = H / hp->n_head_kv;
     const int qw = H * D, kvw = hp->n_head_kv * D, np = c->n_past;
     const float scale = 1.0f / sqrtf((float)D);
     const float *K = c->k_cache[j->layer], *V = c->v_cache[j->layer];
-    float *S = c->scores[ith];
+    float *acc = c->scores[ith], *sc = acc + D; /* [D] output accumulator, [ATT_K_TILE] scores */
     for (int p = ith; p < j->n_seq * H; p += nth) {
         const int s = p / H, h = p % H, g = h / group, st = j->seq_start[s], len = j->seq_len[s];
+        const float *Kp = K + g * D, *Vp = V + g * D; /* prefix key t: row t */
         const float *Ko = K + (size_t)(np + st) * kvw + g * D, *Vo = V + (size_t)(np + st) * kvw + g * D;
-        for (int q0 = 0; q0 < len; q0 += ATT_Q_BLOCK) {
-            const int nq = len - q0 < ATT_Q_BLOCK ? len - q0 : ATT_Q_BLOCK;
-            const int own = q0 + nq, tk = np + own; /* keys visible to the last query of the block */
-            const float *Q = c->q + (size_t)(st + q0) * qw + h * D;
-            float *A = c->att + (size_t)(st + q0) * qw + h * D;
-            if (np > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, np, D, scale, Q, qw, K + g * D, kvw, 0.0f, S, tk);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, own, D, scale, Q, qw, Ko, kvw, 0.0f, S + np, tk);
-            for (int i = 0; i < nq; i++) {
-                float *r = S + (size_t)i * tk;
-                const int visible = np + q0 + i + 1;
-                float mx = -INFINITY;
-                for (int t = 0; t < visible; t++) mx = r[t] > mx ? r[t] : mx;
-                double sum = 0;
-                for (int t = 0; t < visible; t++) { r[t] = expf(r[t] - mx); sum += r[t]; }
-                float inv = (float)(1.0 / sum);
-                for (int t = 0; t < visible; t++) r[t] *= inv;
-                for (int t = visible; t < tk; t++) r[t] = 0.0f;
+        for (int i = 0; i < len; i++) {
+            const float *q = c->q + (size_t)(st + i) * qw + h * D;
+            const int nk = np + i + 1;
+            float m = -INFINITY, l = 0.0f;
+            for (int d = 0; d < D; d++) acc[d] = 0.0f;
+            for (int t0 = 0; t0 < nk; t0 += ATT_K_TILE) {
+                const int t1 = t0 + ATT_K_TILE < nk ? t0 + ATT_K_TILE : nk;
+                float mt = -INFINITY;
+                for (int t = t0; t < t1; t++) {
+                    const float *k = t < np ? Kp + (size_t)t * kvw : Ko + (size_t)(t - np) * kvw;
+                    float x = dot_lanes(q, k, D) * scale;
+                    sc[t - t0] = x;
+                    mt = x > mt ? x : mt;
+                }
+                const float mn = mt > m ? mt : m, corr = expf(m - mn); /* m = -inf at first: corr 0 */
+                l *= corr;
+                for (int d = 0; d < D; d++) acc[d] *= corr;
+                for (int t = t0; t < t1; t++) {
+                    const float e = expf(sc[t - t0] - mn);
+                    const float *v = t < np ? Vp + (size_t)t * kvw : Vo + (size_t)(t - np) * kvw;
+                    l += e;
+                    for (int d = 0; d < D; d++) acc[d] += e * v[d];
+                }
+                m = mn;
             }
-            if (np > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, np, 1.0f, S, tk, V + g * D, kvw, 0.0f, A, qw);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, own, 1.0f, S + np, tk, Vo, kvw,
-                        np > 0 ? 1.0f : 0.0f, A, qw);
+            float *out = c->att + (size_t)(st + i) * qw + h * D;
+            const float inv = 1.0f / l;
+            for (int d = 0; d < D; d++) out[d] = acc[d] * inv;
         }
     }
 }
@@ -684,8 +710,12 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, int n_seq, const i
         memcpy(c->k_cache[l] + (size_t)c->n_past * kvw, c->k, sizeof(float) * (size_t)n * kvw);
         memcpy(c->v_cache[l] + (size_t)c->n_past * kvw, c->v, sizeof(float) * (size_t)n * kvw);
         if (packed) {
-            attn_packed_job aj = {c, l, n_seq, seq_start, seq_len};
-            pika_pool_run(c->pool, attn_packed_worker, &aj);
+            attn_tiled_job aj = {c, l, n_seq, seq_start, seq_len};
+            pika_pool_run(c->pool, attn_tiled_worker, &aj);
+        } else if (c->tiled_attn) {
+            int zero = 0;
+            attn_tiled_job aj = {c, l, 1, &zero, &n};
+            pika_pool_run(c->pool, attn_tiled_worker, &aj);
         } else {
             attn_job aj = {c, l, n};
             pika_pool_run(c->pool, attn_worker, &aj);
