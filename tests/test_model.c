@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "pika/gguf.h"
+#include "pika/gemm.h"
 #include "pika/gguf_write.h"
 #include "pika/model.h"
 #include "pika/npy.h"
@@ -819,6 +820,53 @@ static void test_prefix_reuse_early_stop(void) {
     pika_model_free(m);
 }
 
+/* Tiled attention: a sequence's hidden states do not depend on how it was split between a cached
+ * prefix (pika_forward) and a packed pass, nor on what was packed with it — bit for bit with pika's
+ * SGEMM (AVX-512), within F32 rounding otherwise — and pika_forward with it stays within 1e-4 of the
+ * default BLAS attention. */
+static void test_tiled_attention_invariance(void) {
+    REQUIRE_SHARED(path, "fixtures/models/llama-tiny.gguf");
+    pika_model *m = pika_model_load(path);
+    REQUIRE(m, "%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    const int E = hp->n_embd, L = hp->n_layer, V = hp->n_vocab;
+    const int N = 90; /* > one key tile */
+    int32_t ids[90], other[30];
+    rand_ids(ids, N, V, 99);
+    rand_ids(other, 30, V, 7);
+    int lay[2] = {1, L}, pos[3] = {N - 3, N - 2, N - 1};
+    float a[2 * 3 * 256], b[2 * 3 * 256], r[2 * 3 * 256], dummy[1];
+    REQUIRE(E <= 256, "E");
+    /* one packed pass of the whole sequence */
+    pika_ctx *c = pika_ctx_new(m, 2);
+    int len = N;
+    pika_forward_req q1 = {2, lay, 3, pos, a, NULL};
+    REQUIRE(pika_forward_packed(c, ids, 1, &len, &q1) == 0, "%s", pika_last_error());
+    /* 70 tokens cached with tiled pika_forward, then the last 20 packed behind another sequence */
+    pika_ctx_set_tiled_attention(c, 1);
+    CHECK(pika_ctx_tiled_attention(c) == 1, "setter");
+    pika_forward_req pr = {1, &L, 0, NULL, dummy, NULL};
+    REQUIRE(pika_forward(c, ids, 70, &pr) == 0, "%s", pika_last_error());
+    int32_t pack[50];
+    memcpy(pack, other, sizeof(int32_t) * 30);
+    memcpy(pack + 30, ids + 70, sizeof(int32_t) * 20);
+    int lens[2] = {30, 20}, ppos[3] = {47, 48, 49};
+    pika_forward_req q2 = {2, lay, 3, ppos, b, NULL};
+    REQUIRE(pika_forward_packed(c, pack, 2, lens, &q2) == 0, "%s", pika_last_error());
+    double d = rel_diff(b, a, (size_t)2 * 3 * E);
+    CHECK(d <= 1e-5, "split + packed differs from one pass by %.3g", d);
+    if (pika_sgemm_nt_avx512()) CHECK(memcmp(a, b, sizeof(float) * 2 * 3 * (size_t)E) == 0, "not bit-identical (%.3g)", d);
+    /* default attention: close, not necessarily equal */
+    pika_ctx *c2 = pika_ctx_new(m, 1);
+    pika_forward_req q3 = {2, lay, 3, pos, r, NULL};
+    REQUIRE(pika_forward(c2, ids, N, &q3) == 0, "%s", pika_last_error());
+    d = rel_diff(a, r, (size_t)2 * 3 * E);
+    CHECK(d <= 1e-4, "tiled vs BLAS attention: %.3g", d);
+    pika_ctx_free(c);
+    pika_ctx_free(c2);
+    pika_model_free(m);
+}
+
 int main(void) {
     RUN(test_rope_freqs_and_scaling);
     RUN(test_gguf_metadata);
@@ -833,6 +881,7 @@ int main(void) {
     RUN(test_packed_llama);
     RUN(test_packed_qwen3_q8);
     RUN(test_prefix_reuse_early_stop);
+    RUN(test_tiled_attention_invariance);
     RUN(test_sampling);
     RUN(test_cli_forward_generate);
     RUN(test_corrupt_gguf);
