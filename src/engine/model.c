@@ -481,15 +481,31 @@ typedef struct {
     const int *seq_start, *seq_len;
 } attn_tiled_job;
 
-/* a · b over D, in 8 fixed lanes then a fixed tree (vectorizable, order independent of the caller) */
+/* 4-float vectors (GCC/clang vector extensions: one SSE register, AVX where enabled); loads and
+ * stores through memcpy (rows need not be aligned) */
+typedef float v4f __attribute__((vector_size(16)));
+static inline v4f v4_load(const float *p) { v4f v; memcpy(&v, p, sizeof v); return v; }
+static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+/* a · b over D: 8 lanes (two vectors) over the first D & ~7 elements, a fixed tree, then the tail —
+ * the same order for every caller */
 static inline float dot_lanes(const float *a, const float *b, int D) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    v4f s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
     int d = 0;
-    for (; d + 8 <= D; d += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[d + j] * b[d + j];
-    float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; d + 8 <= D; d += 8) {
+        s0 += v4_load(a + d) * v4_load(b + d);
+        s1 += v4_load(a + d + 4) * v4_load(b + d + 4);
+    }
+    float r = ((s0[0] + s1[0]) + (s0[1] + s1[1])) + ((s0[2] + s1[2]) + (s0[3] + s1[3]));
     for (; d < D; d++) r += a[d] * b[d];
     return r;
+}
+
+/* acc[0..D) = acc * scale + e * v (the same operations whatever scale is) */
+static inline void axpy_scaled(float *acc, float scale, float e, const float *v, int D) {
+    int d = 0;
+    for (; d + 4 <= D; d += 4) v4_store(acc + d, v4_load(acc + d) * scale + e * v4_load(v + d));
+    for (; d < D; d++) acc[d] = acc[d] * scale + e * v[d];
 }
 
 static void attn_tiled_worker(void *arg, int ith, int nth) {
@@ -521,12 +537,11 @@ static void attn_tiled_worker(void *arg, int ith, int nth) {
                 }
                 const float mn = mt > m ? mt : m, corr = expf(m - mn); /* m = -inf at first: corr 0 */
                 l *= corr;
-                for (int d = 0; d < D; d++) acc[d] *= corr;
                 for (int t = t0; t < t1; t++) {
                     const float e = expf(sc[t - t0] - mn);
                     const float *v = t < np ? Vp + (size_t)t * kvw : Vo + (size_t)(t - np) * kvw;
                     l += e;
-                    for (int d = 0; d < D; d++) acc[d] += e * v[d];
+                    axpy_scaled(acc, t == t0 ? corr : 1.0f, e, v, D); /* the tile's rescale rides on its first key */
                 }
                 m = mn;
             }
