@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "pika/gguf.h"
+#include "pika/gemm.h"
 #include "pika/gguf_write.h"
 #include "pika/model.h"
 #include "pika/npy.h"
@@ -237,7 +238,10 @@ static void test_kv_cache_and_early_stop(void) {
     for (int k = 0; k < 2; k++)
         for (int e = 0; e < E; e++) es = fmax(es, fabs(two[k * E + e] - full[((size_t)1 * n + (n - 2 + k)) * E + e]));
     CHECK(es < 1e-6, "early stop differs from the full pass by %.3g", es);
-    CHECK(pika_ctx_n_past(c1) == 0, "an early-stopped pass must leave the context empty");
+    CHECK(pika_ctx_n_past(c1) == n && pika_ctx_kv_layers(c1) == 1,
+          "an early-stopped pass keeps its tokens with the blocks it ran: n_past %d, kv_layers %d",
+          pika_ctx_n_past(c1), pika_ctx_kv_layers(c1));
+    pika_ctx_reset(c1);
     /* bad requests */
     int bad_layer = L + 1, bad_pos = n;
     pika_forward_req r3 = {1, &bad_layer, 1, &pos0, two, NULL};
@@ -649,6 +653,221 @@ static void test_rope_freqs_and_scaling(void) {
     CHECK(d23 < 1e-6, "rope_freqs 2 and linear scaling 2 differ by %.3g", d23);
 }
 
+/* deterministic token ids in [0, V) */
+static void rand_ids(int32_t *ids, int n, int V, uint64_t seed) {
+    for (int i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((seed >> 33) % (uint64_t)V);
+    }
+}
+
+/* max |a - b| / max(1, max |b|) */
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double d = 0, sc = 1;
+    for (size_t i = 0; i < n; i++) { d = fmax(d, fabs(a[i] - b[i])); sc = fmax(sc, fabs(b[i])); }
+    return d / sc;
+}
+
+/* pika_forward_packed: every sequence's hidden states (all layers, all positions) and last-token
+ * logits equal a fresh one-sequence pika_forward of prefix + that sequence; the prefix stays intact. */
+static void check_packed(const char *name, int n_prefix) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "fixtures/models/%s.gguf", name);
+    const char *path = test_shared_path(rel);
+    if (!path) SKIP_TEST("*** ../shared fixture %s is ABSENT: test skipped ***", rel);
+    pika_model *m = pika_model_load(path);
+    REQUIRE(m, "%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    const int E = hp->n_embd, L = hp->n_layer, V = hp->n_vocab;
+    enum { NS = 5 };
+    int len[NS] = {5, 1, 140, 7, 12}; /* 140 > the attention's query block */
+    int n = 0, start[NS];
+    for (int s = 0; s < NS; s++) { start[s] = n; n += len[s]; }
+    int32_t *pre = malloc(sizeof(int32_t) * (size_t)(n_prefix + 1)), *toks = malloc(sizeof(int32_t) * (size_t)n);
+    rand_ids(pre, n_prefix, V, 11);
+    rand_ids(toks, n, V, 23);
+    float *hp_all = malloc(sizeof(float) * (size_t)(L + 1) * n * E), *lg = malloc(sizeof(float) * (size_t)NS * V);
+    pika_ctx *c = pika_ctx_new(m, 2);
+    pika_ctx_set_exact(c, 1);
+    float dummy[1];
+    if (n_prefix) {
+        pika_forward_req pr = {1, &L, 0, NULL, dummy, NULL}; /* runs every block, keeps the tokens */
+        REQUIRE(pika_forward(c, pre, n_prefix, &pr) == 0, "%s", pika_last_error());
+    }
+    pika_forward_req req = {-1, NULL, -1, NULL, hp_all, lg};
+    for (int rep = 0; rep < 2; rep++) { /* twice: the scratch rows of the first pack must not leak */
+        REQUIRE(pika_forward_packed(c, toks, NS, len, &req) == 0, "%s", pika_last_error());
+        CHECK(pika_ctx_n_past(c) == n_prefix && pika_ctx_kv_layers(c) == L, "after a pack: n_past %d kv_layers %d",
+              pika_ctx_n_past(c), pika_ctx_kv_layers(c));
+    }
+    /* references */
+    pika_ctx *r = pika_ctx_new(m, 1);
+    pika_ctx_set_exact(r, 1);
+    double worst = 0, lworst = 0;
+    for (int s = 0; s < NS; s++) {
+        int tn = n_prefix + len[s];
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)tn);
+        memcpy(ids, pre, sizeof(int32_t) * (size_t)n_prefix);
+        memcpy(ids + n_prefix, toks + start[s], sizeof(int32_t) * (size_t)len[s]);
+        int *pos = malloc(sizeof(int) * (size_t)len[s]);
+        for (int i = 0; i < len[s]; i++) pos[i] = n_prefix + i;
+        float *h = malloc(sizeof(float) * (size_t)(L + 1) * len[s] * E), *rl = malloc(sizeof(float) * (size_t)V);
+        pika_forward_req rr = {-1, NULL, len[s], pos, h, rl};
+        pika_ctx_reset(r);
+        REQUIRE(pika_forward(r, ids, tn, &rr) == 0, "%s", pika_last_error());
+        for (int l = 0; l <= L; l++)
+            worst = fmax(worst, rel_diff(hp_all + ((size_t)l * n + start[s]) * E, h + (size_t)l * len[s] * E,
+                                         (size_t)len[s] * E));
+        lworst = fmax(lworst, rel_diff(lg + (size_t)s * V, rl, (size_t)V));
+        free(ids); free(pos); free(h); free(rl);
+    }
+    CHECK(worst <= 1e-4, "%s prefix %d: packed hidden states differ from one-at-a-time by %.3g (relative)", name,
+          n_prefix, worst);
+    CHECK(lworst <= 1e-4, "%s prefix %d: packed logits differ by %.3g (relative)", name, n_prefix, lworst);
+    /* the prefix cache is intact: continuing it with sequence 2 gives the packed result */
+    {
+        int l = L, pos[3] = {0, 70, 139};
+        float h[3 * 256];
+        REQUIRE(E <= 256, "E");
+        pika_forward_req cr = {1, &l, 3, pos, h, NULL};
+        REQUIRE(pika_forward(c, toks + start[2], len[2], &cr) == 0, "%s", pika_last_error());
+        double d = 0;
+        for (int k = 0; k < 3; k++)
+            d = fmax(d, rel_diff(h + (size_t)k * E, hp_all + ((size_t)L * n + start[2] + pos[k]) * E, (size_t)E));
+        CHECK(d <= 1e-4, "%s: continuing the prefix after packs differs by %.3g", name, d);
+    }
+    /* bad requests */
+    int neg = -1, badlen[2] = {3, 0};
+    pika_forward_req nr = {1, &L, 1, &neg, hp_all, NULL};
+    pika_ctx_reset(c);
+    CHECK(pika_forward_packed(c, toks, 2, len, &nr) != 0 && strstr(pika_last_error(), "position"),
+          "a negative packed position was accepted");
+    CHECK(pika_forward_packed(c, toks, 2, badlen, NULL) != 0, "an empty sequence was accepted");
+    CHECK(pika_forward_packed(c, toks, 0, len, NULL) != 0, "no sequences accepted");
+    free(pre); free(toks); free(hp_all); free(lg);
+    pika_ctx_free(c);
+    pika_ctx_free(r);
+    pika_model_free(m);
+}
+
+static void test_packed_qwen2(void) { check_packed("qwen2-tiny", 0); check_packed("qwen2-tiny", 9); }
+static void test_packed_llama(void) { check_packed("llama-tiny", 0); check_packed("llama-tiny", 17); }
+static void test_packed_qwen3_q8(void) { check_packed("qwen3-tiny", 4); check_packed("llama-q-Q8_0", 6); }
+
+/* Prefix reuse after an early stop: the cached prefix (filled for the blocks run) continued by a
+ * second pass equals a fresh pass; a pass deeper than the cache is refused with an error and changes
+ * nothing; reset / truncate to 0 lift the limit. */
+static void test_prefix_reuse_early_stop(void) {
+    REQUIRE_SHARED(path, "fixtures/models/qwen2-tiny.gguf");
+    pika_model *m = pika_model_load(path);
+    REQUIRE(m, "%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    const int E = hp->n_embd, L = hp->n_layer, V = hp->n_vocab;
+    REQUIRE(L >= 3, "needs 3+ blocks");
+    int32_t ids[40];
+    rand_ids(ids, 40, V, 5);
+    const int P = 25, S = 15;
+    pika_ctx *fresh = pika_ctx_new(m, 1), *c = pika_ctx_new(m, 2);
+    int lay[2] = {1, 2}, pos[S], pos_fresh[S];
+    for (int i = 0; i < S; i++) { pos[i] = i; pos_fresh[i] = P + i; }
+    float *ref = malloc(sizeof(float) * 2 * S * E), *got = malloc(sizeof(float) * 2 * S * E);
+    pika_forward_req fr = {2, lay, S, pos_fresh, ref, NULL};
+    REQUIRE(pika_forward(fresh, ids, P + S, &fr) == 0, "%s", pika_last_error());
+    /* prefix stopped after block 2 */
+    float dummy[1];
+    int two = 2;
+    pika_forward_req pr = {1, &two, 0, NULL, dummy, NULL};
+    REQUIRE(pika_forward(c, ids, P, &pr) == 0, "%s", pika_last_error());
+    CHECK(pika_ctx_n_past(c) == P && pika_ctx_kv_layers(c) == 2, "n_past %d kv_layers %d", pika_ctx_n_past(c),
+          pika_ctx_kv_layers(c));
+    /* deeper than cached: refused, context unchanged */
+    int deep = 3;
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    pika_forward_req dr = {1, &deep, 1, pos, got, NULL};
+    CHECK(pika_forward(c, ids + P, S, &dr) != 0 && strstr(pika_last_error(), "filled for 2 of"),
+          "a pass deeper than the cache was accepted (%s)", pika_last_error());
+    pika_forward_req lr = {0, NULL, 0, NULL, NULL, lg};
+    CHECK(pika_forward(c, ids + P, S, &lr) != 0, "logits over a half-filled cache accepted");
+    CHECK(pika_forward_packed(c, ids + P, 1, &S, &dr) != 0, "a packed pass deeper than the cache was accepted");
+    CHECK(pika_ctx_n_past(c) == P && pika_ctx_kv_layers(c) == 2, "a refused pass changed the context");
+    /* continue at the cached depth (packed and plain) == fresh */
+    pika_forward_req gr = {2, lay, S, pos, got, NULL};
+    REQUIRE(pika_forward_packed(c, ids + P, 1, &S, &gr) == 0, "%s", pika_last_error());
+    CHECK(rel_diff(got, ref, (size_t)2 * S * E) <= 1e-4, "packed over an early-stopped prefix differs from fresh");
+    REQUIRE(pika_forward(c, ids + P, S, &gr) == 0, "%s", pika_last_error());
+    CHECK(rel_diff(got, ref, (size_t)2 * S * E) <= 1e-4, "continuing an early-stopped prefix differs from fresh");
+    CHECK(pika_ctx_n_past(c) == P + S && pika_ctx_kv_layers(c) == 2, "n_past %d kv_layers %d", pika_ctx_n_past(c),
+          pika_ctx_kv_layers(c));
+    /* a shallower pass narrows the cache further */
+    int one = 1;
+    pika_forward_req sr = {1, &one, 0, NULL, dummy, NULL};
+    REQUIRE(pika_forward(c, ids, 1, &sr) == 0, "%s", pika_last_error());
+    CHECK(pika_ctx_kv_layers(c) == 1, "kv_layers %d after a 1-block pass", pika_ctx_kv_layers(c));
+    pika_ctx_truncate(c, 10);
+    CHECK(pika_ctx_n_past(c) == 10 && pika_ctx_kv_layers(c) == 1, "truncate keeps the depth");
+    pika_ctx_truncate(c, 0);
+    CHECK(pika_ctx_kv_layers(c) == L, "truncate to 0 lifts the limit");
+    CHECK(pika_forward(c, ids, P, &lr) == 0, "%s", pika_last_error());
+    CHECK(pika_ctx_n_past(c) == P && pika_ctx_kv_layers(c) == L, "full pass: n_past %d kv_layers %d",
+          pika_ctx_n_past(c), pika_ctx_kv_layers(c));
+    pika_forward_req er = {1, &two, 0, NULL, dummy, NULL};
+    REQUIRE(pika_forward(c, ids + P, 3, &er) == 0, "%s", pika_last_error());
+    pika_ctx_reset(c);
+    CHECK(pika_ctx_n_past(c) == 0 && pika_ctx_kv_layers(c) == L, "reset lifts the limit");
+    free(ref); free(got); free(lg);
+    pika_ctx_free(fresh);
+    pika_ctx_free(c);
+    pika_model_free(m);
+}
+
+/* Prefill attention: a sequence's hidden states do not depend on how it was split between a cached
+ * prefix (pika_forward) and a packed pass, nor on what was packed with it — bit for bit with pika's
+ * SGEMM (AVX-512), within F32 rounding otherwise — and stay within 1e-4 of BLAS attention
+ * (pika_ctx_set_blas_attention). */
+static void test_attention_invariance(void) {
+    REQUIRE_SHARED(path, "fixtures/models/llama-tiny.gguf");
+    pika_model *m = pika_model_load(path);
+    REQUIRE(m, "%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    const int E = hp->n_embd, L = hp->n_layer, V = hp->n_vocab;
+    const int N = 90;
+    int32_t ids[90], other[30];
+    rand_ids(ids, N, V, 99);
+    rand_ids(other, 30, V, 7);
+    int lay[2] = {1, L}, pos[3] = {N - 3, N - 2, N - 1};
+    float a[2 * 3 * 256], b[2 * 3 * 256], r[2 * 3 * 256], dummy[1];
+    REQUIRE(E <= 256, "E");
+    /* one packed pass of the whole sequence */
+    pika_ctx *c = pika_ctx_new(m, 2);
+    int len = N;
+    pika_forward_req q1 = {2, lay, 3, pos, a, NULL};
+    REQUIRE(pika_forward_packed(c, ids, 1, &len, &q1) == 0, "%s", pika_last_error());
+    /* 70 tokens cached with pika_forward, then the last 20 packed behind another sequence */
+    CHECK(pika_ctx_blas_attention(c) == 0, "default: pika's split-invariant attention");
+    pika_forward_req pr = {1, &L, 0, NULL, dummy, NULL};
+    REQUIRE(pika_forward(c, ids, 70, &pr) == 0, "%s", pika_last_error());
+    int32_t pack[50];
+    memcpy(pack, other, sizeof(int32_t) * 30);
+    memcpy(pack + 30, ids + 70, sizeof(int32_t) * 20);
+    int lens[2] = {30, 20}, ppos[3] = {47, 48, 49};
+    pika_forward_req q2 = {2, lay, 3, ppos, b, NULL};
+    REQUIRE(pika_forward_packed(c, pack, 2, lens, &q2) == 0, "%s", pika_last_error());
+    double d = rel_diff(b, a, (size_t)2 * 3 * E);
+    CHECK(d <= 1e-5, "split + packed differs from one pass by %.3g", d);
+    if (pika_sgemm_nt_avx512()) CHECK(memcmp(a, b, sizeof(float) * 2 * 3 * (size_t)E) == 0, "not bit-identical (%.3g)", d);
+    /* BLAS attention: close, not necessarily equal */
+    pika_ctx *c2 = pika_ctx_new(m, 1);
+    pika_ctx_set_blas_attention(c2, 1);
+    CHECK(pika_ctx_blas_attention(c2) == 1, "setter");
+    pika_forward_req q3 = {2, lay, 3, pos, r, NULL};
+    REQUIRE(pika_forward(c2, ids, N, &q3) == 0, "%s", pika_last_error());
+    d = rel_diff(a, r, (size_t)2 * 3 * E);
+    CHECK(d <= 1e-4, "pika's vs BLAS attention: %.3g", d);
+    pika_ctx_free(c);
+    pika_ctx_free(c2);
+    pika_model_free(m);
+}
+
 int main(void) {
     RUN(test_rope_freqs_and_scaling);
     RUN(test_gguf_metadata);
@@ -659,6 +878,11 @@ int main(void) {
     RUN(test_llama_q4_k);
     RUN(test_stories260k);
     RUN(test_kv_cache_and_early_stop);
+    RUN(test_packed_qwen2);
+    RUN(test_packed_llama);
+    RUN(test_packed_qwen3_q8);
+    RUN(test_prefix_reuse_early_stop);
+    RUN(test_attention_invariance);
     RUN(test_sampling);
     RUN(test_cli_forward_generate);
     RUN(test_corrupt_gguf);

@@ -1,7 +1,7 @@
 /* extract.h — pre-generation activations for a whole dataset: render each question with the
  * model's chat template, run the prompt through the model (prefill only, stopping after the last
  * layer needed) and store the residual stream at the end-of-instruction (EOI) tokens, at the
- * requested layers, in an activation store (acts.h). Memory-bounded (one prompt at a time),
+ * requested layers, in an activation store (acts.h). Memory-bounded (one pack of prompts at a time),
  * resumable (a killed run continues where its last flush left off), with progress on a TTY.
  * Prompts come from a prompt recipe (prompt.h), the same one `pika sample` uses.
  */
@@ -25,6 +25,12 @@ typedef struct {
     int force;                /* overwrite an existing non-empty store */
     int flush_every;          /* examples between durable flushes (default 16) */
     const char *model_path;   /* recorded in provenance */
+    int pack_tokens;          /* consecutive prompts run in one forward pass (pika_forward_packed) while their
+                               * tokens after the shared prefix add up to at most this (default 512; a longer
+                               * prompt gets a pass of its own); <= 1: one prompt per pass */
+    int no_prefix_cache;      /* 1: run every prompt from its first token; 0 (default): the prefix the prompts
+                               * share (the template's opening) is run once and kept in the KV cache, and only
+                               * the rest of each prompt is run (results equal within F32 rounding) */
 } pika_eoi_opts;
 
 void pika_eoi_opts_default(pika_eoi_opts *o);
@@ -34,7 +40,8 @@ typedef struct {
     int64_t resumed;   /* rows that were already there */
     int started;       /* 1 once the store was opened for writing (rows in done are safe on disk) */
     int n_eoi;         /* EOI tokens of the template */
-    int64_t tokens;    /* prompt tokens processed in this run */
+    int64_t tokens;    /* prompt tokens run through the model in this run */
+    int64_t tokens_reused; /* prompt tokens of this run's rows not run again: read from the cached prefix */
     double seconds;
 } pika_eoi_stats;
 

@@ -32,6 +32,17 @@ int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t t
  * prefill only when asked (pika_ctx_set_prefill_bf16). 0, or -1 when the CPU cannot run it. */
 int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B,
                              size_t row_bytes, float *C, int ldc);
+/* Attention's products, in a fixed summation order (each C element: k in blocks of 256 from k = 0, each
+ * block in k order, blocks added in order; never a shape-dependent kernel), so a value depends only on
+ * its own row, column and k: what makes prefill attention independent of how a sequence is split or
+ * packed. B has two segments of F32 rows ldb floats apart: rows r < split at B1 + r*ldb, the rest at
+ * B2 + (r - split)*ldb (a cached prefix and a sequence's own rows).
+ *   nt: C[n, m] = A[n, k] · Bᵀ, B = [m, k] (e.g. scores = Q · Kᵀ)
+ *   nn: C[n, m] = A[n, k] · B,  B = [k, m] (e.g. out = P · V) */
+void pika_sgemm_nt_split(int n, int m, int k, const float *A, int lda, const float *B1, int split, const float *B2,
+                         int ldb, float *C, int ldc);
+void pika_sgemm_nn_split(int n, int m, int k, const float *A, int lda, const float *B1, int split, const float *B2,
+                         int ldb, float *C, int ldc);
 /* 1 when pika_sgemm_nt_typed runs: AVX-512, or AVX2 with pika's AVX2 kernel turned on (PIKA_GEMM_AVX2=1). */
 int pika_sgemm_nt_typed_native(void);
 

@@ -53,6 +53,11 @@ void pika_ctx_reset(pika_ctx *c);   /* forget all tokens (empty KV cache) */
 /* Forget the tokens after the first n (n <= n_past): e.g. to sample again from the same prompt. */
 void pika_ctx_truncate(pika_ctx *c, int n);
 int pika_ctx_n_past(const pika_ctx *c);
+/* Blocks whose KV rows are filled for all n_past tokens: n_layer, unless a pass stopped early
+ * (pika_forward_req without logits stops after the deepest requested layer, and keeps its tokens);
+ * then a later pass (pika_forward, pika_forward_packed) may run at most this many blocks — one that
+ * needs more fails with an error, until the context is reset or truncated to 0. */
+int pika_ctx_kv_layers(const pika_ctx *c);
 /* Matmul precision of small batches (decode, < 4 tokens). Default (exact = 0): the activation row
  * is quantized to 8-bit blocks once per matmul and multiplied with integer dot products against
  * Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K weights (as llama.cpp does; F16/BF16/F32 weights stay
@@ -69,12 +74,25 @@ int pika_ctx_exact(const pika_ctx *c);
  * variable PIKA_PREFILL=bf16 sets it for new contexts (ignored where the CPU lacks it). */
 int pika_ctx_set_prefill_bf16(pika_ctx *c, int on);
 int pika_ctx_prefill_bf16(const pika_ctx *c);
+/* Prefill attention (batches of 4+ tokens, and every pika_forward_packed). Default: pika's fixed-order
+ * kernel (per head, blocks of queries; scores, causal softmax and · V with gemm.c's fixed-order
+ * products), whose output for a token does not depend on how its sequence was split between calls or
+ * packed with others: a prefix run with pika_forward and continued by pika_forward_packed (or by a
+ * cached prompt's rest) gives bit for bit what one pass of the whole sequence gives, as long as every
+ * call has >= 4 tokens (smaller batches take the decode path, see pika_ctx_set_exact) and the weight
+ * matmul computes a row independently of the batch's other rows (pika's own SGEMM, AVX-512, does; with
+ * OpenBLAS (AVX2 level) it is likely but not promised). on = 1: BLAS attention for pika_forward's
+ * prefill instead (not split-invariant; packed passes keep pika's kernel). PIKA_ATTN=blas sets it for
+ * new contexts. Decode steps (fewer than 4 tokens) always use the BLAS path batched decode matches. */
+void pika_ctx_set_blas_attention(pika_ctx *c, int on);
+int pika_ctx_blas_attention(const pika_ctx *c);
 const pika_model *pika_ctx_model(const pika_ctx *c);
 
 /* What a forward call should hand back. Hidden states: for each requested layer index l in
  * [0, n_layer] (0 = embeddings) and each requested position p (index into this call's tokens,
  * negative = from the end), hidden[(li * n_pos + pi) * n_embd + e]. The pass stops after the last
- * block needed when no logits are wanted. */
+ * block needed when no logits are wanted (the context keeps the tokens, with its KV cache filled for
+ * those blocks only: pika_ctx_kv_layers). */
 typedef struct {
     int n_layers;
     const int *layers;    /* NULL with n_layers = -1 means all n_layer+1 */
@@ -87,6 +105,24 @@ typedef struct {
 /* Append tokens to the context (positions n_past .. n_past+n-1) and run them in one batch.
  * Returns 0, or -1 + error (bad token id, context overflow). */
 int pika_forward(pika_ctx *c, const int32_t *tokens, int n_tokens, const pika_forward_req *req);
+
+/* Several independent sequences after a shared prefix, in one pass (e.g. many prompts of a dataset
+ * behind one chat-template prefix): tokens holds n_seq sequences one after another, sequence s of
+ * seq_len[s] >= 1 tokens; n = sum of seq_len. Each sequence continues the context's current n_past
+ * tokens (the prefix) on its own: its tokens get positions n_past + offset in the sequence and attend
+ * causally to the prefix and to the sequence's earlier tokens only (a block-diagonal causal mask), so
+ * sequence s gets what pika_forward would give on a context holding only the prefix. Every weight
+ * matmul runs once over all n rows. Afterwards the context holds exactly the prefix again (n_past
+ * and pika_ctx_kv_layers unchanged; the n packed KV rows were scratch, the KV cache and scratch grow
+ * to n_past + n rows).
+ * req as for pika_forward, except:
+ *   positions index the concatenated tokens, 0 .. n-1 (n_pos = -1: all n); negative ones are
+ *     rejected (there is no single "end" of a pack): hidden[(li * n_pos + pi) * n_embd + e];
+ *   logits, when not NULL: [n_seq, n_vocab], row s = the logits of sequence s's last token (the pass
+ *     then runs every block, so the prefix must be filled for all of them).
+ * The blocks run (deepest requested layer, or all with logits) must be <= pika_ctx_kv_layers when
+ * n_past > 0. Returns 0, or -1 + error (bad sequence length, token id, layer or position). */
+int pika_forward_packed(pika_ctx *c, const int32_t *tokens, int n_seq, const int *seq_len, const pika_forward_req *req);
 
 /* ---- several sequences decoding together (continuous batching; `pika serve-model`) ----
  * A pika_batch holds n_seq sequence slots, each with its own KV cache (at most n_ctx tokens, grown as

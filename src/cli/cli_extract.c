@@ -192,9 +192,24 @@ int cmd_extract(int argc, char **argv) {
                    "  --out DIR             activation store (meta.json, ids.txt, layer_XX.npy)\n"
                    "  --layers all|L,L,..   layers to store (0 = embeddings, i = after block i; default all)\n"
                    "  --positions eoi|P,..  negative offsets from the prompt end (default eoi = -n_eoi..-1)\n"
-                   "  --dtype f16|f32       storage type (default f16)\n");
+                   "  --dtype f16|f32       storage type (default f16)\n"
+                   "  --pack-tokens N       run consecutive prompts together in one forward pass while their tokens\n"
+                   "                        after the shared prefix add up to at most N (default 512; 0 or 1: one\n"
+                   "                        prompt per pass; a longer prompt gets a pass of its own)\n"
+                   "  --no-prefix-cache     run every prompt from its first token (default: the prefix the prompts\n"
+                   "                        share, e.g. the template's system turn, is run once and kept cached)\n");
             print_data_options();
             return 0;
+        }
+        if (!strcmp(a, "--no-prefix-cache")) { eo.no_prefix_cache = 1; continue; }
+        if (!strcmp(a, "--pack-tokens")) {
+            if (i + 1 >= argc) pika_die("extract: --pack-tokens needs a value");
+            const char *v = argv[++i];
+            char *end;
+            long x = strtol(v, &end, 10);
+            if (!*v || *end || x < 0 || x > (1 << 20)) pika_die("extract: --pack-tokens must be an integer in [0, 2^20], got '%s'", v);
+            eo.pack_tokens = (int)x;
+            continue;
         }
         if (shared_option(&r, "extract", argc, argv, &i)) continue;
         const char **slot = !strcmp(a, "--out") ? &out : !strcmp(a, "--layers") ? &layers_s
@@ -222,8 +237,10 @@ int cmd_extract(int argc, char **argv) {
     else if (rc)
         fprintf(stderr, "pika: extract: %s\n", pika_last_error());
     else
-        fprintf(stderr, "extract: %lld rows in %s (%lld resumed), %d EOI tokens, %.1f prompt tok/s\n", (long long)st.done,
-                out, (long long)st.resumed, st.n_eoi, st.seconds > 0 ? st.tokens / st.seconds : 0.0);
+        fprintf(stderr, "extract: %lld rows in %s (%lld resumed), %d EOI tokens, %.1f prompt tok/s (%lld prompt tokens "
+                "run, %lld read from the cached shared prefix)\n", (long long)st.done, out, (long long)st.resumed,
+                st.n_eoi, st.seconds > 0 ? (st.tokens + st.tokens_reused) / st.seconds : 0.0, (long long)st.tokens,
+                (long long)st.tokens_reused);
     setup_free(&r);
     free(layers);
     free(pos);

@@ -87,11 +87,26 @@ typedef struct {
     uint32_t type;
     const uint8_t *data;
     size_t row_bytes;
+    /* two-segment F32 operands of attention (pika_sgemm_nt_split / _nn_split), else kind BK_TYPED:
+     * row r of B (NT: the j rows; NN: the k rows) is seg1 + r*ld for r < split, seg2 + (r-split)*ld after */
+    int kind, split, ld;
+    const float *seg1, *seg2;
 } bsrc;
 
+enum { BK_TYPED = 0, BK_NT2 = 1, BK_NN2 = 2 };
+
+static inline const float *seg_row(const bsrc *b, int r) {
+    return r < b->split ? b->seg1 + (size_t)r * b->ld : b->seg2 + (size_t)(r - b->split) * b->ld;
+}
+
 /* Rows jr..jr+nr of B, k range [pc, pc+kc), as F32 rows: returns the pointer and sets *ld; typed
- * rows are dequantized into bt (rows KC floats apart). */
+ * rows are dequantized into bt (rows KC floats apart), two-segment rows copied there. */
 static const float *b_rows(const bsrc *b, int jr, int nr, int pc, int kc, float *bt, int *ld) {
+    if (b->kind == BK_NT2) {
+        for (int j = 0; j < nr; j++) memcpy(bt + (size_t)j * KC, seg_row(b, jr + j) + pc, sizeof(float) * (size_t)kc);
+        *ld = KC;
+        return bt;
+    }
     if (b->type == PIKA_TYPE_F32) {
         *ld = (int)(b->row_bytes / sizeof(float));
         return (const float *)(b->data + (size_t)jr * b->row_bytes) + pc;
@@ -103,10 +118,20 @@ static const float *b_rows(const bsrc *b, int jr, int nr, int pc, int kc, float 
     return bt;
 }
 
+/* NN operand (BK_NN2): Bp[p*nrp + j] = B[pc+p][jr+j] for j < nr (0 up to nrp): rows copied, no transpose */
+static void pack_nn(const bsrc *b, int jr, int nr, int pc, int kc, float *Bp, int nrp) {
+    for (int p = 0; p < kc; p++) {
+        float *d = Bp + (size_t)p * nrp;
+        memcpy(d, seg_row(b, pc + p) + jr, sizeof(float) * (size_t)nr);
+        if (nr < nrp) memset(d + nr, 0, sizeof(float) * (size_t)(nrp - nr));
+    }
+}
+
 /* Ask for the next panel's rows of B (their slice [pc, pc+kc)) while this panel is multiplied: the
  * slices are short runs far apart (one per weight row), which the hardware prefetchers start late.
  * Rows [nr*part/parts, nr*(part+1)/parts) of the panel: the requests are spread over the kernel calls. */
 static void b_prefetch(const bsrc *b, int jr, int nr, int pc, int kc, int part, int parts) {
+    if (b->kind != BK_TYPED) return;
     size_t off, len;
     if (b->type == PIKA_TYPE_F32) {
         off = (size_t)pc * sizeof(float);
@@ -308,7 +333,9 @@ T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, cons
             }
             for (int jr = 0; jr < m; jr += NR) {
                 int nr = m - jr < NR ? m - jr : NR, ldb;
-                if (B->type == PIKA_TYPE_F16) {
+                if (B->kind == BK_NN2) {
+                    pack_nn(B, jr, nr, pc, kc, Bp, NR);
+                } else if (B->kind == BK_TYPED && B->type == PIKA_TYPE_F16) {
                     pack_b_f16(nr, kc, (const uint16_t *)(B->data + (size_t)jr * B->row_bytes) + pc,
                                (int)(B->row_bytes / 2), Bp);
                 } else {
@@ -684,8 +711,12 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
             }
             for (int jr = 0; jr < m; jr += NR2) {
                 int nr = m - jr < NR2 ? m - jr : NR2, ldb;
-                const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
-                pack_b2(nr, kc, Bs, ldb, Bp);
+                if (B->kind == BK_NN2) {
+                    pack_nn(B, jr, nr, pc, kc, Bp, NR2);
+                } else {
+                    const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
+                    pack_b2(nr, kc, Bs, ldb, Bp);
+                }
                 for (int q = 0; q < np; q++) {
                     int r0 = q * MR2, r1 = r0 + MR2 < mc ? r0 + MR2 : mc;
                     kernel2_rows(r1 - r0, kc, Ap + (size_t)q * MR2 * kc, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc, nr, accum);
@@ -737,7 +768,7 @@ void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B,
     }
     if (pika_sgemm_nt_avx512() || pika_sgemm_nt_avx2()) {
         float *buf = thread_buf();
-        bsrc b = {PIKA_TYPE_F32, (const uint8_t *)B, (size_t)ldb * sizeof(float)};
+        bsrc b = {.type = PIKA_TYPE_F32, .data = (const uint8_t *)B, .row_bytes = (size_t)ldb * sizeof(float)};
         if (buf && pika_sgemm_nt_avx512()) {
             sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf);
             return;
@@ -771,7 +802,7 @@ int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t t
 #ifdef PIKA_X86
     if (pika_sgemm_nt_typed_native()) {
         float *buf = thread_buf();
-        bsrc b = {type, (const uint8_t *)B, row_bytes};
+        bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
         if (buf && pika_sgemm_nt_avx512()) {
             sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf);
             return 0;
@@ -793,7 +824,7 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
 #ifdef PIKA_X86
     if (pika_simd_has_avx512_bf16()) {
         float *buf = thread_buf();
-        bsrc b = {type, (const uint8_t *)B, row_bytes};
+        bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
         if (buf) {
             sgemm_bf16(n, m, k, A, lda, &b, C, ldc, buf);
             return 0;
@@ -802,4 +833,45 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
 #endif
     (void)A; (void)lda; (void)B; (void)row_bytes; (void)C; (void)ldc;
     return -1;
+}
+
+/* ---------------------------------------------------------------- fixed-order products (attention)
+ * Every C element is the sum over k in blocks of KC from k = 0, each block summed in k order by one
+ * micro-kernel row (FMA chain), blocks added in order: the value depends on its A row, its B column and
+ * k only, never on n, m or the other rows (no small-n kernel, no BLAS). Scalar level: the same order in
+ * plain C. */
+static void fixed_order(int n, int m, int k, const float *A, int lda, const bsrc *b, float *C, int ldc) {
+    if (n <= 0 || m <= 0) return;
+    if (k <= 0) {
+        for (int i = 0; i < n; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)m);
+        return;
+    }
+#ifdef PIKA_X86
+    float *buf = pika_simd_level() >= PIKA_SIMD_AVX2 ? thread_buf() : NULL;
+    if (buf && pika_simd_level() >= PIKA_SIMD_AVX512) { sgemm_avx512(n, m, k, A, lda, b, C, ldc, buf); return; }
+    if (buf) { sgemm_avx2(n, m, k, A, lda, b, C, ldc, buf); return; }
+#endif
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m; j++) {
+            float c = 0.0f;
+            for (int p0 = 0; p0 < k; p0 += KC) {
+                float blk = 0.0f;
+                for (int p = p0; p < k && p < p0 + KC; p++)
+                    blk += A[(size_t)i * lda + p] * (b->kind == BK_NN2 ? seg_row(b, p)[j] : seg_row(b, j)[p]);
+                c = p0 ? c + blk : blk;
+            }
+            C[(size_t)i * ldc + j] = c;
+        }
+}
+
+void pika_sgemm_nt_split(int n, int m, int k, const float *A, int lda, const float *B1, int split, const float *B2,
+                         int ldb, float *C, int ldc) {
+    bsrc b = {PIKA_TYPE_F32, NULL, 0, BK_NT2, split, ldb, B1, B2};
+    fixed_order(n, m, k, A, lda, &b, C, ldc);
+}
+
+void pika_sgemm_nn_split(int n, int m, int k, const float *A, int lda, const float *B1, int split, const float *B2,
+                         int ldb, float *C, int ldc) {
+    bsrc b = {PIKA_TYPE_F32, NULL, 0, BK_NN2, split, ldb, B1, B2};
+    fixed_order(n, m, k, A, lda, &b, C, ldc);
 }

@@ -237,6 +237,9 @@ struct pika_ctx {
     pika_model *m;
     pika_pool *pool;
     int n_past;
+    int kv_layers;    /* blocks whose K/V rows are filled for all n_past tokens (n_layer when n_past = 0):
+                       * a pass that stopped early (pika_forward_req, no logits) keeps its tokens but
+                       * leaves the deeper blocks' rows unfilled; a later pass may only run that deep */
     int cap;          /* KV capacity in tokens */
     float **k_cache;  /* [L][cap, Hkv*D] */
     float **v_cache;
@@ -249,6 +252,7 @@ struct pika_ctx {
     size_t scores_elems;
     int exact;        /* 1: matvec in exact F32; 0: 8-bit activations + integer dots (pika_ctx_set_exact) */
     int prefill_bf16; /* 1: batches of MATVEC_MAX_N+ rows multiply in BF16 where the CPU can (pika_ctx_set_prefill_bf16) */
+    int blas_attn;    /* 1: prefill attention with BLAS, not split-invariant (pika_ctx_set_blas_attention) */
 };
 
 pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
@@ -258,11 +262,14 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
     c->pool = pika_pool_new(n_threads);
     c->k_cache = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
     c->v_cache = pika_calloc((size_t)m->hp.n_layer, sizeof(float *));
+    c->kv_layers = m->hp.n_layer;
     int nth = pika_pool_size(c->pool);
     c->wbuf = pika_calloc((size_t)nth, sizeof(float *));
     c->scores = pika_calloc((size_t)nth, sizeof(float *));
     const char *mm = getenv("PIKA_MATMUL");
     c->exact = mm && !strcmp(mm, "exact");
+    const char *at = getenv("PIKA_ATTN"); /* "blas": prefill attention with BLAS (not split-invariant) */
+    c->blas_attn = at && !strcmp(at, "blas");
     const char *pp = getenv("PIKA_PREFILL");
     c->prefill_bf16 = pp && !strcmp(pp, "bf16") && !c->exact;
     return c;
@@ -280,6 +287,8 @@ int pika_ctx_set_prefill_bf16(pika_ctx *c, int on) {
     return 0;
 }
 int pika_ctx_prefill_bf16(const pika_ctx *c) { return c->prefill_bf16 && pika_simd_has_avx512_bf16(); }
+void pika_ctx_set_blas_attention(pika_ctx *c, int on) { c->blas_attn = on != 0; }
+int pika_ctx_blas_attention(const pika_ctx *c) { return c->blas_attn; }
 int pika_ctx_exact(const pika_ctx *c) { return c->exact; }
 
 void pika_ctx_free(pika_ctx *c) {
@@ -294,9 +303,13 @@ void pika_ctx_free(pika_ctx *c) {
     free(c);
 }
 
-void pika_ctx_reset(pika_ctx *c) { c->n_past = 0; }
-void pika_ctx_truncate(pika_ctx *c, int n) { if (n >= 0 && n < c->n_past) c->n_past = n; }
+void pika_ctx_reset(pika_ctx *c) { c->n_past = 0; c->kv_layers = c->m->hp.n_layer; }
+void pika_ctx_truncate(pika_ctx *c, int n) {
+    if (n >= 0 && n < c->n_past) c->n_past = n;
+    if (c->n_past == 0) c->kv_layers = c->m->hp.n_layer;
+}
 int pika_ctx_n_past(const pika_ctx *c) { return c->n_past; }
+int pika_ctx_kv_layers(const pika_ctx *c) { return c->kv_layers; }
 const pika_model *pika_ctx_model(const pika_ctx *c) { return c->m; }
 
 static void ensure_capacity(pika_ctx *c, int n) {
@@ -521,6 +534,51 @@ static void attn_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* Prefill attention (pika_forward with 4+ tokens, pika_batch_prefill, pika_forward_packed): the batch's
+ * n rows are n_seq sequences one after another (sequence s: rows seq_start[s] .. + seq_len[s], cache rows
+ * n_past + those), each attending to the n_past prefix keys and to its own earlier keys only
+ * (block-diagonal causal mask). Work item = (sequence, head); per block of ATT_Q_BLOCK queries:
+ *   S[nq, tk] = Q · [K_prefix; K_own]ᵀ      (column t = absolute key position t, tk = n_past + q0 + nq)
+ *   S *= 1/sqrt(D); softmax over each query's visible keys (0 beyond them)
+ *   att[nq, D] = S · [V_prefix; V_own]
+ * with gemm.c's fixed-order products (pika_sgemm_nt_split / _nn_split): every value depends only on
+ * its query, its keys and their absolute positions, so a token's output is the same bit for bit however
+ * its sequence was split between a cached prefix and calls, or packed with others. The score buffer
+ * holds one query block (ATT_Q_BLOCK x keys), never T x T. */
+typedef struct {
+    pika_ctx *c;
+    int layer, n_seq;
+    const int *seq_start, *seq_len;
+} attn_fixed_job;
+
+static void attn_fixed_worker(void *arg, int ith, int nth) {
+    attn_fixed_job *j = arg;
+    pika_ctx *c = j->c;
+    const pika_hparams *hp = &c->m->hp;
+    const int H = hp->n_head, D = hp->head_dim, group = H / hp->n_head_kv;
+    const int qw = H * D, kvw = hp->n_head_kv * D, np = c->n_past;
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *K = c->k_cache[j->layer], *V = c->v_cache[j->layer];
+    float *S = c->scores[ith];
+    for (int p = ith; p < j->n_seq * H; p += nth) {
+        const int s = p / H, h = p % H, g = h / group, st = j->seq_start[s], len = j->seq_len[s];
+        const float *Ko = K + (size_t)(np + st) * kvw + g * D, *Vo = V + (size_t)(np + st) * kvw + g * D;
+        for (int q0 = 0; q0 < len; q0 += ATT_Q_BLOCK) {
+            const int nq = len - q0 < ATT_Q_BLOCK ? len - q0 : ATT_Q_BLOCK, tk = np + q0 + nq;
+            pika_sgemm_nt_split(nq, tk, D, c->q + (size_t)(st + q0) * qw + h * D, qw, K + g * D, np, Ko, kvw, S, tk);
+            for (int i = 0; i < nq; i++) {
+                float *r = S + (size_t)i * tk;
+                const int visible = np + q0 + i + 1;
+                for (int t = 0; t < visible; t++) r[t] *= scale;
+                float sum = pika_vm_exp_shift_sum(r, visible, pika_vm_max(r, visible));
+                pika_vm_scale(r, visible, 1.0f / sum);
+                for (int t = visible; t < tk; t++) r[t] = 0.0f;
+            }
+            pika_sgemm_nn_split(nq, D, tk, S, tk, V + g * D, np, Vo, kvw, c->att + (size_t)(st + q0) * qw + h * D, qw);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- forward */
 
 static void capture(const pika_ctx *c, const pika_forward_req *req, int layer, int n, const int *layers, int n_layers,
@@ -535,7 +593,9 @@ static void capture(const pika_ctx *c, const pika_forward_req *req, int layer, i
     }
 }
 
-static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req);
+/* n tokens after the context's n_past. seq_len == NULL: one sequence appended to the context
+ * (pika_forward); else n_seq packed sequences (pika_forward_packed) whose KV rows are scratch. */
+static int forward(pika_ctx *c, const int32_t *tokens, int n, int n_seq, const int *seq_len, const pika_forward_req *req);
 
 /* Our pool threads split the work, so each sgemm runs single-threaded inside OpenBLAS — while any
  * forward call is running: the first of (possibly concurrent) calls saves the caller's OpenBLAS thread
@@ -562,21 +622,36 @@ static void blas_single_end(void) {
 
 int pika_forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req) {
     blas_single_begin();
-    int rc = forward(c, tokens, n, req);
+    int rc = forward(c, tokens, n, 1, NULL, req);
     blas_single_end();
     return rc;
 }
 
-static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward_req *req) {
+int pika_forward_packed(pika_ctx *c, const int32_t *tokens, int n_seq, const int *seq_len, const pika_forward_req *req) {
+    if (n_seq <= 0 || !seq_len) return pika_set_error("forward packed: no sequences");
+    int64_t n = 0;
+    for (int s = 0; s < n_seq; s++) {
+        if (seq_len[s] <= 0) return pika_set_error("forward packed: sequence %d has %d tokens (must be >= 1)", s, seq_len[s]);
+        n += seq_len[s];
+    }
+    if (n > (1 << 24)) return pika_set_error("forward packed: %lld tokens in one pack (at most 2^24)", (long long)n);
+    blas_single_begin();
+    int rc = forward(c, tokens, (int)n, n_seq, seq_len, req);
+    blas_single_end();
+    return rc;
+}
+
+static int forward(pika_ctx *c, const int32_t *tokens, int n, int n_seq, const int *seq_len, const pika_forward_req *req) {
     const pika_model *m = c->m;
     const pika_hparams *hp = &m->hp;
     const int E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim;
     const int qw = H * D, kvw = Hkv * D;
+    const int packed = seq_len != NULL;
     if (n <= 0) return pika_set_error("forward: no tokens");
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return pika_set_error("token id %d at position %d is out of range [0, %d)", tokens[i], i, hp->n_vocab);
-    if (c->n_past + n > (1 << 24)) return pika_set_error("context too long (%d tokens)", c->n_past + n);
+    if ((int64_t)c->n_past + n > (1 << 24)) return pika_set_error("context too long (%d tokens)", c->n_past + n);
 
     /* which layers / positions to capture */
     int n_layers = 0, n_pos = 0, *all_layers = NULL, *all_pos = NULL;
@@ -606,8 +681,11 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
                 return pika_set_error("requested layer %d is outside [0, %d]", layers[i], hp->n_layer);
             }
         for (int i = 0; i < n_pos; i++)
-            if (pos[i] >= n || pos[i] < -n) {
+            if (pos[i] >= n || pos[i] < (packed ? 0 : -n)) {
                 free(all_layers); free(all_pos);
+                if (packed)
+                    return pika_set_error("requested position %d is outside the %d packed tokens (packed positions "
+                                          "index the concatenated tokens: 0 .. %d)", pos[i], n, n - 1);
                 return pika_set_error("requested position %d is outside a batch of %d tokens", pos[i], n);
             }
     }
@@ -616,8 +694,24 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
         last_layer = 0;
         for (int i = 0; i < n_layers; i++) last_layer = layers[i] > last_layer ? layers[i] : last_layer;
     }
+    if (c->n_past > 0 && last_layer > c->kv_layers) {
+        free(all_layers); free(all_pos);
+        return pika_set_error("the context's KV cache is filled for %d of %d blocks only (an earlier pass over its %d "
+                              "tokens stopped early); this pass needs %d: reset or truncate the context to 0 first",
+                              c->kv_layers, hp->n_layer, c->n_past, last_layer);
+    }
 
     ensure_capacity(c, n);
+    /* packed: sequence starts; RoPE position of row t = n_past + its offset in its sequence */
+    int *seq_start = NULL, *offs = NULL;
+    if (packed) {
+        seq_start = pika_malloc(sizeof(int) * (size_t)n_seq);
+        offs = pika_malloc(sizeof(int) * (size_t)n);
+        for (int s = 0, t = 0; s < n_seq; s++) {
+            seq_start[s] = t;
+            for (int i = 0; i < seq_len[s]; i++) offs[t++] = i;
+        }
+    }
     /* embeddings */
     const size_t erow = pika_row_bytes(m->tok_embd->type, E);
     for (int t = 0; t < n; t++)
@@ -627,7 +721,7 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
     /* RoPE angles depend only on (position, pair): computed once, shared by every head and layer */
     for (int t = 0; t < n; t++)
         for (int i = 0; i < D / 2; i++) {
-            double a = (double)(c->n_past + t) * m->rope_inv_freq[i];
+            double a = (double)(c->n_past + (packed ? offs[t] : t)) * m->rope_inv_freq[i];
             c->rope_cos[(size_t)t * (D / 2) + i] = (float)cos(a);
             c->rope_sin[(size_t)t * (D / 2) + i] = (float)sin(a);
         }
@@ -657,8 +751,17 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
         }
         memcpy(c->k_cache[l] + (size_t)c->n_past * kvw, c->k, sizeof(float) * (size_t)n * kvw);
         memcpy(c->v_cache[l] + (size_t)c->n_past * kvw, c->v, sizeof(float) * (size_t)n * kvw);
-        attn_job aj = {c, l, n};
-        pika_pool_run(c->pool, attn_worker, &aj);
+        if (packed) {
+            attn_fixed_job aj = {c, l, n_seq, seq_start, seq_len};
+            pika_pool_run(c->pool, attn_fixed_worker, &aj);
+        } else if (!c->blas_attn && n >= MATVEC_MAX_N) { /* prefill; decode keeps the BLAS path batch decode matches */
+            int zero = 0;
+            attn_fixed_job aj = {c, l, 1, &zero, &n};
+            pika_pool_run(c->pool, attn_fixed_worker, &aj);
+        } else {
+            attn_job aj = {c, l, n};
+            pika_pool_run(c->pool, attn_worker, &aj);
+        }
         matmul_fused(c, 1, &w->wo, &c->xn, c->att, n, EPI_ADD, c->x); /* x += att · Woᵀ */
         /* feed-forward: down(silu(gate(xn)) * up(xn)) */
         rmsnorm_rows(c->pool, c->xn, c->x, w->ffn_norm, n, E, hp->rms_eps);
@@ -668,14 +771,21 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, const pika_forward
         matmul_fused(c, 1, &w->w_down, &c->xn, c->gate, n, EPI_ADD, c->x); /* x += gate · W_downᵀ */
         if (n_layers) capture(c, req, l + 1, n, layers, n_layers, pos, n_pos);
     }
-    /* An early stop leaves the KV cache of the skipped blocks unfilled: the context then starts
-     * over (n_past = 0) instead of continuing from a half-filled cache. */
-    c->n_past = last_layer < hp->n_layer ? 0 : c->n_past + n;
+    if (!packed) {
+        /* an early stop keeps the tokens; only the blocks it ran hold their K/V rows */
+        if (c->n_past == 0 || last_layer < c->kv_layers) c->kv_layers = last_layer;
+        c->n_past += n;
+    } /* packed: the rows after n_past were scratch; the context still holds its prefix */
     if (req && req->logits) {
-        float *last = c->xn; /* reuse: normed last row */
-        rmsnorm(last, c->x + (size_t)(n - 1) * E, m->output_norm, E, hp->rms_eps);
-        matmul(c, m->output, last, req->logits, 1);
+        /* normed last row of each sequence: [n_seq, E] in xn (n_seq <= n rows), then [n_seq, V] logits */
+        for (int s = 0, end = 0; s < n_seq; s++) {
+            end += packed ? seq_len[s] : n;
+            rmsnorm(c->xn + (size_t)s * E, c->x + (size_t)(end - 1) * E, m->output_norm, E, hp->rms_eps);
+        }
+        matmul(c, m->output, c->xn, req->logits, n_seq);
     }
+    free(seq_start);
+    free(offs);
     free(all_layers);
     free(all_pos);
     return 0;
@@ -801,8 +911,12 @@ int pika_batch_prefill(pika_batch *b, int seq, const int32_t *tokens, int n, con
     c->v_cache = s->v;
     c->cap = s->cap;
     c->n_past = s->n_past;
+    c->kv_layers = c->m->hp.n_layer; /* a slot's cache is always filled for every block */
     int rc = pika_forward(c, tokens, n, req);
-    s->n_past = c->n_past;
+    /* an early-stopped pass (hidden states only) leaves the deeper blocks unfilled: the slot then
+     * forgets its tokens rather than keep a half-filled cache */
+    s->n_past = c->kv_layers < c->m->hp.n_layer ? 0 : c->n_past;
+    c->kv_layers = c->m->hp.n_layer;
     s->cap = c->cap; /* unchanged: the slot was reserved above */
     c->k_cache = b->c_k;
     c->v_cache = b->c_v;

@@ -1,7 +1,12 @@
 /* extract.c — dataset → activation store at the end-of-instruction tokens (see extract.h).
  *
- * Per question: the prompt recipe's ids (prompt.h) → pika_forward capturing
- * hidden[n_layers, n_pos, n_embd] at offsets from the prompt end → one store row.
+ * Per question: the prompt recipe's ids (prompt.h) → hidden[n_layers, n_pos, n_embd] at offsets from
+ * the prompt end → one store row, rows in dataset order. Questions run in packs (pika_forward_packed):
+ * consecutive prompts while their tokens after the prefix they share stay within pack_tokens; that
+ * shared prefix (the chat template's opening, typically) is kept in the context's KV cache, filled
+ * only for the blocks the stored layers need, and only the part the context does not already hold
+ * from the previous pack is run. Memory: the KV cache and scratch of one pack (its shared prefix +
+ * at most pack_tokens, or one longer prompt) and its hidden rows.
  */
 #include "pika/extract.h"
 
@@ -12,12 +17,15 @@
 #include "pika/npy.h"
 #include "pika/util.h"
 
+#define MIN_ROWS 4 /* rows per forward call at least (pika_ctx_set_blas_attention: split-invariant from 4) */
+
 void pika_eoi_opts_default(pika_eoi_opts *o) {
     memset(o, 0, sizeof *o);
     o->n_layers = -1;
     o->n_pos = -1;
     o->dtype = PIKA_NPY_F16;
     o->flush_every = 16;
+    o->pack_tokens = 512;
 }
 
 /* Rows an existing store in dir holds (0 when there is none). */
@@ -128,7 +136,14 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
     int rc = -1;
     pika_acts_writer w;
     memset(&w, 0, sizeof w);
-    float *hidden = NULL;
+    float *hidden = NULL, *row = NULL;           /* [n_layers, cnt * n_pos, E] of a pack; one row */
+    size_t hidden_cap = 0;
+    int32_t **q_ids = NULL, *carry_ids = NULL;    /* the pack's prompts; one built for the next pack */
+    int *q_n = NULL, q_cap = 0, carry_n = 0;
+    int32_t *ctx_ids = NULL, *pk_ids = NULL;      /* the tokens the context holds; the packed suffixes */
+    int ctx_n = 0, ctx_cap = 0, *lens = NULL, *ppos = NULL, lens_cap = 0;
+    int64_t pk_cap = 0;
+    const int blas_was = pika_ctx_blas_attention(c);
     if (o->resume && !o->force) {
         char *keep;
         if (check_resume_provenance(out_dir, model_json, prompt_json, n_layers, layers, n_pos, pos, o->dtype, &keep))
@@ -162,56 +177,163 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
         }
         free(txt);
     }
-    hidden = pika_malloc(sizeof(float) * (size_t)n_layers * (size_t)n_pos * (size_t)hp->n_embd);
+    const int E = hp->n_embd;
+    const size_t row_elems = (size_t)n_layers * (size_t)n_pos * (size_t)E;
+    row = pika_malloc(sizeof(float) * row_elems);
+    /* blocks every pass runs (the deepest stored layer) and the positions a pack must hold */
+    int max_layer = 0, max_off = 1;
+    for (int k = 0; k < n_layers; k++) max_layer = layers[k] > max_layer ? layers[k] : max_layer;
+    for (int k = 0; k < n_pos; k++) max_off = -pos[k] > max_off ? -pos[k] : max_off;
+    /* every prompt keeps >= 4 tokens in its pack and a prefix runs >= 4 at once: smaller batches take
+     * the matvec path, whose rounding differs from the batched matmul's */
+    const int min_suffix = max_off > MIN_ROWS ? max_off : MIN_ROWS;
+    const int use_prefix = !o->no_prefix_cache;
+    /* pika's split-invariant attention: a row's activations do not depend on the pack or the cached prefix
+     * it came with, so resumed runs and shards give the very bytes of one run */
+    pika_ctx_set_blas_attention(c, 0);
+    const int64_t budget = o->pack_tokens;
+    pika_ctx_reset(c);
     pika_progress prog;
     pika_progress_begin(&prog, "extract", n, w.n);
     double t0 = pika_now();
     int flush_every = o->flush_every > 0 ? o->flush_every : 16;
     int since_flush = 0;
-    for (int64_t i = w.n; i < n; i++) {
-        pika_prompt pr;
-        if (i == 0 && p0.ids) {
-            pr = p0;
-            memset(&p0, 0, sizeof p0);
-        } else if (pika_prompt_build(recipe, questions[i], &pr)) {
-            pika_error_context("question %s", ids[i]);
-            goto close;
-        }
-        int32_t *tids = pr.ids;
-        int nt = pr.n_ids;
-        pr.ids = NULL;
-        pika_prompt_free(&pr);
-        for (int k = 0; k < n_pos; k++)
-            if (-pos[k] > nt) {
-                free(tids);
-                pika_set_error("question %s: prompt has %d tokens, fewer than position %d needs", ids[i], nt, pos[k]);
-                goto close;
+    for (int64_t i = w.n; i < n;) {
+        /* a pack: questions i .. i+cnt-1, each continuing the first P tokens they share (P leaves at
+         * least the stored positions of every prompt to the packed pass), while the packed tokens
+         * (sum of n_k - P) stay within the budget; the first question always goes in */
+        int cnt = 0, P = 0;
+        int64_t sum_n = 0;
+        for (int64_t j = i; j < n; j++) {
+            int32_t *tids;
+            int nt;
+            if (carry_ids) {
+                tids = carry_ids; nt = carry_n; carry_ids = NULL;
+            } else {
+                pika_prompt pr;
+                if (j == 0 && p0.ids) {
+                    pr = p0;
+                    memset(&p0, 0, sizeof p0);
+                } else if (pika_prompt_build(recipe, questions[j], &pr)) {
+                    if (cnt) break; /* run the pack so far; the next one starts with this question and fails */
+                    pika_error_context("question %s", ids[j]);
+                    goto close;
+                }
+                tids = pr.ids;
+                nt = pr.n_ids;
+                pr.ids = NULL;
+                pika_prompt_free(&pr);
+                if (max_off > nt && n_pos > 0) {
+                    int worst = 0;
+                    for (int k = 0; k < n_pos; k++) worst = pos[k] < worst ? pos[k] : worst;
+                    free(tids);
+                    if (cnt) break;
+                    pika_set_error("question %s: prompt has %d tokens, fewer than position %d needs", ids[j], nt, worst);
+                    goto close;
+                }
             }
+            int np = 0;
+            if (use_prefix) {
+                np = nt - min_suffix > 0 ? nt - min_suffix : 0;
+                if (cnt) {
+                    np = np < P ? np : P;
+                    int k = 0;
+                    while (k < np && tids[k] == q_ids[0][k]) k++;
+                    np = k;
+                }
+            }
+            int64_t cost = sum_n + nt - (int64_t)(cnt + 1) * np;
+            if (cnt && (budget <= 1 || cost > budget)) { carry_ids = tids; carry_n = nt; break; }
+            if (cnt == q_cap) {
+                q_cap = q_cap ? 2 * q_cap : 16;
+                q_ids = pika_realloc(q_ids, sizeof *q_ids * (size_t)q_cap);
+                q_n = pika_realloc(q_n, sizeof *q_n * (size_t)q_cap);
+                for (int k = cnt; k < q_cap; k++) q_ids[k] = NULL;
+            }
+            q_ids[cnt] = tids;
+            q_n[cnt] = nt;
+            cnt++;
+            sum_n += nt;
+            P = np;
+        }
+        /* the context keeps what it shares with the pack's prefix; the rest of the prefix runs once */
+        int64_t prefilled = 0;
+        if (P < MIN_ROWS) P = 0;
+        if (use_prefix) {
+            int L = 0;
+            while (L < ctx_n && L < P && ctx_ids[L] == q_ids[0][L]) L++;
+            if (P > L && P - L < MIN_ROWS) L = P - MIN_ROWS; /* recompute a few cached rows instead */
+            if (L < ctx_n) { pika_ctx_truncate(c, L); ctx_n = L; }
+            if (P > L) {
+                float dummy[1];
+                pika_forward_req pr = {1, &max_layer, 0, NULL, dummy, NULL}; /* only the blocks a row needs */
+                if (pika_forward(c, q_ids[0] + L, P - L, &pr)) {
+                    pika_ctx_reset(c);
+                    ctx_n = 0;
+                    pika_error_context("question %s (shared prompt prefix)", ids[i]);
+                    goto close;
+                }
+                if (P > ctx_cap) { ctx_cap = P; ctx_ids = pika_realloc(ctx_ids, sizeof(int32_t) * (size_t)ctx_cap); }
+                memcpy(ctx_ids + L, q_ids[0] + L, sizeof(int32_t) * (size_t)(P - L));
+                ctx_n = P;
+                prefilled = P - L;
+            }
+        } else {
+            pika_ctx_reset(c);
+        }
+        /* the pack: suffixes after P, concatenated; positions index them */
+        int64_t n_pack = sum_n - (int64_t)cnt * P;
+        if (n_pack > pk_cap) { pk_cap = n_pack; pk_ids = pika_realloc(pk_ids, sizeof(int32_t) * (size_t)pk_cap); }
+        if (cnt > lens_cap) {
+            lens_cap = cnt;
+            lens = pika_realloc(lens, sizeof(int) * (size_t)lens_cap);
+            ppos = pika_realloc(ppos, sizeof(int) * (size_t)lens_cap * (size_t)(n_pos > 0 ? n_pos : 1));
+        }
+        int64_t off = 0;
+        for (int k = 0; k < cnt; k++) {
+            lens[k] = q_n[k] - P;
+            memcpy(pk_ids + off, q_ids[k] + P, sizeof(int32_t) * (size_t)lens[k]);
+            for (int pi = 0; pi < n_pos; pi++) ppos[(size_t)k * n_pos + pi] = (int)(off + lens[k] + pos[pi]);
+            off += lens[k];
+        }
+        const size_t need = row_elems * (size_t)cnt;
+        if (need > hidden_cap) { hidden_cap = need; hidden = pika_realloc(hidden, sizeof(float) * hidden_cap); }
         /* int32_t is int on every platform pika builds on */
-        pika_forward_req req = {n_layers, (const int *)layers, n_pos, (const int *)pos, hidden, NULL};
-        pika_ctx_reset(c);
-        int frc = pika_forward(c, tids, nt, &req);
-        free(tids);
-        if (frc) {
-            pika_error_context("question %s", ids[i]);
+        pika_forward_req req = {n_layers, (const int *)layers, n_pos * cnt, ppos, hidden, NULL};
+        if (pika_forward_packed(c, pk_ids, cnt, lens, &req)) {
+            if (cnt == 1) pika_error_context("question %s", ids[i]);
+            else pika_error_context("questions %s .. %s", ids[i], ids[i + cnt - 1]);
             goto close;
         }
-        if (pika_acts_writer_append(&w, ids[i], hidden)) goto close;
-        st->tokens += nt;
-        if (++since_flush >= flush_every) {
-            if (pika_acts_writer_flush(&w)) goto close;
-            since_flush = 0;
+        st->tokens += prefilled + n_pack;
+        st->tokens_reused += sum_n - n_pack - prefilled;
+        /* rows in dataset order: [n_layers, n_pos, E] of prompt k out of [n_layers, cnt * n_pos, E] */
+        for (int k = 0; k < cnt; k++) {
+            for (int li = 0; li < n_layers; li++)
+                memcpy(row + ((size_t)li * n_pos) * E, hidden + ((size_t)li * n_pos * cnt + (size_t)k * n_pos) * E,
+                       sizeof(float) * (size_t)n_pos * E);
+            if (pika_acts_writer_append(&w, ids[i + k], row)) goto close;
+            if (++since_flush >= flush_every) {
+                if (pika_acts_writer_flush(&w)) goto close;
+                since_flush = 0;
+            }
+            pika_progress_update(&prog, i + k + 1);
         }
-        pika_progress_update(&prog, i + 1);
+        for (int k = 0; k < cnt; k++) { free(q_ids[k]); q_ids[k] = NULL; }
+        i += cnt;
     }
     pika_progress_end(&prog, n);
     st->seconds = pika_now() - t0;
     rc = 0;
 close:
+    pika_ctx_reset(c); /* the shared prefix was cached only for the stored layers' blocks */
+    pika_ctx_set_blas_attention(c, blas_was);
     st->done = w.n;
     if (pika_acts_writer_close(&w) && rc == 0) rc = -1;
 done:
     pika_prompt_free(&p0);
+    for (int k = 0; k < q_cap; k++) free(q_ids ? q_ids[k] : NULL);
+    free(q_ids); free(q_n); free(carry_ids); free(ctx_ids); free(pk_ids); free(lens); free(ppos); free(row);
     free(hidden);
     free(layers);
     free(pos);
