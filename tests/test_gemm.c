@@ -290,6 +290,63 @@ static void test_typed_bf16(void) {
     }
 }
 
+/* The fixed-order products of attention: right (vs double) with B in two segments, and every entry
+ * independent of n, m and the other rows — rows and columns computed alone or in any block are the
+ * same bits, and a k range padded with zero-weighted rows (a longer key range with masked scores)
+ * changes nothing. */
+static void test_split_fixed_order(void) {
+    const int n = 37, m = 70, k = 300, split = 45, ld = 80;
+    float *A = make(n, k, k), *B1 = make(k, ld, ld), *B2 = make(k, ld, ld);
+    /* nt: B rows j < split from B1, the rest from B2 (rows of k floats, ld >= k apart: use k) */
+    float *Bt1 = make(m, k, k + 3), *Bt2 = make(m, k, k + 3);
+    float *C = malloc(sizeof(float) * (size_t)n * m), *C2 = malloc(sizeof(float) * (size_t)n * m);
+    pika_sgemm_nt_split(n, m, k, A, k, Bt1, split, Bt2, k + 3, C, m);
+    double worst = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m; j++) {
+            const float *b = j < split ? Bt1 + (size_t)j * (k + 3) : Bt2 + (size_t)(j - split) * (k + 3);
+            double r = 0, sa = 0;
+            for (int p = 0; p < k; p++) r += (double)A[(size_t)i * k + p] * b[p], sa += fabs((double)A[(size_t)i * k + p] * b[p]);
+            double e = fabs(C[(size_t)i * m + j] - r) / (sa + 1e-30);
+            if (!(e <= worst)) worst = e;
+        }
+    CHECK(worst < 1e-5, "nt split: worst relative error %.3g", worst);
+    /* rows 5..8 alone (n = 4 and n = 1), columns 40..69 alone (the split moves to 5) */
+    pika_sgemm_nt_split(4, m, k, A + 5 * k, k, Bt1, split, Bt2, k + 3, C2, m);
+    CHECK(!memcmp(C2, C + 5 * m, sizeof(float) * 4 * (size_t)m), "nt: rows computed alone differ");
+    pika_sgemm_nt_split(1, m, k, A + 9 * k, k, Bt1, split, Bt2, k + 3, C2, m);
+    CHECK(!memcmp(C2, C + 9 * m, sizeof(float) * (size_t)m), "nt: one row alone differs");
+    pika_sgemm_nt_split(n, 30, k, A, k, Bt1 + (size_t)40 * (k + 3), 5, Bt2, k + 3, C2, 30);
+    int bad = 0;
+    for (int i = 0; i < n; i++) bad += memcmp(C2 + (size_t)i * 30, C + (size_t)i * m + 40, sizeof(float) * 30) != 0;
+    CHECK(bad == 0, "nt: columns computed alone differ in %d rows", bad);
+    /* nn: C[n, ld] = A[n, k] · B, B's k rows p < split from B1, the rest from B2 */
+    float *D = malloc(sizeof(float) * (size_t)n * ld), *D2 = malloc(sizeof(float) * (size_t)n * ld);
+    pika_sgemm_nn_split(n, ld, k, A, k, B1, split, B2, ld, D, ld);
+    worst = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < ld; j++) {
+            double r = 0, sa = 0;
+            for (int p = 0; p < k; p++) {
+                double b = p < split ? B1[(size_t)p * ld + j] : B2[(size_t)(p - split) * ld + j];
+                r += (double)A[(size_t)i * k + p] * b, sa += fabs((double)A[(size_t)i * k + p] * b);
+            }
+            double e = fabs(D[(size_t)i * ld + j] - r) / (sa + 1e-30);
+            if (!(e <= worst)) worst = e;
+        }
+    CHECK(worst < 1e-5, "nn split: worst relative error %.3g", worst);
+    pika_sgemm_nn_split(3, ld, k, A + 20 * k, k, B1, split, B2, ld, D2, ld);
+    CHECK(!memcmp(D2, D + 20 * ld, sizeof(float) * 3 * (size_t)ld), "nn: rows computed alone differ");
+    /* zero weights past k (a longer key range, masked): the same bits */
+    const int k2 = k + 200;
+    float *Az = calloc((size_t)n * k2, sizeof(float)), *B2z = make(k2, ld, ld);
+    for (int i = 0; i < n; i++) memcpy(Az + (size_t)i * k2, A + (size_t)i * k, sizeof(float) * (size_t)k);
+    for (int p = 0; p < k - split; p++) memcpy(B2z + (size_t)p * ld, B2 + (size_t)p * ld, sizeof(float) * (size_t)ld);
+    pika_sgemm_nn_split(n, ld, k2, Az, k2, B1, split, B2z, ld, D2, ld);
+    CHECK(!memcmp(D2, D, sizeof(float) * (size_t)n * ld), "nn: zero-weighted extra rows change the result");
+    free(A); free(B1); free(B2); free(Bt1); free(Bt2); free(C); free(C2); free(D); free(D2); free(Az); free(B2z);
+}
+
 int main(void) {
     /* every kernel this CPU has: AVX-512, AVX2 (forced with the SIMD level), then the default */
     static const int LEVELS[] = {PIKA_SIMD_AVX512, PIKA_SIMD_AVX2};
@@ -304,6 +361,7 @@ int main(void) {
         RUN(test_real_shapes);
         RUN(test_concurrent);
         RUN(test_typed);
+        RUN(test_split_fixed_order);
         pika_simd_override(-1);
     }
     pika_sgemm_use_avx2_kernel(0);
@@ -314,5 +372,10 @@ int main(void) {
     RUN(test_concurrent);
     RUN(test_typed);
     RUN(test_typed_bf16);
+    RUN(test_split_fixed_order);
+    if (pika_simd_override(PIKA_SIMD_SCALAR) == 0) {
+        RUN(test_split_fixed_order);
+        pika_simd_override(-1);
+    }
     return test_summary("gemm");
 }
