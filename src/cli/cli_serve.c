@@ -23,7 +23,7 @@ static long serve_long(const char *name, const char *v, long lo, long hi) {
 static void serve_usage(FILE *f) {
     fprintf(f,
             "usage: pika serve-model --model M.gguf [--host 127.0.0.1] [--port 8080] [--threads N] [--parallel S]\n"
-            "       [--ctx N] [--queue N] [--max-body BYTES] [--alias NAME] [--port-file FILE] [--quiet]\n"
+            "       [--ctx N] [--queue N] [--max-body BYTES] [--alias NAME] [--port-file FILE] [--no-cache-prompt] [--quiet]\n"
             "       [--template NAME | --template-file FILE] [--kwargs JSON] [--date YYYY-MM-DD] [--bos TEXT] [--eos TEXT]\n"
             "An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions\n"
             "(stream: true -> server-sent events), GET /health, GET /metrics (Prometheus text).\n"
@@ -38,6 +38,7 @@ static void serve_usage(FILE *f) {
             "  --max-body BYTES   request body limit (default 4194304); larger bodies get 413\n"
             "  --alias NAME       the model id clients see (default: the file name without .gguf)\n"
             "  --port-file FILE   write the port number there once listening\n"
+            "  --no-cache-prompt  prefill every prompt whole (default: a free slot's cached prompt prefix is reused)\n"
             "  --quiet            no per-request log lines on stderr\n"
             "chat template (for /v1/chat/completions; default: the GGUF's):\n"
             "  --template NAME, --template-file FILE, --kwargs JSON, --date YYYY-MM-DD, --bos TEXT, --eos TEXT,\n"
@@ -66,6 +67,7 @@ int cmd_serve_model(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "--quiet")) { o.log = 0; continue; }
+        if (!strcmp(a, "--no-cache-prompt")) { o.no_prompt_cache = 1; continue; }
         if (i + 1 >= argc) pika_die("serve-model: unknown option %s (or it needs a value)", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--model")) o.model_path = v;

@@ -31,6 +31,8 @@ struct pika_reader {
     int n_ctx;
     pika_ctx **ctx;
     int *busy;
+    int32_t **held;  /* per context: the prompt tokens its KV cache holds (reused as a prefix) */
+    int *n_held;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -40,6 +42,9 @@ void pika_reader_free(pika_reader *r) {
     for (int i = 0; i < r->n_ctx; i++) pika_ctx_free(r->ctx[i]);
     free(r->ctx);
     free(r->busy);
+    for (int i = 0; i < r->n_ctx && r->held; i++) free(r->held[i]);
+    free(r->held);
+    free(r->n_held);
     free(r->url);
     for (int i = 0; i < r->n_members; i++) pika_probe_free(r->probes[i]);
     pika_prompt_recipe_free(r->recipe);
@@ -119,6 +124,8 @@ pika_reader *pika_reader_new(const pika_serve_config *c) {
     r->n_ctx = c->reader_contexts > 0 ? c->reader_contexts : 1;
     r->ctx = pika_calloc((size_t)r->n_ctx, sizeof *r->ctx);
     r->busy = pika_calloc((size_t)r->n_ctx, sizeof(int));
+    r->held = pika_calloc((size_t)r->n_ctx, sizeof(int32_t *));
+    r->n_held = pika_calloc((size_t)r->n_ctx, sizeof(int));
     for (int i = 0; i < r->n_ctx; i++) r->ctx[i] = pika_ctx_new(r->m, 1);
     return r;
 fail:
@@ -199,9 +206,30 @@ static int score_ids(pika_reader *r, const int32_t *ids, int n, double *p) {
     }
     r->busy[k] = 1;
     pthread_mutex_unlock(&r->mu);
-    pika_ctx_reset(r->ctx[k]);
+    /* Prefix reuse: the context keeps the last prompt's KV rows (for the blocks the probes read); a
+     * prompt sharing its start (the template's system turn, say) runs only the rest — at least 4 tokens
+     * and every probed position — which gives the same hidden states bit for bit (split-invariant
+     * prefill, model.h). */
+    int keep = 0;
+    while (keep < n && keep < r->n_held[k] && r->held[k][keep] == ids[keep]) keep++;
+    int rest_min = r->min_tokens > 4 ? r->min_tokens : 4;
+    if (keep > n - rest_min) keep = n - rest_min;
+    if (keep > 0 && pika_ctx_n_past(r->ctx[k]) >= keep && pika_ctx_kv_layers(r->ctx[k]) >= r->depth)
+        pika_ctx_truncate(r->ctx[k], keep);
+    else {
+        keep = 0;
+        pika_ctx_reset(r->ctx[k]);
+    }
     pika_forward_req req = {r->n_layers, r->layers, r->n_pos, r->positions, h, NULL};
-    int rc = pika_forward(r->ctx[k], ids, n, &req);
+    int rc = pika_forward(r->ctx[k], ids + keep, n - keep, &req);
+    if (rc == 0) {
+        r->held[k] = pika_realloc(r->held[k], sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+        memcpy(r->held[k], ids, sizeof(int32_t) * (size_t)n);
+        r->n_held[k] = n;
+    } else {
+        r->n_held[k] = 0;
+        pika_ctx_reset(r->ctx[k]);
+    }
     pthread_mutex_lock(&r->mu);
     r->busy[k] = 0;
     pthread_cond_signal(&r->cv);
