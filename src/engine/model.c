@@ -7,6 +7,8 @@
  *   q      [n, H*D]      k, v [n, Hkv*D] (then copied into the KV cache [T, Hkv*D] per layer)
  *   att    [n, H*D]      attention output before Wo
  *   gate   [n, F]        up [n, F]
+ * Packed (pika_forward_packed): the n rows are n_seq sequences back to back, each after the same
+ * n_past prefix rows of the cache; their K/V rows [n_past, n_past + n) are scratch.
  * A weight matrix W with GGUF ne = [in, out] is out rows of in elements; y = x · Wᵀ.
  * Matmuls: n >= MATVEC_MAX_N → each thread dequantizes its slice of W's rows to F32 and multiplies
  * with pika_sgemm_nt (AVX-512 kernel, gemm.c); smaller n → fused dequant-dot matvec per token.
