@@ -7,6 +7,8 @@
  *   q      [n, H*D]      k, v [n, Hkv*D] (then copied into the KV cache [T, Hkv*D] per layer)
  *   att    [n, H*D]      attention output before Wo
  *   gate   [n, F]        up [n, F]
+ * Packed (pika_forward_packed): the n rows are n_seq sequences back to back, each after the same
+ * n_past prefix rows of the cache; their K/V rows [n_past, n_past + n) are scratch.
  * A weight matrix W with GGUF ne = [in, out] is out rows of in elements; y = x · Wᵀ.
  * Matmuls: n >= MATVEC_MAX_N → each thread multiplies its slice of W's rows with pika_sgemm_nt_typed
  * (gemm.c: panels of W dequantized straight into the packed layout); where pika's kernels cannot run
