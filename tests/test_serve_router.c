@@ -442,6 +442,17 @@ static void test_reader(void) {
     REQUIRE(pika_reader_score_messages(r, msgs, p2, NULL) == 0, "%s", pika_last_error());
     CHECK(p2[0] == p[0] && p2[1] == p[1] && p2[2] == p[2], "messages path = question path");
     cJSON_Delete(msgs);
+    /* prefix reuse: after "12+7=", "12+77+8=" (sharing the template head and "12+7") scores exactly as
+     * on a fresh reader */
+    {
+        pika_reader *fresh = pika_reader_new(&c);
+        double a[3], b[3];
+        REQUIRE(fresh && pika_reader_score_text(r, "12+77+8=", a, NULL) == 0 && pika_reader_score_text(fresh, "12+77+8=", b, NULL) == 0,
+                "%s", pika_last_error());
+        CHECK(a[0] == b[0] && a[1] == b[1] && a[2] == b[2], "reused prefix: %.9g %.9g %.9g vs fresh %.9g %.9g %.9g", a[0], a[1],
+              a[2], b[0], b[1], b[2]);
+        pika_reader_free(fresh);
+    }
     msgs = cJSON_Parse("[{\"role\":\"assistant\",\"content\":\"x\"}]");
     CHECK(pika_reader_score_messages(r, msgs, p2, NULL) == -1, "no user message is an error");
     cJSON_Delete(msgs);
