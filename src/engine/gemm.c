@@ -316,46 +316,6 @@ T512 static void kernel_rows(int rows, int kc, const float *Ap, const float *Bp,
     }
 }
 
-T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc,
-                              float *buf) {
-    float *Ap = buf, *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
-    for (int pc = 0; pc < k; pc += KC) {
-        int kc = k - pc < KC ? k - pc : KC;
-        int accum = pc > 0;
-        for (int ic = 0; ic < n; ic += MC) {
-            int mc = n - ic < MC ? n - ic : MC;
-            /* np panels of balanced height (<= MR): e.g. 16 rows -> 8 + 8, not 14 + 2 (a 2-row
-             * kernel has too few independent FMA chains to keep both FMA pipes busy) */
-            int np = (mc + MR - 1) / MR;
-            for (int q = 0; q < np; q++) {
-                int r0 = mc * q / np, r1 = mc * (q + 1) / np;
-                pack_a(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * MR * kc);
-            }
-            for (int jr = 0; jr < m; jr += NR) {
-                int nr = m - jr < NR ? m - jr : NR, ldb;
-                if (B->kind == BK_NN2) {
-                    pack_nn(B, jr, nr, pc, kc, Bp, NR);
-                } else if (B->kind == BK_TYPED && B->type == PIKA_TYPE_F16) {
-                    pack_b_f16(nr, kc, (const uint16_t *)(B->data + (size_t)jr * B->row_bytes) + pc,
-                               (int)(B->row_bytes / 2), Bp);
-                } else {
-                    const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
-                    pack_b(nr, kc, Bs, ldb, Bp);
-                }
-                const int nnext = jr + NR >= m ? 0 : m - jr - NR < NR ? m - jr - NR : NR;
-                __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
-                __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
-                for (int q = 0; q < np; q++) {
-                    int r0 = mc * q / np, r1 = mc * (q + 1) / np;
-                    if (nnext) b_prefetch(B, jr + NR, nnext, pc, kc, q, np);
-                    kernel_rows(r1 - r0, kc, Ap + (size_t)q * MR * kc, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc, m0,
-                                m1, accum);
-                }
-            }
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- AVX512_BF16 path (optional)
  * The same blocking with both operands rounded to BF16 (round to nearest even) and multiplied by
  * vdpbf16ps, which adds the products of a pair of k values into each F32 lane: twice the multiplies
@@ -475,28 +435,47 @@ TBF static void kernel_bf_rows(int rows, int kc2, const float *Ap, const float *
     }
 }
 
-TBF static void sgemm_bf16(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc, float *buf) {
+/* The AVX-512 driver of both kernels (bf16 = 0: F32, 1: BF16 pairs; a k block of kc then takes
+ * kc2 = kc or (kc + 1) / 2 panel rows). */
+T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc,
+                              float *buf, int bf16) {
     float *Ap = buf, *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
     for (int pc = 0; pc < k; pc += KC) {
-        int kc = k - pc < KC ? k - pc : KC, kc2 = (kc + 1) / 2;
+        int kc = k - pc < KC ? k - pc : KC, kc2 = bf16 ? (kc + 1) / 2 : kc;
         int accum = pc > 0;
         for (int ic = 0; ic < n; ic += MC) {
             int mc = n - ic < MC ? n - ic : MC;
+            /* np panels of balanced height (<= MR): e.g. 16 rows -> 8 + 8, not 14 + 2 (a 2-row
+             * kernel has too few independent FMA chains to keep both FMA pipes busy) */
             int np = (mc + MR - 1) / MR;
             for (int q = 0; q < np; q++) {
                 int r0 = mc * q / np, r1 = mc * (q + 1) / np;
-                pack_a_bf(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * MR * kc2);
+                const float *a = A + (size_t)(ic + r0) * lda + pc;
+                if (bf16) pack_a_bf(r1 - r0, kc, a, lda, Ap + (size_t)q * MR * kc2);
+                else pack_a(r1 - r0, kc, a, lda, Ap + (size_t)q * MR * kc2);
             }
             for (int jr = 0; jr < m; jr += NR) {
-                int nr = m - jr < NR ? m - jr : NR;
-                pack_b_bf(B, jr, nr, pc, kc, Bt, Bp);
+                int nr = m - jr < NR ? m - jr : NR, ldb;
+                if (bf16) {
+                    pack_b_bf(B, jr, nr, pc, kc, Bt, Bp);
+                } else if (B->kind == BK_NN2) {
+                    pack_nn(B, jr, nr, pc, kc, Bp, NR);
+                } else if (B->kind == BK_TYPED && B->type == PIKA_TYPE_F16) {
+                    pack_b_f16(nr, kc, (const uint16_t *)(B->data + (size_t)jr * B->row_bytes) + pc,
+                               (int)(B->row_bytes / 2), Bp);
+                } else {
+                    const float *Bs = b_rows(B, jr, nr, pc, kc, Bt, &ldb);
+                    pack_b(nr, kc, Bs, ldb, Bp);
+                }
                 const int nnext = jr + NR >= m ? 0 : m - jr - NR < NR ? m - jr - NR : NR;
-                __mmask16 m0 = kmask(nr), m1 = kmask(nr - 16);
+                __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
+                __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
                 for (int q = 0; q < np; q++) {
                     int r0 = mc * q / np, r1 = mc * (q + 1) / np;
                     if (nnext) b_prefetch(B, jr + NR, nnext, pc, kc, q, np);
-                    kernel_bf_rows(r1 - r0, kc2, Ap + (size_t)q * MR * kc2, Bp, C + (size_t)(ic + r0) * ldc + jr, ldc,
-                                   m0, m1, accum);
+                    float *c = C + (size_t)(ic + r0) * ldc + jr;
+                    if (bf16) kernel_bf_rows(r1 - r0, kc2, Ap + (size_t)q * MR * kc2, Bp, c, ldc, m0, m1, accum);
+                    else kernel_rows(r1 - r0, kc, Ap + (size_t)q * MR * kc, Bp, c, ldc, m0, m1, accum);
                 }
             }
         }
@@ -770,7 +749,7 @@ void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B,
         float *buf = thread_buf();
         bsrc b = {.type = PIKA_TYPE_F32, .data = (const uint8_t *)B, .row_bytes = (size_t)ldb * sizeof(float)};
         if (buf && pika_sgemm_nt_avx512()) {
-            sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf);
+            sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf, 0);
             return;
         }
         if (buf) {
@@ -804,7 +783,7 @@ int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t t
         float *buf = thread_buf();
         bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
         if (buf && pika_sgemm_nt_avx512()) {
-            sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf);
+            sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf, 0);
             return 0;
         }
         if (buf) {
@@ -826,7 +805,7 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
         float *buf = thread_buf();
         bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
         if (buf) {
-            sgemm_bf16(n, m, k, A, lda, &b, C, ldc, buf);
+            sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf, 1);
             return 0;
         }
     }
@@ -848,7 +827,7 @@ static void fixed_order(int n, int m, int k, const float *A, int lda, const bsrc
     }
 #ifdef PIKA_X86
     float *buf = pika_simd_level() >= PIKA_SIMD_AVX2 ? thread_buf() : NULL;
-    if (buf && pika_simd_level() >= PIKA_SIMD_AVX512) { sgemm_avx512(n, m, k, A, lda, b, C, ldc, buf); return; }
+    if (buf && pika_simd_level() >= PIKA_SIMD_AVX512) { sgemm_avx512(n, m, k, A, lda, b, C, ldc, buf, 0); return; }
     if (buf) { sgemm_avx2(n, m, k, A, lda, b, C, ldc, buf); return; }
 #endif
     for (int i = 0; i < n; i++)
