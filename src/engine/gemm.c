@@ -259,26 +259,10 @@ T512 static void pack_b_f16(int nr, int kc, const uint16_t *B, int ldh, float *B
     }
 }
 
-/* C[ROWS x nr tile] (+)= Ap-panel · Bp over kc. ROWS is a compile-time constant at every call
- * site, so the loops unroll and the 2·ROWS accumulators live in registers. m0/m1: column masks
- * for the two 16-column halves (all ones when nr == 32). */
-INLINE512 void kernel(const int ROWS, int kc, const float *Ap, const float *Bp, float *C, int ldc, __mmask16 m0,
-                      __mmask16 m1, int accum) {
-    __m512 c0[MR], c1[MR];
-#pragma GCC unroll 14
-    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm512_setzero_ps();
-    const float *a = Ap, *b = Bp;
-    for (int p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 14
-        for (int i = 0; i < ROWS; i++) {
-            __m512 av = _mm512_set1_ps(a[i]);
-            c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
-        }
-        a += MR;
-        b += NR;
-    }
+/* C[ROWS x 32] := (C +) the tile's accumulators c0 (columns 0..15) and c1 (16..31); m0/m1 mask the
+ * columns of a partial panel. Shared by the F32 and BF16 kernels. */
+INLINE512 void store_tile(const int ROWS, __m512 *c0, __m512 *c1, float *C, int ldc, __mmask16 m0, __mmask16 m1,
+                          int accum) {
     if (m0 == 0xFFFF && m1 == 0xFFFF) {
 #pragma GCC unroll 14
         for (int i = 0; i < ROWS; i++) {
@@ -302,6 +286,29 @@ INLINE512 void kernel(const int ROWS, int kc, const float *Ap, const float *Bp, 
             _mm512_mask_storeu_ps(c + 16, m1, c1[i]);
         }
     }
+}
+
+/* C[ROWS x nr tile] (+)= Ap-panel · Bp over kc. ROWS is a compile-time constant at every call
+ * site, so the loops unroll and the 2·ROWS accumulators live in registers. m0/m1: column masks
+ * for the two 16-column halves (all ones when nr == 32). */
+INLINE512 void kernel(const int ROWS, int kc, const float *Ap, const float *Bp, float *C, int ldc, __mmask16 m0,
+                      __mmask16 m1, int accum) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    const float *a = Ap, *b = Bp;
+    for (int p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < ROWS; i++) {
+            __m512 av = _mm512_set1_ps(a[i]);
+            c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+        }
+        a += MR;
+        b += NR;
+    }
+    store_tile(ROWS, c0, c1, C, ldc, m0, m1, accum);
 }
 
 #define KCASE(r) \
@@ -411,16 +418,7 @@ INLINEBF void kernel_bf(const int ROWS, int kc2, const float *Ap, const float *B
         a += MR;
         b += NR;
     }
-#pragma GCC unroll 14
-    for (int i = 0; i < ROWS; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (accum) {
-            c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c));
-            c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + 16));
-        }
-        _mm512_mask_storeu_ps(c, m0, c0[i]);
-        _mm512_mask_storeu_ps(c + 16, m1, c1[i]);
-    }
+    store_tile(ROWS, c0, c1, C, ldc, m0, m1, accum);
 }
 
 #define KCASEBF(r) \
