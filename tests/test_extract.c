@@ -143,6 +143,58 @@ static void test_resume(void) {
     CHECK(store_diff(d1, d2) == 0, "a refused resume damaged the store");
 }
 
+/* --prefill bf16: where the CPU has AVX512_BF16, the store records it, stays close to the exact store
+ * (hidden-state rounding only), and a resume with the other precision is refused both ways; elsewhere
+ * the flag is refused with a clear error. A bad value is a usage error either way. */
+static void test_prefill_bf16(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/qwen2-tiny.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[2048];
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/x --prefill half", mpath, q, dir);
+    CHECK(run(args) == 2, "--prefill half accepted");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/bf --layers 1,3 --dtype f32 --prefill bf16", mpath, q, dir);
+    int st = run(args);
+    if (!pika_simd_has_avx512_bf16()) {
+        CHECK(st == 2, "--prefill bf16 without AVX512_BF16: status %d, want 2", st);
+        printf("note: no AVX512_BF16 here: only the refusal of --prefill bf16 is checked\n");
+        return;
+    }
+    REQUIRE(st == 0, "bf16 extract failed");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/ex --layers 1,3 --dtype f32", mpath, q, dir);
+    REQUIRE(run(args) == 0, "exact extract failed");
+    char d1[1024], d2[1024], path[1100];
+    snprintf(d1, sizeof d1, "%s/bf", dir);
+    snprintf(d2, sizeof d2, "%s/ex", dir);
+    double d = store_diff(d1, d2);
+    CHECK(d > 0 && d < 0.5, "bf16 vs exact store: max |diff| %g (want small, nonzero)", d);
+    snprintf(path, sizeof path, "%s/meta.json", d1);
+    char *meta = pika_read_file(path, NULL);
+    CHECK(meta && strstr(meta, "\"prefill\"") && strstr(meta, "bf16"), "meta.json does not record the BF16 prefill");
+    free(meta);
+    snprintf(path, sizeof path, "%s/meta.json", d2);
+    meta = pika_read_file(path, NULL);
+    CHECK(meta && !strstr(meta, "\"prefill\""), "an exact store records a prefill key (older stores have none)");
+    free(meta);
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/bf --layers 1,3 --dtype f32 --resume", mpath, q, dir);
+    CHECK(run(args) == 2, "exact resume into a bf16 store accepted");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/ex --layers 1,3 --dtype f32 --resume --prefill bf16", mpath, q, dir);
+    CHECK(run(args) == 2, "bf16 resume into an exact store accepted");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/bf --layers 1,3 --dtype f32 --resume --prefill bf16", mpath, q, dir);
+    CHECK(run(args) == 0, "bf16 resume into its own store refused");
+    /* sample records it too: a resume with the other precision is refused */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s --out %s/r.jsonl -k 1 --max-tokens 3 --temperature 0 --limit 2 --prefill bf16 2>/dev/null",
+             test_pika_bin(), mpath, q, dir);
+    free(test_run(cmd, &st));
+    CHECK(st == 0, "bf16 sample failed (%d)", st);
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --data %s --out %s/r.jsonl -k 1 --max-tokens 3 --temperature 0 --resume 2>&1",
+             test_pika_bin(), mpath, q, dir);
+    char *o = test_run(cmd, &st);
+    CHECK(st == 2 && strstr(o, "prefill"), "exact resume into bf16 rollouts: status %d: %s", st, o);
+    free(o);
+}
+
 static void test_no_template_and_errors(void) {
     REQUIRE_SHARED(mpath, "fixtures/models/stories260K.gguf");
     const char *dir = test_tmpdir();
@@ -811,6 +863,7 @@ int main(void) {
     RUN(test_shards_merge);
     RUN(test_extract_matches_forward);
     RUN(test_resume);
+    RUN(test_prefill_bf16);
     RUN(test_no_template_and_errors);
     RUN(test_pack_prefix_store);
     RUN(test_pack_stats);

@@ -71,7 +71,7 @@ static int check_resume_provenance(const char *dir, const char *model_json, cons
     cJSON_Delete(mine_m);
     cJSON_Delete(mine_p);
     if (!ok || !layout) { free(*keep); *keep = NULL; }
-    if (!ok) return pika_set_error("%s holds activations of a different model or prompt recipe; cannot resume into it "
+    if (!ok) return pika_set_error("%s holds activations of a different model, prefill precision (--prefill) or prompt recipe; cannot resume into it "
                                    "(use a new --out directory, or --force to overwrite it)", dir);
     if (!layout) return pika_set_error("%s holds other layers, positions or dtype than asked for; cannot resume into it "
                                        "(ask for the same --layers/--positions/--dtype, use a new --out, or --force)", dir);
@@ -126,6 +126,9 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
     cJSON_AddStringToObject(mj, "architecture", hp->arch_name);
     cJSON_AddNumberToObject(mj, "n_layer", hp->n_layer);
     cJSON_AddNumberToObject(mj, "n_embd", hp->n_embd);
+    /* BF16 prefill changes the activations: recorded (absent = exact F32, as every older store), so a
+     * resume with the other precision is refused */
+    if (pika_ctx_prefill_bf16(c)) cJSON_AddStringToObject(mj, "prefill", "bf16");
     char *model_json = cJSON_PrintUnformatted(mj);
     cJSON_Delete(mj);
     cJSON *pj = pika_prompt_recipe_provenance(recipe);

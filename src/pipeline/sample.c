@@ -26,7 +26,8 @@ uint64_t pika_rollout_seed(uint64_t seed, const char *id, int sample) {
     return h;
 }
 
-static cJSON *make_meta(const pika_model *m, const pika_prompt_recipe *recipe, const pika_rollout_opts *o, int k) {
+static cJSON *make_meta(const pika_model *m, const pika_prompt_recipe *recipe, const pika_rollout_opts *o, int k,
+                        int prefill_bf16) {
     cJSON *meta = cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "format", "pika-rollouts");
     cJSON_AddNumberToObject(meta, "version", 1);
@@ -37,6 +38,7 @@ static cJSON *make_meta(const pika_model *m, const pika_prompt_recipe *recipe, c
     cJSON_AddStringToObject(mj, "fingerprint", pika_model_fingerprint(m));
     cJSON_AddStringToObject(mj, "architecture", pika_model_hparams(m)->arch_name);
     cJSON_AddStringToObject(mj, "name", o->model_name ? o->model_name : "");
+    if (prefill_bf16) cJSON_AddStringToObject(mj, "prefill", "bf16"); /* absent: exact F32 (as older files) */
     cJSON_AddItemToObject(meta, "prompt", pika_prompt_recipe_provenance(recipe));
     cJSON_AddItemToObject(meta, "sampling", pika_gen_opts_json(&o->gen));
     cJSON_AddNumberToObject(meta, "k", k);
@@ -75,10 +77,15 @@ int pika__sample_check_meta(const char *out_path, const char *mpath, const cJSON
     int rc = 0;
     const char *fa = str_of(rec, "model", "fingerprint"), *fb = str_of(mine, "model", "fingerprint");
     const char *na = str_of(rec, "model", "name"), *nb = str_of(mine, "model", "name");
+    const cJSON *pa = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rec, "model"), "prefill");
+    const cJSON *pb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(mine, "model"), "prefill");
     if (strcmp(fa, fb) || strcmp(na, nb)) {
         rc = pika_set_error("%s was sampled with another model (%s, fingerprint %s; this run: %s, fingerprint %s); "
                             "cannot resume into it (use a new --out, or --force to overwrite it)",
                             out_path, na, fa, nb, fb);
+    } else if (!!pa != !!pb) {
+        rc = pika_set_error("%s was sampled with %s prefill, this run uses %s; cannot resume into it (the same --prefill, a "
+                            "new --out, or --force to overwrite it)", out_path, pa ? "BF16" : "exact F32", pb ? "BF16" : "exact F32");
     } else if (!pika_prompt_provenance_matches(cJSON_GetObjectItemCaseSensitive(rec, "prompt"),
                                                cJSON_GetObjectItemCaseSensitive(mine, "prompt"), NULL)) {
         rc = pika_set_error("%s was sampled with another prompt recipe (template, system, suffix, kwargs or date); "
@@ -173,11 +180,12 @@ typedef struct {
     const pika_model *m;
     const pika_prompt_recipe *recipe;
     const pika_rollout_opts *o;
+    int prefill_bf16;
 } meta_ctx;
 
 static cJSON *local_meta(int k, void *u) {
     meta_ctx *mc = u;
-    return make_meta(mc->m, mc->recipe, mc->o, k);
+    return make_meta(mc->m, mc->recipe, mc->o, k, mc->prefill_bf16);
 }
 
 int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, const pika_prompt_recipe *recipe, int64_t n,
@@ -195,7 +203,7 @@ int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, const pika_prompt_reci
     FILE *out = NULL;
     float *prompt_logits = NULL;
     int rc = -1;
-    meta_ctx mc = {m, recipe, o};
+    meta_ctx mc = {m, recipe, o, pika_ctx_prefill_bf16(c)};
     out = pika__sample_open(out_path, o, local_meta, &mc, &done, st);
     if (!out) goto done;
     prompt_logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
