@@ -3,9 +3,11 @@
  * Conventions (as llama.cpp):
  *   hidden state h_0 = token embedding rows (no scaling); h_i = residual stream after block i
  *   (x + attn(norm(x)) + ffn(norm(.))), before any final norm; logits = output_norm(h_L) · W_outᵀ.
- * Weights stay mmapped in their file type; prefill matmuls run in F32 (weights dequantized on the
- * fly), so results match llama.cpp's exact-F32 references to ~1e-4; decode uses 8-bit activations
- * with integer dots unless the context is exact (pika_ctx_set_exact).
+ * Weights stay mmapped in their file type; prefill matmuls run in F32 (weight panels dequantized into
+ * the GEMM's packed layout), so results match llama.cpp's exact-F32 references to ~1e-4 (BF16 prefill
+ * is an opt-in approximation: pika_ctx_set_prefill_bf16); prefill attention is split-invariant
+ * (pika_ctx_set_blas_attention); decode uses 8-bit activations with integer dots unless the context
+ * is exact (pika_ctx_set_exact).
  */
 #ifndef PIKA_MODEL_H
 #define PIKA_MODEL_H
@@ -63,7 +65,8 @@ int pika_ctx_kv_layers(const pika_ctx *c);
  * Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K weights (as llama.cpp does; F16/BF16/F32 weights stay
  * F32, and so does Q4_K on AVX-512, where the exact kernel is faster: pika_q8_preferred). exact = 1: every matmul in F32 as if the weights had been dequantized (the mode that
  * matches llama.cpp's f32w references to ~1e-4). Batches of 4+ tokens (prefill, extraction) are
- * always exact F32. The environment variable PIKA_MATMUL=exact sets exact for new contexts. */
+ * exact F32 unless BF16 prefill is on (below). The environment variable PIKA_MATMUL=exact sets exact
+ * for new contexts. */
 void pika_ctx_set_exact(pika_ctx *c, int exact);
 int pika_ctx_exact(const pika_ctx *c);
 /* Prefill precision (batches of 4+ tokens: prompts, extraction). Default: exact F32 products. on = 1:
