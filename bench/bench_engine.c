@@ -1,6 +1,8 @@
 /* bench_engine.c — prefill and decode throughput of the forward pass, like llama-bench's
  * pp/tg tests: `bench_engine MODEL.gguf [n_prompt=256] [n_gen=64] [threads=2] [reps=3]`.
- * Prints one line per test: best-of-reps tokens per second. */
+ * As llama-bench, one untimed warmup run first (a prefill of n_prompt tokens and one decode step:
+ * the mmapped weights paged in, buffers and threads up); then prints one line per test: best-of-reps
+ * tokens per second. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -21,6 +23,11 @@ int main(int argc, char **argv) {
     float *logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
     pika_forward_req req = {0, NULL, 0, NULL, NULL, logits};
     double best_pp = 0, best_tg = 0;
+    if (n_prompt > 0) { /* warmup, untimed (llama-bench's default warmup runs) */
+        if (pika_forward(c, ids, n_prompt, &req)) { fprintf(stderr, "%s\n", pika_last_error()); return 2; }
+        pika_ctx_reset(c);
+        if (pika_forward(c, ids, 1, &req)) { fprintf(stderr, "%s\n", pika_last_error()); return 2; }
+    }
     for (int r = 0; r < reps; r++) {
         pika_ctx_reset(c);
         double t0 = pika_now();
