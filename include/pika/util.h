@@ -82,6 +82,8 @@ void pika_progress_end(pika_progress *p, int64_t done);
 /* Parse a whitespace/comma separated list of integers ("1 2 3"). Returns count, -1 on error.
  * *out is malloc'ed. */
 int pika_parse_int_list(const char *s, int32_t **out);
+/* Length of the common prefix of token ids a[0..na) and b[0..nb) (what a cached prompt shares). */
+int pika_ids_common_prefix(const int32_t *a, int na, const int32_t *b, int nb);
 
 /* UTF-8: byte length of the valid character starting at p (1-4), or 0 when p[0..n) does not start
  * one (overlong, surrogate, out of range, truncated). pika_utf8_valid: the whole string is valid.

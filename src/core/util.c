@@ -241,6 +241,12 @@ void pika_progress_end(pika_progress *p, int64_t done) {
     if (p->tty) progress_print(p, done, 1);
 }
 
+int pika_ids_common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
+    int i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    return i;
+}
+
 int pika_parse_int_list(const char *s, int32_t **out) {
     int cap = 16, n = 0;
     int32_t *v = pika_malloc(sizeof(int32_t) * (size_t)cap);

@@ -210,8 +210,17 @@ T512 static void pack_a(int mr, int kc, const float *A, int lda, float *Ap) {
     }
 }
 
-/* Bp[p*NR + jj] = B[jj*ldb + p] for jj < nr, p < kc; 0 for nr <= jj < NR. */
-T512 static void pack_b(int nr, int kc, const float *B, int ldb, float *Bp) {
+/* 16 elements of a row from p0 (lanes in mk, 0 elsewhere) as floats: F32 rows, or F16 rows converted
+ * in the register (vcvtph2ps). f16 is a constant at every call site. */
+INLINE512 __m512 load16(const void *row, int f16, int p0, __mmask16 mk) {
+    return f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)row + p0))
+               : _mm512_maskz_loadu_ps(mk, (const float *)row + p0);
+}
+
+/* Bp[p*NR + jj] = B[jj*ld + p] for jj < nr, p < kc; 0 for nr <= jj < NR. B's rows are F32, or F16 (f16 = 1:
+ * F16 weights go from the mmapped file into Bp in one step); ld in elements. */
+INLINE512 void pack_b_rows(int nr, int kc, const void *B, int ld, int f16, float *Bp) {
+    const size_t esz = f16 ? 2 : 4;
     for (int g = 0; g < NR / 16; g++) {
         int rows = nr - 16 * g; /* valid rows in this half */
         if (rows <= 0) {
@@ -219,45 +228,22 @@ T512 static void pack_b(int nr, int kc, const float *B, int ldb, float *Bp) {
             continue;
         }
         if (rows > 16) rows = 16;
-        const float *b = B + (size_t)16 * g * ldb;
+        const char *b = (const char *)B + (size_t)16 * g * ld * esz;
         for (int p0 = 0; p0 < kc; p0 += 16) {
             int w = kc - p0 < 16 ? kc - p0 : 16;
             __mmask16 mk = (__mmask16)((1u << w) - 1u);
             __m512 r[16];
 #pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
-                r[i] = i < rows ? _mm512_maskz_loadu_ps(mk, b + (size_t)i * ldb + p0) : _mm512_setzero_ps();
-            transpose16(r);
-            float *d = Bp + (size_t)p0 * NR + 16 * g;
-            store_cols(r, w, d, NR, 0xFFFF);
-        }
-    }
-}
-
-/* pack_b for F16 rows (ldh halves apart): the same panel, each 16-element load converted from F16
- * in the register (vcvtph2ps), so F16 weights go from the mmapped file into Bp in one step. */
-T512 static void pack_b_f16(int nr, int kc, const uint16_t *B, int ldh, float *Bp) {
-    for (int g = 0; g < NR / 16; g++) {
-        int rows = nr - 16 * g;
-        if (rows <= 0) {
-            for (int p = 0; p < kc; p++) _mm512_store_ps(Bp + (size_t)p * NR + 16 * g, _mm512_setzero_ps());
-            continue;
-        }
-        if (rows > 16) rows = 16;
-        const uint16_t *b = B + (size_t)16 * g * ldh;
-        for (int p0 = 0; p0 < kc; p0 += 16) {
-            int w = kc - p0 < 16 ? kc - p0 : 16;
-            __mmask16 mk = (__mmask16)((1u << w) - 1u);
-            __m512 r[16];
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; i++)
-                r[i] = i < rows ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, b + (size_t)i * ldh + p0))
-                                : _mm512_setzero_ps();
+                r[i] = i < rows ? load16(b + (size_t)i * ld * esz, f16, p0, mk) : _mm512_setzero_ps();
             transpose16(r);
             store_cols(r, w, Bp + (size_t)p0 * NR + 16 * g, NR, 0xFFFF);
         }
     }
 }
+
+T512 static void pack_b(int nr, int kc, const float *B, int ldb, float *Bp) { pack_b_rows(nr, kc, B, ldb, 0, Bp); }
+T512 static void pack_b_f16(int nr, int kc, const uint16_t *B, int ldh, float *Bp) { pack_b_rows(nr, kc, B, ldh, 1, Bp); }
 
 /* C[ROWS x 32] := (C +) the tile's accumulators c0 (columns 0..15) and c1 (16..31); m0/m1 mask the
  * columns of a partial panel. Shared by the F32 and BF16 kernels. */
@@ -340,41 +326,26 @@ INLINEBF __m512 bf_pairs(__m512 lo, __m512 hi) { return _mm512_castsi512_ps((__m
 
 INLINEBF __mmask16 kmask(int w) { return w >= 16 ? (__mmask16)0xFFFF : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1u); }
 
-/* rows r < rows of a 16-row group, k block [0, kc) of F32 rows (ld floats apart) -> pairs into d
- * (stride floats between k pairs, lanes in mask) */
-INLINEBF void bf_pack16(int rows, int kc, const float *X, int ld, float *d, int stride, __mmask16 lanes) {
+/* rows r < rows of a 16-row group, k block [0, kc) of F32 (f16 = 0) or F16 (f16 = 1) rows, ld elements
+ * apart -> pairs into d (stride floats between k pairs, lanes in mask) */
+INLINEBF void bf_pack16(int rows, int kc, const void *X, int ld, int f16, float *d, int stride, __mmask16 lanes) {
+    const size_t esz = f16 ? 2 : 4;
     for (int p0 = 0; p0 < kc; p0 += 32) {
         int w = kc - p0 < 32 ? kc - p0 : 32;
         __mmask16 m0 = kmask(w), m1 = kmask(w - 16);
         __m512 r[16];
 #pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
-            r[i] = i < rows ? bf_pairs(_mm512_maskz_loadu_ps(m0, X + (size_t)i * ld + p0),
-                                       _mm512_maskz_loadu_ps(m1, X + (size_t)i * ld + p0 + 16))
-                            : _mm512_setzero_ps();
-        transpose16(r);
-        store_cols(r, (w + 1) / 2, d + (size_t)(p0 / 2) * stride, stride, lanes);
-    }
-}
-
-/* the same from F16 rows (ld halves apart) */
-INLINEBF void bf_pack16_f16(int rows, int kc, const uint16_t *X, int ld, float *d, int stride, __mmask16 lanes) {
-    for (int p0 = 0; p0 < kc; p0 += 32) {
-        int w = kc - p0 < 32 ? kc - p0 : 32;
-        __mmask16 m0 = kmask(w), m1 = kmask(w - 16);
-        __m512 r[16];
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
-            r[i] = i < rows ? bf_pairs(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, X + (size_t)i * ld + p0)),
-                                       _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, X + (size_t)i * ld + p0 + 16)))
-                            : _mm512_setzero_ps();
+        for (int i = 0; i < 16; i++) {
+            const char *x = (const char *)X + (size_t)i * ld * esz;
+            r[i] = i < rows ? bf_pairs(load16(x, f16, p0, m0), load16(x, f16, p0 + 16, m1)) : _mm512_setzero_ps();
+        }
         transpose16(r);
         store_cols(r, (w + 1) / 2, d + (size_t)(p0 / 2) * stride, stride, lanes);
     }
 }
 
 TBF static void pack_a_bf(int mr, int kc, const float *A, int lda, float *Ap) {
-    bf_pack16(mr, kc, A, lda, Ap, MR, (__mmask16)((1u << MR) - 1u));
+    bf_pack16(mr, kc, A, lda, 0, Ap, MR, (__mmask16)((1u << MR) - 1u));
 }
 
 /* B panel rows jr..jr+nr (nr <= NR), k block [pc, pc+kc) -> Bp pairs; columns nr..NR-1 are 0 */
@@ -392,9 +363,9 @@ TBF static void pack_b_bf(const bsrc *B, int jr, int nr, int pc, int kc, float *
         if (rows > 16) rows = 16;
         if (B->type == PIKA_TYPE_F16) {
             const uint16_t *h = (const uint16_t *)(B->data + (size_t)(jr + 16 * g) * B->row_bytes) + pc;
-            bf_pack16_f16(rows, kc, h, (int)(B->row_bytes / 2), Bp + 16 * g, NR, 0xFFFF);
+            bf_pack16(rows, kc, h, (int)(B->row_bytes / 2), 1, Bp + 16 * g, NR, 0xFFFF);
         } else {
-            bf_pack16(rows, kc, Bs + (size_t)16 * g * ldb, ldb, Bp + 16 * g, NR, 0xFFFF);
+            bf_pack16(rows, kc, Bs + (size_t)16 * g * ldb, ldb, 0, Bp + 16 * g, NR, 0xFFFF);
         }
     }
 }
@@ -618,46 +589,41 @@ T256G static void pack_b2(int nr, int kc, const float *B, int ldb, float *Bp) {
 }
 
 /* C[ROWS x nr] (+)= Ap-panel · Bp over kc; ROWS (<= MR2) is a constant at each call site, so the
- * ROWS x NR2/8 accumulators stay in registers. */
+ * 2·ROWS accumulators stay in registers (every loop over ROWS is unrolled: an indexed one would put
+ * the accumulator arrays in memory). */
 INLINE256 void kernel2(const int ROWS, int kc, const float *Ap, const float *Bp, float *C, int ldc, int nr, int accum) {
-    enum { NG = NR2 / 8 };
-    _Static_assert(NG >= 2 && NG <= 3, "two or three ymm of Bp per k step");
-    __m256 c0[MR2], c1[MR2], c2[MR2];
+    __m256 c0[MR2], c1[MR2];
 #pragma GCC unroll 8
-    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = c2[i] = _mm256_setzero_ps(); /* c2 unused (dead) when NG == 2 */
+    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm256_setzero_ps();
     const float *a = Ap, *b = Bp;
     for (int p = 0; p < kc; p++, a += MR2, b += NR2) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), b2 = NG > 2 ? _mm256_load_ps(b + 16) : b1;
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++) {
             __m256 av = _mm256_broadcast_ss(a + i);
             c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
             c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
-            if (NG > 2) c2[i] = _mm256_fmadd_ps(av, b2, c2[i]);
         }
     }
     if (nr == NR2) {
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++) {
             float *c = C + (size_t)i * ldc;
-            __m256 v0 = c0[i], v1 = c1[i], v2 = c2[i];
+            __m256 v0 = c0[i], v1 = c1[i];
             if (accum) {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
-                if (NG > 2) v2 = _mm256_add_ps(v2, _mm256_loadu_ps(c + 16));
             }
             _mm256_storeu_ps(c, v0);
             _mm256_storeu_ps(c + 8, v1);
-            if (NG > 2) _mm256_storeu_ps(c + 16, v2);
         }
     } else {
-        float tmp[24] __attribute__((aligned(32)));
+        float tmp[NR2] __attribute__((aligned(32)));
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++) {
             float *c = C + (size_t)i * ldc;
             _mm256_store_ps(tmp, c0[i]);
             _mm256_store_ps(tmp + 8, c1[i]);
-            if (NG > 2) _mm256_store_ps(tmp + 16, c2[i]);
             for (int j = 0; j < nr; j++) c[j] = accum ? c[j] + tmp[j] : tmp[j];
         }
     }
@@ -703,23 +669,20 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
     }
 }
 
-/* pika's AVX2 kernel: -2 = not decided yet, then from PIKA_GEMM_AVX2: 1 on, 0 off, -1 unset (= off:
+/* pika's AVX2 kernel: -1 = not decided yet (PIKA_GEMM_AVX2=1 turns it on), 0 off, 1 on. Off by default:
  * OpenBLAS's Haswell kernel on a dequantized copy is still faster than pika's 6 x 16 kernel with
- * dequantization into the panels, F32 and typed B alike; bench_engine with PIKA_SIMD=avx2 on Zen 5).
- * pika_sgemm_use_avx2_kernel sets 1 or 0. */
-static int g_avx2_kernel = -2;
+ * dequantization into the panels, F32 and typed B alike (bench_engine with PIKA_SIMD=avx2 on Zen 5). */
+static int g_avx2_kernel = -1;
 void pika_sgemm_use_avx2_kernel(int on) { __atomic_store_n(&g_avx2_kernel, on ? 1 : 0, __ATOMIC_RELAXED); }
-static int avx2_mode(void) {
+int pika_sgemm_nt_avx2(void) {
     int on = __atomic_load_n(&g_avx2_kernel, __ATOMIC_RELAXED);
-    if (on == -2) {
+    if (on < 0) {
         const char *e = getenv("PIKA_GEMM_AVX2");
-        on = e && !strcmp(e, "1") ? 1 : e && !strcmp(e, "0") ? 0 : -1;
+        on = e && !strcmp(e, "1");
         __atomic_store_n(&g_avx2_kernel, on, __ATOMIC_RELAXED);
     }
-    return on;
+    return on && pika_simd_level() == PIKA_SIMD_AVX2;
 }
-int pika_sgemm_nt_avx2(void) { return avx2_mode() == 1 && pika_simd_level() == PIKA_SIMD_AVX2; }
-static int typed_avx2(void) { return avx2_mode() == 1 && pika_simd_level() == PIKA_SIMD_AVX2; }
 
 /* the one CPU-feature check (core/util.c): AVX-512 level, PIKA_SIMD and overrides included */
 int pika_sgemm_nt_avx512(void) { return pika_simd_level() >= PIKA_SIMD_AVX512; }
@@ -761,10 +724,16 @@ void pika_sgemm_nt(int n, int m, int k, const float *A, int lda, const float *B,
 
 int pika_sgemm_nt_typed_native(void) {
 #ifdef PIKA_X86
-    return pika_sgemm_nt_avx512() || typed_avx2();
+    return pika_sgemm_nt_avx512() || pika_sgemm_nt_avx2();
 #else
     return 0;
 #endif
+}
+
+/* B's type can be multiplied and k is whole blocks of it */
+static int typed_ok(uint32_t type, int k) {
+    int be = pika_type_block_elems(type);
+    return be > 0 && pika_type_supported(type) && k > 0 && k % be == 0;
 }
 
 int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
@@ -774,8 +743,7 @@ int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t t
         return 0;
     }
     if (n <= 0 || m <= 0) return 0;
-    int be = pika_type_block_elems(type);
-    if (be <= 0 || !pika_type_supported(type) || k % be != 0) return -1;
+    if (!typed_ok(type, k)) return -1;
 #ifdef PIKA_X86
     if (pika_sgemm_nt_typed_native()) {
         float *buf = thread_buf();
@@ -796,8 +764,7 @@ int pika_sgemm_nt_typed(int n, int m, int k, const float *A, int lda, uint32_t t
 int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B,
                              size_t row_bytes, float *C, int ldc) {
     if (n <= 0 || m <= 0) return 0;
-    int be = pika_type_block_elems(type);
-    if (be <= 0 || !pika_type_supported(type) || k % be != 0 || k <= 0) return -1;
+    if (!typed_ok(type, k)) return -1;
 #ifdef PIKA_X86
     if (pika_simd_has_avx512_bf16()) {
         float *buf = thread_buf();

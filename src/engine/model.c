@@ -273,7 +273,7 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
     const char *at = getenv("PIKA_ATTN"); /* "blas": prefill attention with BLAS (not split-invariant) */
     c->blas_attn = at && !strcmp(at, "blas");
     const char *pp = getenv("PIKA_PREFILL");
-    c->prefill_bf16 = pp && !strcmp(pp, "bf16") && !c->exact;
+    c->prefill_bf16 = pp && !strcmp(pp, "bf16") && !c->exact && pika_simd_has_avx512_bf16();
     return c;
 }
 
@@ -526,8 +526,7 @@ static void attn_worker(void *arg, int ith, int nth) {
             for (int i = 0; i < nq; i++) {
                 float *s = S + (size_t)i * tk;
                 int visible = c->n_past + q0 + i + 1;
-                float sum = pika_vm_exp_shift_sum(s, visible, pika_vm_max(s, visible));
-                pika_vm_scale(s, visible, 1.0f / sum);
+                pika_vm_softmax(s, visible);
                 for (int t = visible; t < tk; t++) s[t] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, tk, 1.0f, S, tk, V + g * D, kvw, 0.0f,
@@ -572,8 +571,7 @@ static void attn_fixed_worker(void *arg, int ith, int nth) {
                 float *r = S + (size_t)i * tk;
                 const int visible = np + q0 + i + 1;
                 for (int t = 0; t < visible; t++) r[t] *= scale;
-                float sum = pika_vm_exp_shift_sum(r, visible, pika_vm_max(r, visible));
-                pika_vm_scale(r, visible, 1.0f / sum);
+                pika_vm_softmax(r, visible);
                 for (int t = visible; t < tk; t++) r[t] = 0.0f;
             }
             pika_sgemm_nn_split(nq, D, tk, S, tk, V + g * D, np, Vo, kvw, c->att + (size_t)(st + q0) * qw + h * D, qw);
@@ -1010,8 +1008,7 @@ static void batch_attn_worker(void *arg, int ith, int nth) {
         const int tk = s->n_past + 1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, tk, D, scale, b->q + (size_t)i * qw + h * D, qw,
                     K + g * D, kvw, 0.0f, S, tk);
-        float sum = pika_vm_exp_shift_sum(S, tk, pika_vm_max(S, tk)); /* as attn_worker */
-        pika_vm_scale(S, tk, 1.0f / sum);
+        pika_vm_softmax(S, tk); /* as attn_worker */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, D, tk, 1.0f, S, tk, V + g * D, kvw, 0.0f,
                     b->att + (size_t)i * qw + h * D, qw);
     }

@@ -201,3 +201,8 @@ float pika_vm_max(const float *s, int n) {
     for (int i = 0; i < n; i++) mx = s[i] > mx ? s[i] : mx;
     return mx;
 }
+
+void pika_vm_softmax(float *s, int n) {
+    float sum = pika_vm_exp_shift_sum(s, n, pika_vm_max(s, n));
+    pika_vm_scale(s, n, 1.0f / sum);
+}

@@ -16,6 +16,8 @@ float pika_vm_expf(float x);
 void pika_vm_swiglu(float *g, const float *u, size_t n);
 /* s[i] = exp(s[i] - mx) for i < n; returns their sum (float lanes, fixed order for a given n). */
 float pika_vm_exp_shift_sum(float *s, int n, float mx);
+/* In place: s[i] = exp(s[i] - max) / sum over i < n (the softmax of attention rows). */
+void pika_vm_softmax(float *s, int n);
 /* s[i] *= f, i < n. */
 void pika_vm_scale(float *s, int n, float f);
 /* max of s[0..n) (-INFINITY for n = 0). */

@@ -240,9 +240,7 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
                 np = nt - min_suffix > 0 ? nt - min_suffix : 0;
                 if (cnt) {
                     np = np < P ? np : P;
-                    int k = 0;
-                    while (k < np && tids[k] == q_ids[0][k]) k++;
-                    np = k;
+                    np = pika_ids_common_prefix(tids, np, q_ids[0], np);
                 }
             }
             int64_t cost = sum_n + nt - (int64_t)(cnt + 1) * np;
@@ -263,8 +261,7 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
         int64_t prefilled = 0;
         if (P < MIN_ROWS) P = 0;
         if (use_prefix) {
-            int L = 0;
-            while (L < ctx_n && L < P && ctx_ids[L] == q_ids[0][L]) L++;
+            int L = pika_ids_common_prefix(ctx_ids, ctx_n, q_ids[0], P);
             if (P > L && P - L < MIN_ROWS) L = P - MIN_ROWS; /* recompute a few cached rows instead */
             if (L < ctx_n) { pika_ctx_truncate(c, L); ctx_n = L; }
             if (P > L) {

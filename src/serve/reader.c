@@ -210,8 +210,7 @@ static int score_ids(pika_reader *r, const int32_t *ids, int n, double *p) {
      * prompt sharing its start (the template's system turn, say) runs only the rest — at least 4 tokens
      * and every probed position — which gives the same hidden states bit for bit (split-invariant
      * prefill, model.h). */
-    int keep = 0;
-    while (keep < n && keep < r->n_held[k] && r->held[k][keep] == ids[keep]) keep++;
+    int keep = pika_ids_common_prefix(r->held[k], r->n_held[k], ids, n);
     int rest_min = r->min_tokens > 4 ? r->min_tokens : 4;
     if (keep > n - rest_min) keep = n - rest_min;
     if (keep > 0 && pika_ctx_n_past(r->ctx[k]) >= keep && pika_ctx_kv_layers(r->ctx[k]) >= r->depth)

@@ -949,19 +949,13 @@ static void free_slot(pika_serve_model *s, choice *c, int *freed) {
     (*freed)++;
 }
 
-static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
-    int i = 0;
-    while (i < na && i < nb && a[i] == b[i]) i++;
-    return i;
-}
-
 /* A free slot: the one whose cached prompt shares the longest prefix with ids (n of them; ids NULL: any,
  * preferring empty slots so cached prompts survive). *lcp gets that prefix length. */
 static int alloc_slot(pika_serve_model *s, const int32_t *ids, int n, int *lcp) {
     int best = -1, best_l = INT_MIN;
     for (int i = 0; i < s->S; i++) {
         if (s->slot_used[i]) continue;
-        int l = ids ? common_prefix(s->slot_ids[i], s->slot_n[i], ids, n) : -s->slot_n[i];
+        int l = ids ? pika_ids_common_prefix(s->slot_ids[i], s->slot_n[i], ids, n) : -s->slot_n[i];
         if (l > best_l) best = i, best_l = l;
     }
     if (best >= 0) s->slot_used[best] = 1;
