@@ -1,8 +1,8 @@
-/* bench_prefill_accuracy.c — what the optional BF16 prefill (pika_ctx_set_prefill_bf16) costs in
- * accuracy: runs the same n_tokens prompt (random ids, seeded) through two contexts, exact F32 and BF16
- * prefill, and prints per layer the relative RMS of the hidden states over all positions
- * (||h_bf16 - h_f32|| / ||h_f32||) and the max |logit| difference of the last position.
- *   bench_prefill_accuracy MODEL.gguf [n_tokens=128] [threads=2]
+/* bench_prefill_accuracy.c — what an optional prefill mode (pika_ctx_set_prefill: bf16 or q8) costs in
+ * accuracy: runs the same n_tokens prompt (random ids, seeded) through two contexts, exact F32 and the
+ * mode, and prints per layer the relative RMS of the hidden states over all positions
+ * (||h_mode - h_f32|| / ||h_f32||) and the max |logit| difference of the last position.
+ *   bench_prefill_accuracy MODEL.gguf [n_tokens=128] [threads=2] [mode=bf16]
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,8 +12,11 @@
 #include "pika/util.h"
 
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: bench_prefill_accuracy MODEL.gguf [n_tokens] [threads]\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: bench_prefill_accuracy MODEL.gguf [n_tokens] [threads] [bf16|q8]\n"); return 2; }
     int n = argc > 2 ? atoi(argv[2]) : 128, threads = argc > 3 ? atoi(argv[3]) : 2;
+    const char *mode_name = argc > 4 ? argv[4] : "bf16";
+    int mode = pika_prefill_parse(mode_name);
+    if (mode <= PIKA_PREFILL_F32) { fprintf(stderr, "bench_prefill_accuracy: mode must be bf16 or q8\n"); return 2; }
     if (n < 4) n = 4;
     pika_model *m = pika_model_load(argv[1]);
     if (!m) { fprintf(stderr, "%s\n", pika_last_error()); return 2; }
@@ -21,7 +24,7 @@ int main(int argc, char **argv) {
     const int L = hp->n_layer, E = hp->n_embd, V = hp->n_vocab;
     pika_ctx *ce = pika_ctx_new(m, threads), *cb = pika_ctx_new(m, threads);
     pika_ctx_set_exact(ce, 1);
-    if (pika_ctx_set_prefill_bf16(cb, 1)) {
+    if (pika_ctx_set_prefill(cb, mode)) {
         fprintf(stderr, "bench_prefill_accuracy: %s\n", pika_last_error());
         return 2;
     }
@@ -39,7 +42,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_prefill_accuracy: %s\n", pika_last_error());
         return 2;
     }
-    printf("%s  %d tokens  BF16 prefill vs exact F32\nlayer  rel_rms\n", argv[1], n);
+    printf("%s  %d tokens  %s prefill vs exact F32\nlayer  rel_rms\n", argv[1], n, mode_name);
     for (int l = 0; l <= L; l++) {
         double se = 0, sr = 0;
         for (size_t i = (size_t)l * n * E; i < (size_t)(l + 1) * n * E; i++) {

@@ -195,6 +195,43 @@ static void test_prefill_bf16(void) {
     free(o);
 }
 
+/* --prefill q8 (8-bit integer products for quantized weights): where the CPU has AVX512_VNNI, on a Q8_0
+ * model the store differs from the exact one by activation rounding only, records the mode, and a resume
+ * with another precision is refused; elsewhere the flag is refused with a clear error. */
+static void test_prefill_q8(void) {
+    REQUIRE_SHARED(mpath, "fixtures/models/llama-q-Q8_0.gguf");
+    const char *dir = test_tmpdir();
+    const char *q = write_questions(dir);
+    char args[2048], d1[1024], d2[1024], path[1100];
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/q8 --no-template --layers 1,2 --dtype f32 --prefill q8", mpath, q, dir);
+    int st = run(args);
+    if (!pika_prefill_available(PIKA_PREFILL_Q8)) {
+        CHECK(st == 2, "--prefill q8 without AVX512_VNNI: status %d, want 2", st);
+        printf("note: no AVX512_VNNI at this level: only the refusal of --prefill q8 is checked\n");
+        return;
+    }
+    REQUIRE(st == 0, "q8 extract failed");
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/ex --no-template --layers 1,2 --dtype f32", mpath, q, dir);
+    REQUIRE(run(args) == 0, "exact extract failed");
+    snprintf(d1, sizeof d1, "%s/q8", dir);
+    snprintf(d2, sizeof d2, "%s/ex", dir);
+    double d = store_diff(d1, d2);
+    CHECK(d > 0 && d < 1.0, "q8 vs exact store: max |diff| %g (want small, nonzero)", d);
+    snprintf(path, sizeof path, "%s/meta.json", d1);
+    char *meta = pika_read_file(path, NULL);
+    CHECK(meta && strstr(meta, "\"prefill\":\t\"q8\""), "meta.json does not record the q8 prefill: %s", meta ? meta : "");
+    free(meta);
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/q8 --no-template --layers 1,2 --dtype f32 --resume", mpath, q, dir);
+    CHECK(run(args) == 2, "exact resume into a q8 store accepted");
+    if (pika_prefill_available(PIKA_PREFILL_BF16)) {
+        snprintf(args, sizeof args, "--model %s --data %s --out %s/q8 --no-template --layers 1,2 --dtype f32 --resume --prefill bf16",
+                 mpath, q, dir);
+        CHECK(run(args) == 2, "bf16 resume into a q8 store accepted");
+    }
+    snprintf(args, sizeof args, "--model %s --data %s --out %s/q8 --no-template --layers 1,2 --dtype f32 --resume --prefill q8", mpath, q, dir);
+    CHECK(run(args) == 0, "q8 resume into its own store refused");
+}
+
 static void test_no_template_and_errors(void) {
     REQUIRE_SHARED(mpath, "fixtures/models/stories260K.gguf");
     const char *dir = test_tmpdir();
@@ -864,6 +901,7 @@ int main(void) {
     RUN(test_extract_matches_forward);
     RUN(test_resume);
     RUN(test_prefill_bf16);
+    RUN(test_prefill_q8);
     RUN(test_no_template_and_errors);
     RUN(test_pack_prefix_store);
     RUN(test_pack_stats);

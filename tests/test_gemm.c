@@ -290,6 +290,83 @@ static void test_typed_bf16(void) {
     }
 }
 
+/* The 8-bit integer product (pika_sgemm_nt_typed_q8): the weight levels its packer reads
+ * (pika_unpack_levels) equal the scalar reference's bit for bit and rebuild the dequantized weights; the
+ * product equals the scalar q8 reference dot (pika_vec_dot_q8_ref: the same quantized activations,
+ * integer sums, scales per block) up to F32 rounding, for every weight type it takes, at shapes around
+ * its tile (6 x 32), n block (288) and k block (256); and it stays within the activations' 8-bit
+ * rounding of the exact product. */
+static void test_typed_q8(void) {
+    static const uint32_t types[] = {PIKA_TYPE_Q4_0, PIKA_TYPE_Q4_1, PIKA_TYPE_Q5_0, PIKA_TYPE_Q5_1,
+                                     PIKA_TYPE_Q8_0, PIKA_TYPE_Q4_K, PIKA_TYPE_Q5_K, PIKA_TYPE_Q6_K};
+    static const int shapes[][3] = {{37, 45, 512}, {4, 32, 256}, {7, 1, 768}, {300, 70, 256}, {13, 33, 1280}};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const uint32_t ty = types[ti];
+        const int G = pika_type_levels_group(ty);
+        CHECK(G == 32 || G == 16, "%s: levels group %d", pika_type_name(ty), G);
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            int n = shapes[si][0], m = shapes[si][1], k = shapes[si][2];
+            size_t rb = pika_row_bytes(ty, k), ab = pika_q8_act_bytes(k);
+            uint8_t *W = malloc(rb * (size_t)m), *Aq = malloc(ab * (size_t)n);
+            float *Wf = malloc(sizeof(float) * (size_t)m * k), *row = malloc(sizeof(float) * (size_t)k);
+            int8_t *v = malloc((size_t)k), *vr = malloc((size_t)k);
+            float *d = malloc(sizeof(float) * (size_t)k / 16), *dr = malloc(sizeof(float) * (size_t)k / 16);
+            float *mn = malloc(sizeof(float) * (size_t)k / 32), *mr = malloc(sizeof(float) * (size_t)k / 32);
+            int lv_bad = 0;
+            double rebuild = 0;
+            for (int j = 0; j < m; j++) {
+                for (int p = 0; p < k; p++) row[p] = frand() * (1.0f + (float)(p % 97) / 16.0f);
+                REQUIRE(pika_quantize_row(ty, row, W + rb * (size_t)j, k) == 0, "quantize");
+                pika_dequantize_row_ref(ty, W + rb * (size_t)j, Wf + (size_t)j * k, k);
+                pika_unpack_levels(ty, W + rb * (size_t)j, k, v, d, mn);
+                pika_unpack_levels_ref(ty, W + rb * (size_t)j, k, vr, dr, mr);
+                lv_bad += memcmp(v, vr, (size_t)k) != 0 || memcmp(d, dr, sizeof(float) * (size_t)(k / G)) != 0 ||
+                          memcmp(mn, mr, sizeof(float) * (size_t)(k / 32)) != 0;
+                for (int p = 0; p < k; p++) {
+                    double e = fabs(d[p / G] * (double)v[p] + mn[p / 32] - Wf[(size_t)j * k + p]);
+                    if (!(e <= rebuild)) rebuild = e;
+                }
+            }
+            CHECK(lv_bad == 0, "%s k=%d: SIMD levels differ from the reference in %d rows", pika_type_name(ty), k, lv_bad);
+            CHECK(rebuild < 1e-5, "%s: d * v + m misses the dequantized weight by %.3g", pika_type_name(ty), rebuild);
+            float *A = make(n, k, k + 5), *C = malloc(sizeof(float) * ((size_t)n * (m + 3) + 1));
+            for (int i = 0; i < n; i++) pika_quantize_act_q8(A + (size_t)i * (k + 5), Aq + ab * (size_t)i, k);
+            for (size_t i = 0; i < (size_t)n * (m + 3); i++) C[i] = NAN;
+            int rc = pika_sgemm_nt_typed_q8(n, m, k, A, k + 5, ty, W, rb, C, m + 3);
+            if (!pika_sgemm_nt_q8_native(ty)) {
+                CHECK(rc == -1, "q8 product must refuse where it cannot run");
+            } else {
+                CHECK(rc == 0, "q8 product refused");
+                double worst = 0, worst_exact = 0;
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < m; j++) {
+                        double r = pika_vec_dot_q8_ref(ty, W + rb * (size_t)j, Aq + ab * (size_t)i, k), sa = 0;
+                        for (int p = 0; p < k; p++) sa += fabs((double)A[(size_t)i * (k + 5) + p] * Wf[(size_t)j * k + p]);
+                        double c = C[(size_t)i * (m + 3) + j];
+                        double e = c == c ? fabs(c - r) / (sa + 1e-30) : INFINITY;
+                        if (!(e <= worst)) worst = e;
+                        double ex = check_entry(i, j, k, A, k + 5, Wf, k, C, m + 3);
+                        if (!(ex <= worst_exact)) worst_exact = ex;
+                    }
+                CHECK(worst < 2e-6, "q8 %s n=%d m=%d k=%d: worst error vs the scalar q8 dot %.3g", pika_type_name(ty), n, m, k,
+                      worst);
+                CHECK(worst_exact < 2e-2, "q8 %s n=%d m=%d k=%d: worst error vs the exact product %.3g", pika_type_name(ty),
+                      n, m, k, worst_exact);
+                int pad_bad = 0;
+                for (int i = 0; i < n; i++)
+                    for (int j = m; j < m + 3; j++) pad_bad += C[(size_t)i * (m + 3) + j] == C[(size_t)i * (m + 3) + j];
+                CHECK(pad_bad == 0, "q8 %s: %d padding entries of C written", pika_type_name(ty), pad_bad);
+            }
+            free(W); free(Aq); free(Wf); free(row); free(v); free(vr); free(d); free(dr); free(mn); free(mr);
+            free(A); free(C);
+        }
+    }
+    float a = 1, c = 0, b = 1;
+    CHECK(pika_sgemm_nt_typed_q8(1, 1, 32, &a, 32, PIKA_TYPE_F32, &b, 128, &c, 1) == -1, "q8 product must refuse F32 weights");
+    if (!pika_sgemm_nt_q8_native(PIKA_TYPE_Q8_0))
+        printf("note: no AVX512_VNNI at this level: the integer product is not checked, only refused (levels checked)\n");
+}
+
 /* The fixed-order products of attention: right (vs double) with B in two segments, and every entry
  * independent of n, m and the other rows — rows and columns computed alone or in any block are the
  * same bits, and a k range padded with zero-weighted rows (a longer key range with masked scores)
@@ -361,6 +438,7 @@ int main(void) {
         RUN(test_real_shapes);
         RUN(test_concurrent);
         RUN(test_typed);
+        RUN(test_typed_q8);
         RUN(test_split_fixed_order);
         pika_simd_override(-1);
     }

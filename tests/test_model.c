@@ -95,6 +95,41 @@ static void check_model(const char *name) {
             CHECK(mx <= tol, "%s/%s native logits maxabs %.3g > %.3g", name, pid, mx, tol);
             free(ref);
         }
+        /* q8 prefill (quantized models, where the CPU has AVX512_VNNI): 8-bit activations as llama.cpp's
+         * own prefill uses, so held to the native reference's tolerances; also against the exact pass */
+        if (quantized && pika_prefill_available(PIKA_PREFILL_Q8)) {
+            pika_ctx *c8 = pika_ctx_new(m, 2);
+            CHECK(pika_ctx_set_prefill(c8, PIKA_PREFILL_Q8) == 0 && pika_ctx_prefill(c8) == PIKA_PREFILL_Q8, "q8 prefill on");
+            float *h8 = malloc(sizeof(float) * hsz), *l8 = malloc(sizeof(float) * (size_t)hp->n_vocab);
+            pika_forward_req r8 = {-1, NULL, -1, NULL, h8, l8};
+            CHECK(pika_forward(c8, ids, n, &r8) == 0, "%s/%s q8 prefill: %s", name, pid, pika_last_error());
+            snprintf(path, sizeof path, "%s/fixtures/models/%s", test_shared_dir(),
+                     cJSON_GetObjectItem(cJSON_GetObjectItem(p, "files"), "hidden")->valuestring);
+            float *nat = pika_npy_load_f32(path, NULL, NULL);
+            double worst_nat = 0, worst_ex = 0, first_ex = 0, exact_nat = 0;
+            for (int l = 1; nat && l <= hp->n_layer; l++) {
+                double mx, rr, rx;
+                size_t off = (size_t)l * n * hp->n_embd, cnt = (size_t)n * hp->n_embd;
+                diff_stats(h8 + off, nat + off, cnt, &mx, &rr);
+                diff_stats(h8 + off, hidden + off, cnt, &mx, &rx);
+                worst_nat = fmax(worst_nat, rr);
+                diff_stats(hidden + off, nat + off, cnt, &mx, &rr);
+                exact_nat = fmax(exact_nat, rr);
+                worst_ex = fmax(worst_ex, rx);
+                if (l == 1) first_ex = rx;
+            }
+            CHECK(nat && worst_nat <= 0.1, "%s/%s q8 prefill vs native hidden relrms %.3g > 0.1", name, pid, worst_nat);
+            CHECK(worst_ex > 0 && worst_ex <= 0.1, "%s/%s q8 prefill vs exact hidden relrms %.3g", name, pid, worst_ex);
+            CHECK(first_ex < 3e-2, "%s/%s q8 prefill vs exact after block 1: relrms %.3g", name, pid, first_ex);
+            double lx = 0;
+            for (int v = 0; v < hp->n_vocab; v++) lx = fmax(lx, fabs(l8[v] - logits[v]));
+            CHECK(lx <= 2.0, "%s/%s q8 prefill logits differ from exact by %.3g", name, pid, lx);
+            if (!strcmp(pid, cJSON_GetObjectItem(cJSON_GetArrayItem(prompts, 0), "id")->valuestring))
+                fprintf(stderr, "  %s q8 prefill: hidden relrms vs native <= %.3g (exact prefill vs native <= %.3g), vs exact <= %.3g; logits vs exact %.3g\n",
+                        name, worst_nat, exact_nat, worst_ex, lx);
+            free(nat); free(h8); free(l8);
+            pika_ctx_free(c8);
+        }
         /* exact-F32 reference (non-F32 models): the tight check */
         const cJSON *fw = cJSON_GetObjectItem(p, "f32_weights");
         const cJSON *greedy = cJSON_GetObjectItem(p, "greedy");

@@ -4,8 +4,8 @@
  *   hidden state h_0 = token embedding rows (no scaling); h_i = residual stream after block i
  *   (x + attn(norm(x)) + ffn(norm(.))), before any final norm; logits = output_norm(h_L) · W_outᵀ.
  * Weights stay mmapped in their file type; prefill matmuls run in F32 (weight panels dequantized into
- * the GEMM's packed layout), so results match llama.cpp's exact-F32 references to ~1e-4 (BF16 prefill
- * is an opt-in approximation: pika_ctx_set_prefill_bf16); prefill attention is split-invariant
+ * the GEMM's packed layout), so results match llama.cpp's exact-F32 references to ~1e-4 (BF16 and 8-bit
+ * integer prefill are opt-in approximations: pika_ctx_set_prefill); prefill attention is split-invariant
  * (pika_ctx_set_blas_attention); decode uses 8-bit activations with integer dots unless the context
  * is exact (pika_ctx_set_exact).
  */
@@ -65,16 +65,31 @@ int pika_ctx_kv_layers(const pika_ctx *c);
  * Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K weights (as llama.cpp does; F16/BF16/F32 weights stay
  * F32, and so does Q4_K on AVX-512, where the exact kernel is faster: pika_q8_preferred). exact = 1: every matmul in F32 as if the weights had been dequantized (the mode that
  * matches llama.cpp's f32w references to ~1e-4). Batches of 4+ tokens (prefill, extraction) are
- * exact F32 unless BF16 prefill is on (below). The environment variable PIKA_MATMUL=exact sets exact
+ * exact F32 unless another prefill mode is set (below). The environment variable PIKA_MATMUL=exact sets exact
  * for new contexts. */
 void pika_ctx_set_exact(pika_ctx *c, int exact);
 int pika_ctx_exact(const pika_ctx *c);
-/* Prefill precision (batches of 4+ tokens: prompts, extraction). Default: exact F32 products. on = 1:
- * activations and weights rounded to BF16 inside the GEMM packers and multiplied with AVX512_BF16's
- * vdpbf16ps (F32 sums), about twice the multiply rate; an approximation of the same order as the q8
- * decode default (README: accuracy). Needs AVX512_BF16 on the AVX-512 path: -1 + error otherwise (and
- * nothing changes). Turning it on clears exact; pika_ctx_set_exact(c, 1) turns it off. The environment
- * variable PIKA_PREFILL=bf16 sets it for new contexts (ignored where the CPU lacks it). */
+/* Prefill precision (batches of 4+ tokens: prompts, extraction), one of
+ *   PIKA_PREFILL_F32  (default) exact F32 products;
+ *   PIKA_PREFILL_BF16 activations and weights rounded to BF16 inside the GEMM packers and multiplied with
+ *                     AVX512_BF16's vdpbf16ps (F32 sums), about twice the multiply rate (needs AVX512_BF16);
+ *   PIKA_PREFILL_Q8   quantized weights (Q4_0 ... Q6_K) multiplied in 8-bit integers against activations
+ *                     quantized to 8-bit blocks of 32, as the q8 decode default and llama.cpp's prefill
+ *                     do (AVX512_VNNI vpdpbusd, pika_sgemm_nt_typed_q8); F16/BF16/F32 weights stay exact F32
+ *                     (needs AVX512_VNNI).
+ * BF16 and Q8 are approximations of the same order as the q8 decode default (README: accuracy). Both need
+ * the AVX-512 path: pika_ctx_set_prefill returns -1 + error where the CPU cannot (nothing changes). A mode
+ * other than F32 clears exact; pika_ctx_set_exact(c, 1) sets F32. The environment variable
+ * PIKA_PREFILL=f32|bf16|q8 sets it for new contexts (ignored where the CPU lacks it).
+ * pika_prefill_parse: "f32"/"bf16"/"q8" -> mode, -1 if none; pika_prefill_available: the CPU can run it. */
+enum { PIKA_PREFILL_F32 = 0, PIKA_PREFILL_BF16 = 1, PIKA_PREFILL_Q8 = 2 };
+int pika_ctx_set_prefill(pika_ctx *c, int mode);
+int pika_ctx_prefill(const pika_ctx *c);
+int pika_prefill_parse(const char *name);
+const char *pika_prefill_name(int mode);
+int pika_prefill_available(int mode);
+/* The BF16 mode on (on = 1: as pika_ctx_set_prefill(c, PIKA_PREFILL_BF16)) or off (back to F32 if it was
+ * BF16); pika_ctx_prefill_bf16: 1 when BF16 is the mode. */
 int pika_ctx_set_prefill_bf16(pika_ctx *c, int on);
 int pika_ctx_prefill_bf16(const pika_ctx *c);
 /* Prefill attention (batches of 4+ tokens, and every pika_forward_packed). Default: pika's fixed-order

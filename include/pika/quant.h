@@ -72,6 +72,20 @@ void pika_q8_force_no_vnni(int on);
 /* Name of the q8 dot kernels pika_vec_dot_q8 uses now: "avx512-vnni", "avx2", "scalar". */
 const char *pika_q8_path(void);
 
+/* ---- 8-bit levels for the integer prefill GEMM (pika_sgemm_nt_typed_q8) ----
+ * A row of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K as signed levels v[n] (int8) with one scale per
+ * group of G elements (G = pika_type_levels_group: 32, or 16 for Q6_K) and one offset per 32
+ * elements (0 unless pika_type_levels_have_min): w[e] = d[e/G] * v[e] + m[e/32], exactly the
+ * dequantized value up to F32 rounding of the scale products. n: whole blocks of the type. */
+int pika_type_levels_group(uint32_t type);
+int pika_type_levels_have_min(uint32_t type);
+void pika_unpack_levels(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m);
+/* Same, plain scalar code from the block layouts (tests). */
+void pika_unpack_levels_ref(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m);
+/* pika_quantize_act_q8 as separate arrays: q[n] levels, d[n/32] scales, s16[n/16] sums of the levels
+ * over each 16 elements (n a multiple of 32). */
+void pika_quantize_act_q8_levels(const float *x, int64_t n, int8_t *q, float *d, int32_t *s16);
+
 /* Quantize a float row into the given type (round-to-nearest like ggml's reference quantizers).
  * Supported targets: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Returns 0, or -1
  * + error for an unsupported type. Used by the GGUF writer (tests, benchmarks, trainer). */

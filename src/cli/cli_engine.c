@@ -93,14 +93,14 @@ int cmd_info(int argc, char **argv) {
 /* --------------------------------------------------------------- forward */
 
 int cli_prefill_value(const char *cmd, const char *v) {
-    if (v && !strcmp(v, "bf16")) return 1;
-    if (v && !strcmp(v, "f32")) return 0;
-    pika_die("%s: --prefill must be f32 or bf16, got '%s'", cmd, v ? v : "");
-    return 0;
+    int mode = pika_prefill_parse(v);
+    if (mode < 0) pika_die("%s: --prefill must be f32, bf16 or q8, got '%s'", cmd, v ? v : "");
+    return mode;
 }
 
-void cli_prefill_apply(const char *cmd, pika_ctx *c, int bf16) {
-    if (bf16 && pika_ctx_set_prefill_bf16(c, 1)) pika_die("%s: --prefill bf16: %s", cmd, pika_last_error());
+void cli_prefill_apply(const char *cmd, pika_ctx *c, int mode) {
+    if (mode != PIKA_PREFILL_F32 && pika_ctx_set_prefill(c, mode))
+        pika_die("%s: --prefill %s: %s", cmd, pika_prefill_name(mode), pika_last_error());
 }
 
 int cmd_forward(int argc, char **argv) {
@@ -108,7 +108,7 @@ int cmd_forward(int argc, char **argv) {
     int threads = 0, bf16 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
-            printf("usage: pika forward --model M.gguf --ids \"ID ID ...\" --out DIR [--threads N] [--prefill f32|bf16]\n"
+            printf("usage: pika forward --model M.gguf --ids \"ID ID ...\" --out DIR [--threads N] [--prefill f32|bf16|q8]\n"
                    "writes DIR/hidden.npy float32 [n_layer+1, n_tokens, n_embd] and DIR/logits.npy float32 [n_vocab]\n");
             return 0;
         }
@@ -157,7 +157,7 @@ static int print_piece(const char *piece, size_t len, void *user) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *prompt = NULL, *user = NULL;
-    int threads = 0, print_ids = 0, prefill_bf16 = 0;
+    int threads = 0, print_ids = 0, prefill = 0;
     pika_gen_opts go;
     pika_gen_opts_default(&go);
     go.max_tokens = 32;
@@ -168,7 +168,7 @@ int cmd_generate(int argc, char **argv) {
         if (!strcmp(a, "--help")) {
             printf("usage: pika generate --model M.gguf (--ids \"ID ...\" | --prompt TEXT | --user TEXT [--system TEXT])\n"
                    "       [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S] [--stop TEXT]...\n"
-                   "       [--threads N] [--prefill f32|bf16] [--print-ids] [--ignore-eos] [prompt options]\n"
+                   "       [--threads N] [--prefill f32|bf16|q8] [--print-ids] [--ignore-eos] [prompt options]\n"
                    "  --ids      token ids used as given (no BOS added)\n"
                    "  --prompt   raw text, tokenized with BOS as the vocab asks\n"
                    "  --user     a user message rendered with the chat template (the prompt recipe of extract/sample)\n"
@@ -194,7 +194,7 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--prompt")) prompt = opt_value(argc, argv, &i);
         else if (!strcmp(a, "--user")) user = opt_value(argc, argv, &i);
         else if (!strcmp(a, "--threads")) threads = (int)opt_long("generate", a, opt_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--prefill")) prefill_bf16 = cli_prefill_value("generate", opt_value(argc, argv, &i));
+        else if (!strcmp(a, "--prefill")) prefill = cli_prefill_value("generate", opt_value(argc, argv, &i));
         else if (!strcmp(a, "--print-ids")) print_ids = 1;
         else if (!strcmp(a, "--ignore-eos")) go.ignore_eog = 1;
         else pika_die("generate: unknown option %s", a);
@@ -230,7 +230,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (n == 0) pika_die("generate: the prompt is empty");
     pika_ctx *c = pika_ctx_new(m, threads);
-    cli_prefill_apply("generate", c, prefill_bf16);
+    cli_prefill_apply("generate", c, prefill);
     pika_gen_result res;
     int rc = pika_generate(c, tok, ids, n, &go, print_ids ? NULL : print_piece, NULL, &res);
     if (print_ids)

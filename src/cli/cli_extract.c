@@ -29,8 +29,9 @@ static void print_data_options(void) {
            "  --shard I/N           only slice I (0-based) of N equal contiguous slices of the questions (after\n"
            "                        --limit); `pika acts merge` (extract) or cat in shard order (sample) joins them\n"
            "  --threads N           threads (default: all cores)\n"
-           "  --prefill f32|bf16    prefill precision: exact F32 (default) or BF16 products (AVX512_BF16 CPUs;\n"
-           "                        ~1.5-2x faster, hidden states within ~1e-2 relative; recorded in the store)\n"
+           "  --prefill f32|bf16|q8 prefill precision: exact F32 (default), BF16 products (AVX512_BF16 CPUs) or\n"
+           "                        8-bit integer products for quantized weights (AVX512_VNNI CPUs); both faster,\n"
+           "                        hidden states within ~1e-2 relative (README: accuracy); recorded in the store\n"
            "  --resume              continue the output of an interrupted run (it must have been made with the\n"
            "                        same model, prompt and settings)\n"
            "  --force               overwrite a non-empty output (without --resume or --force that is an error)\n"
@@ -43,7 +44,7 @@ static void print_data_options(void) {
 typedef struct {
     const char *model_path, *data, *data_dir, *field, *id_field;
     int threads, resume, force;
-    int prefill_bf16; /* --prefill bf16 */
+    int prefill; /* --prefill: PIKA_PREFILL_* */
     long long limit;
     int shard_i, shard_n; /* --shard I/N; shard_n 0 = none */
     pika_prompt_opts prompt;
@@ -78,8 +79,8 @@ static int shared_option(run_setup *r, const char *cmd, int argc, char **argv, i
         return 1;
     }
     if (!strcmp(a, "--prefill")) {
-        if (*i + 1 >= argc) pika_die("%s: --prefill needs a value (f32 or bf16)", cmd);
-        r->prefill_bf16 = cli_prefill_value(cmd, argv[++*i]);
+        if (*i + 1 >= argc) pika_die("%s: --prefill needs a value (f32, bf16 or q8)", cmd);
+        r->prefill = cli_prefill_value(cmd, argv[++*i]);
         return 1;
     }
     if (!strcmp(a, "--resume")) { r->resume = 1; return 1; }
@@ -161,7 +162,7 @@ static void setup_load(run_setup *r, const char *cmd) {
     r->recipe = pika_prompt_recipe_new(pika_model_gguf(r->m), r->tok, &r->prompt);
     if (!r->recipe) pika_die("%s: %s: %s", cmd, r->model_path, pika_last_error());
     r->ctx = pika_ctx_new(r->m, r->threads);
-    cli_prefill_apply(cmd, r->ctx, r->prefill_bf16);
+    cli_prefill_apply(cmd, r->ctx, r->prefill);
 }
 
 static void setup_free(run_setup *r) {

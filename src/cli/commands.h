@@ -6,11 +6,11 @@
 
 /* engine (cli_engine.c) */
 int cmd_info(int argc, char **argv);
-/* --prefill f32|bf16 (forward, generate, extract, sample): 1 for bf16, 0 for f32; dies on anything else.
- * cli_prefill_apply turns BF16 prefill on for a context (dies when the CPU cannot). */
+/* --prefill f32|bf16|q8 (forward, generate, extract, sample): the PIKA_PREFILL_* mode; dies on anything else.
+ * cli_prefill_apply sets it on a context (dies when the CPU cannot run it). */
 struct pika_ctx;
 int cli_prefill_value(const char *cmd, const char *v);
-void cli_prefill_apply(const char *cmd, struct pika_ctx *c, int bf16);
+void cli_prefill_apply(const char *cmd, struct pika_ctx *c, int mode);
 int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 /* activations (cli_extract.c) */

@@ -451,6 +451,182 @@ T512 static void sgemm_avx512(int n, int m, int k, const float *A, int lda, cons
     }
 }
 
+/* ---------------------------------------------------------------- 8-bit integer path (AVX512_VNNI, optional)
+ * A's rows quantized to 8-bit blocks of 32 (pika_quantize_act_q8: d = max|x|/127, levels in [-127, 127]),
+ * B's rows unpacked to their 8-bit levels (pika_unpack_levels: w = d_g * v + m_b), products summed in
+ * int32 by vpdpbusd (four u8 x s8 products per 32-bit lane per instruction), the scales applied in
+ * F32 once per group of G k values (32; 16 for Q6_K). The blocking is the F32 path's, with k quads as
+ * 32-bit units (as the BF16 path's pairs). Lanes are 16 columns of C, so an int32 accumulator sums a
+ * whole group of one column before its scale: per group, G/4 vpdpbusd per (row, 16 columns) and one
+ * cvt + mul + fma, against G/16 F32 FMAs (four times the multiply rate, less the scale work).
+ * vpdpbusd wants one unsigned operand: B's levels are stored biased (v + 128, as u8) and the bias is
+ * removed through A's level sums (each group's int32 accumulator starts at -128 * sum of A's levels).
+ *   A panel (MRQ rows, k block kc; units of 32 bits):  Aq[t*MRQ + i]: levels 4t..4t+3 of row i
+ *       Ad[b*MRQ + i] = d of block b;  Asd[b*MRQ + i] = d * sum of its levels (for m)
+ *       A32[b*MRQ + i] = -128 * sum of block b's levels;  A16[h*MRQ + i]: the same per 16
+ *   B panel (32 columns):  Bq[t*32 + j]: biased levels 4t..4t+3 of row j;  Bd[g*32 + j];  Bm[b*32 + j]
+ * The error is the activations' rounding to 8 bits (ggml's Q8_0 activations), as the q8 decode path. */
+
+#define TQ8 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512vnni,avx2,fma")))
+#define INLINEQ8 static inline __attribute__((always_inline, target("avx512f,avx512vl,avx512dq,avx512bw,avx512vnni,avx2,fma")))
+
+enum {
+    MRQ = 6,                                /* rows of C per micro-tile: 2 x 6 F32 + 2 x 6 int32 accumulators */
+    MCQ = 48 * MRQ,                         /* n block */
+    QA_UNITS = (KC / 4 + 3 * (KC / 32) + KC / 16) * MRQ, /* one A panel */
+    QB_Q = 0, QB_D = KC / 4 * NR, QB_M = QB_D + KC / 16 * NR, QB_UNITS = QB_M + KC / 32 * NR,
+};
+_Static_assert((int)(MCQ / MRQ) * (int)QA_UNITS <= (int)AP_FLOATS && (int)QB_UNITS <= (int)BP_FLOATS, "q8 panels fit the buffers");
+_Static_assert((int)(NR * KC / 4 + NR * (KC / 16 + KC / 32)) <= (int)BT_FLOATS, "q8 unpacked rows fit Bt");
+
+/* one A panel: rows < mr of A (lda floats apart), k block [0, kc) (kc a multiple of 32) */
+static void pack_a_q8(int mr, int kc, const float *A, int lda, int32_t *P) {
+    int32_t *aq = P, *a32 = P + (KC / 4 + 2 * (KC / 32)) * MRQ, *a16 = a32 + (KC / 32) * MRQ;
+    float *ad = (float *)(P + (KC / 4) * MRQ), *asd = ad + (KC / 32) * MRQ;
+    int8_t q[KC] __attribute__((aligned(64)));
+    float d[KC / 32];
+    int32_t s16[KC / 16];
+    for (int i = 0; i < mr; i++) {
+        pika_quantize_act_q8_levels(A + (size_t)i * lda, kc, q, d, s16);
+        for (int t = 0; t < kc / 4; t++) memcpy(aq + t * MRQ + i, q + 4 * t, 4);
+        for (int b = 0; b < kc / 32; b++) {
+            int32_t s = s16[2 * b] + s16[2 * b + 1];
+            ad[b * MRQ + i] = d[b];
+            asd[b * MRQ + i] = d[b] * (float)s;
+            a32[b * MRQ + i] = -128 * s;
+        }
+        for (int h = 0; h < kc / 16; h++) a16[h * MRQ + i] = -128 * s16[h];
+    }
+}
+
+/* B panel rows jr..jr+nr (nr <= NR), k block [pc, pc+kc) -> Bq, Bd, Bm; columns nr..NR-1 are 0 */
+TQ8 static void pack_b_q8(const bsrc *B, int jr, int nr, int pc, int kc, float *Bt, float *Bp) {
+    const int G = pika_type_levels_group(B->type);
+    int8_t *lv = (int8_t *)Bt;                   /* [NR][KC] levels */
+    float *dt = Bt + NR * KC / 4, *mt = dt + NR * (KC / 16); /* [NR][KC/16], [NR][KC/32] */
+    const size_t off = pika_row_bytes(B->type, pc);
+    for (int j = 0; j < NR; j++) {
+        if (j < nr) {
+            pika_unpack_levels(B->type, B->data + (size_t)(jr + j) * B->row_bytes + off, kc, lv + (size_t)j * KC,
+                               dt + j * (KC / 16), mt + j * (KC / 32));
+        } else {
+            memset(lv + (size_t)j * KC, 0, (size_t)kc);
+            memset(dt + j * (KC / 16), 0, sizeof(float) * (KC / 16));
+            memset(mt + j * (KC / 32), 0, sizeof(float) * (KC / 32));
+        }
+    }
+    const __m512i bias = _mm512_set1_epi32((int)0x80808080u);
+    int32_t *bq = (int32_t *)Bp + QB_Q;
+    for (int g = 0; g < NR / 16; g++)
+        for (int t0 = 0; t0 < kc / 4; t0 += 16) {
+            int w = kc / 4 - t0 < 16 ? kc / 4 - t0 : 16;
+            __mmask16 mk = (__mmask16)((1u << w) - 1u);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = _mm512_castsi512_ps(_mm512_xor_si512(
+                    _mm512_maskz_loadu_epi32(mk, (const int32_t *)(lv + (size_t)(16 * g + i) * KC) + t0), bias));
+            transpose16(r);
+            store_cols(r, w, (float *)bq + (size_t)t0 * NR + 16 * g, NR, 0xFFFF);
+        }
+    float *bd = Bp + QB_D, *bm = Bp + QB_M;
+    for (int gg = 0; gg < kc / G; gg++)
+        for (int j = 0; j < NR; j++) bd[gg * NR + j] = dt[j * (KC / 16) + gg];
+    for (int b = 0; b < kc / 32; b++)
+        for (int j = 0; j < NR; j++) bm[b * NR + j] = mt[j * (KC / 32) + b];
+}
+
+/* C[ROWS x 32 tile] (+)= the A panel P · the B panel over kc; G (32 or 16) and MIN (offsets m) are
+ * constants at each call site. */
+INLINEQ8 void kernel_q8(const int ROWS, const int G, const int MIN, int kc, const int32_t *P, const float *Bp, float *C,
+                        int ldc, __mmask16 m0, __mmask16 m1, int accum) {
+    const int32_t *aq = P, *a32 = P + (KC / 4 + 2 * (KC / 32)) * MRQ, *a16 = a32 + (KC / 32) * MRQ;
+    const float *ad = (const float *)(P + (KC / 4) * MRQ), *asd = ad + (KC / 32) * MRQ;
+    const int32_t *bq = (const int32_t *)Bp + QB_Q;
+    const float *bd = Bp + QB_D, *bm = Bp + QB_M;
+    __m512 c0[MRQ], c1[MRQ];
+#pragma GCC unroll 8
+    for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    const int QG = G / 4;
+    for (int g = 0; g < kc / G; g++) {
+        __m512i s0[MRQ], s1[MRQ];
+        const int32_t *bias = (G == 32 ? a32 : a16) + g * MRQ;
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++) s0[i] = s1[i] = _mm512_set1_epi32(bias[i]);
+#pragma GCC unroll 8
+        for (int t = 0; t < QG; t++) {
+            const int32_t *b = bq + (size_t)(g * QG + t) * NR, *a = aq + (g * QG + t) * MRQ;
+            __m512i w0 = _mm512_load_si512(b), w1 = _mm512_load_si512(b + 16);
+#pragma GCC unroll 8
+            for (int i = 0; i < ROWS; i++) {
+                __m512i av = _mm512_set1_epi32(a[i]);
+                s0[i] = _mm512_dpbusd_epi32(s0[i], w0, av);
+                s1[i] = _mm512_dpbusd_epi32(s1[i], w1, av);
+            }
+        }
+        __m512 d0 = _mm512_load_ps(bd + g * NR), d1 = _mm512_load_ps(bd + g * NR + 16);
+        const float *da = ad + (g * G / 32) * MRQ;
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++) {
+            __m512 sa = _mm512_set1_ps(da[i]);
+            c0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[i]), _mm512_mul_ps(d0, sa), c0[i]);
+            c1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[i]), _mm512_mul_ps(d1, sa), c1[i]);
+        }
+        if (MIN) {
+            __m512 n0 = _mm512_load_ps(bm + g * NR), n1 = _mm512_load_ps(bm + g * NR + 16);
+#pragma GCC unroll 8
+            for (int i = 0; i < ROWS; i++) {
+                __m512 sd = _mm512_set1_ps(asd[g * MRQ + i]);
+                c0[i] = _mm512_fmadd_ps(n0, sd, c0[i]);
+                c1[i] = _mm512_fmadd_ps(n1, sd, c1[i]);
+            }
+        }
+    }
+    store_tile(ROWS, c0, c1, C, ldc, m0, m1, accum);
+}
+
+#define KQ8(r, G, MIN) kernel_q8(r, G, MIN, kc, P, Bp, C, ldc, m0, m1, accum)
+#define KCASEQ8(r) \
+    case r: if (G == 16) KQ8(r, 16, 0); else if (MIN) KQ8(r, 32, 1); else KQ8(r, 32, 0); break;
+
+TQ8 static void kernel_q8_rows(int rows, int G, int MIN, int kc, const int32_t *P, const float *Bp, float *C, int ldc,
+                               __mmask16 m0, __mmask16 m1, int accum) {
+    switch (rows) {
+        KCASEQ8(6) KCASEQ8(5) KCASEQ8(4) KCASEQ8(3) KCASEQ8(2) KCASEQ8(1)
+        default: break;
+    }
+}
+
+TQ8 static void sgemm_q8_avx512(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc,
+                                float *buf) {
+    int32_t *Ap = (int32_t *)buf;
+    float *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
+    const int G = pika_type_levels_group(B->type), MIN = pika_type_levels_have_min(B->type);
+    for (int pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC, accum = pc > 0;
+        for (int ic = 0; ic < n; ic += MCQ) {
+            int mc = n - ic < MCQ ? n - ic : MCQ, np = (mc + MRQ - 1) / MRQ;
+            for (int q = 0; q < np; q++) {
+                int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                pack_a_q8(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * QA_UNITS);
+            }
+            for (int jr = 0; jr < m; jr += NR) {
+                int nr = m - jr < NR ? m - jr : NR;
+                pack_b_q8(B, jr, nr, pc, kc, Bt, Bp);
+                const int nnext = jr + NR >= m ? 0 : m - jr - NR < NR ? m - jr - NR : NR;
+                __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
+                __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
+                for (int q = 0; q < np; q++) {
+                    int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                    if (nnext) b_prefetch(B, jr + NR, nnext, pc, kc, q, np);
+                    kernel_q8_rows(r1 - r0, G, MIN, kc, Ap + (size_t)q * QA_UNITS, Bp, C + (size_t)(ic + r0) * ldc + jr,
+                                   ldc, m0, m1, accum);
+                }
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- small n: dot products, no packing
  * For 1..3 rows of A, packing B costs more than the multiply. Instead each 3 x 8 tile of C is 24
  * dot products kept as zmm partial sums over k (16 lanes each): per 16 k, 3 loads of A + 8 loads of
@@ -773,6 +949,31 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
             sgemm_avx512(n, m, k, A, lda, &b, C, ldc, buf, 1);
             return 0;
         }
+    }
+#endif
+    (void)A; (void)lda; (void)B; (void)row_bytes; (void)C; (void)ldc;
+    return -1;
+}
+
+int pika_sgemm_nt_q8_native(uint32_t type) {
+#ifdef PIKA_X86
+    return pika_type_levels_group(type) > 0 && pika_sgemm_nt_avx512() && pika_simd_has_vnni();
+#else
+    (void)type;
+    return 0;
+#endif
+}
+
+int pika_sgemm_nt_typed_q8(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
+                           float *C, int ldc) {
+    if (n <= 0 || m <= 0) return 0;
+    if (!typed_ok(type, k) || k % 32 != 0 || !pika_sgemm_nt_q8_native(type)) return -1;
+#ifdef PIKA_X86
+    float *buf = thread_buf();
+    bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
+    if (buf) {
+        sgemm_q8_avx512(n, m, k, A, lda, &b, C, ldc, buf);
+        return 0;
     }
 #endif
     (void)A; (void)lda; (void)B; (void)row_bytes; (void)C; (void)ldc;

@@ -253,7 +253,7 @@ struct pika_ctx {
     float **scores;   /* per thread: [ATT_Q_BLOCK, cap] */
     size_t scores_elems;
     int exact;        /* 1: matvec in exact F32; 0: 8-bit activations + integer dots (pika_ctx_set_exact) */
-    int prefill_bf16; /* 1: batches of MATVEC_MAX_N+ rows multiply in BF16 where the CPU can (pika_ctx_set_prefill_bf16) */
+    int prefill;      /* PIKA_PREFILL_*: how batches of MATVEC_MAX_N+ rows multiply (pika_ctx_set_prefill) */
     int blas_attn;    /* 1: prefill attention with BLAS, not split-invariant (pika_ctx_set_blas_attention) */
 };
 
@@ -273,22 +273,51 @@ pika_ctx *pika_ctx_new(pika_model *m, int n_threads) {
     const char *at = getenv("PIKA_ATTN"); /* "blas": prefill attention with BLAS (not split-invariant) */
     c->blas_attn = at && !strcmp(at, "blas");
     const char *pp = getenv("PIKA_PREFILL");
-    c->prefill_bf16 = pp && !strcmp(pp, "bf16") && !c->exact && pika_simd_has_avx512_bf16();
+    int mode = pp ? pika_prefill_parse(pp) : PIKA_PREFILL_F32;
+    if (!c->exact && mode > PIKA_PREFILL_F32 && pika_prefill_available(mode)) c->prefill = mode;
     return c;
 }
 
 void pika_ctx_set_exact(pika_ctx *c, int exact) {
     c->exact = exact != 0;
-    if (c->exact) c->prefill_bf16 = 0;
+    if (c->exact) c->prefill = PIKA_PREFILL_F32;
 }
-int pika_ctx_set_prefill_bf16(pika_ctx *c, int on) {
-    if (on && !pika_simd_has_avx512_bf16())
+
+int pika_prefill_parse(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "f32")) return PIKA_PREFILL_F32;
+    if (!strcmp(name, "bf16")) return PIKA_PREFILL_BF16;
+    if (!strcmp(name, "q8")) return PIKA_PREFILL_Q8;
+    return -1;
+}
+const char *pika_prefill_name(int mode) {
+    return mode == PIKA_PREFILL_BF16 ? "bf16" : mode == PIKA_PREFILL_Q8 ? "q8" : mode == PIKA_PREFILL_F32 ? "f32" : "?";
+}
+int pika_prefill_available(int mode) {
+    switch (mode) {
+    case PIKA_PREFILL_F32: return 1;
+    case PIKA_PREFILL_BF16: return pika_simd_has_avx512_bf16();
+    case PIKA_PREFILL_Q8: return pika_sgemm_nt_q8_native(PIKA_TYPE_Q8_0);
+    default: return 0;
+    }
+}
+int pika_ctx_set_prefill(pika_ctx *c, int mode) {
+    if (mode == PIKA_PREFILL_BF16 && !pika_prefill_available(mode))
         return pika_set_error("BF16 prefill needs a CPU with AVX512_BF16 (and the AVX-512 path in use)");
-    c->prefill_bf16 = on != 0;
-    if (on) c->exact = 0;
+    if (mode == PIKA_PREFILL_Q8 && !pika_prefill_available(mode))
+        return pika_set_error("q8 prefill needs a CPU with AVX512_VNNI (and the AVX-512 path in use)");
+    if (!pika_prefill_available(mode)) return pika_set_error("unknown prefill mode %d", mode);
+    c->prefill = mode;
+    if (mode != PIKA_PREFILL_F32) c->exact = 0;
     return 0;
 }
-int pika_ctx_prefill_bf16(const pika_ctx *c) { return c->prefill_bf16 && pika_simd_has_avx512_bf16(); }
+int pika_ctx_prefill(const pika_ctx *c) { return pika_prefill_available(c->prefill) ? c->prefill : PIKA_PREFILL_F32; }
+int pika_ctx_set_prefill_bf16(pika_ctx *c, int on) {
+    if (on) return pika_ctx_set_prefill(c, PIKA_PREFILL_BF16);
+    if (c->prefill == PIKA_PREFILL_BF16) c->prefill = PIKA_PREFILL_F32;
+    return 0;
+}
+int pika_ctx_prefill_bf16(const pika_ctx *c) { return pika_ctx_prefill(c) == PIKA_PREFILL_BF16; }
 void pika_ctx_set_blas_attention(pika_ctx *c, int on) { c->blas_attn = on != 0; }
 int pika_ctx_blas_attention(const pika_ctx *c) { return c->blas_attn; }
 int pika_ctx_exact(const pika_ctx *c) { return c->exact; }
@@ -403,7 +432,10 @@ static void matmul_rows(matmul_job *j, int ith, int nth) {
         }
         const size_t row_bytes = pika_row_bytes(W->type, in);
         const uint8_t *base = (const uint8_t *)W->data + (size_t)r0 * row_bytes;
-        if (j->c->prefill_bf16 && pika_sgemm_nt_typed_bf16(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type, base,
+        if (j->c->prefill == PIKA_PREFILL_Q8 && pika_sgemm_nt_typed_q8(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type,
+                                                                    base, row_bytes, j->Y[k] + r0, (int)out) == 0)
+            continue;
+        if (j->c->prefill == PIKA_PREFILL_BF16 && pika_sgemm_nt_typed_bf16(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type, base,
                                                             row_bytes, j->Y[k] + r0, (int)out) == 0)
             continue;
         if (pika_sgemm_nt_typed(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type, base, row_bytes, j->Y[k] + r0,

@@ -1456,6 +1456,170 @@ void pika_matvec_q8(uint32_t type, const void *W, const void *xq, float *y, int6
     for (int64_t r = r0; r < r1; r++) y[r] = pika_vec_dot_q8_ref(type, (const uint8_t *)W + (size_t)r * rb, xq, n);
 }
 
+/* ================================================================ weight levels (the integer GEMM's packer)
+ * A row of a quantized type as signed 8-bit levels v with one scale per group of G elements and,
+ * for the types with a minimum, one offset per 32: w[e] = d[e/G] * v[e] + m[e/32]. */
+
+int pika_type_levels_group(uint32_t type) {
+    switch (type) {
+    case PIKA_TYPE_Q4_0: case PIKA_TYPE_Q4_1: case PIKA_TYPE_Q5_0: case PIKA_TYPE_Q5_1:
+    case PIKA_TYPE_Q8_0: case PIKA_TYPE_Q4_K: case PIKA_TYPE_Q5_K: return 32;
+    case PIKA_TYPE_Q6_K: return 16;
+    default: return 0;
+    }
+}
+
+int pika_type_levels_have_min(uint32_t type) {
+    return type == PIKA_TYPE_Q4_1 || type == PIKA_TYPE_Q5_1 || type == PIKA_TYPE_Q4_K || type == PIKA_TYPE_Q5_K;
+}
+
+/* level offset of each type's stored level (ref_level) */
+static int level_off(uint32_t type) {
+    return type == PIKA_TYPE_Q4_0 ? 8 : type == PIKA_TYPE_Q5_0 ? 16 : type == PIKA_TYPE_Q6_K ? 32 : 0;
+}
+
+/* plain code from ref_level and the block layouts (tests; the scalar level) */
+void pika_unpack_levels_ref(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m) {
+    const int bl = TYPES[type].blck, G = pika_type_levels_group(type), off = level_off(type);
+    const size_t bb = TYPES[type].bytes;
+    const uint8_t *w = row;
+    for (int64_t e = 0; e < n; e++) v[e] = (int8_t)(ref_level(type, w + (size_t)(e / bl) * bb, (int)(e % bl)) - off);
+    for (int64_t g = 0; g < n / G; g++) {
+        const uint8_t *b = w + (size_t)(g * G / bl) * bb;
+        int eb = (int)(g * G % bl), sc, mn;
+        switch (type) {
+        case PIKA_TYPE_Q4_K: case PIKA_TYPE_Q5_K: ref_k_scale(b + 4, eb / 32, &sc, &mn); d[g] = (float)rd_f16(b) * (float)sc; break;
+        case PIKA_TYPE_Q6_K: d[g] = (float)rd_f16(b + 208) * (float)(int8_t)b[192 + eb / 16]; break;
+        default: d[g] = (float)rd_f16(b); break;
+        }
+    }
+    for (int64_t g = 0; g < n / 32; g++) {
+        const uint8_t *b = w + (size_t)(g * 32 / bl) * bb;
+        int eb = (int)(g * 32 % bl), sc, mn;
+        switch (type) {
+        case PIKA_TYPE_Q4_1: case PIKA_TYPE_Q5_1: m[g] = (float)rd_f16(b + 2); break;
+        case PIKA_TYPE_Q4_K: case PIKA_TYPE_Q5_K: ref_k_scale(b + 4, eb / 32, &sc, &mn); m[g] = -(float)rd_f16(b + 2) * (float)mn; break;
+        default: m[g] = 0.0f; break;
+        }
+    }
+}
+
+#ifdef PIKA_X86
+/* The same levels and scales as pika_unpack_levels_ref, 32 levels per vector step (the q8 decode
+ * kernels' unpacking: nib32, bits16, kscales). */
+static T256 void unpack_levels_avx2(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    switch (type) {
+    case PIKA_TYPE_Q8_0: {
+        const blk_q8_0 *b = row;
+        for (int64_t i = 0; i < n / 32; i++) {
+            memcpy(v + 32 * i, b[i].qs, 32);
+            d[i] = h2f(b[i].d);
+            m[i] = 0.0f;
+        }
+        return;
+    }
+    case PIKA_TYPE_Q4_0: case PIKA_TYPE_Q4_1: {
+        const int mn = type == PIKA_TYPE_Q4_1;
+        const __m256i off = _mm256_set1_epi8(mn ? 0 : 8);
+        for (int64_t i = 0; i < n / 32; i++) {
+            const uint8_t *b = (const uint8_t *)row + (size_t)i * (mn ? sizeof(blk_q4_1) : sizeof(blk_q4_0));
+            __m256i q = _mm256_sub_epi8(nib32_q8avx2(b + (mn ? 4 : 2)), off);
+            _mm256_storeu_si256((__m256i *)(v + 32 * i), q);
+            d[i] = rd_f16(b);
+            m[i] = mn ? rd_f16(b + 2) : 0.0f;
+        }
+        return;
+    }
+    case PIKA_TYPE_Q5_0: case PIKA_TYPE_Q5_1: {
+        const int mn = type == PIKA_TYPE_Q5_1;
+        const __m256i off = _mm256_set1_epi8(mn ? 0 : 16);
+        for (int64_t i = 0; i < n / 32; i++) {
+            const uint8_t *b = (const uint8_t *)row + (size_t)i * (mn ? sizeof(blk_q5_1) : sizeof(blk_q5_0));
+            const uint8_t *qh = b + (mn ? 4 : 2);
+            __m256i q = _mm256_sub_epi8(_mm256_or_si256(nib32_q8avx2(qh + 4), bits16_q8avx2(qh)), off);
+            _mm256_storeu_si256((__m256i *)(v + 32 * i), q);
+            d[i] = rd_f16(b);
+            m[i] = mn ? rd_f16(b + 2) : 0.0f;
+        }
+        return;
+    }
+    case PIKA_TYPE_Q4_K: case PIKA_TYPE_Q5_K: {
+        const int five = type == PIKA_TYPE_Q5_K;
+        const __m256i one = _mm256_set1_epi8(1);
+        for (int64_t i = 0; i < n / 256; i++) {
+            const uint8_t *b = (const uint8_t *)row + (size_t)i * (five ? sizeof(blk_q5_K) : sizeof(blk_q4_K));
+            uint8_t sc[8], mn[8];
+            kscales_q8avx2(b + 4, sc, mn);
+            float dk = rd_f16(b), dmin = rd_f16(b + 2);
+            const uint8_t *qs = b + (five ? 48 : 16);
+            __m256i hb = five ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (five) {
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+                }
+                _mm256_storeu_si256((__m256i *)(v + 256 * i + 64 * j), lo);
+                _mm256_storeu_si256((__m256i *)(v + 256 * i + 64 * j + 32), hi);
+            }
+            for (int s = 0; s < 8; s++) {
+                d[8 * i + s] = dk * (float)sc[s];
+                m[8 * i + s] = -dmin * (float)mn[s];
+            }
+        }
+        return;
+    }
+    case PIKA_TYPE_Q6_K: {
+        const __m256i m3 = _mm256_set1_epi8(0x30), off = _mm256_set1_epi8(32);
+        for (int64_t i = 0; i < n / 256; i++) {
+            const blk_q6_K *b = (const blk_q6_K *)row + i;
+            const float dk = h2f(b->d);
+            for (int h = 0; h < 2; h++) {
+                __m256i qa = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+                __m256i qc = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+                __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+                __m256i lv[4];
+                lv[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
+                lv[1] = _mm256_or_si256(_mm256_and_si256(qc, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
+                lv[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m3));
+                lv[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qc, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3));
+                for (int g = 0; g < 4; g++)
+                    _mm256_storeu_si256((__m256i *)(v + 256 * i + 128 * h + 32 * g), _mm256_sub_epi8(lv[g], off));
+            }
+            for (int s = 0; s < 16; s++) d[16 * i + s] = dk * (float)b->scales[s];
+            for (int s = 0; s < 8; s++) m[8 * i + s] = 0.0f;
+        }
+        return;
+    }
+    default: return;
+    }
+}
+#endif
+
+void pika_unpack_levels(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m) {
+    if (!pika_type_levels_group(type) || n <= 0) return;
+#ifdef PIKA_X86
+    if (cur_path() >= PATH_AVX2) { unpack_levels_avx2(type, row, n, v, d, m); return; }
+#endif
+    pika_unpack_levels_ref(type, row, n, v, d, m);
+}
+
+void pika_quantize_act_q8_levels(const float *x, int64_t n, int8_t *q, float *d, int32_t *s16) {
+    blk_q8a buf[8];
+    for (int64_t b0 = 0; b0 < n / 32; b0 += 8) {
+        int64_t nb = n / 32 - b0 < 8 ? n / 32 - b0 : 8;
+        pika_quantize_act_q8(x + 32 * b0, buf, 32 * nb);
+        for (int64_t b = 0; b < nb; b++) {
+            memcpy(q + 32 * (b0 + b), buf[b].qs, 32);
+            d[b0 + b] = buf[b].d;
+            s16[2 * (b0 + b)] = buf[b].s16[0];
+            s16[2 * (b0 + b) + 1] = buf[b].s16[1];
+        }
+    }
+}
+
 /* ================================================================ quantization (ggml reference algorithms) */
 
 /* Round to nearest, ties to even (ggml's nearest_int; valid for |f| < 2^22). */

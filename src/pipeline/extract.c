@@ -126,9 +126,9 @@ int pika_eoi_extract(pika_ctx *c, const pika_prompt_recipe *recipe, int64_t n, c
     cJSON_AddStringToObject(mj, "architecture", hp->arch_name);
     cJSON_AddNumberToObject(mj, "n_layer", hp->n_layer);
     cJSON_AddNumberToObject(mj, "n_embd", hp->n_embd);
-    /* BF16 prefill changes the activations: recorded (absent = exact F32, as every older store), so a
-     * resume with the other precision is refused */
-    if (pika_ctx_prefill_bf16(c)) cJSON_AddStringToObject(mj, "prefill", "bf16");
+    /* BF16 or q8 prefill changes the activations: recorded (absent = exact F32, as every older store), so
+     * a resume with another precision is refused */
+    if (pika_ctx_prefill(c) != PIKA_PREFILL_F32) cJSON_AddStringToObject(mj, "prefill", pika_prefill_name(pika_ctx_prefill(c)));
     char *model_json = cJSON_PrintUnformatted(mj);
     cJSON_Delete(mj);
     cJSON *pj = pika_prompt_recipe_provenance(recipe);

@@ -27,7 +27,7 @@ uint64_t pika_rollout_seed(uint64_t seed, const char *id, int sample) {
 }
 
 static cJSON *make_meta(const pika_model *m, const pika_prompt_recipe *recipe, const pika_rollout_opts *o, int k,
-                        int prefill_bf16) {
+                        int prefill) {
     cJSON *meta = cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "format", "pika-rollouts");
     cJSON_AddNumberToObject(meta, "version", 1);
@@ -38,7 +38,8 @@ static cJSON *make_meta(const pika_model *m, const pika_prompt_recipe *recipe, c
     cJSON_AddStringToObject(mj, "fingerprint", pika_model_fingerprint(m));
     cJSON_AddStringToObject(mj, "architecture", pika_model_hparams(m)->arch_name);
     cJSON_AddStringToObject(mj, "name", o->model_name ? o->model_name : "");
-    if (prefill_bf16) cJSON_AddStringToObject(mj, "prefill", "bf16"); /* absent: exact F32 (as older files) */
+    if (prefill != PIKA_PREFILL_F32) /* absent: exact F32 (as older files) */
+        cJSON_AddStringToObject(mj, "prefill", pika_prefill_name(prefill));
     cJSON_AddItemToObject(meta, "prompt", pika_prompt_recipe_provenance(recipe));
     cJSON_AddItemToObject(meta, "sampling", pika_gen_opts_json(&o->gen));
     cJSON_AddNumberToObject(meta, "k", k);
@@ -180,12 +181,12 @@ typedef struct {
     const pika_model *m;
     const pika_prompt_recipe *recipe;
     const pika_rollout_opts *o;
-    int prefill_bf16;
+    int prefill;
 } meta_ctx;
 
 static cJSON *local_meta(int k, void *u) {
     meta_ctx *mc = u;
-    return make_meta(mc->m, mc->recipe, mc->o, k, mc->prefill_bf16);
+    return make_meta(mc->m, mc->recipe, mc->o, k, mc->prefill);
 }
 
 int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, const pika_prompt_recipe *recipe, int64_t n,
@@ -203,7 +204,7 @@ int pika_rollouts(pika_ctx *c, const pika_tokenizer *tok, const pika_prompt_reci
     FILE *out = NULL;
     float *prompt_logits = NULL;
     int rc = -1;
-    meta_ctx mc = {m, recipe, o, pika_ctx_prefill_bf16(c)};
+    meta_ctx mc = {m, recipe, o, pika_ctx_prefill(c)};
     out = pika__sample_open(out_path, o, local_meta, &mc, &done, st);
     if (!out) goto done;
     prompt_logits = pika_malloc(sizeof(float) * (size_t)hp->n_vocab);
