@@ -7,7 +7,8 @@
 # bench_engine (pp256 / tg64, THREADS threads) for ROUNDS rounds per file and prints medians and the
 # ratio table, for pika's best SIMD path and for PIKA_SIMD=avx2 (against LLAMA_CPP_AVX2 when given, an
 # AVX2-only llama.cpp build; else against the native one), and where the CPU has AVX512_BF16 also for
-# pika with PIKA_PREFILL=bf16 (BF16 prefill). Also the FMA peak (bench_peak) and pika's
+# pika with PIKA_PREFILL=bf16 (BF16 prefill), where it has AVX512_VNNI with PIKA_PREFILL=q8 (8-bit
+# integer prefill of the quantized files; the F16 file stays exact F32 in that mode). Also the FMA peak (bench_peak) and pika's
 # prefill GFLOP/s as a fraction of it. Prints the CPU model, flags and load with the figures.
 set -e
 B=${1:-build}
@@ -40,8 +41,8 @@ for r in json.load(sys.stdin):
     if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0: tg = r["avg_ts"]
 print("llama", sys.argv[1], sys.argv[2], pp, tg)' "$(basename "$2" .gguf)" "$3" >> "$RAW"
 }
-pika_round() { # $1 file, $2 path: avx512 | avx2 | avx512-bf16 (the AVX-512 path with BF16 prefill)
-    simd=${2%-bf16}; pre=; [ "$2" = avx512-bf16 ] && pre=bf16
+pika_round() { # $1 file, $2 path: avx512 | avx2 | avx512-bf16 | avx512-q8 (the AVX-512 path, that prefill mode)
+    simd=${2%-*}; pre=; case "$2" in *-*) pre=${2#*-} ;; esac
     out=$(PIKA_SIMD=$simd PIKA_PREFILL=$pre "$B/bench/bench_engine" "$1" 256 64 "$T" 1)
     pp=$(echo "$out" | sed -n 's/.*pp256 \([0-9.]*\) tok\/s.*/\1/p')
     tg=$(echo "$out" | sed -n 's/.*tg64 \([0-9.]*\) tok\/s.*/\1/p')
@@ -50,12 +51,13 @@ pika_round() { # $1 file, $2 path: avx512 | avx2 | avx512-bf16 (the AVX-512 path
 PATHS=avx2
 grep -q avx512bw /proc/cpuinfo && PATHS="avx512 avx2"
 grep -q avx512_bf16 /proc/cpuinfo && PATHS="avx512 avx512-bf16 avx2"
+grep -q avx512_vnni /proc/cpuinfo && grep -q avx512bw /proc/cpuinfo && PATHS="$PATHS avx512-q8"
 LA2=${LLAMA_CPP_AVX2:-$LLAMA_CPP}
 for r in $(seq 1 "$R"); do
     for q in F16 Q8_0 Q4_K_M; do
         f="$D/q05-$q.gguf"
         for p in $PATHS; do
-            # the BF16-prefill row is compared with the same llama.cpp rounds as the avx512 row
+            # the BF16- and q8-prefill rows are compared with the same llama.cpp rounds as the avx512 row
             if [ "$p" = avx2 ]; then llama_round "$LA2" "$f" avx2; elif [ "$p" = avx512 ]; then llama_round "$LLAMA_CPP" "$f" avx512; fi
             pika_round "$f" "$p"
         done
@@ -73,7 +75,7 @@ for l in open(sys.argv[2]):
     w = l.split()
     if len(w) >= 5 and w[0] == "peak" and w[-1] == "GFLOP/s": peak[w[1]] = float(w[-2])
 def med(eng, f, p, k):
-    if eng == "llama" and p == "avx512-bf16": p = "avx512"
+    if eng == "llama" and p.startswith("avx512-"): p = "avx512"
     v = [float(r[3 + k]) for r in rows if r[0] == eng and r[1] == "q05-" + f and r[2] == p]
     return st.median(v) if v else float("nan")
 types = ["F16", "Q8_0", "Q4_K_M"]
@@ -81,8 +83,9 @@ types = ["F16", "Q8_0", "Q4_K_M"]
 flops_tok = 2 * 24 * (896 * 896 * 2 + 896 * 128 * 2 + 896 * 4864 * 3) + 2 * 24 * 256 * 896
 for p in sorted({r[2] for r in rows}, reverse=True):
     src = "AVX2-only llama.cpp build" if p == "avx2" and sys.argv[3] else "native llama.cpp build"
-    if p == "avx512-bf16": src = "native llama.cpp build, same rounds as avx512; pika with PIKA_PREFILL=bf16"
-    print(f"\n== path {p} (pika PIKA_SIMD={p.replace('-bf16', '')}; {src}); medians of {len([r for r in rows if r[0]=='pika' and r[2]==p]) // 3} rounds, tok/s")
+    if p.startswith("avx512-"):
+        src = f"native llama.cpp build, same rounds as avx512; pika with PIKA_PREFILL={p.split('-')[1]}"
+    print(f"\n== path {p} (pika PIKA_SIMD={p.split('-')[0]}; {src}); medians of {len([r for r in rows if r[0]=='pika' and r[2]==p]) // 3} rounds, tok/s")
     print("| measure | llama.cpp | pika | pika / llama.cpp |")
     print("|---|---|---|---|")
     for k, name in ((0, "prefill 256 tok/s"), (1, "decode 64 tok/s")):
@@ -90,7 +93,7 @@ for p in sorted({r[2] for r in rows}, reverse=True):
         P = [med("pika", f, p, k) for f in types]
         print(f"| {name}, F16 / Q8_0 / Q4_K_M | " + " / ".join(f"{x:.1f}" for x in L) + " | " +
               " / ".join(f"{x:.1f}" for x in P) + " | " + " / ".join(f"{b / a:.2f}" for a, b in zip(L, P)) + " |")
-    pk = peak.get(p.replace("-bf16", ""))
+    pk = peak.get(p.split("-")[0])
     if pk:
         P = [med("pika", f, p, 0) * flops_tok / 1e9 for f in types]
         print(f"pika prefill GFLOP/s F16 / Q8_0 / Q4_K_M: " + " / ".join(f"{x:.0f}" for x in P) +

@@ -2,7 +2,7 @@
 # extract_compare.sh — `pika extract` against `llama-embedding --pooling last` on the same file and
 # the same rendered prompts (make bench-extract).
 #   LLAMA_CPP=/path/to/llama.cpp/build/bin [ROUNDS=1] [THREADS=2] [N_PROMPTS=100] [LLAMA_CTX=N]
-#   [PIKA_BENCH_DIR=/tmp/pika-bench] [PIKA_SHARED=../shared] sh bench/extract_compare.sh [BUILD_DIR]
+#   [PREFILL=f32|bf16|q8] [PIKA_BENCH_DIR=/tmp/pika-bench] [PIKA_SHARED=../shared] sh bench/extract_compare.sh [BUILD_DIR]
 # Writes a random-weight F16 model of the Qwen2.5-0.5B shape with the real Qwen2 vocab
 # ($PIKA_SHARED/fixtures/tokenizer/ggml-vocab-qwen2.gguf, via mkgguf --vocab-from) and pika's built-in
 # Qwen2.5-Math-Instruct chat template, lets llama-quantize make the Q8_0 file (cached in
@@ -10,7 +10,8 @@
 # recipe `pika extract` uses: the GGUF's template, no system/suffix flags), checks that llama.cpp
 # tokenizes them to the same token count as pika (and to the same ids on the first prompt), then
 # alternates, for ROUNDS rounds, under /usr/bin/time -v:
-#   pika extract  --model Q8_0 --data MATH --limit N --out DIR --threads THREADS   (all layers, EOI positions)
+#   pika extract  --model Q8_0 --data MATH --limit N --out DIR --threads THREADS [--prefill PREFILL]
+#                 (all layers, EOI positions; PREFILL unset: pika's default, exact F32)
 #   llama-embedding -m Q8_0 -f PROMPTS --embd-separator SEP --pooling last --no-escape -t THREADS
 #                   -c LLAMA_CTX -b LLAMA_CTX (final layer, last token only)
 # LLAMA_CTX defaults to 2048 (llama-embedding packs prompts into batches of up to -c tokens);
@@ -34,6 +35,9 @@ LB=""
 [ "$CTX" = 0 ] || LB="-b $CTX" # llama-embedding packs -b tokens per batch; a -b above -c aborts
 T=${THREADS:-2}
 N=${N_PROMPTS:-100}
+PF=""
+[ -z "$PREFILL" ] || PF="--prefill $PREFILL"
+
 S=${PIKA_SHARED:-../shared}
 VOCAB=$S/fixtures/tokenizer/ggml-vocab-qwen2.gguf
 DATA=$S/data/math/test.jsonl
@@ -91,7 +95,7 @@ echo "== CPU"
 lscpu | grep -i 'model name'
 lscpu | grep -i '^flags' | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx_vnni)$' | tr '\n' ' '
 echo
-echo "== $N MATH test prompts (Qwen2.5-Math-Instruct template), $PIKA_TOK tokens (same count in llama.cpp), EOI tokens per prompt: $EOI; $T threads; Q8_0 $(basename "$Q8")"
+echo "== $N MATH test prompts (Qwen2.5-Math-Instruct template), $PIKA_TOK tokens (same count in llama.cpp), EOI tokens per prompt: $EOI; $T threads; Q8_0 $(basename "$Q8"); pika prefill ${PREFILL:-f32 (default)}"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 RAW=$D/raw.txt
 : > "$RAW"
@@ -101,7 +105,7 @@ rss_of() { sed -n 's/.*Maximum resident set size (kbytes): *\([0-9]*\).*/\1/p' "
 pika_round() {
     rm -rf "$D/acts"
     "$TIME" -v -o "$D/time-pika.txt" "$B/pika" extract --model "$Q8" --data "$DATA" --limit "$N" --out "$D/acts" \
-        --threads "$T" >"$D/pika.log" 2>&1 || die "pika extract failed (see $D/pika.log)"
+        --threads "$T" $PF >"$D/pika.log" 2>&1 || die "pika extract failed (see $D/pika.log)"
     grep '^extract:' "$D/pika.log" >&2 || true
     echo "pika $(wall_of "$D/time-pika.txt") $(rss_of "$D/time-pika.txt") $(cpu_of "$D/time-pika.txt") $r" >> "$RAW"
 }

@@ -39,6 +39,11 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
  * used for prefill only when asked (pika_ctx_set_prefill). 0, or -1 when it cannot run here. */
 int pika_sgemm_nt_typed_q8(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
                            float *C, int ldc);
+/* The same with A already quantized (what a caller multiplying one A by several weights does once):
+ * row i's levels at Aq + i*k, its k/32 scales at Ad + i*(k/32), its k/16 level sums at As16 + i*(k/16),
+ * as pika_quantize_act_q8_levels writes them. */
+int pika_sgemm_nt_typed_q8a(int n, int m, int k, const int8_t *Aq, const float *Ad, const int32_t *As16, uint32_t type,
+                            const void *B, size_t row_bytes, float *C, int ldc);
 /* 1 when pika_sgemm_nt_typed_q8 runs for weights of this type: the AVX-512 level with AVX512_VNNI. */
 int pika_sgemm_nt_q8_native(uint32_t type);
 /* Attention's products, in a fixed summation order (each C element: k in blocks of 256 from k = 0, each

@@ -479,23 +479,23 @@ enum {
 _Static_assert((int)(MCQ / MRQ) * (int)QA_UNITS <= (int)AP_FLOATS && (int)QB_UNITS <= (int)BP_FLOATS, "q8 panels fit the buffers");
 _Static_assert((int)(NR * KC / 4 + NR * (KC / 16 + KC / 32)) <= (int)BT_FLOATS, "q8 unpacked rows fit Bt");
 
-/* one A panel: rows < mr of A (lda floats apart), k block [0, kc) (kc a multiple of 32) */
-static void pack_a_q8(int mr, int kc, const float *A, int lda, int32_t *P) {
+/* one A panel from rows < mr of pre-quantized A (pika_quantize_act_q8_levels rows: levels q, row i at
+ * q + i*k; scales d, k/32 per row; sums s16, k/16 per row), k block [pc, pc+kc) (multiples of 32) */
+static void pack_a_q8(int mr, int k, int pc, int kc, const int8_t *q, const float *d, const int32_t *s16, int32_t *P) {
     int32_t *aq = P, *a32 = P + (KC / 4 + 2 * (KC / 32)) * MRQ, *a16 = a32 + (KC / 32) * MRQ;
     float *ad = (float *)(P + (KC / 4) * MRQ), *asd = ad + (KC / 32) * MRQ;
-    int8_t q[KC] __attribute__((aligned(64)));
-    float d[KC / 32];
-    int32_t s16[KC / 16];
     for (int i = 0; i < mr; i++) {
-        pika_quantize_act_q8_levels(A + (size_t)i * lda, kc, q, d, s16);
-        for (int t = 0; t < kc / 4; t++) memcpy(aq + t * MRQ + i, q + 4 * t, 4);
+        const int8_t *qi = q + (size_t)i * k + pc;
+        const float *di = d + (size_t)i * (k / 32) + pc / 32;
+        const int32_t *si = s16 + (size_t)i * (k / 16) + pc / 16;
+        for (int t = 0; t < kc / 4; t++) memcpy(aq + t * MRQ + i, qi + 4 * t, 4);
         for (int b = 0; b < kc / 32; b++) {
-            int32_t s = s16[2 * b] + s16[2 * b + 1];
-            ad[b * MRQ + i] = d[b];
-            asd[b * MRQ + i] = d[b] * (float)s;
+            int32_t s = si[2 * b] + si[2 * b + 1];
+            ad[b * MRQ + i] = di[b];
+            asd[b * MRQ + i] = di[b] * (float)s;
             a32[b * MRQ + i] = -128 * s;
         }
-        for (int h = 0; h < kc / 16; h++) a16[h * MRQ + i] = -128 * s16[h];
+        for (int h = 0; h < kc / 16; h++) a16[h * MRQ + i] = -128 * si[h];
     }
 }
 
@@ -597,8 +597,8 @@ TQ8 static void kernel_q8_rows(int rows, int G, int MIN, int kc, const int32_t *
     }
 }
 
-TQ8 static void sgemm_q8_avx512(int n, int m, int k, const float *A, int lda, const bsrc *B, float *C, int ldc,
-                                float *buf) {
+TQ8 static void sgemm_q8_avx512(int n, int m, int k, const int8_t *Aq, const float *Ad, const int32_t *As16, const bsrc *B,
+                                float *C, int ldc, float *buf) {
     int32_t *Ap = (int32_t *)buf;
     float *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
     const int G = pika_type_levels_group(B->type), MIN = pika_type_levels_have_min(B->type);
@@ -608,7 +608,9 @@ TQ8 static void sgemm_q8_avx512(int n, int m, int k, const float *A, int lda, co
             int mc = n - ic < MCQ ? n - ic : MCQ, np = (mc + MRQ - 1) / MRQ;
             for (int q = 0; q < np; q++) {
                 int r0 = mc * q / np, r1 = mc * (q + 1) / np;
-                pack_a_q8(r1 - r0, kc, A + (size_t)(ic + r0) * lda + pc, lda, Ap + (size_t)q * QA_UNITS);
+                size_t row = (size_t)(ic + r0);
+                pack_a_q8(r1 - r0, k, pc, kc, Aq + row * k, Ad + row * (k / 32), As16 + row * (k / 16),
+                          Ap + (size_t)q * QA_UNITS);
             }
             for (int jr = 0; jr < m; jr += NR) {
                 int nr = m - jr < NR ? m - jr : NR;
@@ -964,20 +966,35 @@ int pika_sgemm_nt_q8_native(uint32_t type) {
 #endif
 }
 
-int pika_sgemm_nt_typed_q8(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
-                           float *C, int ldc) {
+int pika_sgemm_nt_typed_q8a(int n, int m, int k, const int8_t *Aq, const float *Ad, const int32_t *As16, uint32_t type,
+                            const void *B, size_t row_bytes, float *C, int ldc) {
     if (n <= 0 || m <= 0) return 0;
     if (!typed_ok(type, k) || k % 32 != 0 || !pika_sgemm_nt_q8_native(type)) return -1;
 #ifdef PIKA_X86
     float *buf = thread_buf();
     bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
     if (buf) {
-        sgemm_q8_avx512(n, m, k, A, lda, &b, C, ldc, buf);
+        sgemm_q8_avx512(n, m, k, Aq, Ad, As16, &b, C, ldc, buf);
         return 0;
     }
 #endif
-    (void)A; (void)lda; (void)B; (void)row_bytes; (void)C; (void)ldc;
+    (void)Aq; (void)Ad; (void)As16; (void)B; (void)row_bytes; (void)C; (void)ldc;
     return -1;
+}
+
+int pika_sgemm_nt_typed_q8(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
+                           float *C, int ldc) {
+    if (n <= 0 || m <= 0) return 0;
+    if (!typed_ok(type, k) || k % 32 != 0 || !pika_sgemm_nt_q8_native(type)) return -1;
+    int8_t *q = pika_malloc((size_t)n * k);
+    float *d = pika_malloc(sizeof(float) * (size_t)n * (k / 32));
+    int32_t *s16 = pika_malloc(sizeof(int32_t) * (size_t)n * (k / 16));
+    for (int i = 0; i < n; i++)
+        pika_quantize_act_q8_levels(A + (size_t)i * lda, k, q + (size_t)i * k, d + (size_t)i * (k / 32),
+                                    s16 + (size_t)i * (k / 16));
+    int rc = pika_sgemm_nt_typed_q8a(n, m, k, q, d, s16, type, B, row_bytes, C, ldc);
+    free(q); free(d); free(s16);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- fixed-order products (attention)

@@ -254,6 +254,10 @@ struct pika_ctx {
     size_t scores_elems;
     int exact;        /* 1: matvec in exact F32; 0: 8-bit activations + integer dots (pika_ctx_set_exact) */
     int prefill;      /* PIKA_PREFILL_*: how batches of MATVEC_MAX_N+ rows multiply (pika_ctx_set_prefill) */
+    int8_t *aq;       /* q8 prefill: the batch's activations quantized once per matmul job: levels [n, in], */
+    float *ad;        /*   scales [n, in/32], */
+    int32_t *as16;    /*   level sums [n, in/16] (pika_quantize_act_q8_levels) */
+    size_t aq_elems;
     int blas_attn;    /* 1: prefill attention with BLAS, not split-invariant (pika_ctx_set_blas_attention) */
 };
 
@@ -328,6 +332,7 @@ void pika_ctx_free(pika_ctx *c) {
     for (int l = 0; l < c->m->hp.n_layer; l++) { free(c->k_cache[l]); free(c->v_cache[l]); }
     for (int i = 0; i < nth; i++) { free(c->wbuf[i]); free(c->scores[i]); }
     free(c->k_cache); free(c->v_cache); free(c->wbuf); free(c->scores);
+    free(c->aq); free(c->ad); free(c->as16);
     free(c->x); free(c->xn); free(c->q); free(c->k); free(c->v); free(c->att); free(c->gate); free(c->up);
     free(c->rope_cos); free(c->rope_sin);
     pika_pool_free(c->pool);
@@ -392,6 +397,7 @@ typedef struct {
     int n;
     int epi;                              /* EPI_* */
     float *res;                           /* EPI_ADD: [n, out_0] */
+    int q8;                               /* X quantized into c->aq/ad/as16 (q8 prefill) */
 } matmul_job;
 
 static void matmul_epilogue(const matmul_job *j, int ith, int nth) {
@@ -432,8 +438,8 @@ static void matmul_rows(matmul_job *j, int ith, int nth) {
         }
         const size_t row_bytes = pika_row_bytes(W->type, in);
         const uint8_t *base = (const uint8_t *)W->data + (size_t)r0 * row_bytes;
-        if (j->c->prefill == PIKA_PREFILL_Q8 && pika_sgemm_nt_typed_q8(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type,
-                                                                    base, row_bytes, j->Y[k] + r0, (int)out) == 0)
+        if (j->q8 && pika_sgemm_nt_typed_q8a(j->n, (int)(r1 - r0), (int)in, j->c->aq, j->c->ad, j->c->as16, W->type, base,
+                                             row_bytes, j->Y[k] + r0, (int)out) == 0)
             continue;
         if (j->c->prefill == PIKA_PREFILL_BF16 && pika_sgemm_nt_typed_bf16(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, W->type, base,
                                                             row_bytes, j->Y[k] + r0, (int)out) == 0)
@@ -452,6 +458,15 @@ static void matmul_rows(matmul_job *j, int ith, int nth) {
         }
         pika_sgemm_nt(j->n, (int)(r1 - r0), (int)in, j->X, (int)in, w, (int)in, j->Y[k] + r0, (int)out);
     }
+}
+
+/* q8 prefill: rows [n*ith/nth, n*(ith+1)/nth) of the job's X quantized into c->aq/ad/as16 */
+static void quantize_worker(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    const int64_t in = j->W[0]->ne[0];
+    for (int t = j->n * ith / nth; t < j->n * (ith + 1) / nth; t++)
+        pika_quantize_act_q8_levels(j->X + (size_t)t * in, in, j->c->aq + (size_t)t * in, j->c->ad + (size_t)t * (in / 32),
+                                    j->c->as16 + (size_t)t * (in / 16));
 }
 
 static void matmul_worker(void *arg, int ith, int nth) {
@@ -475,6 +490,19 @@ static void matmul_fused(pika_ctx *c, int count, const pika_gguf_tensor *const *
                 for (int i = 0; i < nth; i++) c->wbuf[i] = pika_realloc(c->wbuf[i], sizeof(float) * need);
                 c->wbuf_elems = need;
             }
+        }
+    }
+    if (c->prefill == PIKA_PREFILL_Q8 && n >= MATVEC_MAX_N && W[0]->ne[0] % 32 == 0) {
+        for (int k = 0; k < count; k++) j.q8 |= pika_sgemm_nt_q8_native(W[k]->type);
+        if (j.q8) {
+            size_t need = (size_t)n * (size_t)W[0]->ne[0];
+            if (need > c->aq_elems) {
+                c->aq = pika_realloc(c->aq, need);
+                c->ad = pika_realloc(c->ad, sizeof(float) * (need / 32));
+                c->as16 = pika_realloc(c->as16, sizeof(int32_t) * (need / 16));
+                c->aq_elems = need;
+            }
+            pika_pool_run(c->pool, quantize_worker, &j);
         }
     }
     pika_pool_run(c->pool, matmul_worker, &j);
