@@ -34,7 +34,8 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
                              size_t row_bytes, float *C, int ldc);
 /* The typed product in 8-bit integers: A's rows quantized to blocks of 32 (pika_quantize_act_q8: the
  * q8 decode path's activations), B's rows (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) as their
- * integer levels, products summed in int32 by AVX512_VNNI vpdpbusd and the block scales applied in F32
+ * integer levels, products summed in int32 (AVX512_VNNI vpdpbusd, else AVX2 vpmaddubsw + vpmaddwd: the
+ * same exact integer sums) and the block scales applied in F32
  * (pika_sgemm_nt_q8_native says where it runs). An approximation by the activations' 8-bit rounding,
  * used for prefill only when asked (pika_ctx_set_prefill). 0, or -1 when it cannot run here. */
 int pika_sgemm_nt_typed_q8(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,
@@ -44,7 +45,8 @@ int pika_sgemm_nt_typed_q8(int n, int m, int k, const float *A, int lda, uint32_
  * as pika_quantize_act_q8_levels writes them. */
 int pika_sgemm_nt_typed_q8a(int n, int m, int k, const int8_t *Aq, const float *Ad, const int32_t *As16, uint32_t type,
                             const void *B, size_t row_bytes, float *C, int ldc);
-/* 1 when pika_sgemm_nt_typed_q8 runs for weights of this type: the AVX-512 level with AVX512_VNNI. */
+/* 1 when pika_sgemm_nt_typed_q8 runs for weights of this type: a quantized type and the AVX2 level or
+ * above (the VNNI kernel where the level is AVX-512 and the CPU has AVX512_VNNI, the AVX2 kernel else). */
 int pika_sgemm_nt_q8_native(uint32_t type);
 /* Attention's products, in a fixed summation order (each C element: k in blocks of 256 from k = 0, each
  * block in k order, blocks added in order; never a shape-dependent kernel), so a value depends only on

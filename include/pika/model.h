@@ -75,10 +75,10 @@ int pika_ctx_exact(const pika_ctx *c);
  *                     AVX512_BF16's vdpbf16ps (F32 sums), about twice the multiply rate (needs AVX512_BF16);
  *   PIKA_PREFILL_Q8   quantized weights (Q4_0 ... Q6_K) multiplied in 8-bit integers against activations
  *                     quantized to 8-bit blocks of 32, as the q8 decode default and llama.cpp's prefill
- *                     do (AVX512_VNNI vpdpbusd, pika_sgemm_nt_typed_q8); F16/BF16/F32 weights stay exact F32
- *                     (needs AVX512_VNNI).
- * BF16 and Q8 are approximations of the same order as the q8 decode default (README: accuracy). Both need
- * the AVX-512 path: pika_ctx_set_prefill returns -1 + error where the CPU cannot (nothing changes). A mode
+ *                     do (AVX512_VNNI vpdpbusd, or AVX2 vpmaddubsw, pika_sgemm_nt_typed_q8); F16/BF16/F32
+ *                     weights stay exact F32 (needs AVX2).
+ * BF16 and Q8 are approximations of the same order as the q8 decode default (README: accuracy). BF16 needs
+ * the AVX-512 path, Q8 AVX2: pika_ctx_set_prefill returns -1 + error where the CPU cannot (nothing changes). A mode
  * other than F32 clears exact; pika_ctx_set_exact(c, 1) sets F32. The environment variable
  * PIKA_PREFILL=f32|bf16|q8 sets it for new contexts (ignored where the CPU lacks it).
  * pika_prefill_parse: "f32"/"bf16"/"q8" -> mode, -1 if none; pika_prefill_available: the CPU can run it. */

@@ -79,6 +79,8 @@ const char *pika_q8_path(void);
  * dequantized value up to F32 rounding of the scale products. n: whole blocks of the type. */
 int pika_type_levels_group(uint32_t type);
 int pika_type_levels_have_min(uint32_t type);
+/* the offset between the stored unsigned level and v (8 Q4_0, 16 Q5_0, 32 Q6_K, else 0): v + offset >= 0 */
+int pika_type_levels_offset(uint32_t type);
 void pika_unpack_levels(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m);
 /* Same, plain scalar code from the block layouts (tests). */
 void pika_unpack_levels_ref(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m);

@@ -30,7 +30,7 @@ static void print_data_options(void) {
            "                        --limit); `pika acts merge` (extract) or cat in shard order (sample) joins them\n"
            "  --threads N           threads (default: all cores)\n"
            "  --prefill f32|bf16|q8 prefill precision: exact F32 (default), BF16 products (AVX512_BF16 CPUs) or\n"
-           "                        8-bit integer products for quantized weights (AVX512_VNNI CPUs); both faster,\n"
+           "                        8-bit integer products for quantized weights (AVX2 CPUs); both faster,   \n"
            "                        hidden states within ~1e-2 relative (README: accuracy); recorded in the store\n"
            "  --resume              continue the output of an interrupted run (it must have been made with the\n"
            "                        same model, prompt and settings)\n"

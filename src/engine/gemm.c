@@ -24,6 +24,8 @@
  * kernel is still faster than pika's own 6 x 16 AVX2/FMA kernel below, even with the typed B's
  * dequantization into the panels (bench_engine with PIKA_SIMD=avx2); PIKA_GEMM_AVX2=1 (or
  * pika_sgemm_use_avx2_kernel) selects pika's. Scalar: cblas.
+ * 8-bit integer products (pika_sgemm_nt_typed_q8, q8 prefill): AVX512_VNNI vpdpbusd kernel (6 x 32 tile)
+ * where the level is AVX-512 and the CPU has VNNI, else an AVX2 vpmaddubsw + vpmaddwd kernel (4 x 16).
  */
 #include "pika/gemm.h"
 #include "pika/quant.h"
@@ -847,6 +849,225 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
     }
 }
 
+/* ---------------------------------------------------------------- 8-bit integer path, AVX2 (maddubs)
+ * For CPUs without AVX512_VNNI (and the AVX2 level). vpmaddubsw multiplies u8 x s8 pairs into int16
+ * pair sums (saturating) and vpmaddwd by ones widens them to int32: vpdpbusd in two instructions, exact
+ * while each pair sum fits int16. The u8 operand is B's, chosen per type so that it does:
+ *   - small levels (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): the stored unsigned level u = v + off
+ *     (off = pika_type_levels_offset: 8, 16, 32, or 0 for the types with a minimum), u <= 63, against
+ *     A's signed levels (|a| <= 127): pair sums <= 2 * 63 * 127 = 16002, so two k quads are added in
+ *     int16 before one vpmaddwd. The offset is removed through A's level sums (each group's int32
+ *     accumulator starts at -off * the sum of A's levels in the group).
+ *   - Q8_0 (levels in [-128, 127]): ggml's sign trick, |v| as u8 against sign(a, v) as s8 (pair sums
+ *     <= 2 * 128 * 127 = 32512).
+ * Tile: MRQ2 (4) rows x NRQ2 (16) columns; 8 ymm int32 accumulators live for one group of G k values,
+ * then are scaled (F32, cvt + mul + fma) into the tile's F32 sums, kept in a 256-byte L1 buffer.
+ *   A panel (MRQ2 rows, k block kc; 32-bit units): Aq[t*MRQ2 + i]: levels 4t..4t+3 of row i;
+ *       Ad[b*MRQ2 + i]: d of block b; Asd[b*MRQ2 + i]: d * sum of its levels; Ab[g*MRQ2 + i]: -off * sum of
+ *       group g's levels
+ *   B panel (16 columns): Bq[t*16 + j]: levels 4t..4t+3 of row j (u, or v for Q8_0); Bd[g*16 + j]; Bm[b*16 + j]
+ * Results equal the VNNI kernel's up to F32 rounding of the scale sums (the integer sums are exact). */
+
+#define TQ2 __attribute__((target("avx2,fma")))
+#define INLINEQ2 static inline __attribute__((always_inline, target("avx2,fma")))
+
+enum {
+    MRQ2 = 4, NRQ2 = 16, MCQ2 = 72 * MRQ2,
+    QA2_Q = 0, QA2_D = KC / 4 * MRQ2, QA2_SD = QA2_D + KC / 32 * MRQ2, QA2_B = QA2_SD + KC / 32 * MRQ2,
+    QA2_UNITS = QA2_B + KC / 16 * MRQ2,
+    QB2_D = KC / 4 * NRQ2, QB2_M = QB2_D + KC / 16 * NRQ2, QB2_UNITS = QB2_M + KC / 32 * NRQ2,
+};
+_Static_assert((int)(MCQ2 / MRQ2) * (int)QA2_UNITS <= (int)AP_FLOATS && (int)QB2_UNITS <= (int)BP_FLOATS,
+               "AVX2 q8 panels fit the buffers");
+
+/* one A panel from rows < mr of pre-quantized A (as pack_a_q8), group biases for (G, off) */
+static void pack_a_q8_2(int mr, int k, int pc, int kc, int G, int off, const int8_t *q, const float *d,
+                        const int32_t *s16, int32_t *P) {
+    int32_t *aq = P + QA2_Q, *ab = P + QA2_B;
+    float *ad = (float *)(P + QA2_D), *asd = (float *)(P + QA2_SD);
+    for (int i = 0; i < mr; i++) {
+        const int8_t *qi = q + (size_t)i * k + pc;
+        const float *di = d + (size_t)i * (k / 32) + pc / 32;
+        const int32_t *si = s16 + (size_t)i * (k / 16) + pc / 16;
+        for (int t = 0; t < kc / 4; t++) memcpy(aq + t * MRQ2 + i, qi + 4 * t, 4);
+        for (int b = 0; b < kc / 32; b++) {
+            ad[b * MRQ2 + i] = di[b];
+            asd[b * MRQ2 + i] = di[b] * (float)(si[2 * b] + si[2 * b + 1]);
+        }
+        for (int g = 0; g < kc / G; g++)
+            ab[g * MRQ2 + i] = -off * (G == 32 ? si[2 * g] + si[2 * g + 1] : si[g]);
+    }
+}
+
+/* B panel rows jr..jr+nr (nr <= NRQ2), k block [pc, pc+kc) -> Bq (levels + off), Bd, Bm; columns nr.. are 0 */
+TQ2 static void pack_b_q8_2(const bsrc *B, int jr, int nr, int pc, int kc, int off, float *Bt, float *Bp) {
+    const int G = pika_type_levels_group(B->type);
+    int8_t *lv = (int8_t *)Bt;                                  /* [NRQ2][KC] levels */
+    float *dt = Bt + NRQ2 * KC / 4, *mt = dt + NRQ2 * (KC / 16); /* [NRQ2][KC/16], [NRQ2][KC/32] */
+    const size_t boff = pika_row_bytes(B->type, pc);
+    for (int j = 0; j < NRQ2; j++) {
+        if (j < nr) {
+            pika_unpack_levels(B->type, B->data + (size_t)(jr + j) * B->row_bytes + boff, kc, lv + (size_t)j * KC,
+                               dt + j * (KC / 16), mt + j * (KC / 32));
+        } else {
+            memset(lv + (size_t)j * KC, -off, (size_t)kc); /* level -off: stored 0 */
+            memset(dt + j * (KC / 16), 0, sizeof(float) * (KC / 16));
+            memset(mt + j * (KC / 32), 0, sizeof(float) * (KC / 32));
+        }
+    }
+    const __m256i bias = _mm256_set1_epi8((char)off);
+    int32_t *bq = (int32_t *)Bp;
+    for (int g = 0; g < NRQ2 / 8; g++)
+        for (int t0 = 0; t0 < kc / 4; t0 += 8) { /* kc is a multiple of 32: whole 8-quad steps */
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = _mm256_castsi256_ps(_mm256_add_epi8(
+                    _mm256_loadu_si256((const __m256i *)(lv + (size_t)(8 * g + i) * KC + 4 * t0)), bias));
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_store_ps((float *)bq + (size_t)(t0 + q) * NRQ2 + 8 * g, r[q]);
+        }
+    float *bd = Bp + QB2_D, *bm = Bp + QB2_M;
+    for (int gg = 0; gg < kc / G; gg++)
+        for (int j = 0; j < NRQ2; j++) bd[gg * NRQ2 + j] = dt[j * (KC / 16) + gg];
+    for (int b = 0; b < kc / 32; b++)
+        for (int j = 0; j < NRQ2; j++) bm[b * NRQ2 + j] = mt[j * (KC / 32) + b];
+}
+
+/* C[ROWS x nr] (+)= the A panel P · the B panel over kc; G, MIN and SGN (Q8_0's sign trick) are
+ * constants at each call site */
+INLINEQ2 void kernel_q8_2(const int ROWS, const int G, const int MIN, const int SGN, int kc, const int32_t *P,
+                          const float *Bp, float *C, int ldc, int nr, int accum) {
+    const int32_t *aq = P + QA2_Q, *ab = P + QA2_B;
+    const float *ad = (const float *)(P + QA2_D), *asd = (const float *)(P + QA2_SD);
+    const int32_t *bq = (const int32_t *)Bp;
+    const float *bd = Bp + QB2_D, *bm = Bp + QB2_M;
+    float acc[MRQ2 * NRQ2] __attribute__((aligned(32)));
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int QG = G / 4;
+    /* named accumulators (arrays of vectors get spilled by GCC here); row i is live when ROWS > i */
+    __m256i s00, s01, s10, s11, s20, s21, s30, s31;
+    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = _mm256_setzero_si256();
+#define Q2_INIT(i, a0, a1) if (ROWS > i) a0 = a1 = SGN ? _mm256_setzero_si256() : _mm256_set1_epi32(ab[g * MRQ2 + i]);
+#define Q2_SGN(i, a0, w, u)                                                                                            \
+    if (ROWS > i) {                                                                                                    \
+        __m256i av = _mm256_set1_epi32(a[i]);                                                                          \
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(av, w)), ones));          \
+    }
+#define Q2_OFF(i, a0, w, x)                                                                                            \
+    if (ROWS > i) {                                                                                                    \
+        __m256i av = _mm256_set1_epi32(a[i]), bv = _mm256_set1_epi32(a[MRQ2 + i]);                                     \
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(w, av),                      \
+                                                                     _mm256_maddubs_epi16(x, bv)), ones));             \
+    }
+/* one 8-column half of the tile per pass, the broadcasts reloaded for the second half (the barrier keeps
+ * GCC from holding them across: 16 ymm registers) */
+#define Q2_SCALE(i, a0, a1)                                                                                            \
+    if (ROWS > i) {                                                                                                    \
+        __m256 sa = _mm256_set1_ps(da[i]);                                                                             \
+        float *c = acc + i * NRQ2;                                                                                     \
+        __m256 c0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), _mm256_mul_ps(d0, sa));                                      \
+        __m256 c1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), _mm256_mul_ps(d1, sa));                                      \
+        if (MIN) {                                                                                                     \
+            __m256 sd = _mm256_set1_ps(asd[g * MRQ2 + i]);                                                             \
+            c0 = _mm256_fmadd_ps(_mm256_load_ps(bm + g * NRQ2), sd, c0);                                               \
+            c1 = _mm256_fmadd_ps(_mm256_load_ps(bm + g * NRQ2 + 8), sd, c1);                                           \
+        }                                                                                                              \
+        if (g) {                                                                                                       \
+            c0 = _mm256_add_ps(c0, _mm256_load_ps(c));                                                                 \
+            c1 = _mm256_add_ps(c1, _mm256_load_ps(c + 8));                                                             \
+        }                                                                                                              \
+        _mm256_store_ps(c, c0);                                                                                        \
+        _mm256_store_ps(c + 8, c1);                                                                                    \
+    }
+    for (int g = 0; g < kc / G; g++) {
+        Q2_INIT(0, s00, s01) Q2_INIT(1, s10, s11) Q2_INIT(2, s20, s21) Q2_INIT(3, s30, s31)
+        if (SGN) {
+#pragma GCC unroll 1
+            for (int t = 0; t < QG; t++) {
+                const int32_t *b = bq + (size_t)(g * QG + t) * NRQ2, *a = aq + (g * QG + t) * MRQ2;
+                __m256i w = _mm256_load_si256((const __m256i *)b), u = _mm256_abs_epi8(w);
+                Q2_SGN(0, s00, w, u) Q2_SGN(1, s10, w, u) Q2_SGN(2, s20, w, u) Q2_SGN(3, s30, w, u)
+                __asm__ volatile("" ::: "memory");
+                w = _mm256_load_si256((const __m256i *)(b + 8)), u = _mm256_abs_epi8(w);
+                Q2_SGN(0, s01, w, u) Q2_SGN(1, s11, w, u) Q2_SGN(2, s21, w, u) Q2_SGN(3, s31, w, u)
+            }
+        } else {
+#pragma GCC unroll 1
+            for (int t = 0; t < QG; t += 2) {
+                const int32_t *b = bq + (size_t)(g * QG + t) * NRQ2, *a = aq + (g * QG + t) * MRQ2;
+                __m256i w = _mm256_load_si256((const __m256i *)b), x = _mm256_load_si256((const __m256i *)(b + NRQ2));
+                Q2_OFF(0, s00, w, x) Q2_OFF(1, s10, w, x) Q2_OFF(2, s20, w, x) Q2_OFF(3, s30, w, x)
+                __asm__ volatile("" ::: "memory");
+                w = _mm256_load_si256((const __m256i *)(b + 8)), x = _mm256_load_si256((const __m256i *)(b + NRQ2 + 8));
+                Q2_OFF(0, s01, w, x) Q2_OFF(1, s11, w, x) Q2_OFF(2, s21, w, x) Q2_OFF(3, s31, w, x)
+            }
+        }
+        __m256 d0 = _mm256_load_ps(bd + g * NRQ2), d1 = _mm256_load_ps(bd + g * NRQ2 + 8);
+        const float *da = ad + (g * G / 32) * MRQ2;
+        Q2_SCALE(0, s00, s01) Q2_SCALE(1, s10, s11) Q2_SCALE(2, s20, s21) Q2_SCALE(3, s30, s31)
+    }
+#undef Q2_INIT
+#undef Q2_SGN
+#undef Q2_OFF
+#undef Q2_SCALE
+    for (int i = 0; i < ROWS; i++) {
+        float *c = C + (size_t)i * ldc;
+        const float *s = acc + i * NRQ2;
+        if (nr == NRQ2) {
+            __m256 v0 = _mm256_load_ps(s), v1 = _mm256_load_ps(s + 8);
+            if (accum) {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
+            }
+            _mm256_storeu_ps(c, v0);
+            _mm256_storeu_ps(c + 8, v1);
+        } else {
+            for (int j = 0; j < nr; j++) c[j] = accum ? c[j] + s[j] : s[j];
+        }
+    }
+}
+
+#define KQ2(r, G, MIN, SGN) kernel_q8_2(r, G, MIN, SGN, kc, P, Bp, C, ldc, nr, accum)
+#define KCASEQ2(r) \
+    case r: if (SGN) KQ2(r, 32, 0, 1); else if (G == 16) KQ2(r, 16, 0, 0); else if (MIN) KQ2(r, 32, 1, 0); else KQ2(r, 32, 0, 0); break;
+
+TQ2 static void kernel_q8_2_rows(int rows, int G, int MIN, int SGN, int kc, const int32_t *P, const float *Bp, float *C,
+                                 int ldc, int nr, int accum) {
+    switch (rows) {
+        KCASEQ2(4) KCASEQ2(3) KCASEQ2(2) KCASEQ2(1)
+        default: break;
+    }
+}
+
+TQ2 static void sgemm_q8_avx2(int n, int m, int k, const int8_t *Aq, const float *Ad, const int32_t *As16, const bsrc *B,
+                              float *C, int ldc, float *buf) {
+    int32_t *Ap = (int32_t *)buf;
+    float *Bp = buf + AP_FLOATS, *Bt = Bp + BP_FLOATS;
+    const int G = pika_type_levels_group(B->type), MIN = pika_type_levels_have_min(B->type);
+    const int SGN = B->type == PIKA_TYPE_Q8_0, off = SGN ? 0 : pika_type_levels_offset(B->type);
+    for (int pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC, accum = pc > 0;
+        for (int ic = 0; ic < n; ic += MCQ2) {
+            int mc = n - ic < MCQ2 ? n - ic : MCQ2, np = (mc + MRQ2 - 1) / MRQ2;
+            for (int q = 0; q < np; q++) {
+                int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                size_t row = (size_t)(ic + r0);
+                pack_a_q8_2(r1 - r0, k, pc, kc, G, off, Aq + row * k, Ad + row * (k / 32), As16 + row * (k / 16),
+                            Ap + (size_t)q * QA2_UNITS);
+            }
+            for (int jr = 0; jr < m; jr += NRQ2) {
+                int nr = m - jr < NRQ2 ? m - jr : NRQ2;
+                pack_b_q8_2(B, jr, nr, pc, kc, off, Bt, Bp);
+                for (int q = 0; q < np; q++) {
+                    int r0 = mc * q / np, r1 = mc * (q + 1) / np;
+                    kernel_q8_2_rows(r1 - r0, G, MIN, SGN, kc, Ap + (size_t)q * QA2_UNITS, Bp,
+                                     C + (size_t)(ic + r0) * ldc + jr, ldc, nr, accum);
+                }
+            }
+        }
+    }
+}
+
 /* pika's AVX2 kernel: -1 = not decided yet (PIKA_GEMM_AVX2=1 turns it on), 0 off, 1 on. Off by default:
  * OpenBLAS's Haswell kernel on a dequantized copy is still faster than pika's 6 x 16 kernel with
  * dequantization into the panels, F32 and typed B alike (bench_engine with PIKA_SIMD=avx2 on Zen 5). */
@@ -959,7 +1180,7 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
 
 int pika_sgemm_nt_q8_native(uint32_t type) {
 #ifdef PIKA_X86
-    return pika_type_levels_group(type) > 0 && pika_sgemm_nt_avx512() && pika_simd_has_vnni();
+    return pika_type_levels_group(type) > 0 && pika_simd_level() >= PIKA_SIMD_AVX2;
 #else
     (void)type;
     return 0;
@@ -973,8 +1194,12 @@ int pika_sgemm_nt_typed_q8a(int n, int m, int k, const int8_t *Aq, const float *
 #ifdef PIKA_X86
     float *buf = thread_buf();
     bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
-    if (buf) {
+    if (buf && pika_sgemm_nt_avx512() && pika_simd_has_vnni()) {
         sgemm_q8_avx512(n, m, k, Aq, Ad, As16, &b, C, ldc, buf);
+        return 0;
+    }
+    if (buf) {
+        sgemm_q8_avx2(n, m, k, Aq, Ad, As16, &b, C, ldc, buf);
         return 0;
     }
 #endif

@@ -309,7 +309,7 @@ int pika_ctx_set_prefill(pika_ctx *c, int mode) {
     if (mode == PIKA_PREFILL_BF16 && !pika_prefill_available(mode))
         return pika_set_error("BF16 prefill needs a CPU with AVX512_BF16 (and the AVX-512 path in use)");
     if (mode == PIKA_PREFILL_Q8 && !pika_prefill_available(mode))
-        return pika_set_error("q8 prefill needs a CPU with AVX512_VNNI (and the AVX-512 path in use)");
+        return pika_set_error("q8 prefill needs a CPU with AVX2 (and the AVX2 or AVX-512 path in use)");
     if (!pika_prefill_available(mode)) return pika_set_error("unknown prefill mode %d", mode);
     c->prefill = mode;
     if (mode != PIKA_PREFILL_F32) c->exact = 0;

@@ -1482,6 +1482,7 @@ int pika_type_levels_have_min(uint32_t type) {
 static int level_off(uint32_t type) {
     return type == PIKA_TYPE_Q4_0 ? 8 : type == PIKA_TYPE_Q5_0 ? 16 : type == PIKA_TYPE_Q6_K ? 32 : 0;
 }
+int pika_type_levels_offset(uint32_t type) { return pika_type_levels_group(type) ? level_off(type) : 0; }
 
 /* plain code from ref_level and the block layouts (tests; the scalar level) */
 void pika_unpack_levels_ref(uint32_t type, const void *row, int64_t n, int8_t *v, float *d, float *m) {
