@@ -8,7 +8,8 @@
 # ratio table, for pika's best SIMD path and for PIKA_SIMD=avx2 (against LLAMA_CPP_AVX2 when given, an
 # AVX2-only llama.cpp build; else against the native one), and where the CPU has AVX512_BF16 also for
 # pika with PIKA_PREFILL=bf16 (BF16 prefill), where it has AVX512_VNNI with PIKA_PREFILL=q8 (8-bit
-# integer prefill of the quantized files; the F16 file stays exact F32 in that mode). Also the FMA peak (bench_peak) and pika's
+# integer prefill of the quantized files; the F16 file stays exact F32 in that mode), and PIKA_SIMD=avx2
+# PIKA_PREFILL=q8 (the AVX2 integer kernel, as on CPUs without VNNI). Also the FMA peak (bench_peak) and pika's
 # prefill GFLOP/s as a fraction of it. Prints the CPU model, flags and load with the figures.
 set -e
 B=${1:-build}
@@ -41,7 +42,7 @@ for r in json.load(sys.stdin):
     if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0: tg = r["avg_ts"]
 print("llama", sys.argv[1], sys.argv[2], pp, tg)' "$(basename "$2" .gguf)" "$3" >> "$RAW"
 }
-pika_round() { # $1 file, $2 path: avx512 | avx2 | avx512-bf16 | avx512-q8 (the AVX-512 path, that prefill mode)
+pika_round() { # $1 file, $2 path: avx512 | avx2 | avx512-bf16 | avx512-q8 | avx2-q8 (that SIMD path, that prefill mode)
     simd=${2%-*}; pre=; case "$2" in *-*) pre=${2#*-} ;; esac
     out=$(PIKA_SIMD=$simd PIKA_PREFILL=$pre "$B/bench/bench_engine" "$1" 256 64 "$T" 1)
     pp=$(echo "$out" | sed -n 's/.*pp256 \([0-9.]*\) tok\/s.*/\1/p')
@@ -52,12 +53,13 @@ PATHS=avx2
 grep -q avx512bw /proc/cpuinfo && PATHS="avx512 avx2"
 grep -q avx512_bf16 /proc/cpuinfo && PATHS="avx512 avx512-bf16 avx2"
 grep -q avx512_vnni /proc/cpuinfo && grep -q avx512bw /proc/cpuinfo && PATHS="$PATHS avx512-q8"
+PATHS="$PATHS avx2-q8" # the AVX2 integer kernel (vpmaddubsw), as on CPUs without AVX512_VNNI
 LA2=${LLAMA_CPP_AVX2:-$LLAMA_CPP}
 for r in $(seq 1 "$R"); do
     for q in F16 Q8_0 Q4_K_M; do
         f="$D/q05-$q.gguf"
         for p in $PATHS; do
-            # the BF16- and q8-prefill rows are compared with the same llama.cpp rounds as the avx512 row
+            # the BF16- and q8-prefill rows are compared with the same llama.cpp rounds as their path's plain row
             if [ "$p" = avx2 ]; then llama_round "$LA2" "$f" avx2; elif [ "$p" = avx512 ]; then llama_round "$LLAMA_CPP" "$f" avx512; fi
             pika_round "$f" "$p"
         done
@@ -75,16 +77,17 @@ for l in open(sys.argv[2]):
     w = l.split()
     if len(w) >= 5 and w[0] == "peak" and w[-1] == "GFLOP/s": peak[w[1]] = float(w[-2])
 def med(eng, f, p, k):
-    if eng == "llama" and p.startswith("avx512-"): p = "avx512"
+    if eng == "llama": p = p.split("-")[0]
     v = [float(r[3 + k]) for r in rows if r[0] == eng and r[1] == "q05-" + f and r[2] == p]
     return st.median(v) if v else float("nan")
 types = ["F16", "Q8_0", "Q4_K_M"]
 # 2 x non-embedding parameters x tokens + causal attention (Qwen2.5-0.5B shape, 256 tokens)
 flops_tok = 2 * 24 * (896 * 896 * 2 + 896 * 128 * 2 + 896 * 4864 * 3) + 2 * 24 * 256 * 896
 for p in sorted({r[2] for r in rows}, reverse=True):
-    src = "AVX2-only llama.cpp build" if p == "avx2" and sys.argv[3] else "native llama.cpp build"
-    if p.startswith("avx512-"):
-        src = f"native llama.cpp build, same rounds as avx512; pika with PIKA_PREFILL={p.split('-')[1]}"
+    base = p.split("-")[0]
+    src = "AVX2-only llama.cpp build" if base == "avx2" and sys.argv[3] else "native llama.cpp build"
+    if "-" in p:
+        src += f", same rounds as {base}; pika with PIKA_PREFILL={p.split('-')[1]}"
     print(f"\n== path {p} (pika PIKA_SIMD={p.split('-')[0]}; {src}); medians of {len([r for r in rows if r[0]=='pika' and r[2]==p]) // 3} rounds, tok/s")
     print("| measure | llama.cpp | pika | pika / llama.cpp |")
     print("|---|---|---|---|")
