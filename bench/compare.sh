@@ -96,9 +96,10 @@ for p in sorted({r[2] for r in rows}, reverse=True):
         P = [med("pika", f, p, k) for f in types]
         print(f"| {name}, F16 / Q8_0 / Q4_K_M | " + " / ".join(f"{x:.1f}" for x in L) + " | " +
               " / ".join(f"{x:.1f}" for x in P) + " | " + " / ".join(f"{b / a:.2f}" for a, b in zip(L, P)) + " |")
-    pk = peak.get(p.split("-")[0])
+    pk = peak.get(base)
     if pk:
         P = [med("pika", f, p, 0) * flops_tok / 1e9 for f in types]
-        print(f"pika prefill GFLOP/s F16 / Q8_0 / Q4_K_M: " + " / ".join(f"{x:.0f}" for x in P) +
-              f" = " + " / ".join(f"{100 * x / pk:.0f}%" for x in P) + f" of the {p} FMA peak {pk:.0f}")
+        what = "GFLOP/s" if "-" not in p else "GFLOP/s-equivalent (BF16/int8 products counted as F32 FLOPs)"
+        print(f"pika prefill {what} F16 / Q8_0 / Q4_K_M: " + " / ".join(f"{x:.0f}" for x in P) +
+              f" = " + " / ".join(f"{100 * x / pk:.0f}%" for x in P) + f" of the {base} F32 FMA peak {pk:.0f}")
 PY
