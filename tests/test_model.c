@@ -141,7 +141,10 @@ static void check_model(const char *name) {
                     size_t off = (size_t)l * n * hp->n_embd, cnt = (size_t)n * hp->n_embd;
                     diff_stats(h2 + off, h8 + off, cnt, &mx, &rr);
                     w2 = fmax(w2, rr);
-                    if (nat) diff_stats(h2 + off, nat + off, cnt, &mx, &rr), wn = fmax(wn, rr);
+                    if (nat) {
+                        diff_stats(h2 + off, nat + off, cnt, &mx, &rr);
+                        wn = fmax(wn, rr);
+                    }
                 }
                 CHECK(w2 < 1.5e-2, "%s/%s q8 prefill AVX2 vs AVX-512 VNNI hidden relrms %.3g", name, pid, w2);
                 CHECK(wn <= 0.1, "%s/%s AVX2 q8 prefill vs native hidden relrms %.3g > 0.1", name, pid, wn);

@@ -481,42 +481,68 @@ enum {
 _Static_assert((int)(MCQ / MRQ) * (int)QA_UNITS <= (int)AP_FLOATS && (int)QB_UNITS <= (int)BP_FLOATS, "q8 panels fit the buffers");
 _Static_assert((int)(NR * KC / 4 + NR * (KC / 16 + KC / 32)) <= (int)BT_FLOATS, "q8 unpacked rows fit Bt");
 
-/* one A panel from rows < mr of pre-quantized A (pika_quantize_act_q8_levels rows: levels q, row i at
- * q + i*k; scales d, k/32 per row; sums s16, k/16 per row), k block [pc, pc+kc) (multiples of 32) */
-static void pack_a_q8(int mr, int k, int pc, int kc, const int8_t *q, const float *d, const int32_t *s16, int32_t *P) {
-    int32_t *aq = P, *a32 = P + (KC / 4 + 2 * (KC / 32)) * MRQ, *a16 = a32 + (KC / 32) * MRQ;
-    float *ad = (float *)(P + (KC / 4) * MRQ), *asd = ad + (KC / 32) * MRQ;
+/* The parts of the q8 panels both integer kernels (VNNI, AVX2) share. */
+
+/* rows < mr of pre-quantized A (pika_quantize_act_q8_levels rows: levels q, row i at q + i*k; scales d,
+ * k/32 per row; sums s16, k/16 per row), k block [pc, pc+kc) (multiples of 32), panel of `rows` rows:
+ * aq[t*rows + i] = levels 4t..4t+3 of row i, ad[b*rows + i] = d, asd[b*rows + i] = d * sum of block b */
+static void pack_a_q8_levels(int mr, int rows, int k, int pc, int kc, const int8_t *q, const float *d,
+                             const int32_t *s16, int32_t *aq, float *ad, float *asd) {
     for (int i = 0; i < mr; i++) {
         const int8_t *qi = q + (size_t)i * k + pc;
         const float *di = d + (size_t)i * (k / 32) + pc / 32;
         const int32_t *si = s16 + (size_t)i * (k / 16) + pc / 16;
-        for (int t = 0; t < kc / 4; t++) memcpy(aq + t * MRQ + i, qi + 4 * t, 4);
+        for (int t = 0; t < kc / 4; t++) memcpy(aq + t * rows + i, qi + 4 * t, 4);
         for (int b = 0; b < kc / 32; b++) {
-            int32_t s = si[2 * b] + si[2 * b + 1];
-            ad[b * MRQ + i] = di[b];
-            asd[b * MRQ + i] = di[b] * (float)s;
-            a32[b * MRQ + i] = -128 * s;
+            ad[b * rows + i] = di[b];
+            asd[b * rows + i] = di[b] * (float)(si[2 * b] + si[2 * b + 1]);
         }
+    }
+}
+
+/* B rows jr..jr+nr of a panel of ncols columns, k block [pc, pc+kc), unpacked into Bt: levels
+ * lv[ncols][KC], scales dt[ncols][KC/16], offsets mt[ncols][KC/32]; columns nr.. get level pad, 0, 0 */
+static void unpack_b_q8(const bsrc *B, int jr, int nr, int ncols, int pc, int kc, int pad, float *Bt) {
+    int8_t *lv = (int8_t *)Bt;
+    float *dt = Bt + ncols * KC / 4, *mt = dt + ncols * (KC / 16);
+    const size_t off = pika_row_bytes(B->type, pc);
+    for (int j = 0; j < ncols; j++) {
+        if (j < nr) {
+            pika_unpack_levels(B->type, B->data + (size_t)(jr + j) * B->row_bytes + off, kc, lv + (size_t)j * KC,
+                               dt + j * (KC / 16), mt + j * (KC / 32));
+        } else {
+            memset(lv + (size_t)j * KC, pad, (size_t)kc);
+            memset(dt + j * (KC / 16), 0, sizeof(float) * (KC / 16));
+            memset(mt + j * (KC / 32), 0, sizeof(float) * (KC / 32));
+        }
+    }
+}
+
+/* unpack_b_q8's scales and offsets, k-major: bd[g*ncols + j] per group of G, bm[b*ncols + j] per 32 */
+static void pack_b_q8_scales(int G, int ncols, int kc, const float *Bt, float *bd, float *bm) {
+    const float *dt = Bt + ncols * KC / 4, *mt = dt + ncols * (KC / 16);
+    for (int g = 0; g < kc / G; g++)
+        for (int j = 0; j < ncols; j++) bd[g * ncols + j] = dt[j * (KC / 16) + g];
+    for (int b = 0; b < kc / 32; b++)
+        for (int j = 0; j < ncols; j++) bm[b * ncols + j] = mt[j * (KC / 32) + b];
+}
+
+/* one VNNI A panel (layout above), k block [pc, pc+kc) */
+static void pack_a_q8(int mr, int k, int pc, int kc, const int8_t *q, const float *d, const int32_t *s16, int32_t *P) {
+    int32_t *a32 = P + (KC / 4 + 2 * (KC / 32)) * MRQ, *a16 = a32 + (KC / 32) * MRQ;
+    float *ad = (float *)(P + (KC / 4) * MRQ);
+    pack_a_q8_levels(mr, MRQ, k, pc, kc, q, d, s16, P, ad, ad + (KC / 32) * MRQ);
+    for (int i = 0; i < mr; i++) {
+        const int32_t *si = s16 + (size_t)i * (k / 16) + pc / 16;
+        for (int b = 0; b < kc / 32; b++) a32[b * MRQ + i] = -128 * (si[2 * b] + si[2 * b + 1]);
         for (int h = 0; h < kc / 16; h++) a16[h * MRQ + i] = -128 * si[h];
     }
 }
 
 /* B panel rows jr..jr+nr (nr <= NR), k block [pc, pc+kc) -> Bq, Bd, Bm; columns nr..NR-1 are 0 */
 TQ8 static void pack_b_q8(const bsrc *B, int jr, int nr, int pc, int kc, float *Bt, float *Bp) {
-    const int G = pika_type_levels_group(B->type);
-    int8_t *lv = (int8_t *)Bt;                   /* [NR][KC] levels */
-    float *dt = Bt + NR * KC / 4, *mt = dt + NR * (KC / 16); /* [NR][KC/16], [NR][KC/32] */
-    const size_t off = pika_row_bytes(B->type, pc);
-    for (int j = 0; j < NR; j++) {
-        if (j < nr) {
-            pika_unpack_levels(B->type, B->data + (size_t)(jr + j) * B->row_bytes + off, kc, lv + (size_t)j * KC,
-                               dt + j * (KC / 16), mt + j * (KC / 32));
-        } else {
-            memset(lv + (size_t)j * KC, 0, (size_t)kc);
-            memset(dt + j * (KC / 16), 0, sizeof(float) * (KC / 16));
-            memset(mt + j * (KC / 32), 0, sizeof(float) * (KC / 32));
-        }
-    }
+    const int8_t *lv = (const int8_t *)Bt; /* [NR][KC] levels */
+    unpack_b_q8(B, jr, nr, NR, pc, kc, 0, Bt);
     const __m512i bias = _mm512_set1_epi32((int)0x80808080u);
     int32_t *bq = (int32_t *)Bp + QB_Q;
     for (int g = 0; g < NR / 16; g++)
@@ -531,11 +557,7 @@ TQ8 static void pack_b_q8(const bsrc *B, int jr, int nr, int pc, int kc, float *
             transpose16(r);
             store_cols(r, w, (float *)bq + (size_t)t0 * NR + 16 * g, NR, 0xFFFF);
         }
-    float *bd = Bp + QB_D, *bm = Bp + QB_M;
-    for (int gg = 0; gg < kc / G; gg++)
-        for (int j = 0; j < NR; j++) bd[gg * NR + j] = dt[j * (KC / 16) + gg];
-    for (int b = 0; b < kc / 32; b++)
-        for (int j = 0; j < NR; j++) bm[b * NR + j] = mt[j * (KC / 32) + b];
+    pack_b_q8_scales(pika_type_levels_group(B->type), NR, kc, Bt, Bp + QB_D, Bp + QB_M);
 }
 
 /* C[ROWS x 32 tile] (+)= the A panel P · the B panel over kc; G (32 or 16) and MIN (offsets m) are
@@ -883,17 +905,10 @@ _Static_assert((int)(MCQ2 / MRQ2) * (int)QA2_UNITS <= (int)AP_FLOATS && (int)QB2
 /* one A panel from rows < mr of pre-quantized A (as pack_a_q8), group biases for (G, off) */
 static void pack_a_q8_2(int mr, int k, int pc, int kc, int G, int off, const int8_t *q, const float *d,
                         const int32_t *s16, int32_t *P) {
-    int32_t *aq = P + QA2_Q, *ab = P + QA2_B;
-    float *ad = (float *)(P + QA2_D), *asd = (float *)(P + QA2_SD);
+    int32_t *ab = P + QA2_B;
+    pack_a_q8_levels(mr, MRQ2, k, pc, kc, q, d, s16, P + QA2_Q, (float *)(P + QA2_D), (float *)(P + QA2_SD));
     for (int i = 0; i < mr; i++) {
-        const int8_t *qi = q + (size_t)i * k + pc;
-        const float *di = d + (size_t)i * (k / 32) + pc / 32;
         const int32_t *si = s16 + (size_t)i * (k / 16) + pc / 16;
-        for (int t = 0; t < kc / 4; t++) memcpy(aq + t * MRQ2 + i, qi + 4 * t, 4);
-        for (int b = 0; b < kc / 32; b++) {
-            ad[b * MRQ2 + i] = di[b];
-            asd[b * MRQ2 + i] = di[b] * (float)(si[2 * b] + si[2 * b + 1]);
-        }
         for (int g = 0; g < kc / G; g++)
             ab[g * MRQ2 + i] = -off * (G == 32 ? si[2 * g] + si[2 * g + 1] : si[g]);
     }
@@ -901,20 +916,8 @@ static void pack_a_q8_2(int mr, int k, int pc, int kc, int G, int off, const int
 
 /* B panel rows jr..jr+nr (nr <= NRQ2), k block [pc, pc+kc) -> Bq (levels + off), Bd, Bm; columns nr.. are 0 */
 TQ2 static void pack_b_q8_2(const bsrc *B, int jr, int nr, int pc, int kc, int off, float *Bt, float *Bp) {
-    const int G = pika_type_levels_group(B->type);
-    int8_t *lv = (int8_t *)Bt;                                  /* [NRQ2][KC] levels */
-    float *dt = Bt + NRQ2 * KC / 4, *mt = dt + NRQ2 * (KC / 16); /* [NRQ2][KC/16], [NRQ2][KC/32] */
-    const size_t boff = pika_row_bytes(B->type, pc);
-    for (int j = 0; j < NRQ2; j++) {
-        if (j < nr) {
-            pika_unpack_levels(B->type, B->data + (size_t)(jr + j) * B->row_bytes + boff, kc, lv + (size_t)j * KC,
-                               dt + j * (KC / 16), mt + j * (KC / 32));
-        } else {
-            memset(lv + (size_t)j * KC, -off, (size_t)kc); /* level -off: stored 0 */
-            memset(dt + j * (KC / 16), 0, sizeof(float) * (KC / 16));
-            memset(mt + j * (KC / 32), 0, sizeof(float) * (KC / 32));
-        }
-    }
+    const int8_t *lv = (const int8_t *)Bt; /* [NRQ2][KC] levels */
+    unpack_b_q8(B, jr, nr, NRQ2, pc, kc, -off, Bt); /* padding: level -off, stored 0 */
     const __m256i bias = _mm256_set1_epi8((char)off);
     int32_t *bq = (int32_t *)Bp;
     for (int g = 0; g < NRQ2 / 8; g++)
@@ -926,11 +929,7 @@ TQ2 static void pack_b_q8_2(const bsrc *B, int jr, int nr, int pc, int kc, int o
             transpose8(r);
             for (int q = 0; q < 8; q++) _mm256_store_ps((float *)bq + (size_t)(t0 + q) * NRQ2 + 8 * g, r[q]);
         }
-    float *bd = Bp + QB2_D, *bm = Bp + QB2_M;
-    for (int gg = 0; gg < kc / G; gg++)
-        for (int j = 0; j < NRQ2; j++) bd[gg * NRQ2 + j] = dt[j * (KC / 16) + gg];
-    for (int b = 0; b < kc / 32; b++)
-        for (int j = 0; j < NRQ2; j++) bm[b * NRQ2 + j] = mt[j * (KC / 32) + b];
+    pack_b_q8_scales(pika_type_levels_group(B->type), NRQ2, kc, Bt, Bp + QB2_D, Bp + QB2_M);
 }
 
 /* C[ROWS x nr] (+)= the A panel P · the B panel over kc; G, MIN and SGN (Q8_0's sign trick) are
@@ -1194,7 +1193,7 @@ int pika_sgemm_nt_typed_q8a(int n, int m, int k, const int8_t *Aq, const float *
 #ifdef PIKA_X86
     float *buf = thread_buf();
     bsrc b = {.type = type, .data = (const uint8_t *)B, .row_bytes = row_bytes};
-    if (buf && pika_sgemm_nt_avx512() && pika_simd_has_vnni()) {
+    if (buf && pika_simd_has_vnni()) { /* the AVX-512 level with VNNI */
         sgemm_q8_avx512(n, m, k, Aq, Ad, As16, &b, C, ldc, buf);
         return 0;
     }
