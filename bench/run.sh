@@ -21,6 +21,17 @@ for b in "$B"/bench/bench_*; do
         */bench_grade) "$b" --workers 1,2,4 ;;
         */bench_serve) sh bench/serve.sh "$B" ;;
         */bench_gemm) "$b" --seconds 0.5 ;;
+        */bench_prefill_accuracy|*/bench_q8_accuracy)
+            # what the approximate modes cost, on the two quantized fixture models (and the Q8_0 bench file)
+            F=${PIKA_FIXTURES:-../shared/fixtures}/models
+            for f in "$F/llama-q-Q8_0.gguf" "$F/llama-q-Q4_K_M.gguf" "$D/qwen2.5-0.5b-Q8_0.gguf"; do
+                [ -f "$f" ] || { echo "($f not found, skipped)"; continue; }
+                echo "-- $(basename "$f")"
+                case "$b" in
+                    */bench_q8_accuracy) "$b" "$f" 32 2 ;;
+                    *) "$b" "$f" 128 2 bf16; "$b" "$f" 128 2 q8 ;;
+                esac
+            done ;;
         */bench_probe)
             # full probe sweep (6000 x 1536 x 29 layers x 5 positions x 5 alphas x 5 folds) vs scikit-learn
             # on sampled configurations; the 2.7 GB synthetic store is made once under /tmp
