@@ -887,7 +887,8 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
  *   A panel (MRQ2 rows, k block kc; 32-bit units): Aq[t*MRQ2 + i]: levels 4t..4t+3 of row i;
  *       Ad[b*MRQ2 + i]: d of block b; Asd[b*MRQ2 + i]: d * sum of its levels; Ab[g*MRQ2 + i]: -off * sum of
  *       group g's levels
- *   B panel (16 columns): Bq[t*16 + j]: levels 4t..4t+3 of row j (u, or v for Q8_0); Bd[g*16 + j]; Bm[b*16 + j]
+ *   B panel (16 columns): Bq[t*16 + j]: levels 4t..4t+3 of row j (u, or v for Q8_0); Bd[g*16 + j]; Bm[b*16 + j];
+ *       Bu[t*16 + j]: |v| for Q8_0 (made once per panel, not once per row panel in the kernel)
  * Results equal the VNNI kernel's up to F32 rounding of the scale sums (the integer sums are exact). */
 
 #define TQ2 __attribute__((target("avx2,fma")))
@@ -897,7 +898,8 @@ enum {
     MRQ2 = 4, NRQ2 = 16, MCQ2 = 72 * MRQ2,
     QA2_Q = 0, QA2_D = KC / 4 * MRQ2, QA2_SD = QA2_D + KC / 32 * MRQ2, QA2_B = QA2_SD + KC / 32 * MRQ2,
     QA2_UNITS = QA2_B + KC / 16 * MRQ2,
-    QB2_D = KC / 4 * NRQ2, QB2_M = QB2_D + KC / 16 * NRQ2, QB2_UNITS = QB2_M + KC / 32 * NRQ2,
+    QB2_D = KC / 4 * NRQ2, QB2_M = QB2_D + KC / 16 * NRQ2, QB2_U = QB2_M + KC / 32 * NRQ2,
+    QB2_UNITS = QB2_U + KC / 4 * NRQ2,
 };
 _Static_assert((int)(MCQ2 / MRQ2) * (int)QA2_UNITS <= (int)AP_FLOATS && (int)QB2_UNITS <= (int)BP_FLOATS,
                "AVX2 q8 panels fit the buffers");
@@ -914,8 +916,9 @@ static void pack_a_q8_2(int mr, int k, int pc, int kc, int G, int off, const int
     }
 }
 
-/* B panel rows jr..jr+nr (nr <= NRQ2), k block [pc, pc+kc) -> Bq (levels + off), Bd, Bm; columns nr.. are 0 */
-TQ2 static void pack_b_q8_2(const bsrc *B, int jr, int nr, int pc, int kc, int off, float *Bt, float *Bp) {
+/* B panel rows jr..jr+nr (nr <= NRQ2), k block [pc, pc+kc) -> Bq (levels + off), Bd, Bm, and Bu (|v|) when
+ * sgn; columns nr.. are 0 */
+TQ2 static void pack_b_q8_2(const bsrc *B, int jr, int nr, int pc, int kc, int off, int sgn, float *Bt, float *Bp) {
     const int8_t *lv = (const int8_t *)Bt; /* [NRQ2][KC] levels */
     unpack_b_q8(B, jr, nr, NRQ2, pc, kc, -off, Bt); /* padding: level -off, stored 0 */
     const __m256i bias = _mm256_set1_epi8((char)off);
@@ -927,7 +930,12 @@ TQ2 static void pack_b_q8_2(const bsrc *B, int jr, int nr, int pc, int kc, int o
                 r[i] = _mm256_castsi256_ps(_mm256_add_epi8(
                     _mm256_loadu_si256((const __m256i *)(lv + (size_t)(8 * g + i) * KC + 4 * t0)), bias));
             transpose8(r);
-            for (int q = 0; q < 8; q++) _mm256_store_ps((float *)bq + (size_t)(t0 + q) * NRQ2 + 8 * g, r[q]);
+            for (int q = 0; q < 8; q++) {
+                _mm256_store_ps((float *)bq + (size_t)(t0 + q) * NRQ2 + 8 * g, r[q]);
+                if (sgn)
+                    _mm256_store_si256((__m256i *)(Bp + QB2_U) + (size_t)(t0 + q) * (NRQ2 / 8) + g,
+                                       _mm256_abs_epi8(_mm256_castps_si256(r[q])));
+            }
         }
     pack_b_q8_scales(pika_type_levels_group(B->type), NRQ2, kc, Bt, Bp + QB2_D, Bp + QB2_M);
 }
@@ -938,7 +946,7 @@ INLINEQ2 void kernel_q8_2(const int ROWS, const int G, const int MIN, const int 
                           const float *Bp, float *C, int ldc, int nr, int accum) {
     const int32_t *aq = P + QA2_Q, *ab = P + QA2_B;
     const float *ad = (const float *)(P + QA2_D), *asd = (const float *)(P + QA2_SD);
-    const int32_t *bq = (const int32_t *)Bp;
+    const int32_t *bq = (const int32_t *)Bp, *bu = (const int32_t *)(Bp + QB2_U);
     const float *bd = Bp + QB2_D, *bm = Bp + QB2_M;
     float acc[MRQ2 * NRQ2] __attribute__((aligned(32)));
     const __m256i ones = _mm256_set1_epi16(1);
@@ -964,16 +972,13 @@ INLINEQ2 void kernel_q8_2(const int ROWS, const int G, const int MIN, const int 
     if (ROWS > i) {                                                                                                    \
         __m256 sa = _mm256_set1_ps(da[i]);                                                                             \
         float *c = acc + i * NRQ2;                                                                                     \
-        __m256 c0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), _mm256_mul_ps(d0, sa));                                      \
-        __m256 c1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), _mm256_mul_ps(d1, sa));                                      \
+        __m256 c0 = g ? _mm256_load_ps(c) : _mm256_setzero_ps(), c1 = g ? _mm256_load_ps(c + 8) : _mm256_setzero_ps(); \
+        c0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), _mm256_mul_ps(d0, sa), c0);                                       \
+        c1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), _mm256_mul_ps(d1, sa), c1);                                       \
         if (MIN) {                                                                                                     \
             __m256 sd = _mm256_set1_ps(asd[g * MRQ2 + i]);                                                             \
             c0 = _mm256_fmadd_ps(_mm256_load_ps(bm + g * NRQ2), sd, c0);                                               \
             c1 = _mm256_fmadd_ps(_mm256_load_ps(bm + g * NRQ2 + 8), sd, c1);                                           \
-        }                                                                                                              \
-        if (g) {                                                                                                       \
-            c0 = _mm256_add_ps(c0, _mm256_load_ps(c));                                                                 \
-            c1 = _mm256_add_ps(c1, _mm256_load_ps(c + 8));                                                             \
         }                                                                                                              \
         _mm256_store_ps(c, c0);                                                                                        \
         _mm256_store_ps(c + 8, c1);                                                                                    \
@@ -984,10 +989,11 @@ INLINEQ2 void kernel_q8_2(const int ROWS, const int G, const int MIN, const int 
 #pragma GCC unroll 1
             for (int t = 0; t < QG; t++) {
                 const int32_t *b = bq + (size_t)(g * QG + t) * NRQ2, *a = aq + (g * QG + t) * MRQ2;
-                __m256i w = _mm256_load_si256((const __m256i *)b), u = _mm256_abs_epi8(w);
+                const int32_t *bb = bu + (size_t)(g * QG + t) * NRQ2;
+                __m256i w = _mm256_load_si256((const __m256i *)b), u = _mm256_load_si256((const __m256i *)bb);
                 Q2_SGN(0, s00, w, u) Q2_SGN(1, s10, w, u) Q2_SGN(2, s20, w, u) Q2_SGN(3, s30, w, u)
                 __asm__ volatile("" ::: "memory");
-                w = _mm256_load_si256((const __m256i *)(b + 8)), u = _mm256_abs_epi8(w);
+                w = _mm256_load_si256((const __m256i *)(b + 8)), u = _mm256_load_si256((const __m256i *)(bb + 8));
                 Q2_SGN(0, s01, w, u) Q2_SGN(1, s11, w, u) Q2_SGN(2, s21, w, u) Q2_SGN(3, s31, w, u)
             }
         } else {
@@ -1056,7 +1062,7 @@ TQ2 static void sgemm_q8_avx2(int n, int m, int k, const int8_t *Aq, const float
             }
             for (int jr = 0; jr < m; jr += NRQ2) {
                 int nr = m - jr < NRQ2 ? m - jr : NRQ2;
-                pack_b_q8_2(B, jr, nr, pc, kc, off, Bt, Bp);
+                pack_b_q8_2(B, jr, nr, pc, kc, off, SGN, Bt, Bp);
                 for (int q = 0; q < np; q++) {
                     int r0 = mc * q / np, r1 = mc * (q + 1) / np;
                     kernel_q8_2_rows(r1 - r0, G, MIN, SGN, kc, Ap + (size_t)q * QA2_UNITS, Bp,
