@@ -44,7 +44,9 @@ print("llama", sys.argv[1], sys.argv[2], pp, tg)' "$(basename "$2" .gguf)" "$3" 
 }
 pika_round() { # $1 file, $2 path: avx512 | avx2 | avx512-bf16 | avx512-q8 | avx2-q8 (that SIMD path, that prefill mode)
     simd=${2%-*}; pre=; case "$2" in *-*) pre=${2#*-} ;; esac
-    out=$(PIKA_SIMD=$simd PIKA_PREFILL=$pre "$B/bench/bench_engine" "$1" 256 64 "$T" 1)
+    # the AVX2 rows cap OpenBLAS too (its exact-F32 prefill GEMM would otherwise pick its AVX-512 kernels)
+    core=$OPENBLAS_CORETYPE; [ "$simd" = avx2 ] && core=Haswell
+    out=$(OPENBLAS_CORETYPE=$core PIKA_SIMD=$simd PIKA_PREFILL=$pre "$B/bench/bench_engine" "$1" 256 64 "$T" 1)
     pp=$(echo "$out" | sed -n 's/.*pp256 \([0-9.]*\) tok\/s.*/\1/p')
     tg=$(echo "$out" | sed -n 's/.*tg64 \([0-9.]*\) tok\/s.*/\1/p')
     echo "pika $(basename "$1" .gguf) $2 $pp $tg" >> "$RAW"

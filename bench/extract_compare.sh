@@ -19,6 +19,8 @@
 # batch (all tokens marked as outputs, n_vocab logits each) takes ~17 GB of RSS.
 # and prints the CPU, wall times, tokens, tok/s and peak RSS (medians) and the table row.
 set -e
+# PIKA_SIMD=avx2 (an AVX2-only CPU) caps OpenBLAS too: its exact-F32 GEMM would otherwise pick AVX-512 kernels
+[ "${PIKA_SIMD:-}" = avx2 ] && export OPENBLAS_CORETYPE=Haswell
 B=${1:-build}
 die() { echo "extract_compare: $*" >&2; exit 2; }
 [ -n "$LLAMA_CPP" ] || die "set LLAMA_CPP to llama.cpp's build/bin directory (with llama-embedding, llama-quantize, llama-tokenize)"

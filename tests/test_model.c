@@ -902,6 +902,72 @@ static void test_prefix_reuse_early_stop(void) {
  * prefix (pika_forward) and a packed pass, nor on what was packed with it — bit for bit with pika's
  * SGEMM (AVX-512), within F32 rounding otherwise — and stay within 1e-4 of BLAS attention
  * (pika_ctx_set_blas_attention). */
+/* The last block of a pass that returns a few positions runs Wo and the feed-forward on those rows only
+ * (forward's trim): the same states as a pass that returns every position (which runs them on all rows). */
+static void test_last_block_trim(void) {
+    REQUIRE_SHARED(path, "fixtures/models/qwen2-tiny.gguf");
+    pika_model *m = pika_model_load(path);
+    REQUIRE(m, "%s", pika_last_error());
+    const pika_hparams *hp = pika_model_hparams(m);
+    const int E = hp->n_embd, L = hp->n_layer, V = hp->n_vocab, N = 40;
+    int32_t ids[40];
+    rand_ids(ids, N, V, 5);
+    float *full = malloc(sizeof(float) * (size_t)(L + 1) * N * E), *part = malloc(sizeof(float) * 2 * 6 * (size_t)E);
+    pika_ctx *c = pika_ctx_new(m, 2);
+    pika_ctx_set_exact(c, 1);
+    pika_forward_req all = {-1, NULL, -1, NULL, full, NULL};
+    REQUIRE(pika_forward(c, ids, N, &all) == 0, "%s", pika_last_error());
+    /* one sequence: positions with a duplicate and one from the end; layers in any order */
+    int lay[2] = {L, 1}, pos[6] = {3, 17, -1, 30, 3, 0}, at[6] = {3, 17, N - 1, 30, 3, 0};
+    pika_forward_req few = {2, lay, 6, pos, part, NULL};
+    pika_ctx_reset(c);
+    REQUIRE(pika_forward(c, ids, N, &few) == 0, "%s", pika_last_error());
+    double d = 0;
+    for (int li = 0; li < 2; li++)
+        for (int k = 0; k < 6; k++)
+            d = fmax(d, rel_diff(part + ((size_t)li * 6 + k) * E, full + ((size_t)lay[li] * N + at[k]) * E, (size_t)E));
+    CHECK(d <= 1e-5, "trimmed last block differs from the full pass by %.3g", d);
+    CHECK(pika_ctx_n_past(c) == N && pika_ctx_kv_layers(c) == L, "after a trimmed pass: n_past %d kv_layers %d",
+          pika_ctx_n_past(c), pika_ctx_kv_layers(c));
+    /* its KV cache is whole: a next token gives what a full pass over N + 1 tokens gives */
+    int32_t next = 7, ids2[41];
+    memcpy(ids2, ids, sizeof ids);
+    ids2[N] = next;
+    float h1[256], h2[256];
+    REQUIRE(E <= 256, "E");
+    int last = -1;
+    pika_forward_req one = {1, &L, 1, &last, h1, NULL};
+    REQUIRE(pika_forward(c, &next, 1, &one) == 0, "%s", pika_last_error());
+    pika_ctx *r = pika_ctx_new(m, 2);
+    pika_ctx_set_exact(r, 1);
+    pika_forward_req one2 = {1, &L, 1, &last, h2, NULL};
+    REQUIRE(pika_forward(r, ids2, N + 1, &one2) == 0, "%s", pika_last_error());
+    d = rel_diff(h1, h2, (size_t)E);
+    CHECK(d <= 1e-4, "the token after a trimmed pass differs by %.3g", d);
+    /* packed: two sequences, positions in both */
+    int lens[2] = {25, 15}, pp[4] = {24, 2, 39, 30};
+    pika_forward_req pk = {1, &L, 4, pp, part, NULL};
+    pika_ctx_reset(c);
+    REQUIRE(pika_forward_packed(c, ids, 2, lens, &pk) == 0, "%s", pika_last_error());
+    /* references: each sequence alone, every position */
+    float *ref = malloc(sizeof(float) * (size_t)(L + 1) * 25 * E);
+    d = 0;
+    for (int s = 0; s < 2; s++) {
+        int off = s ? 25 : 0;
+        pika_ctx_reset(r);
+        pika_forward_req ra = {-1, NULL, -1, NULL, ref, NULL};
+        REQUIRE(pika_forward(r, ids + off, lens[s], &ra) == 0, "%s", pika_last_error());
+        for (int k = 0; k < 4; k++)
+            if ((pp[k] >= off) == (s == 1) && pp[k] < off + lens[s])
+                d = fmax(d, rel_diff(part + (size_t)k * E, ref + ((size_t)L * lens[s] + pp[k] - off) * E, (size_t)E));
+    }
+    CHECK(d <= 1e-5, "packed trimmed last block differs from one sequence at a time by %.3g", d);
+    free(ref); free(full); free(part);
+    pika_ctx_free(c);
+    pika_ctx_free(r);
+    pika_model_free(m);
+}
+
 static void test_attention_invariance(void) {
     REQUIRE_SHARED(path, "fixtures/models/llama-tiny.gguf");
     pika_model *m = pika_model_load(path);
@@ -948,6 +1014,7 @@ static void test_attention_invariance(void) {
 
 int main(void) {
     RUN(test_rope_freqs_and_scaling);
+    RUN(test_last_block_trim);
     RUN(test_gguf_metadata);
     RUN(test_llama_tiny);
     RUN(test_qwen2_tiny);
