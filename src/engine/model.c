@@ -641,13 +641,16 @@ static void attn_fixed_worker(void *arg, int ith, int nth) {
 
 /* ---------------------------------------------------------------- forward */
 
+/* the batch row of a requested position (negative: from the end of the n rows) */
+static inline int pos_row(int p, int n) { return p < 0 ? n + p : p; }
+
 static void capture(const pika_ctx *c, const pika_forward_req *req, int layer, int n, const int *layers, int n_layers,
                     const int *pos, int n_pos) {
     const int E = c->m->hp.n_embd;
     for (int li = 0; li < n_layers; li++) {
         if (layers[li] != layer) continue;
         for (int pi = 0; pi < n_pos; pi++) {
-            int p = pos[pi] < 0 ? n + pos[pi] : pos[pi];
+            int p = pos_row(pos[pi], n);
             memcpy(req->hidden + ((size_t)li * n_pos + pi) * E, c->x + (size_t)p * E, sizeof(float) * (size_t)E);
         }
     }
@@ -834,7 +837,7 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, int n_seq, const i
         if (trim) {
             xsel = pika_malloc(sizeof(float) * (size_t)n_pos * E);
             for (int i = 0; i < n_pos; i++) {
-                int p = pos[i] < 0 ? n + pos[i] : pos[i];
+                int p = pos_row(pos[i], n);
                 memcpy(c->q + (size_t)i * qw, c->att + (size_t)p * qw, sizeof(float) * (size_t)qw);
                 memcpy(xsel + (size_t)i * E, c->x + (size_t)p * E, sizeof(float) * (size_t)E);
             }
@@ -849,7 +852,7 @@ static int forward(pika_ctx *c, const int32_t *tokens, int n, int n_seq, const i
         matmul_fused(c, 1, &w->w_down, &c->xn, c->gate, nb, EPI_ADD, xb); /* x += gate · W_downᵀ */
         if (trim) {
             for (int i = 0; i < n_pos; i++) {
-                int p = pos[i] < 0 ? n + pos[i] : pos[i];
+                int p = pos_row(pos[i], n);
                 memcpy(c->x + (size_t)p * E, xsel + (size_t)i * E, sizeof(float) * (size_t)E);
             }
             free(xsel);
