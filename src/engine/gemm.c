@@ -883,7 +883,7 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
  *   - Q8_0 (levels in [-128, 127]) does not fit u8: both sides are widened to int16 in the panels and
  *     vpmaddwd alone multiplies 8 columns x 2 k values (one instruction per 16 products, against the
  *     three of ggml's sign trick |v| x sign(a, v) per 32: vpsignb, vpmaddubsw and vpmaddwd share the
- **     same two pipes on the CPUs measured, so this is 1.5x fewer multiply-pipe instructions; measured on
+ *     same two pipes on the CPUs measured, so this is 1.5x fewer multiply-pipe instructions; measured on
  *     Zen 4 at the AVX2 level, one thread: 124 -> 130 GOP/s, the per-group F32 scaling bounding it).
  * Tile: MRQ2 (4) rows x NRQ2 (16) columns; 8 ymm int32 accumulators live for one group of G k values,
  * then are scaled (F32, cvt + mul + fma) into the tile's F32 sums, kept in a 256-byte L1 buffer.
