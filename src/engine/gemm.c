@@ -942,33 +942,59 @@ TQ2 static void pack_b_q8_2(const bsrc *B, int jr, int nr, int pc, int kc, int o
     pack_b_q8_scales(pika_type_levels_group(B->type), NRQ2, kc, Bt, Bp + QB2_D, Bp + QB2_M);
 }
 
-/* Q8_0's int16 A panel from rows < mr of pre-quantized A: Aw[t*MRQ2 + i] = levels 2t, 2t+1 of row i, Ad */
-static void pack_a_q8_w(int mr, int k, int pc, int kc, const int8_t *q, const float *d, int32_t *P) {
+/* Q8_0's int16 A panel from rows < mr of pre-quantized A: Aw[t*MRQ2 + i] = levels 2t, 2t+1 of row i (rows
+ * mr.. 0), Ad. Per 8 k pairs: each row's 16 levels widened (one ymm of 8 pairs), the 4 x 8 pairs transposed. */
+TQ2 static void pack_a_q8_w(int mr, int k, int pc, int kc, const int8_t *q, const float *d, int32_t *P) {
     float *ad = (float *)(P + QW_AD);
+    const int8_t *src[MRQ2];
+    for (int i = 0; i < MRQ2; i++) src[i] = i < mr ? q + (size_t)i * k + pc : NULL;
+    for (int t0 = 0; t0 < kc / 2; t0 += 8) {
+        __m256i r[MRQ2];
+        for (int i = 0; i < MRQ2; i++)
+            r[i] = src[i] ? _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(src[i] + 2 * t0))) : _mm256_setzero_si256();
+        /* r[i] lanes: pairs t0..t0+7 of row i -> out[t][i] */
+        __m256i a = _mm256_unpacklo_epi32(r[0], r[1]), b = _mm256_unpackhi_epi32(r[0], r[1]);
+        __m256i c = _mm256_unpacklo_epi32(r[2], r[3]), e = _mm256_unpackhi_epi32(r[2], r[3]);
+        __m256i x0 = _mm256_unpacklo_epi64(a, c), x1 = _mm256_unpackhi_epi64(a, c); /* pairs 0|4, 1|5 */
+        __m256i x2 = _mm256_unpacklo_epi64(b, e), x3 = _mm256_unpackhi_epi64(b, e); /* pairs 2|6, 3|7 */
+        __m256i *o = (__m256i *)(P + (size_t)t0 * MRQ2);
+        _mm256_store_si256(o + 0, _mm256_permute2x128_si256(x0, x1, 0x20));
+        _mm256_store_si256(o + 1, _mm256_permute2x128_si256(x2, x3, 0x20));
+        _mm256_store_si256(o + 2, _mm256_permute2x128_si256(x0, x1, 0x31));
+        _mm256_store_si256(o + 3, _mm256_permute2x128_si256(x2, x3, 0x31));
+    }
     for (int i = 0; i < mr; i++) {
-        const int8_t *qi = q + (size_t)i * k + pc;
         const float *di = d + (size_t)i * (k / 32) + pc / 32;
-        for (int t = 0; t < kc / 2; t++)
-            P[t * MRQ2 + i] = (int32_t)((uint32_t)(uint16_t)(int16_t)qi[2 * t] |
-                                        (uint32_t)(uint16_t)(int16_t)qi[2 * t + 1] << 16);
         for (int b = 0; b < kc / 32; b++) ad[b * MRQ2 + i] = di[b];
     }
 }
 
-/* Q8_0's int16 B panel, rows jr..jr+nr (nr <= NRQ2), k block [pc, pc+kc) -> Bw, Bd; columns nr.. are 0 */
-TQ2 static void pack_b_q8_w(const bsrc *B, int jr, int nr, int pc, int kc, float *Bt, float *Bp) {
-    const int8_t *lv = (const int8_t *)Bt; /* [NRQ2][KC] levels */
-    unpack_b_q8(B, jr, nr, NRQ2, pc, kc, 0, Bt);
-    for (int g = 0; g < NRQ2 / 8; g++)
-        for (int t0 = 0; t0 < kc / 2; t0 += 8) { /* 8 pairs (16 levels) of 8 columns per step */
-            __m256 r[8];
-            for (int i = 0; i < 8; i++)
-                r[i] = _mm256_castsi256_ps(_mm256_cvtepi8_epi16(
-                    _mm_loadu_si128((const __m128i *)(lv + (size_t)(8 * g + i) * KC + 2 * t0))));
-            transpose8(r);
-            for (int q = 0; q < 8; q++) _mm256_store_ps(Bp + (size_t)(t0 + q) * NRQ2 + 8 * g, r[q]);
+/* Q8_0's int16 B panel straight from the blocks (no level buffer), rows jr..jr+nr (nr <= NRQ2), k block
+ * [pc, pc+kc) -> Bw, Bd (k/32 x 16); columns nr.. are 0. Per block and 8 columns: two steps of 8 pairs. */
+__attribute__((target("avx2,fma,f16c"))) static void pack_b_q8_w(const bsrc *B, int jr, int nr, int pc, int kc, float *Bp) {
+    float *bd = Bp + QW_D;
+    const size_t bsz = pika_row_bytes(PIKA_TYPE_Q8_0, 32); /* 34: F16 d, then 32 int8 levels */
+    for (int g = 0; g < NRQ2 / 8; g++) {
+        const uint8_t *row[8];
+        for (int i = 0; i < 8; i++)
+            row[i] = 8 * g + i < nr ? B->data + (size_t)(jr + 8 * g + i) * B->row_bytes + (size_t)(pc / 32) * bsz : NULL;
+        for (int b = 0; b < kc / 32; b++) {
+            for (int h = 0; h < 2; h++) {
+                __m256 r[8];
+                for (int i = 0; i < 8; i++)
+                    r[i] = row[i] ? _mm256_castsi256_ps(_mm256_cvtepi8_epi16(
+                                        _mm_loadu_si128((const __m128i *)(row[i] + (size_t)b * bsz + 2 + 16 * h))))
+                                  : _mm256_setzero_ps();
+                transpose8(r);
+                for (int q = 0; q < 8; q++) _mm256_store_ps(Bp + (size_t)(16 * b + 8 * h + q) * NRQ2 + 8 * g, r[q]);
+            }
+            for (int i = 0; i < 8; i++) {
+                uint16_t h16 = 0;
+                if (row[i]) memcpy(&h16, row[i] + (size_t)b * bsz, 2);
+                bd[b * NRQ2 + 8 * g + i] = row[i] ? _cvtsh_ss(h16) : 0.0f;
+            }
         }
-    pack_b_q8_scales(32, NRQ2, kc, Bt, Bp + QW_D, Bp + QW_M);
+    }
 }
 
 /* C[ROWS x nr] (+)= the A panel P · the B panel over kc; G, MIN and W16 (Q8_0 in int16) are
@@ -1120,7 +1146,7 @@ TQ2 static void sgemm_q8_avx2(int n, int m, int k, const int8_t *Aq, const float
             for (int jr = 0; jr < m; jr += NRQ2) {
                 int nr = m - jr < NRQ2 ? m - jr : NRQ2;
                 if (W16)
-                    pack_b_q8_w(B, jr, nr, pc, kc, Bt, Bp);
+                    pack_b_q8_w(B, jr, nr, pc, kc, Bp);
                 else
                     pack_b_q8_2(B, jr, nr, pc, kc, off, Bt, Bp);
                 for (int q = 0; q < np; q++) {
