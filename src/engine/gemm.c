@@ -1062,7 +1062,7 @@ INLINEQ2 void kernel_q8_2(const int ROWS, const int G, const int MIN, const int 
     for (int g = 0; g < kc / G; g++) {
         Q2_INIT(0, s00, s01) Q2_INIT(1, s10, s11) Q2_INIT(2, s20, s21) Q2_INIT(3, s30, s31)
         if (W16) {
-#pragma GCC unroll 4
+#pragma GCC unroll 1
             for (int t = 0; t < G / 2; t++) { /* k pairs of the group */
                 const int32_t *b = bq + (size_t)(g * G / 2 + t) * NRQ2, *a = aq + (g * G / 2 + t) * MRQ2;
                 __m256i w, x;
