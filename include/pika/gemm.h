@@ -34,8 +34,8 @@ int pika_sgemm_nt_typed_bf16(int n, int m, int k, const float *A, int lda, uint3
                              size_t row_bytes, float *C, int ldc);
 /* The typed product in 8-bit integers: A's rows quantized to blocks of 32 (pika_quantize_act_q8: the
  * q8 decode path's activations), B's rows (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) as their
- * integer levels, products summed in int32 (AVX512_VNNI vpdpbusd, else AVX2 vpmaddubsw + vpmaddwd: the
- * same exact integer sums) and the block scales applied in F32
+ * integer levels, products summed in int32 (AVX512_VNNI vpdpbusd, else AVX2 vpmaddubsw + vpmaddwd, Q8_0
+ * as int16 pairs by vpmaddwd: the same exact integer sums) and the block scales applied in F32
  * (pika_sgemm_nt_q8_native says where it runs). An approximation by the activations' 8-bit rounding,
  * used for prefill only when asked (pika_ctx_set_prefill). 0, or -1 when it cannot run here. */
 int pika_sgemm_nt_typed_q8(int n, int m, int k, const float *A, int lda, uint32_t type, const void *B, size_t row_bytes,

@@ -75,7 +75,8 @@ int pika_ctx_exact(const pika_ctx *c);
  *                     AVX512_BF16's vdpbf16ps (F32 sums), about twice the multiply rate (needs AVX512_BF16);
  *   PIKA_PREFILL_Q8   quantized weights (Q4_0 ... Q6_K) multiplied in 8-bit integers against activations
  *                     quantized to 8-bit blocks of 32, as the q8 decode default and llama.cpp's prefill
- *                     do (AVX512_VNNI vpdpbusd, or AVX2 vpmaddubsw, pika_sgemm_nt_typed_q8); F16/BF16/F32
+ *                     do (AVX512_VNNI vpdpbusd, or AVX2 vpmaddubsw / int16 vpmaddwd for Q8_0,
+ *                     pika_sgemm_nt_typed_q8); F16/BF16/F32
  *                     weights stay exact F32 (needs AVX2).
  * BF16 and Q8 are approximations of the same order as the q8 decode default (README: accuracy). BF16 needs
  * the AVX-512 path, Q8 AVX2: pika_ctx_set_prefill returns -1 + error where the CPU cannot (nothing changes). A mode
