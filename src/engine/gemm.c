@@ -883,8 +883,9 @@ T256G static void sgemm_avx2(int n, int m, int k, const float *A, int lda, const
  *   - Q8_0 (levels in [-128, 127]) does not fit u8: both sides are widened to int16 in the panels and
  *     vpmaddwd alone multiplies 8 columns x 2 k values (one instruction per 16 products, against the
  *     three of ggml's sign trick |v| x sign(a, v) per 32: vpsignb, vpmaddubsw and vpmaddwd share the
- *     same two pipes on the CPUs measured, so this is 1.5x fewer multiply-pipe instructions; measured on
- *     Zen 4 at the AVX2 level, one thread: 124 -> 130 GOP/s, the per-group F32 scaling bounding it).
+ *     same two pipes on the CPUs measured). Both take four instructions per 32 products with the int32
+ *     adds, which bound the loop; measured on Zen 4 at the AVX2 level, one thread, 256 x 1792 x 1024:
+ *     124 (sign trick) -> 140 GOP/s.
  * Tile: MRQ2 (4) rows x NRQ2 (16) columns; 8 ymm int32 accumulators live for one group of G k values,
  * then are scaled (F32, cvt + mul + fma) into the tile's F32 sums, kept in a 256-byte L1 buffer.
  *   A panel (MRQ2 rows, k block kc; 32-bit units): Aq[t*MRQ2 + i]: levels 4t..4t+3 of row i;
@@ -903,9 +904,9 @@ enum {
     QA2_Q = 0, QA2_D = KC / 4 * MRQ2, QA2_SD = QA2_D + KC / 32 * MRQ2, QA2_B = QA2_SD + KC / 32 * MRQ2,
     QA2_UNITS = QA2_B + KC / 16 * MRQ2,
     QB2_D = KC / 4 * NRQ2, QB2_M = QB2_D + KC / 16 * NRQ2, QB2_UNITS = QB2_M + KC / 32 * NRQ2,
-    /* Q8_0's int16 panels: A levels then Ad at the same offset as QA2_D's role; B levels then Bd, Bm */
+    /* Q8_0's int16 panels: A levels then Ad (per 32); B levels then Bd (per 32) */
     QW_AD = KC / 2 * MRQ2, QW_A_UNITS = QW_AD + KC / 32 * MRQ2,
-    QW_D = KC / 2 * NRQ2, QW_M = QW_D + KC / 16 * NRQ2, QW_B_UNITS = QW_M + KC / 32 * NRQ2,
+    QW_D = KC / 2 * NRQ2, QW_B_UNITS = QW_D + KC / 32 * NRQ2,
 };
 _Static_assert((int)(MCQ2 / MRQ2) * (int)QA2_UNITS <= (int)AP_FLOATS && (int)QB2_UNITS <= (int)BP_FLOATS,
                "AVX2 q8 panels fit the buffers");
@@ -989,9 +990,9 @@ __attribute__((target("avx2,fma,f16c"))) static void pack_b_q8_w(const bsrc *B, 
                 for (int q = 0; q < 8; q++) _mm256_store_ps(Bp + (size_t)(16 * b + 8 * h + q) * NRQ2 + 8 * g, r[q]);
             }
             for (int i = 0; i < 8; i++) {
-                uint16_t h16 = 0;
+                uint16_t h16 = 0; /* F16 zero for the padding columns */
                 if (row[i]) memcpy(&h16, row[i] + (size_t)b * bsz, 2);
-                bd[b * NRQ2 + 8 * g + i] = row[i] ? _cvtsh_ss(h16) : 0.0f;
+                bd[b * NRQ2 + 8 * g + i] = _cvtsh_ss(h16);
             }
         }
     }
@@ -1026,7 +1027,7 @@ INLINEQ2 void kernel_q8_2(const int ROWS, const int G, const int MIN, const int 
             "vpbroadcastd %[a3], %[av]\n\tvpmaddwd %[w], %[av], %[t]\n\tvpaddd %[t], %[s30], %[s30]\n\t"            \
             "vpmaddwd %[x], %[av], %[av]\n\tvpaddd %[av], %[s31], %[s31]"                                               \
             : [s00] "+x"(s00), [s01] "+x"(s01), [s10] "+x"(s10), [s11] "+x"(s11), [s20] "+x"(s20), [s21] "+x"(s21),   \
-              [s30] "+x"(s30), [s31] "+x"(s31), [w] "=&x"(w), [x] "=&x"(x), [av] "=&x"(av), [t] "=&x"(t)              \
+              [s30] "+x"(s30), [s31] "+x"(s31), [w] "=&x"(w), [x] "=&x"(x), [av] "=&x"(av), [t] "=&x"(tmp)            \
             : [b0] "m"(*(const __m256i *)(b)), [b1] "m"(*(const __m256i *)((b) + 8)), [a0] "m"((a)[0]),               \
               [a1] "m"((a)[1]), [a2] "m"((a)[2]), [a3] "m"((a)[3]));
 /* the same for row i alone (tiles of fewer rows) */
@@ -1067,7 +1068,7 @@ INLINEQ2 void kernel_q8_2(const int ROWS, const int G, const int MIN, const int 
                 const int32_t *b = bq + (size_t)(g * G / 2 + t) * NRQ2, *a = aq + (g * G / 2 + t) * MRQ2;
                 __m256i w, x;
                 if (ROWS == 4) {
-                    __m256i av, t;
+                    __m256i av, tmp;
                     Q2_W4(b, a)
                 } else {
                     w = _mm256_load_si256((const __m256i *)b), x = _mm256_load_si256((const __m256i *)(b + 8));
