@@ -294,8 +294,8 @@ static void test_typed_bf16(void) {
  * (pika_unpack_levels) equal the scalar reference's bit for bit and rebuild the dequantized weights; the
  * product equals the scalar q8 reference dot (pika_vec_dot_q8_ref: the same quantized activations,
  * integer sums, scales per block) up to F32 rounding, for every weight type it takes, at shapes around
- * its tile (6 x 32), n block (288) and k block (256); and it stays within the activations' 8-bit
- * rounding of the exact product. */
+ * its tiles (VNNI 6 x 32, AVX2 4 x 16), n blocks (288) and k block (256); and it stays within the
+ * activations' 8-bit rounding of the exact product. */
 static void test_typed_q8(void) {
     static const uint32_t types[] = {PIKA_TYPE_Q4_0, PIKA_TYPE_Q4_1, PIKA_TYPE_Q5_0, PIKA_TYPE_Q5_1,
                                      PIKA_TYPE_Q8_0, PIKA_TYPE_Q4_K, PIKA_TYPE_Q5_K, PIKA_TYPE_Q6_K};
